@@ -1,0 +1,322 @@
+"""Threshold promotions re-evaluated on the basket the customer keeps (SPEC §3.4–3.5).
+
+A campaign's kept basket is the units of its lines not refunded, measured at list price or at
+their kept paid amount. What a failed campaign holds back (the discount on kept units, the value
+of kept gifts) is a function of the state alone, so a step's claw-back and give-back are the
+change of that holding; rewards are reduced to what the kept basket still earns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from refundry.domain.customer import CustomerSnapshot
+from refundry.domain.money import cumulative_part
+from refundry.domain.order import Campaign, CampaignKind, Order
+from refundry.domain.plan_types import Deduction, Effect
+from refundry.domain.request import PriorRefund
+
+__all__ = ["CampaignOutcome", "basket", "evaluate_campaigns"]
+
+
+@dataclass(slots=True)
+class CampaignOutcome:
+    deductions: list[Deduction] = field(default_factory=list)
+    give_backs: list[Deduction] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    held_before: int = 0  # discounts and gift values held on kept units before the step
+    held_after: int = 0
+
+
+def basket(order: Order, campaign: Campaign, refunded: dict[str, int]) -> int:
+    """The campaign's kept basket at the state ``refunded``, in its own measure."""
+    total = 0
+    for line_id in order.campaign_lines[campaign.id]:
+        line = order.line(line_id)
+        kept = line.quantity - refunded[line_id]
+        if campaign.measure == "list":
+            total += line.unit_price * kept
+        else:
+            paid = order.paid[line_id]
+            total += paid - cumulative_part(paid, refunded[line_id], line.quantity)
+    return total
+
+
+def _lost_discount(order: Order, adjustment_id: str, refunded: dict[str, int]) -> int:
+    held = 0
+    for line_id, share in order.shares[adjustment_id].items():
+        n = order.line(line_id).quantity
+        held += share - cumulative_part(share, refunded[line_id], n)
+    return held
+
+
+def evaluate_campaigns(
+    *,
+    order: Order,
+    history: Sequence[PriorRefund],
+    customer: CustomerSnapshot,
+    before: dict[str, int],
+    after: dict[str, int],
+    now: datetime,
+) -> CampaignOutcome:
+    out = CampaignOutcome()
+    reduced: dict[str, int] = {}
+    for h in history:
+        for reward_id, amount in h.reward_reductions.items():
+            reduced[reward_id] = reduced.get(reward_id, 0) + amount
+    for campaign in order.campaigns:
+        kind = campaign.kind
+        if kind == CampaignKind.THRESHOLD_DISCOUNT:
+            _threshold_discount(order, campaign, before, after, out)
+        elif kind == CampaignKind.GIFT_WITH_PURCHASE:
+            _gifts(order, campaign, before, after, out)
+        elif kind == CampaignKind.ORDER_CASHBACK:
+            _order_cashback(order, campaign, after, reduced, out)
+        elif kind == CampaignKind.CUMULATIVE_CASHBACK:
+            _cumulative_cashback(order, campaign, customer, before, after, reduced, out)
+    return out
+
+
+def _failed(order: Order, campaign: Campaign, refunded: dict[str, int]) -> bool:
+    return basket(order, campaign, refunded) < campaign.threshold
+
+
+def _threshold_discount(
+    order: Order,
+    campaign: Campaign,
+    before: dict[str, int],
+    after: dict[str, int],
+    out: CampaignOutcome,
+) -> None:
+    failed_before = _failed(order, campaign, before)
+    failed_after = failed_before or _failed(order, campaign, after)
+    if not failed_after:
+        return
+    for adj in order.adjustments:
+        if adj.source.type != "campaign" or adj.source.id != campaign.id:
+            continue
+        held_before = _lost_discount(order, adj.id, before) if failed_before else 0
+        held_after = _lost_discount(order, adj.id, after)
+        out.held_before += held_before
+        out.held_after += held_after
+        data: dict[str, int | str | bool | None] = {
+            "adjustment_id": adj.id,
+            "campaign_id": campaign.id,
+        }
+        if failed_before:
+            back = held_before - held_after
+            if back:
+                out.give_backs.append(
+                    Deduction(
+                        "discount_give_back",
+                        adj.id,
+                        back,
+                        reason=f"the {campaign.id} discount held on these units earlier comes back "
+                        "with them",
+                        rule="spec.3.4.threshold_discount",
+                    )
+                )
+                out.effects.append(
+                    Effect(
+                        "discount_give_back",
+                        {**data, "amount": back},
+                        reason="units whose lost discount was deducted earlier are refunded now",
+                        rule="spec.3.4.threshold_discount",
+                    )
+                )
+        elif held_after:
+            basket_after = basket(order, campaign, after)
+            why = (
+                f"the kept basket ({basket_after}, {campaign.measure}) no longer reaches "
+                f"{campaign.id}'s threshold {campaign.threshold}"
+            )
+            out.deductions.append(
+                Deduction(
+                    "discount_clawback",
+                    adj.id,
+                    held_after,
+                    reason=f"{why}: the discount on the kept units is deducted",
+                    rule="spec.3.4.threshold_discount",
+                )
+            )
+            out.effects.append(
+                Effect(
+                    "discount_clawback",
+                    {**data, "amount": held_after},
+                    reason=why,
+                    rule="spec.3.4.threshold_discount",
+                )
+            )
+
+
+def _gifts(
+    order: Order,
+    campaign: Campaign,
+    before: dict[str, int],
+    after: dict[str, int],
+    out: CampaignOutcome,
+) -> None:
+    failed_before = _failed(order, campaign, before)
+    failed_after = failed_before or _failed(order, campaign, after)
+    if not failed_after:
+        return
+    for line in order.lines:
+        if line.gift_of != campaign.id:
+            continue
+        held_before = (
+            line.declared_value * (line.quantity - before[line.id]) if failed_before else 0
+        )
+        held_after = line.declared_value * (line.quantity - after[line.id])
+        out.held_before += held_before
+        out.held_after += held_after
+        data: dict[str, int | str | bool | None] = {"line_id": line.id, "campaign_id": campaign.id}
+        if failed_before and held_before > held_after:
+            back = held_before - held_after
+            out.give_backs.append(
+                Deduction(
+                    "kept_gift_give_back",
+                    line.id,
+                    back,
+                    reason="the gift deducted earlier has been returned",
+                    rule="spec.3.4.gift_with_purchase",
+                )
+            )
+            out.effects.append(
+                Effect(
+                    "kept_gift_give_back",
+                    {**data, "amount": back},
+                    reason="the gift deducted earlier has been returned",
+                    rule="spec.3.4.gift_with_purchase",
+                )
+            )
+        elif not failed_before and held_after:
+            why = (
+                f"the kept basket no longer reaches {campaign.id}'s threshold "
+                f"{campaign.threshold} and gift {line.id} is kept"
+            )
+            out.deductions.append(
+                Deduction(
+                    "kept_gift",
+                    line.id,
+                    held_after,
+                    reason=f"{why}: its declared value is deducted",
+                    rule="spec.3.4.gift_with_purchase",
+                )
+            )
+            out.effects.append(
+                Effect(
+                    "kept_gift_deduction",
+                    {**data, "amount": held_after},
+                    reason=why,
+                    rule="spec.3.4.gift_with_purchase",
+                )
+            )
+
+
+def _reduce_reward(
+    out: CampaignOutcome,
+    *,
+    reward_id: str,
+    campaign_id: str,
+    status: str,
+    amount: int,
+    why: str,
+    rule: str,
+) -> None:
+    data: dict[str, int | str | bool | None] = {
+        "reward_id": reward_id,
+        "campaign_id": campaign_id,
+        "amount": amount,
+    }
+    if status == "granted":
+        out.deductions.append(
+            Deduction(
+                "reward_clawback",
+                reward_id,
+                amount,
+                reason=f"{why}: the granted reward is clawed back",
+                rule=rule,
+            )
+        )
+        out.effects.append(Effect("reward_clawback", data, reason=why, rule=rule))
+    else:
+        out.effects.append(
+            Effect(
+                "reward_cancel", data, reason=f"{why}: the pending reward is cancelled", rule=rule
+            )
+        )
+
+
+def _order_cashback(
+    order: Order,
+    campaign: Campaign,
+    after: dict[str, int],
+    reduced: dict[str, int],
+    out: CampaignOutcome,
+) -> None:
+    kept = basket(order, campaign, after)
+    target = campaign.reward_for(kept)
+    for reward in order.rewards:
+        if reward.campaign_id != campaign.id or reward.status not in ("granted", "pending"):
+            continue
+        current = reward.amount - reduced.get(reward.id, 0)
+        if current > target:
+            _reduce_reward(
+                out,
+                reward_id=reward.id,
+                campaign_id=campaign.id,
+                status=reward.status,
+                amount=current - target,
+                why=(
+                    f"the kept basket ({kept}, {campaign.measure}) earns {target} "
+                    f"from {campaign.id}, not {current}"
+                ),
+                rule="spec.3.4.cashback",
+            )
+
+
+def _cumulative_cashback(
+    order: Order,
+    campaign: Campaign,
+    customer: CustomerSnapshot,
+    before: dict[str, int],
+    after: dict[str, int],
+    reduced: dict[str, int],
+    out: CampaignOutcome,
+) -> None:
+    decrease = 0
+    for line_id in order.campaign_lines[campaign.id]:
+        n = order.line(line_id).quantity
+        paid = order.paid[line_id]
+        decrease += cumulative_part(paid, after[line_id], n) - cumulative_part(
+            paid, before[line_id], n
+        )
+    if not decrease:
+        return
+    spend = customer.campaign_spend.get(campaign.id, 0)
+    spend_after = max(0, spend - decrease)
+    out.effects.append(
+        Effect(
+            "campaign_spend_decrease",
+            {"campaign_id": campaign.id, "amount": spend - spend_after, "spend_after": spend_after},
+            reason="the refunded units no longer count toward the customer's campaign spend",
+            rule="spec.3.5.cumulative_spend",
+        )
+    )
+    for reward in customer.campaign_rewards:
+        if reward.campaign_id != campaign.id or reward.status not in ("granted", "pending"):
+            continue
+        current = reward.amount - reduced.get(reward.id, 0)
+        if current > 0 and reward.threshold > spend_after:
+            _reduce_reward(
+                out,
+                reward_id=reward.id,
+                campaign_id=campaign.id,
+                status=reward.status,
+                amount=current,
+                why=f"campaign spend {spend_after} is below the reward's threshold "
+                f"{reward.threshold}",
+                rule="spec.3.5.cumulative_spend",
+            )

@@ -1,0 +1,79 @@
+"""The hash of a plan's inputs: the same inputs give the same hash in any process.
+
+Applying a plan recomputes it from the current state; a different hash means the state moved
+under the caller (``plan.stale``). Orders and snapshots are immutable, so their part of the hash
+is computed once per object and kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from refundry.domain.customer import CustomerSnapshot
+from refundry.domain.order import Order
+from refundry.domain.policy import Policy
+from refundry.domain.request import PriorRefund, RefundRequest
+
+__all__ = ["canonical", "fingerprint"]
+
+_memo: dict[int, tuple[object, str]] = {}
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-ready, order-independent form of a domain value."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: canonical(getattr(value, f.name)) for f in fields(value) if f.init}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(canonical(v) for v in value)
+    return value
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _cached_digest(value: Order | CustomerSnapshot) -> str:
+    # Keyed by identity and holding the object itself, so an id is never reused while cached.
+    hit = _memo.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    digest = _digest(value)
+    if len(_memo) > 4096:
+        _memo.clear()
+    _memo[id(value)] = (value, digest)
+    return digest
+
+
+def fingerprint(
+    *,
+    order: Order,
+    history: Sequence[PriorRefund],
+    customer: CustomerSnapshot,
+    request: RefundRequest,
+    policy: Policy,
+    now: datetime,
+) -> str:
+    parts = [
+        _cached_digest(order),
+        _cached_digest(customer),
+        _digest(list(history)),
+        _digest(request),
+        _digest(policy),
+        now.isoformat(),
+    ]
+    return "sha256:" + hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()

@@ -1,0 +1,434 @@
+"""Reading the plan's input documents (docs/plan-json.md) and writing the plan as JSON.
+
+Parsing is strict: unknown fields, wrong types, naive datetimes and non-integer amounts are
+refused with an ``InvalidInput`` that names the field (``order.lines[2].unit_price``), so a typo
+never silently changes a refund. The plan is written canonically (sorted keys, no floats).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from refundry.domain.customer import (
+    CampaignReward,
+    CustomerSnapshot,
+    Entitlement,
+    OtherOrder,
+    TierLevel,
+)
+from refundry.domain.errors import InvalidInput
+from refundry.domain.fingerprint import fingerprint
+from refundry.domain.order import (
+    Adjustment,
+    AdjustmentSource,
+    Benefit,
+    Campaign,
+    CampaignKind,
+    Line,
+    Order,
+    OrderStatus,
+    PointsEarned,
+    Reward,
+    Tender,
+    TenderKind,
+    Tier,
+)
+from refundry.domain.plan import plan_refund
+from refundry.domain.plan_types import Plan
+from refundry.domain.policy import REASONS, Policy, policy_from_mapping
+from refundry.domain.reader import Reader
+from refundry.domain.request import PriorRefund, RefundRequest, RequestedUnits
+
+__all__ = [
+    "dumps_plan",
+    "parse_history",
+    "parse_now",
+    "parse_order",
+    "parse_policy",
+    "parse_request",
+    "parse_snapshot",
+    "plan_from_json",
+    "plan_to_dict",
+]
+
+_ADJ_KINDS = (
+    "coupon",
+    "threshold_discount",
+    "member_discount",
+    "exclusive_discount",
+    "first_purchase",
+    "flash_sale",
+    "other",
+)
+_SOURCE_TYPES = ("coupon", "campaign", "entitlement")
+_CASHBACK = (CampaignKind.ORDER_CASHBACK, CampaignKind.CUMULATIVE_CASHBACK)
+
+
+def parse_now(value: Any) -> datetime:
+    moment: datetime = Reader({"now": value}, "", "request.invalid").moment("now")
+    return moment
+
+
+def parse_policy(data: dict[str, Any] | None) -> Policy:
+    if data is None:
+        return Policy()
+    if not isinstance(data, dict):
+        raise InvalidInput("must be an object", code="policy.invalid", field="policy")
+    return policy_from_mapping(data)
+
+
+def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
+    mpp = (policy or Policy()).minor_units_per_point
+    r = Reader(data, "order", "order.invalid")
+    r.only(
+        "id",
+        "customer_id",
+        "currency",
+        "status",
+        "paid_at",
+        "lines",
+        "adjustments",
+        "tenders",
+        "shipping_fee",
+        "points_earned",
+        "growth_value",
+        "campaigns",
+        "rewards",
+        "benefits",
+    )
+    currency = r.text("currency")
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        r.fail("currency", "must be an ISO 4217 code such as CNY")
+    lines = tuple(_line(x) for x in r.items("lines", min_items=1))
+    adjustments = tuple(_adjustment(x) for x in r.items("adjustments", required=False))
+    tenders = tuple(_tender(x) for x in r.items("tenders", min_items=1))
+    points = PointsEarned()
+    if r.has("points_earned"):
+        p = r.child("points_earned")
+        p.only("points", "status")
+        points = PointsEarned(
+            points=p.integer("points"), status=p.choice("status", ("granted", "pending"), "granted")
+        )
+    return Order(
+        id=r.text("id"),
+        customer_id=r.text("customer_id"),
+        currency=currency,
+        status=OrderStatus(r.choice("status", tuple(s.value for s in OrderStatus))),
+        lines=lines,
+        adjustments=adjustments,
+        tenders=tenders,
+        shipping_fee=r.integer("shipping_fee", 0),
+        points_earned=points,
+        growth_value=r.integer("growth_value", 0),
+        campaigns=tuple(_campaign(x) for x in r.items("campaigns", required=False)),
+        rewards=tuple(_reward(x) for x in r.items("rewards", required=False)),
+        benefits=tuple(_benefit(x) for x in r.items("benefits", required=False)),
+        paid_at=r.moment("paid_at", required=False),
+        minor_units_per_point=mpp,
+    )
+
+
+def _line(r: Reader) -> Line:
+    r.only(
+        "id", "sku", "title", "merchant_id", "quantity", "unit_price", "gift_of", "declared_value"
+    )
+    gift_of = r.opt_text("gift_of")
+    unit_price = r.integer("unit_price")
+    if gift_of is not None and unit_price:
+        r.fail("unit_price", "a gift line has unit_price 0 (its worth is declared_value)")
+    return Line(
+        id=r.text("id"),
+        sku=r.text("sku"),
+        title=r.text("title", ""),
+        merchant_id=r.text("merchant_id", ""),
+        quantity=r.integer("quantity", minimum=1),
+        unit_price=unit_price,
+        gift_of=gift_of,
+        declared_value=r.integer("declared_value", 0),
+    )
+
+
+def _adjustment(r: Reader) -> Adjustment:
+    r.only("id", "kind", "amount", "lines", "source")
+    s = r.child("source")
+    s.only("type", "id")
+    ids = r.str_list("lines", min_items=1)
+    return Adjustment(
+        id=r.text("id"),
+        kind=r.choice("kind", _ADJ_KINDS),
+        amount=r.integer("amount"),
+        lines=tuple(ids),
+        source=AdjustmentSource(type=s.choice("type", _SOURCE_TYPES), id=s.text("id")),
+    )
+
+
+def _tender(r: Reader) -> Tender:
+    r.only("id", "kind", "amount", "points", "method", "gateway_txn_id")
+    kind = TenderKind(r.choice("kind", tuple(k.value for k in TenderKind)))
+    if kind == TenderKind.EXTERNAL and not r.has("gateway_txn_id"):
+        r.fail("gateway_txn_id", "an external tender needs the gateway's transaction id")
+    if kind == TenderKind.POINTS and not r.has("points"):
+        r.fail("points", "a points tender says how many points were redeemed")
+    return Tender(
+        id=r.text("id"),
+        kind=kind,
+        amount=r.integer("amount"),
+        points=r.integer("points", 0),
+        method=r.opt_text("method"),
+        gateway_txn_id=r.opt_text("gateway_txn_id"),
+    )
+
+
+def _campaign(r: Reader) -> Campaign:
+    r.only(
+        "id",
+        "kind",
+        "measure",
+        "threshold",
+        "tiers",
+        "lines",
+        "quota_per_customer",
+        "high_value",
+        "starts_at",
+        "ends_at",
+    )
+    kind = CampaignKind(r.choice("kind", tuple(k.value for k in CampaignKind)))
+    default_measure = "paid" if kind in _CASHBACK else "list"
+    tiers: list[Tier] = []
+    for t in r.items("tiers", required=kind in _CASHBACK, min_items=1 if kind in _CASHBACK else 0):
+        t.only("threshold", "reward")
+        tiers.append(Tier(threshold=t.integer("threshold"), reward=t.integer("reward")))
+    needs_threshold = kind in (CampaignKind.THRESHOLD_DISCOUNT, CampaignKind.GIFT_WITH_PURCHASE)
+    quota = r.integer("quota_per_customer", minimum=1) if r.has("quota_per_customer") else None
+    return Campaign(
+        id=r.text("id"),
+        kind=kind,
+        measure=r.choice("measure", ("list", "paid"), default_measure),
+        threshold=r.integer("threshold") if needs_threshold else r.integer("threshold", 0),
+        tiers=tuple(tiers),
+        lines=tuple(r.str_list("lines", required=False)),
+        quota_per_customer=quota,
+        high_value=r.flag("high_value", False),
+        starts_at=r.moment("starts_at", required=False),
+        ends_at=r.moment("ends_at", required=False),
+    )
+
+
+def _reward(r: Reader) -> Reward:
+    r.only("id", "campaign_id", "amount", "status")
+    return Reward(
+        id=r.text("id"),
+        campaign_id=r.text("campaign_id"),
+        amount=r.integer("amount"),
+        status=r.choice("status", ("granted", "pending", "cancelled", "clawed_back")),
+    )
+
+
+def _benefit(r: Reader) -> Benefit:
+    r.only("id", "kind", "lines")
+    return Benefit(
+        id=r.text("id"), kind=r.text("kind"), lines=tuple(r.str_list("lines", required=False))
+    )
+
+
+def parse_snapshot(data: Any) -> CustomerSnapshot:
+    r = Reader(data, "snapshot", "snapshot.invalid")
+    r.only(
+        "customer_id",
+        "locale",
+        "points_balance",
+        "wallet_balance",
+        "growth_value",
+        "tier_table",
+        "coupons",
+        "entitlements",
+        "campaign_spend",
+        "campaign_rewards",
+        "quotas_used",
+        "other_orders",
+        "risk_flags",
+    )
+    coupons = {}
+    for c in r.items("coupons", required=False):
+        c.only("id", "value", "valid_until", "kind")
+        coupons[c.text("id")] = Entitlement(
+            id=c.text("id"),
+            kind=c.text("kind", "coupon"),
+            value=c.integer("value", 0),
+            valid_until=c.moment("valid_until", required=False),
+        )
+    entitlements = {}
+    for e in r.items("entitlements", required=False):
+        e.only("id", "kind", "value", "valid_until")
+        entitlements[e.text("id")] = Entitlement(
+            id=e.text("id"),
+            kind=e.text("kind", "entitlement"),
+            value=e.integer("value", 0),
+            valid_until=e.moment("valid_until", required=False),
+        )
+    rewards = []
+    for w in r.items("campaign_rewards", required=False):
+        w.only("id", "campaign_id", "threshold", "amount", "status")
+        rewards.append(
+            CampaignReward(
+                id=w.text("id"),
+                campaign_id=w.text("campaign_id"),
+                threshold=w.integer("threshold"),
+                amount=w.integer("amount"),
+                status=w.choice("status", ("granted", "pending", "cancelled", "clawed_back")),
+            )
+        )
+    tiers = []
+    for t in r.items("tier_table", required=False):
+        t.only("name", "min_growth")
+        tiers.append(TierLevel(name=t.text("name"), min_growth=t.integer("min_growth")))
+    others = []
+    for o in r.items("other_orders", required=False):
+        o.only("id", "paid", "fully_refunded")
+        others.append(
+            OtherOrder(
+                id=o.text("id"),
+                paid=o.flag("paid", True),
+                fully_refunded=o.flag("fully_refunded", False),
+            )
+        )
+    return CustomerSnapshot(
+        customer_id=r.text("customer_id"),
+        locale=r.choice("locale", ("zh-CN", "en"), "zh-CN"),
+        points_balance=r.integer("points_balance", 0, minimum=None),
+        wallet_balance=r.integer("wallet_balance", 0),
+        growth_value=r.integer("growth_value", 0),
+        tier_table=tuple(tiers),
+        coupons=coupons,
+        entitlements=entitlements,
+        campaign_spend=r.int_map("campaign_spend"),
+        campaign_rewards=tuple(rewards),
+        quotas_used=r.int_map("quotas_used"),
+        other_orders=tuple(others),
+        risk_flags=frozenset(r.str_list("risk_flags", required=False)),
+    )
+
+
+def parse_request(data: Any) -> RefundRequest:
+    r = Reader(data, "request", "request.invalid")
+    r.only("order_id", "lines", "reason", "kind", "return_method")
+    units = []
+    for u in r.items("lines"):
+        u.only("line_id", "quantity")
+        units.append(RequestedUnits(line_id=u.text("line_id"), quantity=u.raw("quantity")))
+    kind = r.choice("kind", ("refund_only", "return_and_refund"), "return_and_refund")
+    default_method = "none" if kind == "refund_only" else "self_ship"
+    return RefundRequest(
+        order_id=r.text("order_id"),
+        lines=tuple(units),
+        reason=r.choice("reason", REASONS),
+        kind=kind,
+        return_method=r.choice(
+            "return_method", ("self_ship", "prepaid_label", "pickup", "none"), default_method
+        ),
+    )
+
+
+def parse_history(data: Any) -> list[PriorRefund]:
+    if not isinstance(data, list):
+        raise InvalidInput(
+            "must be a list of earlier plans", code="history.invalid", field="history"
+        )
+    prior = []
+    for i, item in enumerate(data):
+        r = Reader(item, f"history[{i}]", "history.invalid")
+        if r.has("status") and r.raw("status") != "ready":
+            r.fail("status", "a plan awaiting manual review was never applied")
+        req = r.child("request")
+        units: dict[str, int] = {}
+        for u in req.items("lines"):
+            units[u.text("line_id")] = units.get(u.text("line_id"), 0) + u.integer(
+                "quantity", minimum=1
+            )
+        moved = {t.text("tender_id"): t.integer("amount") for t in r.items("tenders")}
+        path = 0
+        for d in r.items("deductions", required=False):
+            if d.text("kind") in ("reward_clawback", "points_shortfall", "return_label"):
+                path += d.integer("amount")
+        reductions: dict[str, int] = {}
+        shipping = False
+        for e in r.items("effects", required=False):
+            kind = e.text("type")
+            if kind in ("reward_clawback", "reward_cancel"):
+                rid = e.text("reward_id")
+                reductions[rid] = reductions.get(rid, 0) + e.integer("amount")
+            elif kind == "shipping_refund":
+                shipping = True
+        prior.append(
+            PriorRefund(
+                reason=req.text("reason"),
+                units=units,
+                moved=moved,
+                path_deductions=path,
+                reward_reductions=reductions,
+                shipping_refunded=shipping,
+            )
+        )
+    return prior
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    req = plan.request
+    return {
+        "schema": "refundry.plan/1",
+        "order_id": plan.order_id,
+        "currency": plan.currency,
+        "now": plan.now.isoformat(),
+        "input_hash": plan.input_hash,
+        "request": {
+            "order_id": req.order_id,
+            "reason": req.reason,
+            "kind": req.kind,
+            "return_method": req.return_method,
+            "lines": [{"line_id": u.line_id, "quantity": u.quantity} for u in req.lines],
+        },
+        "status": plan.status,
+        "manual_review": plan.manual_review,
+        "units": [_slots(u) for u in plan.units],
+        "amount": _slots(plan.amount),
+        "tenders": [_slots(t) for t in plan.tenders],
+        "deductions": [_slots(d) for d in plan.deductions],
+        "give_backs": [_slots(g) for g in plan.give_backs],
+        "effects": [
+            {"type": e.type, **e.data, "reason": e.reason, "rule": e.rule} for e in plan.effects
+        ],
+    }
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def dumps_plan(plan: dict[str, Any]) -> str:
+    """The canonical text of a plan: byte-identical for equal plans in any process."""
+    return json.dumps(plan, sort_keys=True, ensure_ascii=False, indent=2)
+
+
+def plan_from_json(
+    *,
+    order: Any,
+    snapshot: Any,
+    request: Any,
+    now: Any,
+    history: Sequence[Any] = (),
+    policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Parse the five documents, compute the plan and return it as a JSON-ready dict."""
+    pol = parse_policy(policy)
+    o = parse_order(order, policy=pol)
+    c = parse_snapshot(snapshot)
+    q = parse_request(request)
+    h = parse_history(list(history))
+    t = parse_now(now)
+    digest = fingerprint(order=o, history=h, customer=c, request=q, policy=pol, now=t)
+    return plan_to_dict(
+        plan_refund(order=o, history=h, customer=c, request=q, policy=pol, now=t, input_hash=digest)
+    )

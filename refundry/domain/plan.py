@@ -1,0 +1,362 @@
+"""The refund plan: a pure function of order, history, customer, request, policy and now.
+
+``plan_refund`` works out one refund step (docs/refund-rules.md is its exact contract):
+how much money moves and to which tender, and every other asset the step gives back or takes
+back, each effect with the reason in words and the rule that decided it.
+
+The amount is never built up from running totals: the customer's entitlement is a function of
+the state after the step (which units are kept, which campaigns still qualify) plus the few
+things that depended on the moment (reward claw-backs, points shortfalls, labels), and the step
+moves the entitlement minus what earlier steps moved. So rounding never drifts and the last unit
+always settles every tender exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from refundry.domain.assets import benefit_effects, quota_effects
+from refundry.domain.campaigns import CampaignOutcome, evaluate_campaigns
+from refundry.domain.customer import CustomerSnapshot
+from refundry.domain.errors import RefundRefused
+from refundry.domain.money import cumulative_part
+from refundry.domain.order import REFUNDABLE_STATUSES, Order, OrderStatus
+from refundry.domain.plan_types import (
+    Amount,
+    Deduction,
+    Effect,
+    Plan,
+    UnitRefund,
+)
+from refundry.domain.policy import Policy
+from refundry.domain.request import PriorRefund, RefundRequest
+from refundry.domain.tenders import split_over_tenders
+
+__all__ = ["plan_refund"]
+
+
+def plan_refund(
+    *,
+    order: Order,
+    history: Sequence[PriorRefund],
+    customer: CustomerSnapshot,
+    request: RefundRequest,
+    policy: Policy,
+    now: datetime,
+    input_hash: str = "",
+) -> Plan:
+    """Compute the plan of one refund step. Raises RefundRefused for a request it cannot plan."""
+    before = _refunded_units(order, history)
+    after = _checked_request(order, request, before)
+    effects: list[Effect] = []
+    deductions: list[Deduction] = []
+    give_backs: list[Deduction] = []
+
+    goods = 0
+    units: list[UnitRefund] = []
+    for req in request.lines:
+        line = order.line(req.line_id)
+        r0, r1 = before[line.id], after[line.id]
+        paid = order.paid[line.id]
+        moved = cumulative_part(paid, r1, line.quantity) - cumulative_part(paid, r0, line.quantity)
+        goods += moved
+        units.append(
+            UnitRefund(
+                line_id=line.id,
+                sku=line.sku,
+                quantity=req.quantity,
+                gift=line.is_gift,
+                refunded_before=r0,
+                refunded_after=r1,
+                of=line.quantity,
+                list=line.unit_price * req.quantity,
+                paid=moved,
+            )
+        )
+
+    campaigns = evaluate_campaigns(
+        order=order, history=history, customer=customer, before=before, after=after, now=now
+    )
+    deductions.extend(campaigns.deductions)
+    give_backs.extend(campaigns.give_backs)
+    effects.extend(campaigns.effects)
+
+    all_goods_before = _all_goods_refunded(order, before)
+    all_goods_after = _all_goods_refunded(order, after)
+    shipping_before = any(h.shipping_refunded for h in history)
+    shipping = 0
+    last_goods = all_goods_after and not shipping_before and order.shipping_fee > 0
+    if last_goods and _shipping_due(order, history, request, policy):
+        shipping = order.shipping_fee
+        effects.append(
+            Effect(
+                "shipping_refund",
+                {"amount": shipping},
+                reason="the last unit of goods is refunded and the order "
+                + (
+                    "never shipped"
+                    if order.status == OrderStatus.PAID
+                    else "has a merchant-fault refund"
+                ),
+                rule=f"policy.shipping_refund={policy.shipping_refund}",
+            )
+        )
+
+    if request.uses_label:
+        if policy.is_merchant_fault(request.reason):
+            effects.append(
+                Effect(
+                    "return_label",
+                    {"amount": 0, "payer": "merchant"},
+                    reason=f"{request.reason} is the merchant's fault: the merchant pays the label",
+                    rule="policy.merchant_fault_reasons",
+                )
+            )
+        elif policy.return_label_cost:
+            cost = policy.return_label_cost
+            deductions.append(
+                Deduction(
+                    "return_label",
+                    "label",
+                    cost,
+                    reason=f"the prepaid label of a {request.reason} return is the customer's",
+                    rule="policy.return_label_cost",
+                )
+            )
+            effects.append(
+                Effect(
+                    "return_label",
+                    {"amount": cost, "payer": "customer"},
+                    reason="the label's cost is deducted from the refund",
+                    rule="policy.return_label_cost",
+                )
+            )
+
+    moved_before = {t.id: 0 for t in order.tenders}
+    for h in history:
+        for tender_id, amount in h.moved.items():
+            moved_before[tender_id] = moved_before.get(tender_id, 0) + amount
+    entitled_before = _entitled(order, history, before, shipping_before, campaigns, when="before")
+    carry = entitled_before - sum(moved_before.values())
+    deducted = sum(d.amount for d in deductions)
+    given = sum(g.amount for g in give_backs)
+    pre_total = goods + given + shipping - deducted + carry
+
+    points_due = _order_part(order, order.points_earned.points, before, after)
+    split = split_over_tenders(
+        order=order,
+        policy=policy,
+        customer=customer,
+        moved_before=moved_before,
+        total=pre_total,
+        points_due=points_due,
+    )
+    effects.extend(split.effects)
+    if split.shortfall_money:
+        deductions.append(
+            Deduction(
+                "points_shortfall",
+                "points",
+                split.shortfall_money,
+                reason=f"the balance cannot cover {split.shortfall_points} earned points",
+                rule="policy.points_shortfall=deduct_from_refund",
+            )
+        )
+
+    effects.extend(
+        benefit_effects(
+            order=order, customer=customer, policy=policy, before=before, after=after, now=now
+        )
+    )
+    effects.extend(
+        quota_effects(
+            order=order,
+            customer=customer,
+            before=before,
+            after=after,
+            now=now,
+            all_goods_before=all_goods_before,
+            all_goods_after=all_goods_after,
+        )
+    )
+    effects.extend(_growth_effects(order, customer, before, after))
+
+    summary = Amount(
+        goods=goods,
+        give_backs=given,
+        shipping=shipping,
+        deductions=sum(d.amount for d in deductions),
+        carry=carry,
+        rounding=split.rounding,
+        total=sum(t.amount for t in split.tenders),
+    )
+    manual: dict[str, int | str | bool | None] | None = None
+    if split.excess:
+        manual = {"code": "plan.deductions_exceed_amount", "excess": split.excess}
+    return Plan(
+        order_id=order.id,
+        currency=order.currency,
+        now=now,
+        input_hash=input_hash,
+        request=request,
+        status="needs_manual_review" if manual else "ready",
+        manual_review=manual,
+        units=tuple(units),
+        amount=summary,
+        tenders=tuple(split.tenders),
+        deductions=tuple(deductions),
+        give_backs=tuple(give_backs),
+        effects=tuple(effects),
+    )
+
+
+def _refunded_units(order: Order, history: Sequence[PriorRefund]) -> dict[str, int]:
+    done = {line.id: 0 for line in order.lines}
+    for h in history:
+        for line_id, qty in h.units.items():
+            done[line_id] += qty
+    return done
+
+
+def _checked_request(
+    order: Order, request: RefundRequest, before: dict[str, int]
+) -> dict[str, int]:
+    if order.status not in REFUNDABLE_STATUSES:
+        raise RefundRefused(
+            f"order {order.id} is {order.status.value}: nothing was paid",
+            code="order.not_refundable",
+        )
+    if request.order_id != order.id:
+        raise RefundRefused(
+            f"the request is for order {request.order_id}, not {order.id}",
+            code="request.order_mismatch",
+            field="request.order_id",
+        )
+    if not request.lines:
+        raise RefundRefused(
+            "the request names no units", code="refund.empty_request", field="request.lines"
+        )
+    after = dict(before)
+    seen: set[str] = set()
+    for i, req in enumerate(request.lines):
+        where = f"request.lines[{i}]"
+        if req.line_id in seen:
+            raise RefundRefused(
+                f"line {req.line_id!r} is named twice", code="refund.duplicate_line", field=where
+            )
+        seen.add(req.line_id)
+        if req.line_id not in order.line_index:
+            raise RefundRefused(
+                f"order {order.id} has no line {req.line_id!r}",
+                code="refund.unknown_line",
+                field=f"{where}.line_id",
+            )
+        if type(req.quantity) is not int or req.quantity <= 0:
+            raise RefundRefused(
+                "quantity must be a positive integer",
+                code="refund.invalid_quantity",
+                field=f"{where}.quantity",
+            )
+        line = order.line(req.line_id)
+        left = line.quantity - before[line.id]
+        if left == 0:
+            raise RefundRefused(
+                f"every unit of line {line.id!r} is already refunded",
+                code="refund.units_exhausted",
+                field=f"{where}.line_id",
+            )
+        if req.quantity > left:
+            raise RefundRefused(
+                f"line {line.id!r} has {left} unit(s) left to refund, {req.quantity} asked",
+                code="refund.quantity_exceeds_remaining",
+                field=f"{where}.quantity",
+            )
+        after[line.id] = before[line.id] + req.quantity
+    return after
+
+
+def _all_goods_refunded(order: Order, refunded: dict[str, int]) -> bool:
+    return all(refunded[ln.id] == ln.quantity for ln in order.lines if not ln.is_gift)
+
+
+def _shipping_due(
+    order: Order, history: Sequence[PriorRefund], request: RefundRequest, policy: Policy
+) -> bool:
+    if policy.shipping_refund == "always":
+        return True
+    if policy.shipping_refund == "never":
+        return False
+    if order.status == OrderStatus.PAID:
+        return True
+    reasons = [h.reason for h in history] + [request.reason]
+    return any(policy.is_merchant_fault(r) for r in reasons)
+
+
+def _refunded_paid(order: Order, refunded: dict[str, int]) -> int:
+    return sum(
+        cumulative_part(order.paid[ln.id], refunded[ln.id], ln.quantity)
+        for ln in order.lines
+        if not ln.is_gift
+    )
+
+
+def _order_part(order: Order, total: int, before: dict[str, int], after: dict[str, int]) -> int:
+    """This step's share of an order-level quantity that follows the refunded paid amount."""
+    if not total:
+        return 0
+    if order.goods_paid == 0:
+        done_before = _all_goods_refunded(order, before)
+        done_after = _all_goods_refunded(order, after)
+        return total if done_after and not done_before else 0
+    gp = order.goods_paid
+    return (total * _refunded_paid(order, after) // gp) - (
+        total * _refunded_paid(order, before) // gp
+    )
+
+
+def _entitled(
+    order: Order,
+    history: Sequence[PriorRefund],
+    refunded: dict[str, int],
+    shipping_refunded: bool,
+    campaigns: CampaignOutcome,
+    *,
+    when: str,
+) -> int:
+    """What the customer should have had back in total at the state ``refunded``."""
+    held = campaigns.held_before if when == "before" else campaigns.held_after
+    value = _refunded_paid(order, refunded) - held
+    if shipping_refunded:
+        value += order.shipping_fee
+    return value - sum(h.path_deductions for h in history)
+
+
+def _growth_effects(
+    order: Order, customer: CustomerSnapshot, before: dict[str, int], after: dict[str, int]
+) -> list[Effect]:
+    due = _order_part(order, order.growth_value, before, after)
+    if not due:
+        return []
+    reversed_ = min(due, max(customer.growth_value, 0))
+    growth_after = customer.growth_value - reversed_
+    effects = [
+        Effect(
+            "growth_reverse",
+            {"amount": reversed_, "due": due, "growth_after": growth_after},
+            reason="growth value follows the paid amount of the refunded units",
+            rule="spec.3.6",
+        )
+    ]
+    tier_before = customer.tier_for(customer.growth_value)
+    tier_after = customer.tier_for(growth_after)
+    if tier_before != tier_after:
+        effects.append(
+            Effect(
+                "tier_change",
+                {"from": tier_before, "to": tier_after},
+                reason=f"growth value {growth_after} is below what {tier_before} needs",
+                rule="snapshot.tier_table",
+            )
+        )
+    return effects

@@ -19,7 +19,7 @@ from refundry.domain.customer import (
     OtherOrder,
     TierLevel,
 )
-from refundry.domain.errors import InvalidInput
+from refundry.domain.errors import CurrencyMismatch, InvalidInput
 from refundry.domain.fingerprint import fingerprint
 from refundry.domain.order import (
     Adjustment,
@@ -104,7 +104,7 @@ def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
         r.fail("currency", "must be an ISO 4217 code such as CNY")
     lines = tuple(_line(x) for x in r.items("lines", min_items=1))
     adjustments = tuple(_adjustment(x) for x in r.items("adjustments", required=False))
-    tenders = tuple(_tender(x) for x in r.items("tenders", min_items=1))
+    tenders = tuple(_tender(x, currency) for x in r.items("tenders", min_items=1))
     points = PointsEarned()
     if r.has("points_earned"):
         p = r.child("points_earned")
@@ -165,8 +165,13 @@ def _adjustment(r: Reader) -> Adjustment:
     )
 
 
-def _tender(r: Reader) -> Tender:
-    r.only("id", "kind", "amount", "points", "method", "gateway_txn_id")
+def _tender(r: Reader, currency: str) -> Tender:
+    r.only("id", "kind", "amount", "points", "method", "gateway_txn_id", "currency")
+    if r.has("currency") and r.text("currency") != currency:
+        raise CurrencyMismatch(
+            f"tender is in {r.text('currency')}, the order in {currency}",
+            field=r.path("currency"),
+        )
     kind = TenderKind(r.choice("kind", tuple(k.value for k in TenderKind)))
     if kind == TenderKind.EXTERNAL and not r.has("gateway_txn_id"):
         r.fail("gateway_txn_id", "an external tender needs the gateway's transaction id")

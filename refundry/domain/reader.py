@@ -24,6 +24,9 @@ class Reader:
             raise InvalidInput("must be a JSON object", code=code, field=path or None)
         self._data: dict[str, Any] = data
 
+    def path(self, key: str) -> str:
+        return self._at(key)
+
     def _at(self, key: str) -> str:
         return f"{self._path}.{key}" if self._path else key
 

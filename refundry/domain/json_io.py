@@ -405,6 +405,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "effects": [
             {"type": e.type, **e.data, "reason": e.reason, "rule": e.rule} for e in plan.effects
         ],
+        "notifications": [{"template": n.template, "params": n.params} for n in plan.notices],
     }
 
 

@@ -21,6 +21,7 @@ from refundry.domain.campaigns import CampaignOutcome, evaluate_campaigns
 from refundry.domain.customer import CustomerSnapshot
 from refundry.domain.errors import RefundRefused
 from refundry.domain.money import cumulative_part
+from refundry.domain.notices import notices_for
 from refundry.domain.order import REFUNDABLE_STATUSES, Order, OrderStatus
 from refundry.domain.plan_types import (
     Amount,
@@ -191,6 +192,9 @@ def plan_refund(
         rounding=split.rounding,
         total=sum(t.amount for t in split.tenders),
     )
+    notices = notices_for(
+        effects, amount=summary, currency=order.currency, needs_review=split.excess > 0
+    )
     manual: dict[str, int | str | bool | None] | None = None
     if split.excess:
         manual = {"code": "plan.deductions_exceed_amount", "excess": split.excess}
@@ -208,6 +212,7 @@ def plan_refund(
         deductions=tuple(deductions),
         give_backs=tuple(give_backs),
         effects=tuple(effects),
+        notices=notices,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from refundry.domain.request import RefundRequest
 
-__all__ = ["Amount", "Deduction", "Effect", "Plan", "TenderRefund", "UnitRefund"]
+__all__ = ["Amount", "Deduction", "Effect", "Notice", "Plan", "TenderRefund", "UnitRefund"]
 
 Scalar = int | str | bool | None
 
@@ -42,6 +42,14 @@ class Effect:
     data: dict[str, Scalar]
     reason: str
     rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to the customer: a template key and its parameters."""
+
+    template: str
+    params: dict[str, Scalar]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,7 @@ class Plan:
     deductions: tuple[Deduction, ...]
     give_backs: tuple[Deduction, ...]
     effects: tuple[Effect, ...]
+    notices: tuple[Notice, ...] = ()
 
     @property
     def needs_manual_review(self) -> bool:

@@ -21,10 +21,10 @@ def _released(
     order: Order, line_ids: tuple[str, ...], before: dict[str, int], after: dict[str, int]
 ) -> bool:
     """True when this step refunds the last kept unit of ``line_ids`` (empty: all goods)."""
-    ids = line_ids or tuple(ln.id for ln in order.lines if not ln.is_gift)
-    kept_before = any(before[i] < order.line(i).quantity for i in ids)
-    kept_after = any(after[i] < order.line(i).quantity for i in ids)
-    return kept_before and not kept_after
+    ids = line_ids or tuple(g[0] for g in order.goods)
+    quantity = order.quantity
+    kept_after = any(after[i] < quantity[i] for i in ids)
+    return not kept_after and any(before[i] < quantity[i] for i in ids)
 
 
 def benefit_effects(

@@ -33,14 +33,13 @@ class CampaignOutcome:
 def basket(order: Order, campaign: Campaign, refunded: dict[str, int]) -> int:
     """The campaign's kept basket at the state ``refunded``, in its own measure."""
     total = 0
-    for line_id in order.campaign_lines[campaign.id]:
-        line = order.line(line_id)
-        kept = line.quantity - refunded[line_id]
-        if campaign.measure == "list":
-            total += line.unit_price * kept
-        else:
-            paid = order.paid[line_id]
-            total += paid - cumulative_part(paid, refunded[line_id], line.quantity)
+    units = order.campaign_goods[campaign.id]
+    if campaign.measure == "list":
+        for line_id, n, price, _ in units:
+            total += price * (n - refunded[line_id])
+    else:
+        for line_id, n, _, paid in units:
+            total += paid - paid * refunded[line_id] // n
     return total
 
 

@@ -47,7 +47,7 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _cached_digest(value: Order | CustomerSnapshot) -> str:
+def _cached_digest(value: Order | CustomerSnapshot | Policy) -> str:
     # Keyed by identity and holding the object itself, so an id is never reused while cached.
     hit = _memo.get(id(value))
     if hit is not None and hit[0] is value:
@@ -68,12 +68,30 @@ def fingerprint(
     policy: Policy,
     now: datetime,
 ) -> str:
+    # Request and history are small and new on every call: a flat list is enough and cheap.
+    steps = [
+        [
+            h.reason,
+            sorted(h.units.items()),
+            sorted(h.moved.items()),
+            h.path_deductions,
+            sorted(h.reward_reductions.items()),
+            h.shipping_refunded,
+        ]
+        for h in history
+    ]
+    asked = [
+        request.order_id,
+        request.reason,
+        request.kind,
+        request.return_method,
+        [[u.line_id, u.quantity] for u in request.lines],
+    ]
     parts = [
         _cached_digest(order),
         _cached_digest(customer),
-        _digest(list(history)),
-        _digest(request),
-        _digest(policy),
+        _cached_digest(policy),
+        json.dumps([steps, asked], ensure_ascii=False, separators=(",", ":")),
         now.isoformat(),
     ]
     return "sha256:" + hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()

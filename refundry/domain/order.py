@@ -186,6 +186,12 @@ class Order:
     goods_paid: int = field(init=False, repr=False, compare=False)
     campaign_by_id: dict[str, Campaign] = field(init=False, repr=False, compare=False)
     campaign_lines: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    # (line id, quantity, unit price, paid) of goods lines, overall and per campaign: hot loops
+    goods: tuple[tuple[str, int, int, int], ...] = field(init=False, repr=False, compare=False)
+    campaign_goods: dict[str, tuple[tuple[str, int, int, int], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    quantity: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, int] = {}
@@ -222,7 +228,20 @@ class Order:
         object.__setattr__(self, "paid", paid)
         object.__setattr__(self, "goods_paid", goods_paid)
         object.__setattr__(self, "campaign_by_id", campaigns)
-        object.__setattr__(self, "campaign_lines", self._campaign_lines(index, campaigns))
+        campaign_lines = self._campaign_lines(index, campaigns)
+        object.__setattr__(self, "campaign_lines", campaign_lines)
+        facts = {
+            ln.id: (ln.id, ln.quantity, ln.unit_price, paid[ln.id])
+            for ln in self.lines
+            if not ln.is_gift
+        }
+        object.__setattr__(self, "goods", tuple(facts.values()))
+        object.__setattr__(
+            self,
+            "campaign_goods",
+            {cid: tuple(facts[i] for i in ids) for cid, ids in campaign_lines.items()},
+        )
+        object.__setattr__(self, "quantity", {ln.id: ln.quantity for ln in self.lines})
         for benefit in self.benefits:
             self._check_goods_lines(benefit.lines, index, f"benefit {benefit.id!r}")
 

@@ -14,10 +14,11 @@ always settles every tender exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from refundry.domain.assets import benefit_effects, quota_effects
-from refundry.domain.campaigns import CampaignOutcome, evaluate_campaigns
+from refundry.domain.campaigns import evaluate_campaigns
 from refundry.domain.customer import CustomerSnapshot
 from refundry.domain.errors import RefundRefused
 from refundry.domain.money import cumulative_part
@@ -138,13 +139,25 @@ def plan_refund(
     for h in history:
         for tender_id, amount in h.moved.items():
             moved_before[tender_id] = moved_before.get(tender_id, 0) + amount
-    entitled_before = _entitled(order, history, before, shipping_before, campaigns, when="before")
+    paid_before = _refunded_paid(order, before)
+    progress = _Progress(
+        paid_before=paid_before,
+        paid_after=paid_before + goods,
+        all_before=all_goods_before,
+        all_after=all_goods_after,
+    )
+    entitled_before = (
+        paid_before
+        - campaigns.held_before
+        + (order.shipping_fee if shipping_before else 0)
+        - sum(h.path_deductions for h in history)
+    )
     carry = entitled_before - sum(moved_before.values())
     deducted = sum(d.amount for d in deductions)
     given = sum(g.amount for g in give_backs)
     pre_total = goods + given + shipping - deducted + carry
 
-    points_due = _order_part(order, order.points_earned.points, before, after)
+    points_due = progress.part(order.points_earned.points, order.goods_paid)
     split = split_over_tenders(
         order=order,
         policy=policy,
@@ -181,7 +194,7 @@ def plan_refund(
             all_goods_after=all_goods_after,
         )
     )
-    effects.extend(_growth_effects(order, customer, before, after))
+    effects.extend(_growth_effects(order, customer, progress))
 
     summary = Amount(
         goods=goods,
@@ -282,7 +295,7 @@ def _checked_request(
 
 
 def _all_goods_refunded(order: Order, refunded: dict[str, int]) -> bool:
-    return all(refunded[ln.id] == ln.quantity for ln in order.lines if not ln.is_gift)
+    return all(refunded[line_id] == n for line_id, n, _, _ in order.goods)
 
 
 def _shipping_due(
@@ -299,48 +312,32 @@ def _shipping_due(
 
 
 def _refunded_paid(order: Order, refunded: dict[str, int]) -> int:
-    return sum(
-        cumulative_part(order.paid[ln.id], refunded[ln.id], ln.quantity)
-        for ln in order.lines
-        if not ln.is_gift
-    )
+    # cumulative_part inlined: this runs over every goods line on every plan
+    return sum(paid * refunded[line_id] // n for line_id, n, _, paid in order.goods)
 
 
-def _order_part(order: Order, total: int, before: dict[str, int], after: dict[str, int]) -> int:
-    """This step's share of an order-level quantity that follows the refunded paid amount."""
-    if not total:
-        return 0
-    if order.goods_paid == 0:
-        done_before = _all_goods_refunded(order, before)
-        done_after = _all_goods_refunded(order, after)
-        return total if done_after and not done_before else 0
-    gp = order.goods_paid
-    return (total * _refunded_paid(order, after) // gp) - (
-        total * _refunded_paid(order, before) // gp
-    )
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    """The order's refunded goods paid amount before and after the step."""
+
+    paid_before: int
+    paid_after: int
+    all_before: bool
+    all_after: bool
+
+    def part(self, total: int, goods_paid: int) -> int:
+        """This step's share of an order-level quantity that follows the refunded paid amount
+        (cumulative rounding over the order's goods paid; all of it with the last unit when
+        the goods were free)."""
+        if not total:
+            return 0
+        if goods_paid == 0:
+            return total if self.all_after and not self.all_before else 0
+        return total * self.paid_after // goods_paid - total * self.paid_before // goods_paid
 
 
-def _entitled(
-    order: Order,
-    history: Sequence[PriorRefund],
-    refunded: dict[str, int],
-    shipping_refunded: bool,
-    campaigns: CampaignOutcome,
-    *,
-    when: str,
-) -> int:
-    """What the customer should have had back in total at the state ``refunded``."""
-    held = campaigns.held_before if when == "before" else campaigns.held_after
-    value = _refunded_paid(order, refunded) - held
-    if shipping_refunded:
-        value += order.shipping_fee
-    return value - sum(h.path_deductions for h in history)
-
-
-def _growth_effects(
-    order: Order, customer: CustomerSnapshot, before: dict[str, int], after: dict[str, int]
-) -> list[Effect]:
-    due = _order_part(order, order.growth_value, before, after)
+def _growth_effects(order: Order, customer: CustomerSnapshot, progress: _Progress) -> list[Effect]:
+    due = progress.part(order.growth_value, order.goods_paid)
     if not due:
         return []
     reversed_ = min(due, max(customer.growth_value, 0))

@@ -50,12 +50,12 @@ def split_over_tenders(
     _whole_points(order, mpp, remaining, shares, out)
 
     returned_points = sum(
-        shares[i] // mpp for i, t in enumerate(tenders) if t.kind == TenderKind.POINTS
+        shares[i] // mpp for i, t in enumerate(tenders) if t.kind is TenderKind.POINTS
     )
     if points_due:
         _reverse_earned(order, policy, customer, returned_points, points_due, out)
     if out.shortfall_money and not out.excess:
-        cash = [i for i, t in enumerate(tenders) if t.kind != TenderKind.POINTS]
+        cash = [i for i, t in enumerate(tenders) if t.kind is not TenderKind.POINTS]
         cash_total = sum(shares[i] for i in cash)
         if cash_total < out.shortfall_money:
             out.excess = out.shortfall_money - cash_total
@@ -69,11 +69,11 @@ def split_over_tenders(
 
     for i, t in enumerate(tenders):
         amount = shares[i]
-        points = amount // mpp if t.kind == TenderKind.POINTS else 0
+        points = amount // mpp if t.kind is TenderKind.POINTS else 0
         out.tenders.append(
             TenderRefund(
                 tender_id=t.id,
-                kind=t.kind.value,
+                kind=str(t.kind),
                 amount=amount,
                 points=points,
                 refunded_after=moved_before.get(t.id, 0) + amount,
@@ -84,10 +84,10 @@ def split_over_tenders(
             continue
         data: dict[str, int | str | bool | None] = {
             "tender_id": t.id,
-            "kind": t.kind.value,
+            "kind": str(t.kind),
             "amount": amount,
         }
-        if t.kind == TenderKind.POINTS:
+        if t.kind is TenderKind.POINTS:
             data["points"] = points
             out.effects.append(
                 Effect(
@@ -114,9 +114,9 @@ def _whole_points(
     """Give points tenders whole points; leftovers go to cash with room, else round up."""
     if mpp == 1:
         return
-    cash = [i for i, t in enumerate(order.tenders) if t.kind != TenderKind.POINTS]
+    cash = [i for i, t in enumerate(order.tenders) if t.kind is not TenderKind.POINTS]
     for i, t in enumerate(order.tenders):
-        if t.kind != TenderKind.POINTS:
+        if t.kind is not TenderKind.POINTS:
             continue
         leftover = shares[i] % mpp
         if not leftover:

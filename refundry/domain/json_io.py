@@ -410,7 +410,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 
 def _slots(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+    return dict(obj._asdict())
 
 
 def dumps_plan(plan: dict[str, Any]) -> str:

@@ -1,9 +1,11 @@
-"""The values a plan is made of. Plain frozen dataclasses: cheap to build, easy to print."""
+"""The values a plan is made of: immutable named tuples (a plan builds dozens of them, and a
+tuple is the cheapest immutable value Python constructs), and the frozen Plan that holds them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from refundry.domain.request import RefundRequest
 
@@ -12,8 +14,7 @@ __all__ = ["Amount", "Deduction", "Effect", "Notice", "Plan", "TenderRefund", "U
 Scalar = int | str | bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class UnitRefund:
+class UnitRefund(NamedTuple):
     line_id: str
     sku: str
     quantity: int
@@ -25,8 +26,7 @@ class UnitRefund:
     paid: int  # their apportioned paid amount (cumulative rounding)
 
 
-@dataclass(frozen=True, slots=True)
-class Deduction:
+class Deduction(NamedTuple):
     """Money held back from (or, in ``give_backs``, added to) a step, and why."""
 
     kind: str
@@ -36,24 +36,21 @@ class Deduction:
     rule: str
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
+class Effect(NamedTuple):
     type: str
     data: dict[str, Scalar]
     reason: str
     rule: str
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
+class Notice(NamedTuple):
     """A message to the customer: a template key and its parameters."""
 
     template: str
     params: dict[str, Scalar]
 
 
-@dataclass(frozen=True, slots=True)
-class TenderRefund:
+class TenderRefund(NamedTuple):
     tender_id: str
     kind: str
     amount: int  # minor units
@@ -62,8 +59,7 @@ class TenderRefund:
     paid: int
 
 
-@dataclass(frozen=True, slots=True)
-class Amount:
+class Amount(NamedTuple):
     goods: int
     give_backs: int
     shipping: int

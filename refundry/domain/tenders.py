@@ -54,7 +54,9 @@ def split_over_tenders(
     )
     if points_due:
         _reverse_earned(order, policy, customer, returned_points, points_due, out)
-    if out.shortfall_money and not out.excess:
+    if out.shortfall_money and out.excess:
+        out.excess += out.shortfall_money  # nothing moves, so nothing can absorb it either
+    elif out.shortfall_money:
         cash = [i for i, t in enumerate(tenders) if t.kind is not TenderKind.POINTS]
         cash_total = sum(shares[i] for i in cash)
         if cash_total < out.shortfall_money:

@@ -88,19 +88,16 @@ def plan_refund(
     all_goods_after = _all_goods_refunded(order, after)
     shipping_before = any(h.shipping_refunded for h in history)
     shipping = 0
-    last_goods = all_goods_after and not shipping_before and order.shipping_fee > 0
-    if last_goods and _shipping_due(order, history, request, policy):
+    last_goods = all_goods_after and not all_goods_before and order.shipping_fee > 0
+    last_goods = last_goods and not shipping_before
+    why_shipping = _shipping_due(order, history, request, policy) if last_goods else None
+    if why_shipping:
         shipping = order.shipping_fee
         effects.append(
             Effect(
                 "shipping_refund",
                 {"amount": shipping},
-                reason="the last unit of goods is refunded and the order "
-                + (
-                    "never shipped"
-                    if order.status == OrderStatus.PAID
-                    else "has a merchant-fault refund"
-                ),
+                reason=f"the last unit of goods is refunded and {why_shipping}",
                 rule=f"policy.shipping_refund={policy.shipping_refund}",
             )
         )
@@ -300,15 +297,17 @@ def _all_goods_refunded(order: Order, refunded: dict[str, int]) -> bool:
 
 def _shipping_due(
     order: Order, history: Sequence[PriorRefund], request: RefundRequest, policy: Policy
-) -> bool:
+) -> str | None:
+    """Why the shipping fee comes back with the last unit, or None when it does not."""
     if policy.shipping_refund == "always":
-        return True
+        return "policy always refunds shipping"
     if policy.shipping_refund == "never":
-        return False
+        return None
     if order.status == OrderStatus.PAID:
-        return True
+        return "the order never shipped"
     reasons = [h.reason for h in history] + [request.reason]
-    return any(policy.is_merchant_fault(r) for r in reasons)
+    fault = next((r for r in reasons if policy.is_merchant_fault(r)), None)
+    return f"a refund of this order was the merchant's fault ({fault})" if fault else None
 
 
 def _refunded_paid(order: Order, refunded: dict[str, int]) -> int:

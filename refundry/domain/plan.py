@@ -20,7 +20,7 @@ from datetime import datetime
 from refundry.domain.assets import benefit_effects, quota_effects
 from refundry.domain.campaigns import evaluate_campaigns
 from refundry.domain.customer import CustomerSnapshot
-from refundry.domain.errors import RefundRefused
+from refundry.domain.errors import InvalidInput, RefundRefused
 from refundry.domain.money import cumulative_part
 from refundry.domain.notices import notices_for
 from refundry.domain.order import REFUNDABLE_STATUSES, Order, OrderStatus
@@ -49,7 +49,7 @@ def plan_refund(
     input_hash: str = "",
 ) -> Plan:
     """Compute the plan of one refund step. Raises RefundRefused for a request it cannot plan."""
-    before = _refunded_units(order, history)
+    before, moved_before = _history_totals(order, history)
     after = _checked_request(order, request, before)
     effects: list[Effect] = []
     deductions: list[Deduction] = []
@@ -132,10 +132,6 @@ def plan_refund(
                 )
             )
 
-    moved_before = {t.id: 0 for t in order.tenders}
-    for h in history:
-        for tender_id, amount in h.moved.items():
-            moved_before[tender_id] = moved_before.get(tender_id, 0) + amount
     paid_before = _refunded_paid(order, before)
     progress = _Progress(
         paid_before=paid_before,
@@ -226,12 +222,43 @@ def plan_refund(
     )
 
 
-def _refunded_units(order: Order, history: Sequence[PriorRefund]) -> dict[str, int]:
+def _history_totals(
+    order: Order, history: Sequence[PriorRefund]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Units refunded per line and money moved per tender by the earlier steps, checked."""
     done = {line.id: 0 for line in order.lines}
-    for h in history:
+    moved = {t.id: 0 for t in order.tenders}
+    for i, h in enumerate(history):
         for line_id, qty in h.units.items():
+            if line_id not in done:
+                raise InvalidInput(
+                    f"an earlier refund names line {line_id!r}, which order {order.id} lacks",
+                    code="history.invalid",
+                    field=f"history[{i}].request.lines",
+                )
             done[line_id] += qty
-    return done
+            if done[line_id] > order.quantity[line_id]:
+                raise InvalidInput(
+                    f"earlier refunds return more units of {line_id!r} than were bought",
+                    code="history.invalid",
+                    field=f"history[{i}].request.lines",
+                )
+        for tender_id, amount in h.moved.items():
+            if tender_id not in moved:
+                raise InvalidInput(
+                    f"an earlier refund paid tender {tender_id!r}, which order {order.id} lacks",
+                    code="history.invalid",
+                    field=f"history[{i}].tenders",
+                )
+            moved[tender_id] += amount
+    for t in order.tenders:
+        if moved[t.id] > t.amount:
+            raise InvalidInput(
+                f"earlier refunds paid tender {t.id!r} more than it paid",
+                code="history.invalid",
+                field="history",
+            )
+    return done, moved
 
 
 def _checked_request(

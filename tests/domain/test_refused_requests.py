@@ -326,3 +326,43 @@ def test_refusal_codes_are_stable_strings() -> None:
     for code in ORDER_CODES_NOT_IN_DOCS.values():
         area, _, name = code.partition(".")
         assert area == "order" and name and name == name.lower()
+
+
+def test_history_naming_a_line_the_order_lacks_is_history_invalid() -> None:
+    from refundry import worked_examples as ex
+    from refundry.domain.errors import InvalidInput
+    from refundry.domain.json_io import plan_from_json
+
+    first = plan_from_json(
+        order=ex.THRESHOLD, snapshot=ex.snapshot(), now=ex.NOW, request=ex.request("o-500-100", "Y")
+    )
+    first["request"]["lines"][0]["line_id"] = "NOPE"
+    with pytest.raises(InvalidInput) as err:
+        plan_from_json(
+            order=ex.THRESHOLD,
+            snapshot=ex.snapshot(),
+            now=ex.NOW,
+            request=ex.request("o-500-100", "X"),
+            history=[first],
+        )
+    assert (err.value.code, err.value.field) == ("history.invalid", "history[0].request.lines")
+
+
+def test_history_over_refunding_a_tender_is_history_invalid() -> None:
+    from refundry import worked_examples as ex
+    from refundry.domain.errors import InvalidInput
+    from refundry.domain.json_io import plan_from_json
+
+    first = plan_from_json(
+        order=ex.THRESHOLD, snapshot=ex.snapshot(), now=ex.NOW, request=ex.request("o-500-100", "Y")
+    )
+    first["tenders"][0]["amount"] = 50001
+    with pytest.raises(InvalidInput) as err:
+        plan_from_json(
+            order=ex.THRESHOLD,
+            snapshot=ex.snapshot(),
+            now=ex.NOW,
+            request=ex.request("o-500-100", "X"),
+            history=[first],
+        )
+    assert err.value.code == "history.invalid"

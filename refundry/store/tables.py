@@ -1,0 +1,323 @@
+"""The store's tables (SQLAlchemy Core). One schema for SQLite and PostgreSQL.
+
+Money and points are BIGINT minor units. Invariants the database itself guards:
+* a line never has more units refunded than bought, a tender never more money back than paid;
+* the wallet never goes below zero (points may, when policy ``allow_negative`` says so);
+* idempotency keys and outbox keys are unique;
+* every ledger balance is the sum of its postings (kept in the same transaction; checked by
+  tests and by ``refundry db check``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from refundry.store.types import UTCDateTime
+
+__all__ = ["metadata"]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Money = BigInteger
+When = UTCDateTime()
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("locale", String(16), nullable=False, server_default="zh-CN"),
+    Column("tier", String(64)),
+    Column("risk_flags", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("tier_table", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("created_at", When, nullable=False),
+)
+
+# Double-entry ledgers: every journal's postings sum to zero; an account's balance is the sum
+# of its postings. Customer accounts are "<kind>:<customer id>", the shop's "shop:<kind>".
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("kind", String(16), nullable=False),  # points | wallet | growth | gift_card
+    Column("customer_id", String(64), ForeignKey("customers.id")),
+    Column("balance", Money, nullable=False, server_default="0"),
+    Column("may_go_negative", Boolean, nullable=False, server_default="0"),
+    CheckConstraint("may_go_negative OR balance >= 0", name="balance_not_negative"),
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("journal_id", String(100), nullable=False),
+    Column("account_id", String(100), ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("order_id", String(64)),
+    Column("refund_id", String(64)),
+    Column("memo", String(200), nullable=False),
+    Column("created_at", When, nullable=False),
+    Index("ix_ledger_postings_account", "account_id"),
+    Index("ix_ledger_postings_journal", "journal_id"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("paid_at", When),
+    Column("document", Text, nullable=False),  # the order JSON as ingested (docs/plan-json.md)
+    Column("content_hash", String(80), nullable=False),
+    Column("goods_units", Integer, nullable=False),
+    Column("goods_refunded", Integer, nullable=False, server_default="0"),
+    Column("refund_count", Integer, nullable=False, server_default="0"),
+    Column("ingested_at", When, nullable=False),
+    CheckConstraint("goods_refunded >= 0 AND goods_refunded <= goods_units", name="goods"),
+    Index("ix_orders_customer", "customer_id"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("sku", String(100), nullable=False),
+    Column("merchant_id", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Money, nullable=False),
+    Column("paid", Money, nullable=False),
+    Column("gift_of", String(64)),
+    Column("refunded_qty", Integer, nullable=False, server_default="0"),
+    CheckConstraint("refunded_qty >= 0 AND refunded_qty <= quantity", name="refunded_qty"),
+)
+
+order_adjustments = Table(
+    "order_adjustments",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("adjustment_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("source_type", String(16), nullable=False),
+    Column("source_id", String(64), nullable=False),
+)
+
+order_tenders = Table(
+    "order_tenders",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("tender_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("method", String(32)),
+    Column("gateway_txn_id", String(100)),
+    Column("amount", Money, nullable=False),
+    Column("points", BigInteger, nullable=False, server_default="0"),
+    Column("refunded", Money, nullable=False, server_default="0"),
+    CheckConstraint("refunded >= 0 AND refunded <= amount", name="refunded"),
+)
+
+# Coupons and other entitlements the customer holds. ``category`` coupon | entitlement.
+entitlements = Table(
+    "entitlements",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("value", Money, nullable=False, server_default="0"),
+    Column("valid_until", When),
+    Column("state", String(16), nullable=False),  # available | used | forfeited
+    Column("reissued_from", String(64)),  # a coupon issued to replace an expired one
+    Column("order_id", String(64)),  # the order that used it, while used
+    Column("updated_at", When, nullable=False),
+    Index("ix_entitlements_customer", "customer_id"),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("definition", Text, nullable=False),  # JSON, docs/plan-json.md campaigns[]
+    Column("high_value", Boolean, nullable=False, server_default="0"),
+    Column("ends_at", When),
+)
+
+campaign_spend = Table(
+    "campaign_spend",
+    metadata,
+    Column("customer_id", String(64), ForeignKey("customers.id"), primary_key=True),
+    Column("campaign_id", String(64), primary_key=True),
+    Column("spend", Money, nullable=False, server_default="0"),
+    CheckConstraint("spend >= 0", name="spend"),
+)
+
+campaign_quotas = Table(
+    "campaign_quotas",
+    metadata,
+    Column("customer_id", String(64), ForeignKey("customers.id"), primary_key=True),
+    Column("campaign_id", String(64), primary_key=True),
+    Column("used", Integer, nullable=False, server_default="0"),
+    CheckConstraint("used >= 0", name="used"),
+)
+
+campaign_rewards = Table(
+    "campaign_rewards",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
+    Column("campaign_id", String(64), nullable=False),
+    Column("order_id", String(64)),  # per-order cashback; NULL for cumulative campaigns
+    Column("threshold", Money, nullable=False, server_default="0"),
+    Column("amount", Money, nullable=False),  # as granted or promised
+    Column("reduced", Money, nullable=False, server_default="0"),  # clawed back or cancelled
+    Column("status", String(16), nullable=False),  # pending | granted | cancelled | clawed_back
+    CheckConstraint("reduced >= 0 AND reduced <= amount", name="reduced"),
+    Index("ix_campaign_rewards_customer", "customer_id", "campaign_id"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("seq", Integer, nullable=False),  # 1 for the order's first refund, 2 next…
+    Column("status", String(20), nullable=False),  # refunding | refunded | refund_failed
+    Column("reason", String(32), nullable=False),
+    Column("total", Money, nullable=False),
+    Column("plan", Text, nullable=False),  # the applied plan, canonical JSON
+    Column("plan_hash", String(80), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+    Index("ix_refunds_order", "order_id", "seq"),
+)
+
+refund_tenders = Table(
+    "refund_tenders",
+    metadata,
+    Column("refund_id", String(64), ForeignKey("refunds.id"), primary_key=True),
+    Column("tender_id", String(64), primary_key=True),
+    Column("order_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("points", BigInteger, nullable=False, server_default="0"),
+    # pending (outbox) | accepted (gateway) | succeeded | failed | to_wallet (agent moved it)
+    Column("status", String(16), nullable=False),
+    Column("gateway_refund_id", String(100)),
+    Column("failure_code", String(64)),
+    Column("updated_at", When, nullable=False),
+    ForeignKeyConstraint(
+        ["order_id", "tender_id"], ["order_tenders.order_id", "order_tenders.tender_id"]
+    ),
+)
+
+refund_effects = Table(
+    "refund_effects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("refund_id", String(64), ForeignKey("refunds.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("data", Text, nullable=False),  # JSON, the effect as the plan lists it
+    UniqueConstraint("refund_id", "position", name="uq_refund_effects_position"),
+)
+
+# Messages to deliver after commit: gateway refund requests, notifications, domain events.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(40), nullable=False),  # gateway.refund | notify | event
+    Column("key", String(200), nullable=False, unique=True),  # the consumer's idempotency key
+    Column("payload", Text, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | done | dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("available_at", When, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", When, nullable=False),
+    Column("done_at", When),
+    Index("ix_outbox_due", "status", "available_at"),
+)
+
+# Every answer the gateway gave, kept for disputes and reconciliation.
+gateway_calls = Table(
+    "gateway_calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("refund_id", String(64), nullable=False),
+    Column("tender_id", String(64), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # request | lookup | webhook
+    Column("outcome", String(16), nullable=False),  # accepted | succeeded | refused | timeout…
+    Column("answer", Text, nullable=False),  # JSON
+    Column("at", When, nullable=False),
+    Index("ix_gateway_calls_refund", "refund_id"),
+)
+
+gateway_events = Table(
+    "gateway_events",
+    metadata,
+    Column("event_id", String(100), primary_key=True),  # webhooks arrive twice: seen once
+    Column("received_at", When, nullable=False),
+)
+
+# Tamper-evident audit log: entry n stores sha256(entry n-1's hash + its own content).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", When, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("order_id", String(64)),
+    Column("refund_id", String(64)),
+    Column("data", Text, nullable=False),  # JSON: before/after, amounts
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_order", "order_id"),
+)
+
+# The chain's head, written in the same transaction as every entry: a truncated tail shows.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("scope", String(40), nullable=False),
+    Column("request_hash", String(80), nullable=False),
+    Column("response", Text, nullable=False),  # JSON of the first result
+    Column("created_at", When, nullable=False),
+)

@@ -7,6 +7,7 @@ never silently changes a refund. The plan is written canonically (sorted keys, n
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -51,6 +52,7 @@ __all__ = [
     "parse_request",
     "parse_snapshot",
     "plan_from_json",
+    "plan_hash",
     "plan_to_dict",
 ]
 
@@ -411,6 +413,20 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 def _slots(obj: Any) -> dict[str, Any]:
     return dict(obj._asdict())
+
+
+_NOT_CONTENT = ("input_hash", "plan_hash", "now")
+
+
+def plan_hash(plan: dict[str, Any]) -> str:
+    """The hash of what a plan does (amounts, effects, notices), not of when or from what.
+
+    A preview carries it; applying recomputes the plan and refuses with ``plan.stale`` when the
+    hash differs, i.e. when the refund would now do something else than what was shown.
+    """
+    content = {k: v for k, v in plan.items() if k not in _NOT_CONTENT}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def dumps_plan(plan: dict[str, Any]) -> str:

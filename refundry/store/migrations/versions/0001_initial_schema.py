@@ -346,6 +346,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("refund_id", "tender_id", name=op.f("pk_refund_tenders")),
     )
     # ### end Alembic commands ###
+    # The shop's counter-accounts, one per kind: the other leg of every journal.
+    op.bulk_insert(
+        sa.table(
+            "ledger_accounts",
+            sa.column("id", sa.String),
+            sa.column("kind", sa.String),
+            sa.column("balance", sa.BigInteger),
+            sa.column("may_go_negative", sa.Boolean),
+        ),
+        [
+            {"id": f"shop/{kind}", "kind": kind, "balance": 0, "may_go_negative": True}
+            for kind in ("points", "wallet", "growth", "gift_card")
+        ],
+    )
 
 
 def downgrade() -> None:

@@ -1,0 +1,161 @@
+"""The tamper-evident audit log: each entry hashes the previous one; the head row seals the tail.
+
+``hash(n) = sha256(hash(n-1) | canonical(entry n))`` where the canonical form covers the
+sequence number, time, actor, action, order, refund and data. An edited row breaks its own hash,
+a deleted or swapped row breaks the sequence and the link, and a truncated tail no longer
+matches the head row, which is written in the same transaction as every entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from refundry.store.tables import audit_head, audit_log
+
+__all__ = ["GENESIS", "AuditTrail", "ChainReport", "entry_hash", "verify_chain"]
+
+GENESIS = "0" * 64
+
+
+def _canonical(
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    order_id: str | None,
+    refund_id: str | None,
+    data: str,
+) -> str:
+    return json.dumps(
+        [seq, at.isoformat(), actor, action, order_id, refund_id, data],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def entry_hash(prev_hash: str, **entry: Any) -> str:
+    text = prev_hash + "|" + _canonical(**entry)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(slots=True)
+class AuditTrail:
+    """Collects a transaction's audit entries and appends them at ``flush`` under the head lock."""
+
+    actor: str
+    at: datetime
+    entries: list[tuple[str, str | None, str | None, dict[str, Any]]] = field(default_factory=list)
+
+    def record(
+        self,
+        action: str,
+        *,
+        order_id: str | None = None,
+        refund_id: str | None = None,
+        **data: Any,
+    ) -> None:
+        self.entries.append((action, order_id, refund_id, data))
+
+    def flush(self, conn: Connection) -> None:
+        if not self.entries:
+            return
+        head = conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash)
+            .where(audit_head.c.id == 1)
+            .with_for_update()
+        ).first()
+        seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+        rows = []
+        for action, order_id, refund_id, data in self.entries:
+            seq += 1
+            text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            digest = entry_hash(
+                prev,
+                seq=seq,
+                at=self.at,
+                actor=self.actor,
+                action=action,
+                order_id=order_id,
+                refund_id=refund_id,
+                data=text,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": self.at,
+                    "actor": self.actor,
+                    "action": action,
+                    "order_id": order_id,
+                    "refund_id": refund_id,
+                    "data": text,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+        conn.execute(insert(audit_log), rows)
+        if head is None:
+            conn.execute(insert(audit_head).values(id=1, seq=seq, hash=prev))
+        else:
+            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        self.entries.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+
+
+def _rows(conn: Connection) -> Iterator[Any]:
+    result = conn.execution_options(yield_per=2000).execute(
+        select(audit_log).order_by(audit_log.c.seq)
+    )
+    yield from result
+
+
+def verify_chain(conn: Connection) -> ChainReport:
+    """Walk the whole chain; name the first entry that does not verify."""
+    expected_seq, prev, count = 1, GENESIS, 0
+    for row in _rows(conn):
+        if row.seq != expected_seq:
+            return ChainReport(
+                False, count, expected_seq, f"entry {expected_seq} is missing (next is {row.seq})"
+            )
+        if row.prev_hash != prev:
+            return ChainReport(
+                False, count, row.seq, "does not link to the entry before it (moved or replaced)"
+            )
+        digest = entry_hash(
+            prev,
+            seq=row.seq,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            order_id=row.order_id,
+            refund_id=row.refund_id,
+            data=row.data,
+        )
+        if digest != row.hash:
+            return ChainReport(False, count, row.seq, "content does not match its hash (edited)")
+        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+    head_seq, head_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+    if head_seq != count or head_hash != prev:
+        return ChainReport(
+            False,
+            count,
+            count + 1 if head_seq > count else head_seq,
+            f"the head says {head_seq} entries ending {head_hash[:12]}…, the log "
+            f"has {count} ending {prev[:12]}… (tail truncated or head altered)",
+        )
+    return ChainReport(True, count)

@@ -1,0 +1,274 @@
+"""Writing an applied plan's effects to the store, inside the apply transaction.
+
+Money to external tenders goes to the outbox (the gateway is called after commit); money to the
+wallet, a gift card or the points balance is a ledger posting here and now. Every other asset
+(coupons, entitlements, campaign spend and quotas, rewards, growth, tier) changes here too, and
+every effect gets its audit entry and, where the customer is told, its notification.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from refundry.domain.order import Order
+from refundry.services.audit import AuditTrail
+from refundry.services.ledger import balance, post
+from refundry.services.outbox import enqueue
+from refundry.store.tables import (
+    campaign_quotas,
+    campaign_rewards,
+    campaign_spend,
+    customers,
+    entitlements,
+    refund_effects,
+    refund_tenders,
+)
+
+__all__ = ["record_effects", "record_tenders"]
+
+GATEWAY_TOPIC = "gateway.refund"
+
+
+def record_tenders(
+    conn: Connection,
+    *,
+    plan: dict[str, Any],
+    order: Order,
+    refund_id: str,
+    at: datetime,
+    trail: AuditTrail,
+) -> bool:
+    """Move each tender's share; returns True when a gateway call is still to be made."""
+    tenders = {t.id: t for t in order.tenders}
+    waiting = False
+    rows = []
+    for share in plan["tenders"]:
+        if not share["amount"]:
+            continue
+        tender = tenders[share["tender_id"]]
+        kind = tender.kind.value
+        status = "succeeded"
+        if kind == "external":
+            status, waiting = "pending", True
+            key = f"{refund_id}:{tender.id}"
+            enqueue(
+                conn,
+                topic=GATEWAY_TOPIC,
+                key=f"gateway:{key}",
+                at=at,
+                payload={
+                    "refund_id": refund_id,
+                    "order_id": order.id,
+                    "tender_id": tender.id,
+                    "transaction_id": tender.gateway_txn_id,
+                    "amount": share["amount"],
+                    "currency": order.currency,
+                    "idempotency_key": key,
+                },
+            )
+        else:
+            ledger_kind = "gift_card" if kind == "gift_card" else kind
+            amount = share["points"] if kind == "points" else share["amount"]
+            post(
+                conn,
+                journal_id=f"refund:{refund_id}:{tender.id}",
+                kind=ledger_kind,
+                customer_id=order.customer_id,
+                amount=amount,
+                at=at,
+                order_id=order.id,
+                refund_id=refund_id,
+                memo=f"refund to {kind} tender {tender.id}",
+            )
+        rows.append(
+            {
+                "refund_id": refund_id,
+                "tender_id": tender.id,
+                "order_id": order.id,
+                "kind": kind,
+                "amount": share["amount"],
+                "points": share["points"],
+                "status": status,
+                "updated_at": at,
+            }
+        )
+        trail.record(
+            "refund.tender",
+            order_id=order.id,
+            refund_id=refund_id,
+            tender_id=tender.id,
+            kind=kind,
+            amount=share["amount"],
+            points=share["points"],
+            status=status,
+        )
+    if rows:
+        conn.execute(insert(refund_tenders), rows)
+    return waiting
+
+
+def record_effects(
+    conn: Connection,
+    *,
+    plan: dict[str, Any],
+    order: Order,
+    refund_id: str,
+    at: datetime,
+    trail: AuditTrail,
+    locale: str,
+) -> None:
+    cid = order.customer_id
+    rows = []
+    for position, effect in enumerate(plan["effects"]):
+        kind = effect["type"]
+        before_after = _apply_effect(conn, effect, order=order, refund_id=refund_id, at=at)
+        rows.append(
+            {
+                "refund_id": refund_id,
+                "position": position,
+                "type": kind,
+                "data": json.dumps(effect, ensure_ascii=False, sort_keys=True),
+            }
+        )
+        data = {k: v for k, v in effect.items() if k != "type"}
+        trail.record(
+            f"effect.{kind}", order_id=order.id, refund_id=refund_id, **data, **before_after
+        )
+    if rows:
+        conn.execute(insert(refund_effects), rows)
+    for i, notice in enumerate(plan["notifications"]):
+        enqueue(
+            conn,
+            topic="notify",
+            key=f"notify:{refund_id}:{i}",
+            at=at,
+            payload={
+                "customer_id": cid,
+                "locale": locale,
+                "order_id": order.id,
+                "refund_id": refund_id,
+                "template": notice["template"],
+                "params": notice["params"],
+            },
+        )
+
+
+def _apply_effect(
+    conn: Connection, effect: dict[str, Any], *, order: Order, refund_id: str, at: datetime
+) -> dict[str, Any]:
+    """Change the store for one effect; returns before/after figures for the audit entry."""
+    kind = effect["type"]
+    cid = order.customer_id
+    journal = f"refund:{refund_id}:{kind}"
+    if kind == "points_reverse_earned" and effect["from_balance"]:
+        was = balance(conn, "points", cid)
+        post(
+            conn,
+            journal_id=journal,
+            kind="points",
+            customer_id=cid,
+            amount=-effect["from_balance"],
+            at=at,
+            order_id=order.id,
+            refund_id=refund_id,
+            memo="earned points reversed",
+        )
+        return {"balance_before": was, "balance_after": was - effect["from_balance"]}
+    if kind == "growth_reverse" and effect["amount"]:
+        was = balance(conn, "growth", cid)
+        post(
+            conn,
+            journal_id=journal,
+            kind="growth",
+            customer_id=cid,
+            amount=-effect["amount"],
+            at=at,
+            order_id=order.id,
+            refund_id=refund_id,
+            memo="growth value reversed",
+        )
+        return {"balance_before": was, "balance_after": was - effect["amount"]}
+    if kind == "tier_change":
+        conn.execute(update(customers).where(customers.c.id == cid).values(tier=effect["to"]))
+        return {}
+    if kind in ("coupon_return", "entitlement_reactivate"):
+        item = effect.get("coupon_id") or effect["entitlement_id"]
+        return _set_state(conn, item, "available", at)
+    if kind in ("coupon_forfeit", "entitlement_forfeit"):
+        item = effect.get("coupon_id") or effect["entitlement_id"]
+        return _set_state(conn, item, "forfeited", at)
+    if kind in ("coupon_reissue", "entitlement_reissue"):
+        item = effect.get("coupon_id") or effect["entitlement_id"]
+        old = conn.execute(select(entitlements).where(entitlements.c.id == item)).one()
+        new_id = f"{item}~{refund_id}"
+        conn.execute(
+            insert(entitlements).values(
+                id=new_id,
+                customer_id=cid,
+                category=old.category,
+                kind=old.kind,
+                value=effect["value"],
+                valid_until=datetime.fromisoformat(effect["valid_until"]),
+                state="available",
+                reissued_from=item,
+                updated_at=at,
+            )
+        )
+        _set_state(conn, item, "replaced", at)
+        return {"replacement_id": new_id}
+    if kind == "campaign_spend_decrease":
+        where = (campaign_spend.c.customer_id == cid) & (
+            campaign_spend.c.campaign_id == effect["campaign_id"]
+        )
+        conn.execute(
+            update(campaign_spend)
+            .where(where)
+            .values(spend=campaign_spend.c.spend - effect["amount"])
+        )
+        return {}
+    if kind in ("quota_release", "first_purchase_restored"):
+        where = (
+            (campaign_quotas.c.customer_id == cid)
+            & (campaign_quotas.c.campaign_id == effect["campaign_id"])
+            & (campaign_quotas.c.used > 0)
+        )
+        conn.execute(update(campaign_quotas).where(where).values(used=campaign_quotas.c.used - 1))
+        return {}
+    if kind in ("reward_clawback", "reward_cancel"):
+        final = "clawed_back" if kind == "reward_clawback" else "cancelled"
+        row = conn.execute(
+            select(campaign_rewards.c.amount, campaign_rewards.c.reduced).where(
+                campaign_rewards.c.id == effect["reward_id"]
+            )
+        ).one()
+        reduced = int(row.reduced) + effect["amount"]
+        values: dict[str, Any] = {"reduced": reduced}
+        if reduced >= int(row.amount):
+            values["status"] = final
+        conn.execute(
+            update(campaign_rewards)
+            .where(campaign_rewards.c.id == effect["reward_id"])
+            .values(**values)
+        )
+        return {"reduced_before": int(row.reduced), "reduced_after": reduced}
+    return {}
+
+
+def _set_state(conn: Connection, item_id: str, state: str, at: datetime) -> dict[str, Any]:
+    before = conn.execute(
+        select(entitlements.c.state).where(entitlements.c.id == item_id)
+    ).scalar_one()
+    conn.execute(
+        update(entitlements)
+        .where(entitlements.c.id == item_id)
+        .values(
+            state=state,
+            order_id=None if state == "available" else entitlements.c.order_id,
+            updated_at=at,
+        )
+    )
+    return {"state_before": before, "state_after": state}

@@ -1,0 +1,40 @@
+"""Errors the services raise, beside the domain's (refundry.domain.errors).
+
+RefundryError
+├── NotFound                 order.not_found, refund.not_found
+├── Conflict                 the state moved under the caller; retrying may succeed
+│     codes: plan.stale, refund.concurrent, idempotency.in_flight, order.conflict
+└── Unprocessable            the request can never succeed as sent
+      codes: idempotency.key_reused, plan.needs_manual_review, refund.not_failed,
+             ledger.insufficient_funds
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refundry.domain.errors import RefundryError
+
+__all__ = ["Conflict", "NotFound", "PlanStale", "Unprocessable"]
+
+
+class NotFound(RefundryError):
+    code = "not_found"
+
+
+class Conflict(RefundryError):
+    code = "conflict"
+
+
+class Unprocessable(RefundryError):
+    code = "unprocessable"
+
+
+class PlanStale(Conflict):
+    """The plan computed now differs from the one the caller previewed; here is the new one."""
+
+    code = "plan.stale"
+
+    def __init__(self, message: str, *, plan: dict[str, Any]):
+        super().__init__(message)
+        self.plan = plan

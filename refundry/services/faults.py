@@ -1,0 +1,34 @@
+"""Named fault points for crash tests.
+
+Code that must survive a crash calls ``fault_point("apply.before_commit")`` at the moments where
+a crash is most dangerous. In production this does nothing. A crash test sets
+``REFUNDRY_FAULT=<name>`` (and optionally ``REFUNDRY_FAULT_LOG=<file>``) in a worker process:
+the worker then kills itself with SIGKILL when it reaches that point, exactly like a power cut,
+and every point reached is appended to the log so the test can prove each one was hit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["FAULT_POINTS", "fault_point"]
+
+FAULT_POINTS = (
+    "apply.after_plan",  # plan computed and checked, nothing written
+    "apply.after_writes",  # every row written, transaction not committed
+    "apply.after_commit",  # committed, the caller has not had the answer
+    "relay.after_claim",  # an outbox message is claimed, not yet sent
+    "relay.after_send",  # the gateway (or notifier) has it, our record of that does not
+    "relay.after_record",  # the answer is recorded, the message not yet marked done
+)
+
+
+def fault_point(name: str) -> None:
+    assert name in FAULT_POINTS, name
+    log = os.environ.get("REFUNDRY_FAULT_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(name + "\n")
+    if os.environ.get("REFUNDRY_FAULT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,90 @@
+"""Double-entry postings: every journal sums to zero, balances move with their postings.
+
+Each journal has a customer leg and a shop leg. A customer account keeps its balance in its
+row, updated in the same transaction as the posting (the CHECK constraint keeps wallets from
+going negative). The shop's counter-accounts (``shop:points``…) are append-only: their balance
+is the sum of their postings, computed when read. A running balance there would be one hot row
+that every refund of every customer locks, serializing the whole shop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from refundry.store.tables import ledger_accounts, ledger_postings
+
+__all__ = ["account_id", "balance", "post", "shop_account_id"]
+
+
+def account_id(kind: str, customer_id: str) -> str:
+    return f"{kind}:{customer_id}"
+
+
+def shop_account_id(kind: str) -> str:
+    """The shop's counter-account of a kind (created by the initial migration)."""
+    return f"shop/{kind}"
+
+
+def _move(conn: Connection, acc: str, kind: str, customer_id: str, delta: int) -> None:
+    moved = conn.execute(
+        update(ledger_accounts)
+        .where(ledger_accounts.c.id == acc)
+        .values(balance=ledger_accounts.c.balance + delta)
+    )
+    if moved.rowcount == 0:
+        # First movement of this account. Points may go negative (policy allow_negative);
+        # wallets, gift cards and growth may not (the CHECK constraint refuses it).
+        negative = kind == "points"
+        conn.execute(
+            insert(ledger_accounts).values(
+                id=acc, kind=kind, customer_id=customer_id, balance=delta, may_go_negative=negative
+            )
+        )
+
+
+def post(
+    conn: Connection,
+    *,
+    journal_id: str,
+    kind: str,
+    customer_id: str,
+    amount: int,
+    memo: str,
+    at: datetime,
+    order_id: str | None = None,
+    refund_id: str | None = None,
+) -> None:
+    """Move ``amount`` of ``kind`` from the shop to the customer (negative: back to the shop)."""
+    if not amount:
+        return
+    mine = account_id(kind, customer_id)
+    _move(conn, mine, kind, customer_id, amount)
+    legs: Sequence[tuple[str, int]] = ((mine, amount), (shop_account_id(kind), -amount))
+    conn.execute(
+        insert(ledger_postings),
+        [
+            {
+                "journal_id": journal_id,
+                "account_id": acc,
+                "amount": delta,
+                "order_id": order_id,
+                "refund_id": refund_id,
+                "memo": memo,
+                "created_at": at,
+            }
+            for acc, delta in legs
+        ],
+    )
+
+
+def balance(conn: Connection, kind: str, customer_id: str) -> int:
+    """A customer account's balance (0 if it never moved)."""
+    row = conn.execute(
+        select(ledger_accounts.c.balance).where(
+            ledger_accounts.c.id == account_id(kind, customer_id)
+        )
+    ).first()
+    return int(row[0]) if row else 0

@@ -1,0 +1,30 @@
+"""Writing to the outbox: messages committed with the change that caused them, sent after."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from refundry.store.tables import outbox
+
+__all__ = ["enqueue"]
+
+
+def enqueue(
+    conn: Connection, *, topic: str, key: str, payload: dict[str, Any], at: datetime
+) -> None:
+    """Queue one message; ``key`` is unique and is the receiver's idempotency key."""
+    conn.execute(
+        insert(outbox).values(
+            topic=topic,
+            key=key,
+            status="pending",
+            attempts=0,
+            available_at=at,
+            created_at=at,
+            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
+        )
+    )

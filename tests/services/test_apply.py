@@ -1,0 +1,175 @@
+"""Ingest, preview and apply on the real databases (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from refundry import worked_examples as ex
+from refundry.domain.policy import Policy
+from refundry.services.apply import apply_refund, preview_refund
+from refundry.services.audit import verify_chain
+from refundry.services.errors import PlanStale, Unprocessable
+from refundry.services.ingest import ingest_order
+from refundry.services.ledger import balance
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import (
+    entitlements,
+    ledger_accounts,
+    ledger_postings,
+    order_lines,
+    outbox,
+    refunds,
+)
+
+NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+POLICY = Policy()
+
+
+def ingest(engine: Engine, doc: Any) -> None:
+    with UnitOfWork(engine) as uow:
+        ingest_order(uow.conn, doc, policy=POLICY, now=NOW)
+        uow.commit()
+
+
+def apply(engine: Engine, order_id: str, *line_ids: str, key: str) -> Any:
+    req = ex.request(order_id, *line_ids)
+    plan = preview_refund(engine, order_id=order_id, request=req, policy=POLICY, now=NOW)
+    return apply_refund(
+        engine,
+        order_id=order_id,
+        request=req,
+        expected_plan_hash=plan["plan_hash"],
+        idempotency_key=key,
+        actor="agent:test",
+        now=NOW,
+        policy=POLICY,
+    )
+
+
+def ledgers_balance(engine: Engine) -> None:
+    with UnitOfWork(engine, readonly=True) as uow:
+        sums = dict(
+            uow.conn.execute(
+                select(ledger_postings.c.account_id, func.sum(ledger_postings.c.amount)).group_by(
+                    ledger_postings.c.account_id
+                )
+            ).all()
+        )
+        for acc in uow.conn.execute(select(ledger_accounts)):
+            if not acc.id.startswith("shop/"):
+                assert acc.balance == sums.get(acc.id, 0), acc.id
+        journals = uow.conn.execute(
+            select(ledger_postings.c.journal_id, func.sum(ledger_postings.c.amount)).group_by(
+                ledger_postings.c.journal_id
+            )
+        ).all()
+        assert all(total == 0 for _, total in journals)
+
+
+def test_threshold_example_applies_100_then_400_and_everything_balances(engine: Engine) -> None:
+    ingest(engine, ex.THRESHOLD)
+    first = apply(engine, "o-500-100", "Y", key="k1")
+    assert first.plan["amount"]["total"] == 10000
+    assert first.status == "refunding"  # the card refund waits for the gateway
+    second = apply(engine, "o-500-100", "X", key="k2")
+    assert second.plan["amount"]["total"] == 40000
+    with UnitOfWork(engine, readonly=True) as uow:
+        qty = dict(
+            uow.conn.execute(select(order_lines.c.line_id, order_lines.c.refunded_qty)).all()
+        )
+        assert qty == {"X": 1, "Y": 1}
+        gateway = [
+            json.loads(p)
+            for (p,) in uow.conn.execute(
+                select(outbox.c.payload)
+                .where(outbox.c.topic == "gateway.refund")
+                .order_by(outbox.c.id)
+            )
+        ]
+        assert [g["amount"] for g in gateway] == [10000, 40000]
+        assert verify_chain(uow.conn).ok
+    ledgers_balance(engine)
+
+
+def test_points_example_reverses_from_balance_and_deducts_shortfall(engine: Engine) -> None:
+    ingest(engine, {"order": ex.POINTS, "customer": {"points_balance": 120 - 500}})
+    result = apply(engine, "o-points", "A", key="kp")
+    assert result.plan["amount"]["total"] == 49620
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert balance(uow.conn, "points", ex.CUSTOMER) == 0
+    ledgers_balance(engine)
+
+
+def test_expired_coupon_is_reissued_for_seven_days(engine: Engine) -> None:
+    ingest(engine, {"order": ex.COUPON, "customer": {"coupons": ex.COUPON_SNAPSHOT["coupons"]}})
+    result = apply(engine, "o-coupon", "A", key="kc")
+    assert result.plan["amount"]["total"] == 27000
+    with UnitOfWork(engine, readonly=True) as uow:
+        rows = {r.id: r for r in uow.conn.execute(select(entitlements))}
+    assert rows["CP-30"].state == "replaced"
+    new = rows[f"CP-30~{result.refund_id}"]
+    assert (new.state, new.value, new.reissued_from) == ("available", 3000, "CP-30")
+    assert new.valid_until == datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
+
+
+def test_same_key_replays_first_result_and_moves_money_once(engine: Engine) -> None:
+    ingest(engine, ex.THRESHOLD)
+    first = apply(engine, "o-500-100", "Y", key="same")
+    req = ex.request("o-500-100", "Y")
+    again = apply_refund(
+        engine,
+        order_id="o-500-100",
+        request=req,
+        expected_plan_hash=first.plan["plan_hash"],
+        idempotency_key="same",
+        actor="agent:test",
+        now=NOW,
+        policy=POLICY,
+    )
+    assert again.replayed and again.refund_id == first.refund_id
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert uow.conn.execute(select(func.count()).select_from(refunds)).scalar() == 1
+
+
+def test_same_key_other_request_is_refused_with_its_code(engine: Engine) -> None:
+    ingest(engine, ex.THRESHOLD)
+    first = apply(engine, "o-500-100", "Y", key="k")
+    with pytest.raises(Unprocessable) as err:
+        apply_refund(
+            engine,
+            order_id="o-500-100",
+            request=ex.request("o-500-100", "X"),
+            expected_plan_hash=first.plan["plan_hash"],
+            idempotency_key="k",
+            actor="agent:test",
+            now=NOW,
+            policy=POLICY,
+        )
+    assert err.value.code == "idempotency.key_reused"
+
+
+def test_stale_preview_is_refused_with_the_new_plan(engine: Engine) -> None:
+    ingest(engine, ex.THRESHOLD)
+    req = ex.request("o-500-100", "X")
+    old = preview_refund(engine, order_id="o-500-100", request=req, policy=POLICY, now=NOW)
+    apply(engine, "o-500-100", "Y", key="first")  # the state moves under the preview of X
+    with pytest.raises(PlanStale) as err:
+        apply_refund(
+            engine,
+            order_id="o-500-100",
+            request=req,
+            expected_plan_hash=old["plan_hash"],
+            idempotency_key="second",
+            actor="agent:test",
+            now=NOW,
+            policy=POLICY,
+        )
+    assert err.value.code == "plan.stale"
+    assert err.value.plan["amount"]["total"] == 40000
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert uow.conn.execute(select(func.count()).select_from(refunds)).scalar() == 1

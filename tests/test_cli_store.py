@@ -1,0 +1,46 @@
+"""`refundry db upgrade` and `refundry import` on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from refundry import worked_examples as ex
+from refundry.cli import app
+from refundry.services.uow import UnitOfWork
+from refundry.store.engine import make_engine
+from refundry.store.tables import orders
+
+
+def test_upgrade_then_import_keeps_good_lines_and_names_bad_ones(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    runner = CliRunner()
+    up = runner.invoke(app, ["db", "upgrade", "--url", url])
+    assert up.exit_code == 0, up.output
+    bad_order = json.loads(json.dumps(ex.GIFT))
+    bad_order["lines"][0]["unit_price"] = -1
+    lines = [
+        json.dumps(ex.THRESHOLD),
+        "{not json",
+        json.dumps(bad_order),
+        json.dumps({"order": ex.POINTS, "customer": {"points_balance": 0}}),
+        json.dumps(ex.THRESHOLD),  # the same order again: a no-op
+    ]
+    file = tmp_path / "orders.jsonl"
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["import", str(file), "--url", url])
+    assert result.exit_code == 1
+    assert "2 ingested, 1 already present, 2 bad" in result.stdout
+    assert f"{file}:2: input.not_json:" in result.stderr
+    assert f"{file}:3: order.invalid: must be at least 0 at order.lines[0].unit_price" in (
+        result.stderr
+    )
+    engine = make_engine(url)
+    with UnitOfWork(engine, readonly=True) as uow:
+        ids = sorted(r for (r,) in uow.conn.execute(select(orders.c.id)))
+        assert ids == ["o-500-100", "o-points"]
+        assert uow.conn.execute(select(func.count()).select_from(orders)).scalar_one() == 2
+    engine.dispose()

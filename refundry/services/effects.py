@@ -52,6 +52,7 @@ def record_tenders(
         tender = tenders[share["tender_id"]]
         kind = tender.kind.value
         status = "succeeded"
+        key = None
         if kind == "external":
             status, waiting = "pending", True
             key = f"{refund_id}:{tender.id}"
@@ -93,6 +94,8 @@ def record_tenders(
                 "amount": share["amount"],
                 "points": share["points"],
                 "status": status,
+                "idempotency_key": key,
+                "attempt": 1,
                 "updated_at": at,
             }
         )

@@ -229,6 +229,8 @@ refund_tenders = Table(
     # pending (outbox) | accepted (gateway) | succeeded | failed | to_wallet (agent moved it)
     Column("status", String(16), nullable=False),
     Column("gateway_refund_id", String(100)),
+    Column("idempotency_key", String(200)),  # of the current gateway attempt
+    Column("attempt", Integer, nullable=False, server_default="1"),
     Column("failure_code", String(64)),
     Column("updated_at", When, nullable=False),
     ForeignKeyConstraint(
@@ -320,4 +322,21 @@ idempotency_keys = Table(
     Column("request_hash", String(80), nullable=False),
     Column("response", Text, nullable=False),  # JSON of the first result
     Column("created_at", When, nullable=False),
+)
+
+# The customer's in-app inbox: the in-app channel delivers here, once per outbox key.
+inbox_messages = Table(
+    "inbox_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("order_id", String(64)),
+    Column("refund_id", String(64)),
+    Column("template", String(60), nullable=False),
+    Column("locale", String(16), nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("created_at", When, nullable=False),
+    Column("read_at", When),
+    Index("ix_inbox_messages_customer", "customer_id", "id"),
 )

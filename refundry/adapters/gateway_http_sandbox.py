@@ -1,0 +1,265 @@
+"""The sandbox behind a real HTTP server on loopback, speaking ``gateway_http``'s protocol.
+
+When the sandbox decides a call times out, the server holds the connection without answering
+until the client gives up (or ``stall_limit`` passes), then drops it: the client sees a real
+socket timeout. Webhooks are POSTed to ``webhook_url``, signed with ``webhook_secret``
+(``Refundry-Signature``), when ``deliver_webhooks()`` is called or, with ``webhook_interval``,
+by a background pump. A delivery the receiver does not take with a 2xx stays queued.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+from refundry.adapters.errors import GatewayIdempotencyConflict, GatewayTimeout, GatewayUnavailable
+from refundry.adapters.gateway import GatewayAnswer, GatewayEvent, Json, error_object, event_to_body
+from refundry.adapters.gateway_sandbox import SandboxGateway
+from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
+
+__all__ = ["SandboxHttpServer", "WebhookDeliveryFailed", "serve_sandbox_http"]
+
+log = logging.getLogger(__name__)
+
+
+class WebhookDeliveryFailed(Exception):
+    """The webhook receiver did not take a delivery; it stays queued in the sandbox."""
+
+
+class SandboxHttpServer:
+    """A running HTTP sandbox. Use as a context manager, or call ``close()``."""
+
+    def __init__(
+        self,
+        sandbox: SandboxGateway,
+        server: _Server,
+        *,
+        webhook_url: str | None,
+        webhook_secret: str | bytes | None,
+        webhook_interval: float | None,
+    ) -> None:
+        self.sandbox = sandbox
+        self._server = server
+        self._webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        host, port = server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)]
+        if webhook_interval is not None:
+            self._threads.append(
+                threading.Thread(target=self._pump, args=(webhook_interval,), daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def __repr__(self) -> str:
+        return f"SandboxHttpServer({self.url})"
+
+    def __enter__(self) -> SandboxHttpServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._server.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def deliver_webhooks(self) -> int:
+        """POST every due webhook to ``webhook_url``; return how many the receiver took."""
+        return self.sandbox.deliver_due(self._post)
+
+    def _post(self, event: GatewayEvent) -> None:
+        if self._webhook_url is None or self._webhook_secret is None:
+            raise WebhookDeliveryFailed("no webhook_url and webhook_secret configured")
+        body = event_to_body(event)
+        signature = sign_webhook(self._webhook_secret, self.sandbox.now(), body)
+        request = urllib.request.Request(
+            self._webhook_url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise WebhookDeliveryFailed(f"{event.event_id} not taken: {exc}") from exc
+
+    def _pump(self, interval: float) -> None:
+        while not self._server.stopping.wait(interval):
+            try:
+                self.deliver_webhooks()
+            except WebhookDeliveryFailed as exc:
+                log.warning("webhook delivery failed, will retry: %s", exc)
+
+
+def serve_sandbox_http(
+    sandbox: SandboxGateway,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    webhook_url: str | None = None,
+    webhook_secret: str | bytes | None = None,
+    webhook_interval: float | None = None,
+    api_key: str | None = None,
+    stall_limit: float = 30.0,
+) -> SandboxHttpServer:
+    """Serve ``sandbox`` over HTTP in background threads; ``port=0`` picks a free port.
+
+    With ``api_key`` set, calls must carry ``Authorization: Bearer <api_key>``.
+    """
+    server = _Server((host, port), _Handler)
+    server.sandbox = sandbox
+    server.api_key = api_key
+    server.stall_limit = stall_limit
+    return SandboxHttpServer(
+        sandbox,
+        server,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_interval=webhook_interval,
+    )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connects when many outbox workers call at once
+    sandbox: SandboxGateway
+    api_key: str | None
+    stall_limit: float
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.stopping = threading.Event()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("sandbox http: " + format, *args)
+
+    def do_POST(self) -> None:
+        if not self._authorized():
+            return
+        if urlsplit(self.path).path != "/v1/refunds":
+            self._send(404, error_object(code="resource_missing", message=self.path))
+            return
+        key = self.headers.get("Idempotency-Key")
+        params = self._refund_params()
+        if params is None or not key:
+            self._send(400, _invalid("needs Idempotency-Key, charge, integer amount, currency"))
+            return
+        transaction_id, amount, currency = params
+        try:
+            answer = self.server.sandbox.refund(
+                idempotency_key=key, transaction_id=transaction_id, amount=amount, currency=currency
+            )
+        except GatewayTimeout:
+            self._stall()
+        except GatewayUnavailable as exc:
+            self._send(503, error_object(code="unavailable", message=exc.message, kind="api_error"))
+        except GatewayIdempotencyConflict as exc:
+            self._send(
+                409,
+                error_object(
+                    code="idempotency_key_reused", message=exc.message, kind="idempotency_error"
+                ),
+            )
+        except (TypeError, ValueError) as exc:
+            self._send(400, _invalid(str(exc)))
+        else:
+            self._send_answer(answer)
+
+    def do_GET(self) -> None:
+        if not self._authorized():
+            return
+        url = urlsplit(self.path)
+        keys = parse_qs(url.query).get("idempotency_key", [])
+        if url.path != "/v1/refunds" or len(keys) != 1:
+            self._send(404, error_object(code="resource_missing", message=self.path))
+            return
+        answer = self.server.sandbox.lookup(idempotency_key=keys[0])
+        if answer is None:
+            self._send(404, error_object(code="resource_missing", message="no such refund"))
+        else:
+            self._send_answer(answer)
+
+    def _authorized(self) -> bool:
+        expected = self.server.api_key
+        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
+            return True
+        self._send(401, error_object(code="unauthorized", message="bad API key", kind="auth"))
+        return False
+
+    def _refund_params(self) -> tuple[str, int, str] | None:
+        doc: dict[str, object]
+        try:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get_content_type() == "application/x-www-form-urlencoded":
+                form = parse_qs(raw.decode(), strict_parsing=True)
+                doc = {k: v[0] for k, v in form.items()}
+                if isinstance(doc.get("amount"), str) and str(doc["amount"]).isdigit():
+                    doc["amount"] = int(str(doc["amount"]))
+            else:
+                loaded = json.loads(raw)
+                if not isinstance(loaded, dict):
+                    return None
+                doc = loaded
+        except ValueError:
+            return None
+        transaction_id = doc.get("charge", doc.get("transaction_id"))
+        amount, currency = doc.get("amount"), doc.get("currency")
+        if not isinstance(transaction_id, str) or not isinstance(currency, str):
+            return None
+        if type(amount) is not int:
+            return None
+        return transaction_id, amount, currency
+
+    def _send_answer(self, answer: GatewayAnswer) -> None:
+        self._send(200 if answer.gateway_refund_id is not None else 402, answer.raw)
+
+    def _send(self, status: int, body: Json) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _stall(self) -> None:
+        """Answer nothing until the client hangs up, then drop the connection."""
+        deadline = time.monotonic() + self.server.stall_limit
+        sock = self.connection
+        while not self.server.stopping.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 0.02)
+            if readable:
+                try:
+                    if not sock.recv(1, socket.MSG_PEEK):
+                        break  # the client closed its end: it has given up
+                except OSError:
+                    break
+                time.sleep(0.02)  # it sent more bytes; keep waiting without spinning
+        self.close_connection = True
+
+
+def _invalid(message: str) -> Json:
+    return error_object(code="parameter_invalid", message=message, kind="invalid_request_error")

@@ -1,0 +1,336 @@
+"""The outbox relay: delivers what applies committed — gateway refunds, notifications, events.
+
+A worker claims due messages with a lease (PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several
+workers share the queue; SQLite's write lock does the same for one machine), delivers each
+outside any transaction, then records the answer. A worker that dies mid-way leaves the lease to
+run out and another worker delivers again with the same idempotency key, so the gateway never
+refunds twice and receivers never show a message twice. Every gateway answer is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from refundry.adapters.errors import GatewayError, GatewayTimeout
+from refundry.services.audit import AuditTrail
+from refundry.services.faults import fault_point
+from refundry.services.outbox import enqueue
+from refundry.services.ports import EventPublisher, Notifier, PaymentGateway
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
+
+__all__ = ["Relay", "backoff", "settle_refund_status"]
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = {"gateway.refund": 12, "notify": 8, "event": 8}
+FINAL_TENDER = ("succeeded", "failed", "to_wallet")
+
+
+def backoff(attempts: int) -> timedelta:
+    """2 s, 4 s, 8 s… capped at 15 minutes."""
+    return timedelta(seconds=min(2 ** max(attempts, 1), 900))
+
+
+@dataclass(slots=True)
+class Relay:
+    engine: Engine
+    gateway: PaymentGateway
+    notifier: Notifier
+    publisher: EventPublisher
+    clock: Callable[[], datetime]
+    worker: str = "relay"
+
+    def run_once(self, *, batch: int = 50) -> int:
+        """Claim and deliver the messages due now; returns how many were handled."""
+        claimed = self._claim(batch)
+        fault_point("relay.after_claim")
+        for row in claimed:
+            payload = json.loads(row.payload)
+            if row.topic == "gateway.refund":
+                self._gateway(row.id, row.attempts, payload)
+            else:
+                send = self.notifier.send if row.topic == "notify" else self.publisher.publish
+                self._deliver(row.id, row.attempts, row.topic, partial(send, payload, key=row.key))
+        return len(claimed)
+
+    def drain(self, *, rounds: int = 100) -> int:
+        """Run until nothing is due (tests and the demo); returns messages handled."""
+        total = 0
+        for _ in range(rounds):
+            handled = self.run_once()
+            total += handled
+            if not handled:
+                break
+        return total
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _claim(self, batch: int) -> list[Any]:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            query = (
+                select(
+                    outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.attempts
+                )
+                .where(outbox.c.status == "pending", outbox.c.available_at <= now)
+                .order_by(outbox.c.id)
+                .limit(batch)
+            )
+            if uow.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = uow.conn.execute(query).all()
+            if rows:
+                uow.conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([r.id for r in rows]))
+                    .values(available_at=now + LEASE, attempts=outbox.c.attempts + 1)
+                )
+            uow.commit()
+        return list(rows)
+
+    def _done(self, conn: Connection, message_id: int, now: datetime) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == message_id)
+            .values(status="done", done_at=now, last_error=None)
+        )
+
+    def _retry_later(self, message_id: int, attempts: int, topic: str, error: str) -> bool:
+        """Schedule another try; returns True when the message has used up its attempts."""
+        now = self.clock()
+        dead = attempts + 1 >= MAX_ATTEMPTS[topic]
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(
+                    status="dead" if dead else "pending",
+                    last_error=error[:2000],
+                    available_at=now + backoff(attempts + 1),
+                )
+            )
+            uow.commit()
+        return dead
+
+    # -- notifications and events -----------------------------------------------------------
+
+    def _deliver(
+        self, message_id: int, attempts: int, topic: str, send: Callable[[], None]
+    ) -> None:
+        try:
+            send()
+        except Exception as exc:  # a receiver's failure must not stop the relay
+            self._retry_later(message_id, attempts, topic, f"{type(exc).__name__}: {exc}")
+            return
+        fault_point("relay.after_send")
+        with UnitOfWork(self.engine) as uow:
+            self._done(uow.conn, message_id, self.clock())
+            uow.commit()
+        fault_point("relay.after_record")
+
+    # -- gateway refunds --------------------------------------------------------------------
+
+    def _gateway(self, message_id: int, attempts: int, p: dict[str, Any]) -> None:
+        key = p["idempotency_key"]
+        try:
+            try:
+                answer = self.gateway.refund(
+                    idempotency_key=key,
+                    transaction_id=p["transaction_id"],
+                    amount=p["amount"],
+                    currency=p["currency"],
+                )
+            except GatewayTimeout:
+                found = self.gateway.lookup(idempotency_key=key)
+                if found is None:
+                    raise
+                answer = found
+        except GatewayError as exc:
+            self._record_call(
+                p,
+                "request",
+                "timeout" if isinstance(exc, GatewayTimeout) else "unavailable",
+                {"error": exc.code, "message": exc.message},
+            )
+            if self._retry_later(message_id, attempts, "gateway.refund", str(exc)):
+                self._settle_tender(p, "failed", None, "gateway_unreachable", message_id=None)
+            return
+        fault_point("relay.after_send")
+        self._record_call(p, "request", answer.status, answer.raw or {"status": answer.status})
+        outcome = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
+        self._settle_tender(
+            p, outcome[answer.status], answer.gateway_refund_id, answer.code, message_id=message_id
+        )
+        fault_point("relay.after_record")
+
+    def _record_call(
+        self, p: dict[str, Any], kind: str, outcome: str, answer: dict[str, Any]
+    ) -> None:
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                insert(gateway_calls).values(
+                    refund_id=p["refund_id"],
+                    tender_id=p["tender_id"],
+                    idempotency_key=p["idempotency_key"],
+                    kind=kind,
+                    outcome=outcome,
+                    answer=json.dumps(answer, ensure_ascii=False, sort_keys=True, default=str),
+                    at=self.clock(),
+                )
+            )
+            uow.commit()
+
+    def _settle_tender(
+        self,
+        p: dict[str, Any],
+        status: str,
+        gateway_refund_id: str | None,
+        code: str | None,
+        *,
+        message_id: int | None,
+    ) -> None:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            record_tender_outcome(
+                uow.conn,
+                refund_id=p["refund_id"],
+                tender_id=p["tender_id"],
+                idempotency_key=p["idempotency_key"],
+                status=status,
+                gateway_refund_id=gateway_refund_id,
+                code=code,
+                at=now,
+                actor=self.worker,
+            )
+            if message_id is not None:
+                self._done(uow.conn, message_id, now)
+            uow.commit()
+
+
+def record_tender_outcome(
+    conn: Connection,
+    *,
+    refund_id: str,
+    tender_id: str,
+    idempotency_key: str,
+    status: str,
+    gateway_refund_id: str | None,
+    code: str | None,
+    at: datetime,
+    actor: str,
+) -> bool:
+    """Move a tender's refund forward (never back: a final state is never overwritten, and an
+    answer for an earlier attempt's key is ignored). Returns True when something changed."""
+    t = refund_tenders.c
+    row = conn.execute(
+        select(t.status, t.idempotency_key, t.order_id, t.amount)
+        .where(t.refund_id == refund_id, t.tender_id == tender_id)
+        .with_for_update()
+    ).first()
+    if row is None or row.idempotency_key != idempotency_key or row.status in FINAL_TENDER:
+        return False
+    if status == "accepted" and row.status == "accepted":
+        return False
+    values: dict[str, Any] = {"status": status, "updated_at": at}
+    if gateway_refund_id:
+        values["gateway_refund_id"] = gateway_refund_id
+    if status == "failed":
+        values["failure_code"] = code
+    conn.execute(
+        update(refund_tenders)
+        .where(t.refund_id == refund_id, t.tender_id == tender_id)
+        .values(**values)
+    )
+    trail = AuditTrail(actor=actor, at=at)
+    trail.record(
+        f"gateway.{status}",
+        order_id=row.order_id,
+        refund_id=refund_id,
+        tender_id=tender_id,
+        amount=int(row.amount),
+        code=code,
+        gateway_refund_id=gateway_refund_id,
+    )
+    settle_refund_status(conn, refund_id=refund_id, at=at, trail=trail)
+    trail.flush(conn)
+    return True
+
+
+def settle_refund_status(
+    conn: Connection, *, refund_id: str, at: datetime, trail: AuditTrail
+) -> str:
+    """The refund's status from its tenders: failed if any failed, refunded when all are done."""
+    states = [
+        s
+        for (s,) in conn.execute(
+            select(refund_tenders.c.status).where(refund_tenders.c.refund_id == refund_id)
+        )
+    ]
+    refund = conn.execute(
+        select(refunds.c.status, refunds.c.order_id, refunds.c.plan).where(
+            refunds.c.id == refund_id
+        )
+    ).one()
+    if any(s == "failed" for s in states):
+        status = "refund_failed"
+    elif all(s in ("succeeded", "to_wallet") for s in states):
+        status = "refunded"
+    else:
+        status = "refunding"
+    if status != refund.status:
+        conn.execute(
+            update(refunds).where(refunds.c.id == refund_id).values(status=status, updated_at=at)
+        )
+        trail.record(
+            f"refund.{status}",
+            order_id=refund.order_id,
+            refund_id=refund_id,
+            status_before=refund.status,
+            status_after=status,
+        )
+        plan = json.loads(refund.plan)
+        customer = _customer_of(conn, refund.order_id)
+        enqueue(
+            conn,
+            topic="notify",
+            key=f"notify:{refund_id}:{status}:{len(states)}:{at.isoformat()}",
+            at=at,
+            payload={
+                "customer_id": customer[0],
+                "locale": customer[1],
+                "order_id": refund.order_id,
+                "refund_id": refund_id,
+                "template": f"refund.{status}",
+                "params": {"amount": plan["amount"]["total"], "currency": plan["currency"]},
+            },
+        )
+        enqueue(
+            conn,
+            topic="event",
+            key=f"event:refund.{status}:{refund_id}:{at.isoformat()}",
+            at=at,
+            payload={
+                "type": f"refund.{status}",
+                "refund_id": refund_id,
+                "order_id": refund.order_id,
+            },
+        )
+    return status
+
+
+def _customer_of(conn: Connection, order_id: str) -> tuple[str, str]:
+    from refundry.store.tables import customers, orders
+
+    row = conn.execute(
+        select(orders.c.customer_id, customers.c.locale)
+        .join(customers, customers.c.id == orders.c.customer_id)
+        .where(orders.c.id == order_id)
+    ).one()
+    return str(row.customer_id), str(row.locale)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from refundry.adapters.errors import GatewayError, GatewayTimeout
+from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
 from refundry.services.audit import AuditTrail
 from refundry.services.faults import fault_point
 from refundry.services.outbox import enqueue
@@ -31,6 +31,7 @@ __all__ = ["Relay", "backoff", "settle_refund_status"]
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = {"gateway.refund": 12, "notify": 8, "event": 8}
 FINAL_TENDER = ("succeeded", "failed", "to_wallet")
+TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
 
 
 def backoff(attempts: int) -> timedelta:
@@ -152,23 +153,70 @@ class Relay:
                 if found is None:
                     raise
                 answer = found
-        except GatewayError as exc:
-            self._record_call(
-                p,
-                "request",
-                "timeout" if isinstance(exc, GatewayTimeout) else "unavailable",
-                {"error": exc.code, "message": exc.message},
-            )
+        except (GatewayTimeout, GatewayUnavailable) as exc:
+            outcome = "timeout" if isinstance(exc, GatewayTimeout) else "unavailable"
+            self._record_call(p, "request", outcome, {"error": exc.code, "message": exc.message})
             if self._retry_later(message_id, attempts, "gateway.refund", str(exc)):
-                self._settle_tender(p, "failed", None, "gateway_unreachable", message_id=None)
+                self._gave_up(p, message_id)
+            return
+        except GatewayError as exc:
+            # Not a passing fault: a reused key with other parameters, a protocol or credentials
+            # problem. Retrying cannot help; the message is parked for an operator and the
+            # tender stays pending (its outcome at the gateway is not known to be a refusal).
+            self._record_call(p, "request", "error", {"error": exc.code, "message": exc.message})
+            self._dead_letter(message_id, p, exc)
             return
         fault_point("relay.after_send")
         self._record_call(p, "request", answer.status, answer.raw or {"status": answer.status})
-        outcome = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
         self._settle_tender(
-            p, outcome[answer.status], answer.gateway_refund_id, answer.code, message_id=message_id
+            p,
+            TENDER_STATUS[answer.status],
+            answer.gateway_refund_id,
+            answer.code,
+            message_id=message_id,
         )
         fault_point("relay.after_record")
+
+    def _gave_up(self, p: dict[str, Any], message_id: int) -> None:
+        """Attempts used up on timeouts and outages: ask the gateway one last time. Only when
+        it knows nothing of the key is the refund failed (nothing moved); otherwise its answer
+        counts, and if it cannot be asked either the message is parked for an operator."""
+        try:
+            found = self.gateway.lookup(idempotency_key=p["idempotency_key"])
+        except GatewayError as exc:
+            self._dead_letter(message_id, p, exc)
+            return
+        if found is None:
+            self._settle_tender(p, "failed", None, "gateway_unreachable", message_id=None)
+            return
+        self._record_call(p, "lookup", found.status, found.raw or {"status": found.status})
+        self._settle_tender(
+            p,
+            TENDER_STATUS[found.status],
+            found.gateway_refund_id,
+            found.code,
+            message_id=message_id,
+        )
+
+    def _dead_letter(self, message_id: int, p: dict[str, Any], exc: GatewayError) -> None:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=f"{exc.code}: {exc.message}"[:2000])
+            )
+            trail = AuditTrail(actor=self.worker, at=now)
+            trail.record(
+                "gateway.dead_letter",
+                order_id=p["order_id"],
+                refund_id=p["refund_id"],
+                tender_id=p["tender_id"],
+                error=exc.code,
+                message=exc.message,
+            )
+            trail.flush(uow.conn)
+            uow.commit()
 
     def _record_call(
         self, p: dict[str, Any], kind: str, outcome: str, answer: dict[str, Any]

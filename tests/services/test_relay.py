@@ -224,3 +224,49 @@ def test_blocked_card_refused_then_agent_retry_succeeds(world: dict[str, Any]) -
     assert deliver_webhooks(world) == ["applied"]
     assert status(engine, refund_id) == ("refunded", "succeeded")
     assert gateway.ledger.refunded == {"ali-o-500-100": 10000}
+
+
+def test_key_conflict_is_parked_for_an_operator_not_retried(world: dict[str, Any]) -> None:
+    engine, relay, clock, gateway = (
+        world["engine"],
+        world["relay"],
+        world["clock"],
+        world["gateway"],
+    )
+    refund_id = apply_y(engine, clock())
+    # The gateway already has this key for other parameters (a bug somewhere): a conflict.
+    gateway.refund(
+        idempotency_key=f"{refund_id}:T1", transaction_id="ali-o-500-100", amount=1, currency="CNY"
+    )
+    relay.drain()
+    assert status(engine, refund_id) == ("refunding", "pending")
+    with UnitOfWork(engine, readonly=True) as uow:
+        row = uow.conn.execute(
+            select(outbox.c.status, outbox.c.attempts, outbox.c.last_error).where(
+                outbox.c.topic == "gateway.refund"
+            )
+        ).one()
+        assert (row.status, row.attempts) == ("dead", 1)
+        assert row.last_error.startswith("gateway.idempotency_conflict")
+        assert verify_chain(uow.conn).ok
+
+
+def test_exhausted_retries_with_nothing_at_the_gateway_fail_the_refund(
+    world: dict[str, Any],
+) -> None:
+    engine, relay, clock, gateway = (
+        world["engine"],
+        world["relay"],
+        world["clock"],
+        world["gateway"],
+    )
+    gateway.inject(*(["unavailable"] * 12))
+    refund_id = apply_y(engine, clock())
+    for _ in range(12):
+        relay.drain()
+        clock.advance(timedelta(minutes=16))
+    assert status(engine, refund_id) == ("refund_failed", "failed")
+    assert gateway.ledger.refunded == {"ali-o-500-100": 0}
+    with UnitOfWork(engine, readonly=True) as uow:
+        code = uow.conn.execute(select(refund_tenders.c.failure_code)).scalar()
+    assert code == "gateway_unreachable"

@@ -47,6 +47,7 @@ class Relay:
     publisher: EventPublisher
     clock: Callable[[], datetime]
     worker: str = "relay"
+    lease: timedelta = LEASE  # how long a claimed message is hidden from other workers
 
     def run_once(self, *, batch: int = 50) -> int:
         """Claim and deliver the messages due now; returns how many were handled."""
@@ -91,7 +92,7 @@ class Relay:
                 uow.conn.execute(
                     update(outbox)
                     .where(outbox.c.id.in_([r.id for r in rows]))
-                    .values(available_at=now + LEASE, attempts=outbox.c.attempts + 1)
+                    .values(available_at=now + self.lease, attempts=outbox.c.attempts + 1)
                 )
             uow.commit()
         return list(rows)
@@ -315,12 +316,15 @@ def settle_refund_status(
     conn: Connection, *, refund_id: str, at: datetime, trail: AuditTrail
 ) -> str:
     """The refund's status from its tenders: failed if any failed, refunded when all are done."""
-    states = [
-        s
-        for (s,) in conn.execute(
-            select(refund_tenders.c.status).where(refund_tenders.c.refund_id == refund_id)
+    rows = conn.execute(
+        select(refund_tenders.c.status, refund_tenders.c.attempt).where(
+            refund_tenders.c.refund_id == refund_id
         )
-    ]
+    ).all()
+    states = [r.status for r in rows]
+    # Each status is reached at most once per gateway attempt: a deterministic message key,
+    # the same however often a crashed worker repeats the transaction.
+    attempts = sum(int(r.attempt) for r in rows)
     refund = conn.execute(
         select(refunds.c.status, refunds.c.order_id, refunds.c.plan).where(
             refunds.c.id == refund_id
@@ -348,7 +352,7 @@ def settle_refund_status(
         enqueue(
             conn,
             topic="notify",
-            key=f"notify:{refund_id}:{status}:{len(states)}:{at.isoformat()}",
+            key=f"notify:{refund_id}:{status}:a{attempts}",
             at=at,
             payload={
                 "customer_id": customer[0],
@@ -362,7 +366,7 @@ def settle_refund_status(
         enqueue(
             conn,
             topic="event",
-            key=f"event:refund.{status}:{refund_id}:{at.isoformat()}",
+            key=f"event:refund.{status}:{refund_id}:a{attempts}",
             at=at,
             payload={
                 "type": f"refund.{status}",

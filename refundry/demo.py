@@ -1,7 +1,8 @@
-"""`make demo`: the plans of SPEC §3's worked examples, computed and shown step by step.
+"""`make demo`: SPEC §3's worked examples, then a seeded shop on SQLite with real refunds.
 
-A fuller demo (a seeded shop on SQLite, real cases through review and return) arrives with the
-store and the case process; this one runs the plan engine, which every later step applies.
+Part one computes the plan of every worked example and checks it against SPEC's figures. Part
+two (refundry/demo_shop.py) seeds a shop in ./refundry-demo.sqlite and applies refunds through
+the store, the outbox relay, the sandbox gateway and its webhooks.
 """
 
 from __future__ import annotations
@@ -101,7 +102,12 @@ def run(console: Console | None = None) -> list[Json]:
 
 
 def main() -> None:
-    run()
+    console = Console()
+    run(console)
+    from refundry.demo_shop import run_shop
+
+    console.print(Rule("A shop on the embedded SQLite store: real refund cases"))
+    run_shop(console)
 
 
 if __name__ == "__main__":

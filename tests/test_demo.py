@@ -22,3 +22,31 @@ def test_demo_walks_every_worked_example_and_matches_spec() -> None:
         17000,
     ]
     assert "All worked examples match SPEC §3" in out.getvalue()
+
+
+def test_shop_demo_applies_real_cases_on_sqlite(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from refundry.demo_shop import run_shop
+
+    out = io.StringIO()
+    result = run_shop(Console(file=out, width=160), path=Path(str(tmp_path)) / "demo.sqlite")
+    assert [row[3] for row in result["rows"]] == [
+        "refunded",
+        "refunded",
+        "refunded",
+        "refunded",
+        "refund_failed",
+        "refunded",
+        "refunded",
+    ]
+    assert [row[1] for row in result["rows"]] == [
+        "111.64 CNY",
+        "1,592.36 CNY",
+        "2,347.00 CNY",
+        "replayed",
+        "248.99 CNY",
+        "241.41 CNY",
+        "22.36 CNY",
+    ]
+    assert (result["audit_entries"], result["inbox"]) == (191, 33)

@@ -97,8 +97,18 @@ def preview_refund(
 
 
 def _request_hash(order_id: str, request: Any, expected_plan_hash: str) -> str:
+    """Of the request as parsed (defaults filled in), so a resent request matches its first
+    sending however its JSON was spelled."""
+    req = parse_request(request)
+    normal = [
+        req.order_id,
+        req.reason,
+        req.kind,
+        req.return_method,
+        [[u.line_id, u.quantity] for u in req.lines],
+    ]
     text = json.dumps(
-        [order_id, request, expected_plan_hash],
+        [order_id, normal, expected_plan_hash],
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),

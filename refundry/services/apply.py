@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from refundry.domain.errors import RefundRefused
 from refundry.domain.fingerprint import fingerprint
 from refundry.domain.json_io import dumps_plan, parse_request, plan_hash, plan_to_dict
 from refundry.domain.plan import plan_refund
@@ -160,7 +161,14 @@ def apply_refund(
             replay = _replay(conn, idempotency_key, request_hash)
             if replay is not None:
                 return replay
-            plan = _compute(inputs, request, policy, at)
+            try:
+                plan = _compute(inputs, request, policy, at)
+            except RefundRefused as exc:
+                # The caller previewed a plan, so these units were refundable then: another
+                # refund took them meanwhile. That is a conflict, not a bad request.
+                raise PlanStale(
+                    f"the order changed since the preview: {exc.message}", plan=None
+                ) from exc
             if plan["plan_hash"] != expected_plan_hash:
                 raise PlanStale("the refund would now differ from the plan previewed", plan=plan)
             if plan["status"] != "ready":

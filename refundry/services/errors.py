@@ -31,10 +31,11 @@ class Unprocessable(RefundryError):
 
 
 class PlanStale(Conflict):
-    """The plan computed now differs from the one the caller previewed; here is the new one."""
+    """The plan computed now differs from the one the caller previewed; here is the new one
+    (None when the request can no longer be planned at all, e.g. its units were refunded)."""
 
     code = "plan.stale"
 
-    def __init__(self, message: str, *, plan: dict[str, Any]):
+    def __init__(self, message: str, *, plan: dict[str, Any] | None):
         super().__init__(message)
         self.plan = plan

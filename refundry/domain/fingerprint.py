@@ -25,10 +25,20 @@ __all__ = ["canonical", "fingerprint"]
 _memo: dict[int, tuple[object, str]] = {}
 
 
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def canonical(value: Any) -> Any:
     """A JSON-ready, order-independent form of a domain value."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in fields(value) if f.init}
+    cls = type(value)
+    if cls in _PLAIN:
+        return value
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple(f.name for f in fields(cls) if f.init) if is_dataclass(cls) else None
+    names = _FIELDS[cls]
+    if names is not None:
+        return {name: canonical(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
@@ -67,7 +77,10 @@ def fingerprint(
     request: RefundRequest,
     policy: Policy,
     now: datetime,
+    order_digest: str | None = None,
 ) -> str:
+    """``order_digest`` may stand for the order when the caller has a cheaper exact digest of
+    it (the store hashes the order's stored text instead of walking the parsed object)."""
     # Request and history are small and new on every call: a flat list is enough and cheap.
     steps = [
         [
@@ -88,7 +101,7 @@ def fingerprint(
         [[u.line_id, u.quantity] for u in request.lines],
     ]
     parts = [
-        _cached_digest(order),
+        order_digest or _cached_digest(order),
         _cached_digest(customer),
         _cached_digest(policy),
         json.dumps([steps, asked], ensure_ascii=False, separators=(",", ":")),

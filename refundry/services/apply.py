@@ -28,6 +28,7 @@ from refundry.domain.json_io import dumps_plan, parse_request, plan_hash, plan_t
 from refundry.domain.plan import plan_refund
 from refundry.domain.policy import Policy
 from refundry.services.audit import AuditTrail
+from refundry.services.batch import RowBatch
 from refundry.services.effects import record_effects, record_tenders
 from refundry.services.errors import Conflict, PlanStale, Unprocessable
 from refundry.services.faults import fault_point
@@ -72,6 +73,7 @@ def _compute(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> 
         request=req,
         policy=policy,
         now=at,
+        order_digest=inputs.order_digest,
     )
     plan = plan_to_dict(
         plan_refund(
@@ -289,7 +291,10 @@ def _write(
             updated_at=at,
         )
     )
-    record_tenders(conn, plan=plan, order=order, refund_id=refund_id, at=at, trail=trail)
+    batch = RowBatch()
+    record_tenders(
+        conn, plan=plan, order=order, refund_id=refund_id, at=at, trail=trail, batch=batch
+    )
     trail.record(
         "refund.applied",
         order_id=order.id,
@@ -308,6 +313,7 @@ def _write(
         at=at,
         trail=trail,
         locale=inputs.customer.locale,
+        batch=batch,
     )
     enqueue(
         conn,
@@ -323,6 +329,8 @@ def _write(
             "currency": order.currency,
             "status": status,
         },
+        batch=batch,
     )
+    batch.flush(conn)
     trail.flush(conn)
     return status

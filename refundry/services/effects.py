@@ -12,11 +12,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, case, insert, select, update
 
 from refundry.domain.order import Order
 from refundry.services.audit import AuditTrail
-from refundry.services.ledger import balance, post
+from refundry.services.batch import RowBatch
+from refundry.services.ledger import post
 from refundry.services.outbox import enqueue
 from refundry.store.tables import (
     campaign_quotas,
@@ -41,6 +42,7 @@ def record_tenders(
     refund_id: str,
     at: datetime,
     trail: AuditTrail,
+    batch: RowBatch,
 ) -> bool:
     """Move each tender's share; returns True when a gateway call is still to be made."""
     tenders = {t.id: t for t in order.tenders}
@@ -70,6 +72,7 @@ def record_tenders(
                     "currency": order.currency,
                     "idempotency_key": key,
                 },
+                batch=batch,
             )
         else:
             ledger_kind = "gift_card" if kind == "gift_card" else kind
@@ -84,6 +87,7 @@ def record_tenders(
                 order_id=order.id,
                 refund_id=refund_id,
                 memo=f"refund to {kind} tender {tender.id}",
+                batch=batch,
             )
         rows.append(
             {
@@ -123,12 +127,15 @@ def record_effects(
     at: datetime,
     trail: AuditTrail,
     locale: str,
+    batch: RowBatch,
 ) -> None:
     cid = order.customer_id
     rows = []
     for position, effect in enumerate(plan["effects"]):
         kind = effect["type"]
-        before_after = _apply_effect(conn, effect, order=order, refund_id=refund_id, at=at)
+        before_after = _apply_effect(
+            conn, effect, order=order, refund_id=refund_id, at=at, batch=batch
+        )
         rows.append(
             {
                 "refund_id": refund_id,
@@ -149,6 +156,7 @@ def record_effects(
             topic="notify",
             key=f"notify:{refund_id}:{i}",
             at=at,
+            batch=batch,
             payload={
                 "customer_id": cid,
                 "locale": locale,
@@ -161,40 +169,36 @@ def record_effects(
 
 
 def _apply_effect(
-    conn: Connection, effect: dict[str, Any], *, order: Order, refund_id: str, at: datetime
+    conn: Connection,
+    effect: dict[str, Any],
+    *,
+    order: Order,
+    refund_id: str,
+    at: datetime,
+    batch: RowBatch,
 ) -> dict[str, Any]:
     """Change the store for one effect; returns before/after figures for the audit entry."""
     kind = effect["type"]
     cid = order.customer_id
-    journal = f"refund:{refund_id}:{kind}"
-    if kind == "points_reverse_earned" and effect["from_balance"]:
-        was = balance(conn, "points", cid)
-        post(
+    reversal = {
+        "points_reverse_earned": ("points", "from_balance", "earned points reversed"),
+        "growth_reverse": ("growth", "amount", "growth value reversed"),
+    }.get(kind)
+    if reversal is not None and effect[reversal[1]]:
+        ledger_kind, field_name, memo = reversal
+        after = post(
             conn,
-            journal_id=journal,
-            kind="points",
+            journal_id=f"refund:{refund_id}:{kind}",
+            kind=ledger_kind,
             customer_id=cid,
-            amount=-effect["from_balance"],
+            amount=-effect[field_name],
             at=at,
             order_id=order.id,
             refund_id=refund_id,
-            memo="earned points reversed",
+            memo=memo,
+            batch=batch,
         )
-        return {"balance_before": was, "balance_after": was - effect["from_balance"]}
-    if kind == "growth_reverse" and effect["amount"]:
-        was = balance(conn, "growth", cid)
-        post(
-            conn,
-            journal_id=journal,
-            kind="growth",
-            customer_id=cid,
-            amount=-effect["amount"],
-            at=at,
-            order_id=order.id,
-            refund_id=refund_id,
-            memo="growth value reversed",
-        )
-        return {"balance_before": was, "balance_after": was - effect["amount"]}
+        return {"balance_before": after + effect[field_name], "balance_after": after}
     if kind == "tier_change":
         conn.execute(update(customers).where(customers.c.id == cid).values(tier=effect["to"]))
         return {}
@@ -243,21 +247,16 @@ def _apply_effect(
         return {}
     if kind in ("reward_clawback", "reward_cancel"):
         final = "clawed_back" if kind == "reward_clawback" else "cancelled"
+        r = campaign_rewards.c
+        reduced = r.reduced + effect["amount"]
         row = conn.execute(
-            select(campaign_rewards.c.amount, campaign_rewards.c.reduced).where(
-                campaign_rewards.c.id == effect["reward_id"]
-            )
-        ).one()
-        reduced = int(row.reduced) + effect["amount"]
-        values: dict[str, Any] = {"reduced": reduced}
-        if reduced >= int(row.amount):
-            values["status"] = final
-        conn.execute(
             update(campaign_rewards)
-            .where(campaign_rewards.c.id == effect["reward_id"])
-            .values(**values)
-        )
-        return {"reduced_before": int(row.reduced), "reduced_after": reduced}
+            .where(r.id == effect["reward_id"])
+            .values(reduced=reduced, status=case((reduced >= r.amount, final), else_=r.status))
+            .returning(r.reduced)
+        ).one()
+        after = int(row.reduced)
+        return {"reduced_before": after - effect["amount"], "reduced_after": after}
     return {}
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
+from refundry.services.batch import RowBatch
 from refundry.store.tables import ledger_accounts, ledger_postings
 
 __all__ = ["account_id", "balance", "post", "shop_account_id"]
@@ -28,21 +29,28 @@ def shop_account_id(kind: str) -> str:
     return f"shop/{kind}"
 
 
-def _move(conn: Connection, acc: str, kind: str, customer_id: str, delta: int) -> None:
+def _move(conn: Connection, acc: str, kind: str, customer_id: str, delta: int) -> int:
+    """Add ``delta`` to a customer account; returns the new balance."""
     moved = conn.execute(
         update(ledger_accounts)
         .where(ledger_accounts.c.id == acc)
         .values(balance=ledger_accounts.c.balance + delta)
-    )
-    if moved.rowcount == 0:
-        # First movement of this account. Points may go negative (policy allow_negative);
-        # wallets, gift cards and growth may not (the CHECK constraint refuses it).
-        negative = kind == "points"
-        conn.execute(
-            insert(ledger_accounts).values(
-                id=acc, kind=kind, customer_id=customer_id, balance=delta, may_go_negative=negative
-            )
+        .returning(ledger_accounts.c.balance)
+    ).first()
+    if moved is not None:
+        return int(moved[0])
+    # First movement of this account. Points may go negative (policy allow_negative); wallets,
+    # gift cards and growth may not (the CHECK constraint refuses it).
+    conn.execute(
+        insert(ledger_accounts).values(
+            id=acc,
+            kind=kind,
+            customer_id=customer_id,
+            balance=delta,
+            may_go_negative=kind == "points",
         )
+    )
+    return delta
 
 
 def post(
@@ -56,28 +64,34 @@ def post(
     at: datetime,
     order_id: str | None = None,
     refund_id: str | None = None,
-) -> None:
-    """Move ``amount`` of ``kind`` from the shop to the customer (negative: back to the shop)."""
-    if not amount:
-        return
+    batch: RowBatch | None = None,
+) -> int:
+    """Move ``amount`` of ``kind`` from the shop to the customer (negative: back to the shop).
+
+    Returns the customer's new balance. With ``batch`` the two postings are appended to it and
+    written at its flush, in the same transaction."""
     mine = account_id(kind, customer_id)
-    _move(conn, mine, kind, customer_id, amount)
+    if not amount:
+        return balance(conn, kind, customer_id)
+    after = _move(conn, mine, kind, customer_id, amount)
     legs: Sequence[tuple[str, int]] = ((mine, amount), (shop_account_id(kind), -amount))
-    conn.execute(
-        insert(ledger_postings),
-        [
-            {
-                "journal_id": journal_id,
-                "account_id": acc,
-                "amount": delta,
-                "order_id": order_id,
-                "refund_id": refund_id,
-                "memo": memo,
-                "created_at": at,
-            }
-            for acc, delta in legs
-        ],
-    )
+    rows = [
+        {
+            "journal_id": journal_id,
+            "account_id": acc,
+            "amount": delta,
+            "order_id": order_id,
+            "refund_id": refund_id,
+            "memo": memo,
+            "created_at": at,
+        }
+        for acc, delta in legs
+    ]
+    if batch is not None:
+        batch.postings.extend(rows)
+    else:
+        conn.execute(insert(ledger_postings), rows)
+    return after
 
 
 def balance(conn: Connection, kind: str, customer_id: str) -> int:

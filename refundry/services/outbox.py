@@ -8,23 +8,33 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from refundry.services.batch import RowBatch
 from refundry.store.tables import outbox
 
 __all__ = ["enqueue"]
 
 
 def enqueue(
-    conn: Connection, *, topic: str, key: str, payload: dict[str, Any], at: datetime
+    conn: Connection,
+    *,
+    topic: str,
+    key: str,
+    payload: dict[str, Any],
+    at: datetime,
+    batch: RowBatch | None = None,
 ) -> None:
-    """Queue one message; ``key`` is unique and is the receiver's idempotency key."""
-    conn.execute(
-        insert(outbox).values(
-            topic=topic,
-            key=key,
-            status="pending",
-            attempts=0,
-            available_at=at,
-            created_at=at,
-            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
-        )
-    )
+    """Queue one message; ``key`` is unique and is the receiver's idempotency key. With
+    ``batch`` the row is written at the batch's flush, in the same transaction."""
+    row = {
+        "topic": topic,
+        "key": key,
+        "status": "pending",
+        "attempts": 0,
+        "available_at": at,
+        "created_at": at,
+        "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
+    }
+    if batch is not None:
+        batch.messages.append(row)
+    else:
+        conn.execute(insert(outbox).values(**row))

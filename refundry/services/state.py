@@ -6,11 +6,12 @@ so building a snapshot costs the same for a customer with 10 orders as with 10,0
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, select
 
 from refundry.domain.customer import (
     CampaignReward,
@@ -42,6 +43,7 @@ __all__ = ["PlanInputs", "load_plan_inputs"]
 @dataclass(frozen=True, slots=True)
 class PlanInputs:
     order: Order
+    order_digest: str  # of the stored document and its rewards' current status
     history: list[PriorRefund]
     history_plans: list[dict[str, Any]]
     customer: CustomerSnapshot
@@ -69,6 +71,8 @@ def load_plan_inputs(
     for reward in document.get("rewards", []):
         reward["status"] = status.get(reward["id"], reward["status"])
     order = parse_order(document, policy=policy)
+    statuses = json.dumps(sorted(status.items()), separators=(",", ":"))
+    order_digest = hashlib.sha256(f"{row.document}|{statuses}".encode()).hexdigest()
 
     plans = [
         json.loads(p)
@@ -78,6 +82,7 @@ def load_plan_inputs(
     ]
     return PlanInputs(
         order=order,
+        order_digest=order_digest,
         history=parse_history(plans),
         history_plans=plans,
         customer=load_customer(conn, customer_id, order),
@@ -106,56 +111,70 @@ def load_customer(conn: Connection, customer_id: str, order: Order) -> CustomerS
         for e in conn.execute(select(entitlements).where(entitlements.c.id.in_(sorted(used_ids)))):
             item = Entitlement(id=e.id, kind=e.kind, value=int(e.value), valid_until=e.valid_until)
             (coupons if e.category == "coupon" else held)[e.id] = item
-    campaign_ids = [c.id for c in order.campaigns]
+    # Only the campaigns whose state the plan reads: spend for cumulative cashback, quotas for
+    # campaigns that count participations, "another paid order" for first purchase.
+    kinds = {c.id: c.kind for c in order.campaigns}
+    cumulative = [cid for cid, k in kinds.items() if k == CampaignKind.CUMULATIVE_CASHBACK]
+    counted = [
+        c.id
+        for c in order.campaigns
+        if c.quota_per_customer is not None
+        or c.kind in (CampaignKind.PARTICIPATION_QUOTA, CampaignKind.FIRST_PURCHASE)
+    ]
     spend: dict[str, int] = {}
     quotas: dict[str, int] = {}
     rewards: list[CampaignReward] = []
-    if campaign_ids:
-        mine = and_(
-            campaign_spend.c.customer_id == customer_id,
-            campaign_spend.c.campaign_id.in_(campaign_ids),
-        )
+    if cumulative:
         spend = {
-            r.campaign_id: int(r.spend) for r in conn.execute(select(campaign_spend).where(mine))
+            r.campaign_id: int(r.spend)
+            for r in conn.execute(
+                select(campaign_spend).where(
+                    campaign_spend.c.customer_id == customer_id,
+                    campaign_spend.c.campaign_id.in_(cumulative),
+                )
+            )
         }
+        rewards = [
+            CampaignReward(
+                id=r.id,
+                campaign_id=r.campaign_id,
+                threshold=int(r.threshold),
+                amount=int(r.amount),
+                status=r.status,
+            )
+            for r in conn.execute(
+                select(campaign_rewards).where(
+                    campaign_rewards.c.customer_id == customer_id,
+                    campaign_rewards.c.campaign_id.in_(cumulative),
+                    campaign_rewards.c.order_id.is_(None),
+                )
+            )
+        ]
+    if counted:
         quotas = {
             r.campaign_id: int(r.used)
             for r in conn.execute(
                 select(campaign_quotas).where(
                     campaign_quotas.c.customer_id == customer_id,
-                    campaign_quotas.c.campaign_id.in_(campaign_ids),
+                    campaign_quotas.c.campaign_id.in_(counted),
                 )
             )
         }
-        cumulative = [c.id for c in order.campaigns if c.kind == CampaignKind.CUMULATIVE_CASHBACK]
-        if cumulative:
-            rewards = [
-                CampaignReward(
-                    id=r.id,
-                    campaign_id=r.campaign_id,
-                    threshold=int(r.threshold),
-                    amount=int(r.amount),
-                    status=r.status,
-                )
-                for r in conn.execute(
-                    select(campaign_rewards).where(
-                        campaign_rewards.c.customer_id == customer_id,
-                        campaign_rewards.c.campaign_id.in_(cumulative),
-                        campaign_rewards.c.order_id.is_(None),
-                    )
-                )
-            ]
-    # One other paid order that is not fully refunded is all first-purchase needs to know.
-    other = conn.execute(
-        select(orders.c.id)
-        .where(
-            orders.c.customer_id == customer_id,
-            orders.c.id != order.id,
-            orders.c.goods_refunded < orders.c.goods_units,
-        )
-        .limit(1)
-    ).first()
-    others = (OtherOrder(id=other.id, paid=True, fully_refunded=False),) if other else ()
+    others: tuple[OtherOrder, ...] = ()
+    if CampaignKind.FIRST_PURCHASE in kinds.values():
+        # One other order not fully refunded is all first purchase needs to know; the partial
+        # index ix_orders_open keeps this off the customer's refunded history.
+        other = conn.execute(
+            select(orders.c.id)
+            .where(
+                orders.c.customer_id == customer_id,
+                orders.c.id != order.id,
+                orders.c.goods_refunded < orders.c.goods_units,
+            )
+            .limit(1)
+        ).first()
+        if other is not None:
+            others = (OtherOrder(id=other.id, paid=True, fully_refunded=False),)
     return CustomerSnapshot(
         customer_id=customer_id,
         locale=row.locale,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from refundry.store.types import UTCDateTime
@@ -98,6 +99,13 @@ orders = Table(
     Column("ingested_at", When, nullable=False),
     CheckConstraint("goods_refunded >= 0 AND goods_refunded <= goods_units", name="goods"),
     Index("ix_orders_customer", "customer_id"),
+    # Orders not fully refunded, per customer: first-purchase checks skip refunded history.
+    Index(
+        "ix_orders_open",
+        "customer_id",
+        sqlite_where=text("goods_refunded < goods_units"),
+        postgresql_where=text("goods_refunded < goods_units"),
+    ),
 )
 
 order_lines = Table(
@@ -198,6 +206,7 @@ campaign_rewards = Table(
     Column("status", String(16), nullable=False),  # pending | granted | cancelled | clawed_back
     CheckConstraint("reduced >= 0 AND reduced <= amount", name="reduced"),
     Index("ix_campaign_rewards_customer", "customer_id", "campaign_id"),
+    Index("ix_campaign_rewards_order", "order_id"),
 )
 
 refunds = Table(

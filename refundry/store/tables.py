@@ -349,3 +349,152 @@ inbox_messages = Table(
     Column("read_at", When),
     Index("ix_inbox_messages_customer", "customer_id", "id"),
 )
+
+# -- the case process (issue 4) ----------------------------------------------------------------
+
+# Contact and channel preferences, one row per customer (kept apart from the hot customers row).
+customer_contacts = Table(
+    "customer_contacts",
+    metadata,
+    Column("customer_id", String(64), ForeignKey("customers.id"), primary_key=True),
+    Column("phone", String(32)),
+    Column("email", String(200)),
+    Column("channels", Text, nullable=False, server_default='["in_app"]'),  # JSON list
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),  # refund_only | return_and_refund
+    Column("reason", String(32), nullable=False),
+    Column("return_method", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("state_since", When, nullable=False),  # timers measure from here
+    Column("lines", Text, nullable=False),  # JSON [{line_id, quantity}] asked
+    Column("accepted", Text),  # JSON [{line_id, quantity}] after a partial inspection
+    Column("merchant_ids", Text, nullable=False),  # JSON: merchants whose lines are asked
+    Column("description", Text, nullable=False, server_default=""),
+    Column("evidence", Text, nullable=False, server_default="[]"),  # JSON list of file refs
+    Column("amount", Money, nullable=False),  # the plan's total when opened (minor units)
+    Column("review", Text),  # JSON: decision, rule, reason, by
+    Column("risk", Text),  # JSON: the risk decision with its reasons
+    Column("express", Boolean, nullable=False, server_default="0"),  # 极速退款
+    Column("refund_id", String(64)),  # the applied refund
+    Column("rma", String(40), unique=True),
+    Column("return_address", Text),
+    Column("shipment", Text),  # JSON: carrier, label / pickup, payer, cost
+    Column("tracking_number", String(100)),
+    Column("inspection", Text),  # JSON: result, accepted quantities, reason
+    Column("debt", Money, nullable=False, server_default="0"),  # express refund, goods failed
+    Column("rating", Integer),
+    Column("feedback", Text),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+    CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
+    Index("ix_cases_order", "order_id"),
+    Index("ix_cases_customer", "customer_id", "created_at"),
+    Index("ix_cases_state", "state", "state_since"),
+)
+
+# Units held by open cases: a unit is asked for by at most one open case at a time.
+case_units = Table(
+    "case_units",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("line_id", String(64), primary_key=True),
+    Column("held", Integer, nullable=False, server_default="0"),
+    CheckConstraint("held >= 0", name="held"),
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("at", When, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32), nullable=False),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Index("ix_case_events_case", "case_id", "id"),
+)
+
+# One-time codes: only a keyed hash is kept; the code itself is never stored or logged.
+otp_codes = Table(
+    "otp_codes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", When, nullable=False),
+    Column("used_at", When),
+    Column("created_at", When, nullable=False),
+    Index("ix_otp_codes_customer", "customer_id", "purpose"),
+)
+
+otp_locks = Table(
+    "otp_locks",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("locked_until", When),
+)
+
+# Risk decisions that outlive a case: high-value restriction, suspended refund rights.
+risk_restrictions = Table(
+    "risk_restrictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # restrict_high_value | suspend
+    Column("rule", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since", When, nullable=False),
+    Column("until", When),  # NULL: until an agent lifts it
+    Column("lifted_at", When),
+    Column("lifted_by", String(100)),
+    Column("lift_reason", Text),
+    Index("ix_risk_restrictions_customer", "customer_id"),
+)
+
+# Return shipments booked with the logistics adapter, and their tracking events.
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("carrier", String(40), nullable=False),
+    Column("service", String(16), nullable=False),  # prepaid_label | pickup | self_ship
+    Column("tracking_number", String(100)),
+    Column("payer", String(16), nullable=False),  # merchant | customer
+    Column("cost", Money, nullable=False, server_default="0"),
+    Column("status", String(20), nullable=False),
+    Column("label", Text),  # JSON: what the customer needs to ship (URL, code, pickup slot)
+    Column("updated_at", When, nullable=False),
+    Index("ix_shipments_tracking", "tracking_number"),
+)
+
+shipment_events = Table(
+    "shipment_events",
+    metadata,
+    Column("event_id", String(100), primary_key=True),  # tracking webhooks arrive twice
+    Column("shipment_id", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("at", When, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+# What each channel delivered, per outbox key: a retried delivery is skipped, never re-sent.
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("at", When, nullable=False),
+)

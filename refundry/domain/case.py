@@ -67,7 +67,7 @@ TRANSITIONS: dict[tuple[CaseState, str], CaseState] = {
     (S.INSPECTED, "refund"): S.REFUNDING,
     (S.INSPECTED, "reject_goods"): S.REJECTED_AFTER_INSPECTION,
     (S.INSPECTED, "escalate"): S.NEEDS_MANUAL_REVIEW,
-    (S.INSPECTED, "settle"): S.REFUNDED,  # 极速退款: the money went at approval
+    (S.INSPECTED, "settle"): S.REFUNDING,  # 极速退款: the money left at approval
     (S.REFUNDING, "confirm"): S.REFUNDED,
     (S.REFUNDING, "fail"): S.REFUND_FAILED,
     (S.REFUND_FAILED, "retry"): S.REFUNDING,

@@ -91,6 +91,7 @@ def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
         "currency",
         "status",
         "paid_at",
+        "delivered_at",
         "lines",
         "adjustments",
         "tenders",
@@ -129,6 +130,7 @@ def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
         rewards=tuple(_reward(x) for x in r.items("rewards", required=False)),
         benefits=tuple(_benefit(x) for x in r.items("benefits", required=False)),
         paid_at=r.moment("paid_at", required=False),
+        delivered_at=r.moment("delivered_at", required=False),
         minor_units_per_point=mpp,
     )
 
@@ -358,8 +360,12 @@ def parse_history(data: Any) -> list[PriorRefund]:
         moved = {t.text("tender_id"): t.integer("amount") for t in r.items("tenders")}
         path = 0
         for d in r.items("deductions", required=False):
-            if d.text("kind") in ("reward_clawback", "points_shortfall", "return_label"):
+            kind = d.text("kind")
+            if kind in ("reward_clawback", "points_shortfall", "return_label"):
                 path += d.integer("amount")
+            elif kind in ("waiver", "wallet_debit"):
+                # an agent's concession on a held plan: a negative deduction
+                path += d.integer("amount", minimum=None)
         reductions: dict[str, int] = {}
         shipping = False
         for e in r.items("effects", required=False):

@@ -178,6 +178,7 @@ class Order:
     rewards: tuple[Reward, ...] = ()
     benefits: tuple[Benefit, ...] = ()
     paid_at: datetime | None = None
+    delivered_at: datetime | None = None  # when the customer got it (review rules count from it)
     minor_units_per_point: int = 1
     # Worked out in __post_init__:
     line_index: dict[str, int] = field(init=False, repr=False, compare=False)

@@ -19,7 +19,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    Update,
+    bindparam,
+    case,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.errors import RefundRefused
@@ -47,6 +60,82 @@ __all__ = ["ApplyResult", "apply_refund", "naive_mode", "preview_refund"]
 
 # How long a previewed plan may be applied "as of" its preview time.
 PREVIEW_MAX_AGE = timedelta(minutes=15)
+
+# Statements built once and executed with parameters (their cache key and compiled form are
+# reused; building them per call was most of the apply path's time).
+_KEY = select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+    idempotency_keys.c.key == bindparam("key")
+)
+_INSERT_KEY = insert(idempotency_keys)
+_INSERT_REFUND = insert(refunds)
+_l, _t, _o = order_lines.c, order_tenders.c, orders.c
+_LINE = (_l.order_id == bindparam("b_order_id")) & (_l.line_id == bindparam("b_line_id"))
+_NAIVE_SET_UNITS = update(order_lines).where(_LINE).values(refunded_qty=bindparam("b_after"))
+_TENDER = (_t.order_id == bindparam("b_order_id")) & (_t.tender_id == bindparam("b_tender_id"))
+_NAIVE_SET_TENDER = update(order_tenders).where(_TENDER).values(refunded=bindparam("b_after"))
+_ORDER_VALUES = {
+    "refund_count": bindparam("b_seq"),
+    "goods_refunded": _o.goods_refunded + bindparam("b_goods_units"),
+}
+_COUNT_REFUND = (
+    update(orders)
+    .where((_o.id == bindparam("b_order_id")) & (_o.refund_count == bindparam("b_seen")))
+    .values(_ORDER_VALUES)
+)
+_NAIVE_COUNT_REFUND = update(orders).where(_o.id == bindparam("b_order_id")).values(_ORDER_VALUES)
+# Multi-row updates, one statement per refund instead of one per line or tender; built once per
+# number of rows (orders have a handful of lines).
+_MEMO_ROWS = 64
+_take_units: dict[int, Update] = {}
+_add_tenders: dict[int, Update] = {}
+
+
+def _take_units_stmt(n: int) -> Update:
+    """Line i (``b_line_i``) gains ``b_qty_i`` units only if it still has ``b_seen_i`` refunded:
+    the caller checks that all ``n`` rows moved (a concurrent writer is detected, never
+    overwritten)."""
+    stmt = _take_units.get(n)
+    if stmt is None:
+        lines = [bindparam(f"b_line_{i}", type_=String()) for i in range(n)]
+        guards = [
+            (_l.line_id == lines[i])
+            & (_l.refunded_qty == bindparam(f"b_seen_{i}", type_=Integer()))
+            for i in range(n)
+        ]
+        added = case(
+            *[(_l.line_id == lines[i], bindparam(f"b_qty_{i}", type_=Integer())) for i in range(n)],
+            else_=0,
+        )
+        stmt = (
+            update(order_lines)
+            .where((_l.order_id == bindparam("b_order_id")) & or_(*guards))
+            .values(refunded_qty=_l.refunded_qty + added)
+        )
+        if n <= _MEMO_ROWS:
+            _take_units[n] = stmt
+    return stmt
+
+
+def _add_tenders_stmt(n: int) -> Update:
+    """Tender i (``b_tender_i``) gets ``b_amount_i`` more refunded."""
+    stmt = _add_tenders.get(n)
+    if stmt is None:
+        tenders = [bindparam(f"b_tender_{i}", type_=String()) for i in range(n)]
+        added = case(
+            *[
+                (_t.tender_id == tenders[i], bindparam(f"b_amount_{i}", type_=BigInteger()))
+                for i in range(n)
+            ],
+            else_=0,
+        )
+        stmt = (
+            update(order_tenders)
+            .where((_t.order_id == bindparam("b_order_id")) & _t.tender_id.in_(tenders))
+            .values(refunded=_t.refunded + added)
+        )
+        if n <= _MEMO_ROWS:
+            _add_tenders[n] = stmt
+    return stmt
 
 
 def naive_mode() -> bool:
@@ -120,15 +209,23 @@ def _request_hash(order_id: str, request: Any, expected_plan_hash: str) -> str:
 
 
 def _replay(conn: Connection, key: str, request_hash: str) -> ApplyResult | None:
-    row = conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).first()
+    row = conn.execute(_KEY, {"key": key}).first()
     if row is None:
         return None
-    if row.request_hash != request_hash:
+    return _replayed((row.request_hash, row.response), request_hash)
+
+
+def _replayed(answer: tuple[str, str] | None, request_hash: str) -> ApplyResult | None:
+    """The stored first answer (request hash, response) of a key, None if the key is new."""
+    if answer is None:
+        return None
+    stored_hash, response = answer
+    if stored_hash != request_hash:
         raise Unprocessable(
             "this idempotency key was used with a different request",
             code="idempotency.key_reused",
         )
-    first = json.loads(row.response)
+    first = json.loads(response)
     return ApplyResult(first["refund_id"], first["status"], first["plan"], replayed=True)
 
 
@@ -159,8 +256,15 @@ def apply_refund(
     try:
         with UnitOfWork(engine) as uow:
             conn = uow.conn
-            inputs = stale_inputs or load_plan_inputs(conn, order_id, policy=policy, lock=True)
-            replay = _replay(conn, idempotency_key, request_hash)
+            if stale_inputs is not None:
+                inputs = stale_inputs
+                replay = _replay(conn, idempotency_key, request_hash)
+            else:
+                # The key's first answer is read with the plan inputs, after the lock.
+                inputs = load_plan_inputs(
+                    conn, order_id, policy=policy, lock=True, idempotency_key=idempotency_key
+                )
+                replay = _replayed(inputs.key_answer, request_hash)
             if replay is not None:
                 return replay
             try:
@@ -191,17 +295,18 @@ def apply_refund(
             )
             result = ApplyResult(refund_id, status, plan)
             conn.execute(
-                insert(idempotency_keys).values(
-                    key=idempotency_key,
-                    scope="refund.apply",
-                    request_hash=request_hash,
-                    created_at=now,
-                    response=json.dumps(
+                _INSERT_KEY,
+                {
+                    "key": idempotency_key,
+                    "scope": "refund.apply",
+                    "request_hash": request_hash,
+                    "created_at": now,
+                    "response": json.dumps(
                         {"refund_id": refund_id, "status": status, "plan": plan},
                         ensure_ascii=False,
                         sort_keys=True,
                     ),
-                )
+                },
             )
             fault_point("apply.after_writes")
             uow.commit()
@@ -232,64 +337,60 @@ def _write(
     order = inputs.order
     seq = len(inputs.history) + 1
     trail = AuditTrail(actor=actor, at=at)
-    goods_units = 0
-    for unit in plan["units"]:
-        line = order_lines.c
-        where = (line.order_id == order.id) & (line.line_id == unit["line_id"])
-        if naive:
-            stmt = update(order_lines).where(where).values(refunded_qty=unit["refunded_after"])
-        else:
-            stmt = (
-                update(order_lines)
-                .where(where & (line.refunded_qty == unit["refunded_before"]))
-                .values(refunded_qty=line.refunded_qty + unit["quantity"])
-            )
-        if conn.execute(stmt).rowcount != 1:
+    units = plan["units"]
+    goods_units = sum(unit["quantity"] for unit in units if not unit["gift"])
+    if naive:
+        for unit in units:
+            key = {"b_order_id": order.id, "b_line_id": unit["line_id"]}
+            moved = conn.execute(_NAIVE_SET_UNITS, {**key, "b_after": unit["refunded_after"]})
+            if moved.rowcount != 1:
+                raise Conflict("a concurrent refund took these units", code="refund.concurrent")
+    elif units:
+        taken: dict[str, Any] = {"b_order_id": order.id}
+        for i, unit in enumerate(units):
+            taken[f"b_line_{i}"] = unit["line_id"]
+            taken[f"b_seen_{i}"] = unit["refunded_before"]
+            taken[f"b_qty_{i}"] = unit["quantity"]
+        # Every line's guard must hold: one row moved per line (a plan names a line once:
+        # refund.duplicate_line), or none of this refund stands.
+        if conn.execute(_take_units_stmt(len(units)), taken).rowcount != len(units):
             raise Conflict("a concurrent refund took these units", code="refund.concurrent")
-        if not unit["gift"]:
-            goods_units += unit["quantity"]
-    for share in plan["tenders"]:
-        if share["amount"]:
-            t = order_tenders.c
-            refunded = share["refunded_after"] if naive else t.refunded + share["amount"]
-            conn.execute(
-                update(order_tenders)
-                .where((t.order_id == order.id) & (t.tender_id == share["tender_id"]))
-                .values(refunded=refunded)
-            )
-    o = orders.c
-    guard = o.id == order.id
-    if not naive:
-        guard = guard & (o.refund_count == len(inputs.history))
-    if (
-        conn.execute(
-            update(orders)
-            .where(guard)
-            .values(
-                refund_count=seq,
-                goods_refunded=o.goods_refunded + goods_units,
-            )
-        ).rowcount
-        != 1
-    ):
+    shares = [share for share in plan["tenders"] if share["amount"]]
+    if naive:
+        for share in shares:
+            key = {"b_order_id": order.id, "b_tender_id": share["tender_id"]}
+            conn.execute(_NAIVE_SET_TENDER, {**key, "b_after": share["refunded_after"]})
+    elif shares:
+        added: dict[str, Any] = {"b_order_id": order.id}
+        for i, share in enumerate(shares):
+            added[f"b_tender_{i}"] = share["tender_id"]
+            added[f"b_amount_{i}"] = share["amount"]
+        conn.execute(_add_tenders_stmt(len(shares)), added)
+    counted = {"b_order_id": order.id, "b_seq": seq, "b_goods_units": goods_units}
+    if naive:
+        moved = conn.execute(_NAIVE_COUNT_REFUND, counted)
+    else:
+        moved = conn.execute(_COUNT_REFUND, {**counted, "b_seen": len(inputs.history)})
+    if moved.rowcount != 1:
         raise Conflict("a concurrent refund changed this order", code="refund.concurrent")
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])
     status = "refunding" if waiting else "refunded"
     conn.execute(
-        insert(refunds).values(
-            id=refund_id,
-            order_id=order.id,
-            seq=seq,
-            status=status,
-            reason=plan["request"]["reason"],
-            total=plan["amount"]["total"],
-            plan=dumps_plan(plan),
-            plan_hash=plan["plan_hash"],
-            actor=actor,
-            created_at=at,
-            updated_at=at,
-        )
+        _INSERT_REFUND,
+        {
+            "id": refund_id,
+            "order_id": order.id,
+            "seq": seq,
+            "status": status,
+            "reason": plan["request"]["reason"],
+            "total": plan["amount"]["total"],
+            "plan": dumps_plan(plan),
+            "plan_hash": plan["plan_hash"],
+            "actor": actor,
+            "created_at": at,
+            "updated_at": at,
+        },
     )
     batch = RowBatch()
     record_tenders(
@@ -334,3 +435,20 @@ def _write(
     batch.flush(conn)
     trail.flush(conn)
     return status
+
+
+def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
+    """The plan of ``request`` over inputs already read (the case process uses this inside its
+    own transaction, after taking the order's lock with ``load_plan_inputs(lock=True)``)."""
+    return _compute(inputs, request, policy, at)
+
+
+def record_refund(
+    conn: Connection, *, inputs: PlanInputs, plan: dict[str, Any], actor: str, at: datetime
+) -> tuple[str, str]:
+    """Write a ready plan's refund in the caller's transaction; returns (refund id, status)."""
+    refund_id = "rf_" + uuid.uuid4().hex[:20]
+    status = _write(
+        conn, inputs=inputs, plan=plan, refund_id=refund_id, actor=actor, at=at, naive=False
+    )
+    return refund_id, status

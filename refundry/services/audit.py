@@ -15,13 +15,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from refundry.store.tables import audit_head, audit_log
 
 __all__ = ["GENESIS", "AuditTrail", "ChainReport", "entry_hash", "verify_chain"]
 
 GENESIS = "0" * 64
+
+# Statements built once, executed with parameters (cache key and compiled form reused).
+_HEAD_LOCKED = (
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_INSERT_ENTRIES = insert(audit_log)
+_INSERT_HEAD = insert(audit_head)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+)
 
 
 def _canonical(
@@ -66,11 +78,7 @@ class AuditTrail:
     def flush(self, conn: Connection) -> None:
         if not self.entries:
             return
-        head = conn.execute(
-            select(audit_head.c.seq, audit_head.c.hash)
-            .where(audit_head.c.id == 1)
-            .with_for_update()
-        ).first()
+        head = conn.execute(_HEAD_LOCKED).first()
         seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
         rows = []
         for action, order_id, refund_id, data in self.entries:
@@ -100,11 +108,11 @@ class AuditTrail:
                 }
             )
             prev = digest
-        conn.execute(insert(audit_log), rows)
+        conn.execute(_INSERT_ENTRIES, rows)
         if head is None:
-            conn.execute(insert(audit_head).values(id=1, seq=seq, hash=prev))
+            conn.execute(_INSERT_HEAD, {"id": 1, "seq": seq, "hash": prev})
         else:
-            conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+            conn.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev})
         self.entries.clear()
 
 

@@ -15,6 +15,10 @@ from refundry.store.tables import ledger_postings, outbox
 
 __all__ = ["RowBatch"]
 
+# Built once: their cache keys and compiled forms are reused.
+_INSERT_POSTINGS = insert(ledger_postings)
+_INSERT_MESSAGES = insert(outbox)
+
 
 @dataclass(slots=True)
 class RowBatch:
@@ -23,8 +27,8 @@ class RowBatch:
 
     def flush(self, conn: Connection) -> None:
         if self.postings:
-            conn.execute(insert(ledger_postings), self.postings)
+            conn.execute(_INSERT_POSTINGS, self.postings)
             self.postings.clear()
         if self.messages:
-            conn.execute(insert(outbox), self.messages)
+            conn.execute(_INSERT_MESSAGES, self.messages)
             self.messages.clear()

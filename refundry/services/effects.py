@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, insert, select, update
+from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from refundry.domain.order import Order
 from refundry.services.audit import AuditTrail
@@ -32,6 +32,57 @@ from refundry.store.tables import (
 __all__ = ["record_effects", "record_tenders"]
 
 GATEWAY_TOPIC = "gateway.refund"
+
+# Statements built once, executed with parameters (cache key and compiled form reused).
+_INSERT_TENDERS = insert(refund_tenders)
+_INSERT_EFFECTS = insert(refund_effects)
+_INSERT_ENTITLEMENT = insert(entitlements)
+_SET_TIER = (
+    update(customers)
+    .where(customers.c.id == bindparam("b_customer_id"))
+    .values(tier=bindparam("b_tier"))
+)
+_e = entitlements.c
+_ENTITLEMENT = select(entitlements).where(_e.id == bindparam("b_item_id"))
+_ENTITLEMENT_STATE = select(_e.state).where(_e.id == bindparam("b_item_id"))
+# ``available`` also unlinks the order that used it.
+_SET_STATE = (
+    update(entitlements)
+    .where(_e.id == bindparam("b_item_id"))
+    .values(state=bindparam("b_state"), updated_at=bindparam("b_at", type_=_e.updated_at.type))
+)
+_SET_STATE_UNLINKED = _SET_STATE.values(order_id=None)
+_s, _q, _r = campaign_spend.c, campaign_quotas.c, campaign_rewards.c
+_LESS_SPEND = (
+    update(campaign_spend)
+    .where(
+        (_s.customer_id == bindparam("b_customer_id"))
+        & (_s.campaign_id == bindparam("b_campaign_id"))
+    )
+    .values(spend=_s.spend - bindparam("b_amount"))
+)
+_RELEASE_QUOTA = (
+    update(campaign_quotas)
+    .where(
+        (_q.customer_id == bindparam("b_customer_id"))
+        & (_q.campaign_id == bindparam("b_campaign_id"))
+        & (_q.used > 0)
+    )
+    .values(used=_q.used - 1)
+)
+_reduced_after = _r.reduced + bindparam("b_amount")
+_REDUCE_REWARD = (
+    update(campaign_rewards)
+    .where(_r.id == bindparam("b_reward_id"))
+    .values(
+        reduced=_reduced_after,
+        status=case(
+            (_reduced_after >= _r.amount, bindparam("b_final", type_=_r.status.type)),
+            else_=_r.status,
+        ),
+    )
+    .returning(_r.reduced)
+)
 
 
 def record_tenders(
@@ -114,7 +165,7 @@ def record_tenders(
             status=status,
         )
     if rows:
-        conn.execute(insert(refund_tenders), rows)
+        conn.execute(_INSERT_TENDERS, rows)
     return waiting
 
 
@@ -149,7 +200,7 @@ def record_effects(
             f"effect.{kind}", order_id=order.id, refund_id=refund_id, **data, **before_after
         )
     if rows:
-        conn.execute(insert(refund_effects), rows)
+        conn.execute(_INSERT_EFFECTS, rows)
     for i, notice in enumerate(plan["notifications"]):
         enqueue(
             conn,
@@ -200,7 +251,7 @@ def _apply_effect(
         )
         return {"balance_before": after + effect[field_name], "balance_after": after}
     if kind == "tier_change":
-        conn.execute(update(customers).where(customers.c.id == cid).values(tier=effect["to"]))
+        conn.execute(_SET_TIER, {"b_customer_id": cid, "b_tier": effect["to"]})
         return {}
     if kind in ("coupon_return", "entitlement_reactivate"):
         item = effect.get("coupon_id") or effect["entitlement_id"]
@@ -210,50 +261,42 @@ def _apply_effect(
         return _set_state(conn, item, "forfeited", at)
     if kind in ("coupon_reissue", "entitlement_reissue"):
         item = effect.get("coupon_id") or effect["entitlement_id"]
-        old = conn.execute(select(entitlements).where(entitlements.c.id == item)).one()
+        old = conn.execute(_ENTITLEMENT, {"b_item_id": item}).one()
         new_id = f"{item}~{refund_id}"
         conn.execute(
-            insert(entitlements).values(
-                id=new_id,
-                customer_id=cid,
-                category=old.category,
-                kind=old.kind,
-                value=effect["value"],
-                valid_until=datetime.fromisoformat(effect["valid_until"]),
-                state="available",
-                reissued_from=item,
-                updated_at=at,
-            )
+            _INSERT_ENTITLEMENT,
+            {
+                "id": new_id,
+                "customer_id": cid,
+                "category": old.category,
+                "kind": old.kind,
+                "value": effect["value"],
+                "valid_until": datetime.fromisoformat(effect["valid_until"]),
+                "state": "available",
+                "reissued_from": item,
+                "updated_at": at,
+            },
         )
         _set_state(conn, item, "replaced", at)
         return {"replacement_id": new_id}
     if kind == "campaign_spend_decrease":
-        where = (campaign_spend.c.customer_id == cid) & (
-            campaign_spend.c.campaign_id == effect["campaign_id"]
-        )
         conn.execute(
-            update(campaign_spend)
-            .where(where)
-            .values(spend=campaign_spend.c.spend - effect["amount"])
+            _LESS_SPEND,
+            {
+                "b_customer_id": cid,
+                "b_campaign_id": effect["campaign_id"],
+                "b_amount": effect["amount"],
+            },
         )
         return {}
     if kind in ("quota_release", "first_purchase_restored"):
-        where = (
-            (campaign_quotas.c.customer_id == cid)
-            & (campaign_quotas.c.campaign_id == effect["campaign_id"])
-            & (campaign_quotas.c.used > 0)
-        )
-        conn.execute(update(campaign_quotas).where(where).values(used=campaign_quotas.c.used - 1))
+        conn.execute(_RELEASE_QUOTA, {"b_customer_id": cid, "b_campaign_id": effect["campaign_id"]})
         return {}
     if kind in ("reward_clawback", "reward_cancel"):
         final = "clawed_back" if kind == "reward_clawback" else "cancelled"
-        r = campaign_rewards.c
-        reduced = r.reduced + effect["amount"]
         row = conn.execute(
-            update(campaign_rewards)
-            .where(r.id == effect["reward_id"])
-            .values(reduced=reduced, status=case((reduced >= r.amount, final), else_=r.status))
-            .returning(r.reduced)
+            _REDUCE_REWARD,
+            {"b_reward_id": effect["reward_id"], "b_amount": effect["amount"], "b_final": final},
         ).one()
         after = int(row.reduced)
         return {"reduced_before": after - effect["amount"], "reduced_after": after}
@@ -261,16 +304,9 @@ def _apply_effect(
 
 
 def _set_state(conn: Connection, item_id: str, state: str, at: datetime) -> dict[str, Any]:
-    before = conn.execute(
-        select(entitlements.c.state).where(entitlements.c.id == item_id)
-    ).scalar_one()
+    before = conn.execute(_ENTITLEMENT_STATE, {"b_item_id": item_id}).scalar_one()
     conn.execute(
-        update(entitlements)
-        .where(entitlements.c.id == item_id)
-        .values(
-            state=state,
-            order_id=None if state == "available" else entitlements.c.order_id,
-            updated_at=at,
-        )
+        _SET_STATE_UNLINKED if state == "available" else _SET_STATE,
+        {"b_item_id": item_id, "b_state": state, "b_at": at},
     )
     return {"state_before": before, "state_after": state}

@@ -15,11 +15,17 @@ from typing import Any
 
 from refundry.domain.errors import RefundryError
 
-__all__ = ["Conflict", "NotFound", "PlanStale", "Unprocessable"]
+__all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "Unprocessable"]
 
 
 class NotFound(RefundryError):
     code = "not_found"
+
+
+class Forbidden(RefundryError):
+    """The actor may see the object but not do this to it (a merchant on another's lines)."""
+
+    code = "auth.forbidden"
 
 
 class Conflict(RefundryError):

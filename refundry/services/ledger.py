@@ -12,12 +12,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from refundry.services.batch import RowBatch
 from refundry.store.tables import ledger_accounts, ledger_postings
 
 __all__ = ["account_id", "balance", "post", "shop_account_id"]
+
+# Statements built once, executed with parameters (cache key and compiled form reused).
+_a = ledger_accounts.c
+_MOVE = (
+    update(ledger_accounts)
+    .where(_a.id == bindparam("b_id"))
+    .values(balance=_a.balance + bindparam("b_delta"))
+    .returning(_a.balance)
+)
+_OPEN_ACCOUNT = insert(ledger_accounts)
+_INSERT_POSTINGS = insert(ledger_postings)
+_BALANCE = select(_a.balance).where(_a.id == bindparam("b_id"))
 
 
 def account_id(kind: str, customer_id: str) -> str:
@@ -31,24 +43,20 @@ def shop_account_id(kind: str) -> str:
 
 def _move(conn: Connection, acc: str, kind: str, customer_id: str, delta: int) -> int:
     """Add ``delta`` to a customer account; returns the new balance."""
-    moved = conn.execute(
-        update(ledger_accounts)
-        .where(ledger_accounts.c.id == acc)
-        .values(balance=ledger_accounts.c.balance + delta)
-        .returning(ledger_accounts.c.balance)
-    ).first()
+    moved = conn.execute(_MOVE, {"b_id": acc, "b_delta": delta}).first()
     if moved is not None:
         return int(moved[0])
     # First movement of this account. Points may go negative (policy allow_negative); wallets,
     # gift cards and growth may not (the CHECK constraint refuses it).
     conn.execute(
-        insert(ledger_accounts).values(
-            id=acc,
-            kind=kind,
-            customer_id=customer_id,
-            balance=delta,
-            may_go_negative=kind == "points",
-        )
+        _OPEN_ACCOUNT,
+        {
+            "id": acc,
+            "kind": kind,
+            "customer_id": customer_id,
+            "balance": delta,
+            "may_go_negative": kind == "points",
+        },
     )
     return delta
 
@@ -90,15 +98,11 @@ def post(
     if batch is not None:
         batch.postings.extend(rows)
     else:
-        conn.execute(insert(ledger_postings), rows)
+        conn.execute(_INSERT_POSTINGS, rows)
     return after
 
 
 def balance(conn: Connection, kind: str, customer_id: str) -> int:
     """A customer account's balance (0 if it never moved)."""
-    row = conn.execute(
-        select(ledger_accounts.c.balance).where(
-            ledger_accounts.c.id == account_id(kind, customer_id)
-        )
-    ).first()
+    row = conn.execute(_BALANCE, {"b_id": account_id(kind, customer_id)}).first()
     return int(row[0]) if row else 0

@@ -13,6 +13,8 @@ from refundry.store.tables import outbox
 
 __all__ = ["enqueue"]
 
+_INSERT = insert(outbox)  # built once: its cache key and compiled form are reused
+
 
 def enqueue(
     conn: Connection,
@@ -37,4 +39,4 @@ def enqueue(
     if batch is not None:
         batch.messages.append(row)
     else:
-        conn.execute(insert(outbox).values(**row))
+        conn.execute(_INSERT, row)

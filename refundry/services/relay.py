@@ -19,17 +19,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
+from refundry.domain.errors import RefundryError
 from refundry.services.audit import AuditTrail
+from refundry.services.case_refund import follow_refund
 from refundry.services.faults import fault_point
 from refundry.services.outbox import enqueue
-from refundry.services.ports import EventPublisher, Notifier, PaymentGateway
+from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier, PaymentGateway
+from refundry.services.shipments import record_booking
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
 
 __all__ = ["Relay", "backoff", "settle_refund_status"]
 
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = {"gateway.refund": 12, "notify": 8, "event": 8}
+MAX_ATTEMPTS = {"gateway.refund": 12, "notify": 8, "event": 8, "logistics.book": 12}
 FINAL_TENDER = ("succeeded", "failed", "to_wallet")
 TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
 
@@ -48,6 +51,7 @@ class Relay:
     clock: Callable[[], datetime]
     worker: str = "relay"
     lease: timedelta = LEASE  # how long a claimed message is hidden from other workers
+    logistics: LogisticsProvider | None = None  # books return labels and pickups
 
     def run_once(self, *, batch: int = 50) -> int:
         """Claim and deliver the messages due now; returns how many were handled."""
@@ -57,6 +61,8 @@ class Relay:
             payload = json.loads(row.payload)
             if row.topic == "gateway.refund":
                 self._gateway(row.id, row.attempts, payload)
+            elif row.topic == "logistics.book":
+                self._book_return(row.id, row.attempts, row.key, payload)
             else:
                 send = self.notifier.send if row.topic == "notify" else self.publisher.publish
                 self._deliver(row.id, row.attempts, row.topic, partial(send, payload, key=row.key))
@@ -136,6 +142,56 @@ class Relay:
             self._done(uow.conn, message_id, self.clock())
             uow.commit()
         fault_point("relay.after_record")
+
+    # -- return labels and pickups ----------------------------------------------------------
+
+    def _book_return(self, message_id: int, attempts: int, key: str, p: dict[str, Any]) -> None:
+        if self.logistics is None:
+            self._retry_later(message_id, attempts, "logistics.book", "no logistics provider")
+            return
+        try:
+            booking = self.logistics.book_return(
+                rma=p["rma"],
+                service=p["service"],
+                from_address=p["from_address"],
+                to_address=p["to_address"],
+                key=key,
+            )
+        except RefundryError as exc:
+            if exc.code.endswith((".timeout", ".unavailable")):
+                self._retry_later(message_id, attempts, "logistics.book", str(exc))
+            else:  # refused (address not served…): an agent arranges the return
+                self._dead_letter_case(message_id, p, exc)
+            return
+        fault_point("relay.after_send")
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            record_booking(
+                uow.conn,
+                case_id=p["case_id"],
+                booking=booking,
+                payer=p["payer"],
+                at=now,
+                actor=self.worker,
+            )
+            self._done(uow.conn, message_id, now)
+            uow.commit()
+        fault_point("relay.after_record")
+
+    def _dead_letter_case(self, message_id: int, p: dict[str, Any], exc: RefundryError) -> None:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=f"{exc.code}: {exc.message}"[:2000])
+            )
+            trail = AuditTrail(actor=self.worker, at=now)
+            trail.record(
+                "logistics.refused", case_id=p["case_id"], error=exc.code, message=exc.message
+            )
+            trail.flush(uow.conn)
+            uow.commit()
 
     # -- gateway refunds --------------------------------------------------------------------
 
@@ -340,6 +396,7 @@ def settle_refund_status(
         conn.execute(
             update(refunds).where(refunds.c.id == refund_id).values(status=status, updated_at=at)
         )
+        follow_refund(conn, refund_id=refund_id, status=status, at=at, trail=trail)
         trail.record(
             f"refund.{status}",
             order_id=refund.order_id,

@@ -11,7 +11,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from refundry.domain.customer import (
     CampaignReward,
@@ -32,12 +41,125 @@ from refundry.store.tables import (
     campaign_spend,
     customers,
     entitlements,
+    idempotency_keys,
     ledger_accounts,
     orders,
     refunds,
 )
 
 __all__ = ["PlanInputs", "load_plan_inputs"]
+
+# Statements built once: executing a prebuilt statement reuses its memoized cache key and
+# compiled form, where building select() per call cost most of the apply path's time
+# (bench/apply_bench.py --profile).
+
+# PostgreSQL: the order row's lock, taken alone before anything is read (a statement sees the
+# database as of its start, so what is read with the lock could predate the lock's holder).
+_LOCK_ORDER = select(orders.c.id).where(orders.c.id == bindparam("order_id")).with_for_update()
+
+_la = ledger_accounts.c
+
+
+def _balance(kind: str, customer_id: Any) -> Any:
+    """The customer's ``kind`` balance (NULL if that account never moved), by account id."""
+    prefix = account_id(kind, "")  # "<kind>:" followed by the customer id
+    return (
+        select(_la.balance)
+        .where(_la.id == literal_column(f"'{prefix}'", String) + customer_id)
+        .scalar_subquery()
+    )
+
+
+def _customer_columns(customer_id: Any) -> list[Any]:
+    return [
+        customers.c.id.label("t3"),
+        customers.c.locale.label("t4"),
+        customers.c.tier_table.label("t5"),
+        customers.c.risk_flags.label("t6"),
+        _balance("points", customer_id).label("n1"),
+        _balance("wallet", customer_id).label("n2"),
+        _balance("growth", customer_id).label("n3"),
+    ]
+
+
+def _plan_state(with_answer: bool) -> Any:
+    """Everything keyed by the order id, in one round trip: UNION ALL of rows of four kinds
+    (``k``), in columns ``t1…t6`` (text) and ``n1…n3`` (numbers):
+
+    0. the order's document and customer id, the customer (NULL: no such customer) and its
+       points, wallet and growth balances (NULL: never moved);
+    1. the order's rewards: id, status;
+    2. its earlier refunds' plans, by seq;
+    3. (``with_answer``) the stored first answer of the idempotency key: request hash, response.
+    """
+    text_null, number_null = null(), null()
+    order_and_customer = (
+        select(
+            literal_column("0", Integer).label("k"),
+            orders.c.document.label("t1"),
+            orders.c.customer_id.label("t2"),
+            *_customer_columns(orders.c.customer_id),
+        )
+        .select_from(orders.outerjoin(customers, customers.c.id == orders.c.customer_id))
+        .where(orders.c.id == bindparam("order_id"))
+    )
+    rewards = select(
+        literal_column("1", Integer),
+        campaign_rewards.c.id,
+        campaign_rewards.c.status,
+        *[text_null] * 4,
+        *[number_null] * 3,
+    ).where(campaign_rewards.c.order_id == bindparam("order_id"))
+    plans = select(
+        literal_column("2", Integer),
+        refunds.c.plan,
+        *[text_null] * 5,
+        refunds.c.seq,
+        *[number_null] * 2,
+    ).where(refunds.c.order_id == bindparam("order_id"))
+    parts = [order_and_customer, rewards, plans]
+    if with_answer:
+        k = idempotency_keys.c
+        answer = select(
+            literal_column("3", Integer),
+            k.request_hash,
+            k.response,
+            *[text_null] * 4,
+            *[number_null] * 3,
+        ).where(k.key == bindparam("idempotency_key"))
+        parts.append(answer)
+    both = union_all(*parts)
+    return both.order_by(both.selected_columns.k, both.selected_columns.n1)
+
+
+_PLAN_STATE = _plan_state(with_answer=False)
+_PLAN_STATE_AND_ANSWER = _plan_state(with_answer=True)
+_CUSTOMER = select(*_customer_columns(customers.c.id)).where(
+    customers.c.id == bindparam("customer_id")
+)
+_ENTITLEMENTS = select(entitlements).where(entitlements.c.id.in_(bindparam("ids", expanding=True)))
+_SPEND = select(campaign_spend).where(
+    campaign_spend.c.customer_id == bindparam("customer_id"),
+    campaign_spend.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
+)
+_CUMULATIVE_REWARDS = select(campaign_rewards).where(
+    campaign_rewards.c.customer_id == bindparam("customer_id"),
+    campaign_rewards.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
+    campaign_rewards.c.order_id.is_(None),
+)
+_QUOTAS = select(campaign_quotas).where(
+    campaign_quotas.c.customer_id == bindparam("customer_id"),
+    campaign_quotas.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
+)
+_OTHER_OPEN_ORDER = (
+    select(orders.c.id)
+    .where(
+        orders.c.customer_id == bindparam("customer_id"),
+        orders.c.id != bindparam("order_id"),
+        orders.c.goods_refunded < orders.c.goods_units,
+    )
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,68 +169,82 @@ class PlanInputs:
     history: list[PriorRefund]
     history_plans: list[dict[str, Any]]
     customer: CustomerSnapshot
+    # With ``load_plan_inputs(idempotency_key=…)``: the key's stored (request hash, response),
+    # None if the key is new.
+    key_answer: tuple[str, str] | None = None
 
 
 def load_plan_inputs(
-    conn: Connection, order_id: str, *, policy: Policy, lock: bool = False
+    conn: Connection,
+    order_id: str,
+    *,
+    policy: Policy,
+    lock: bool = False,
+    idempotency_key: str | None = None,
 ) -> PlanInputs:
     """Load what ``plan_refund`` needs; ``lock`` takes the order row's lock first (PostgreSQL
-    ``SELECT … FOR UPDATE``; on SQLite the write transaction already holds the database)."""
-    query = select(orders.c.document, orders.c.customer_id).where(orders.c.id == order_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    ``SELECT … FOR UPDATE``; on SQLite the write transaction already holds the database).
+    ``idempotency_key`` also reads that key's stored answer (``key_answer``), after the lock.
+
+    Round trips: the lock (PostgreSQL only), one read of everything keyed by the order, one of
+    the coupons and entitlements it used, and only for campaigns that need them their state."""
+    locked = lock and conn.dialect.name != "sqlite"
+    if locked and conn.execute(_LOCK_ORDER, {"order_id": order_id}).first() is None:
+        raise NotFound(f"no order {order_id!r}", code="order.not_found")
+    params = {"order_id": order_id}
+    query = _PLAN_STATE
+    if idempotency_key is not None:
+        params["idempotency_key"] = idempotency_key
+        query = _PLAN_STATE_AND_ANSWER
+    row = None
+    status: dict[str, str] = {}
+    stored_plans: list[str] = []
+    key_answer = None
+    for r in conn.execute(query, params):
+        if r.k == 0:
+            row = r
+        elif r.k == 1:
+            status[r.t1] = r.t2
+        elif r.k == 2:
+            stored_plans.append(r.t1)
+        else:
+            key_answer = (str(r.t1), str(r.t2))
     if row is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
-    document = json.loads(row.document)
-    customer_id = row.customer_id
-    reward_rows = conn.execute(
-        select(campaign_rewards.c.id, campaign_rewards.c.status).where(
-            campaign_rewards.c.order_id == order_id
-        )
-    ).all()
-    status = {r.id: r.status for r in reward_rows}
+    document = json.loads(row.t1)
+    customer_id = row.t2
     for reward in document.get("rewards", []):
         reward["status"] = status.get(reward["id"], reward["status"])
     order = parse_order(document, policy=policy)
     statuses = json.dumps(sorted(status.items()), separators=(",", ":"))
-    order_digest = hashlib.sha256(f"{row.document}|{statuses}".encode()).hexdigest()
+    order_digest = hashlib.sha256(f"{row.t1}|{statuses}".encode()).hexdigest()
 
-    plans = [
-        json.loads(p)
-        for (p,) in conn.execute(
-            select(refunds.c.plan).where(refunds.c.order_id == order_id).order_by(refunds.c.seq)
-        )
-    ]
+    plans = [json.loads(p) for p in stored_plans]
     return PlanInputs(
         order=order,
         order_digest=order_digest,
         history=parse_history(plans),
         history_plans=plans,
-        customer=load_customer(conn, customer_id, order),
+        customer=load_customer(conn, customer_id, order, row=row),
+        key_answer=key_answer,
     )
 
 
-def load_customer(conn: Connection, customer_id: str, order: Order) -> CustomerSnapshot:
-    row = conn.execute(select(customers).where(customers.c.id == customer_id)).first()
+def load_customer(
+    conn: Connection, customer_id: str, order: Order, *, row: Any = None
+) -> CustomerSnapshot:
+    """The customer as the plan sees it; ``row`` is the customer's part of the plan-state read
+    (its ``t3`` NULL if there is no such customer), else it is read here."""
     if row is None:
+        row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).first()
+    if row is None or row.t3 is None:
         raise NotFound(f"no customer {customer_id!r}", code="customer.not_found")
-    balances = {
-        r.id: int(r.balance)
-        for r in conn.execute(
-            select(ledger_accounts.c.id, ledger_accounts.c.balance).where(
-                ledger_accounts.c.id.in_(
-                    [account_id(k, customer_id) for k in ("points", "wallet", "growth")]
-                )
-            )
-        )
-    }
     used_ids = {a.source.id for a in order.adjustments if a.source.type != "campaign"}
     used_ids.update(b.id for b in order.benefits)
     coupons: dict[str, Entitlement] = {}
     held: dict[str, Entitlement] = {}
     if used_ids:
-        for e in conn.execute(select(entitlements).where(entitlements.c.id.in_(sorted(used_ids)))):
+        for e in conn.execute(_ENTITLEMENTS, {"ids": sorted(used_ids)}):
             item = Entitlement(id=e.id, kind=e.kind, value=int(e.value), valid_until=e.valid_until)
             (coupons if e.category == "coupon" else held)[e.id] = item
     # Only the campaigns whose state the plan reads: spend for cumulative cashback, quotas for
@@ -127,12 +263,7 @@ def load_customer(conn: Connection, customer_id: str, order: Order) -> CustomerS
     if cumulative:
         spend = {
             r.campaign_id: int(r.spend)
-            for r in conn.execute(
-                select(campaign_spend).where(
-                    campaign_spend.c.customer_id == customer_id,
-                    campaign_spend.c.campaign_id.in_(cumulative),
-                )
-            )
+            for r in conn.execute(_SPEND, {"customer_id": customer_id, "campaigns": cumulative})
         }
         rewards = [
             CampaignReward(
@@ -143,50 +274,35 @@ def load_customer(conn: Connection, customer_id: str, order: Order) -> CustomerS
                 status=r.status,
             )
             for r in conn.execute(
-                select(campaign_rewards).where(
-                    campaign_rewards.c.customer_id == customer_id,
-                    campaign_rewards.c.campaign_id.in_(cumulative),
-                    campaign_rewards.c.order_id.is_(None),
-                )
+                _CUMULATIVE_REWARDS, {"customer_id": customer_id, "campaigns": cumulative}
             )
         ]
     if counted:
         quotas = {
             r.campaign_id: int(r.used)
-            for r in conn.execute(
-                select(campaign_quotas).where(
-                    campaign_quotas.c.customer_id == customer_id,
-                    campaign_quotas.c.campaign_id.in_(counted),
-                )
-            )
+            for r in conn.execute(_QUOTAS, {"customer_id": customer_id, "campaigns": counted})
         }
     others: tuple[OtherOrder, ...] = ()
     if CampaignKind.FIRST_PURCHASE in kinds.values():
         # One other order not fully refunded is all first purchase needs to know; the partial
         # index ix_orders_open keeps this off the customer's refunded history.
         other = conn.execute(
-            select(orders.c.id)
-            .where(
-                orders.c.customer_id == customer_id,
-                orders.c.id != order.id,
-                orders.c.goods_refunded < orders.c.goods_units,
-            )
-            .limit(1)
+            _OTHER_OPEN_ORDER, {"customer_id": customer_id, "order_id": order.id}
         ).first()
         if other is not None:
             others = (OtherOrder(id=other.id, paid=True, fully_refunded=False),)
     return CustomerSnapshot(
         customer_id=customer_id,
-        locale=row.locale,
-        points_balance=balances.get(account_id("points", customer_id), 0),
-        wallet_balance=balances.get(account_id("wallet", customer_id), 0),
-        growth_value=balances.get(account_id("growth", customer_id), 0),
-        tier_table=tuple(TierLevel(**t) for t in json.loads(row.tier_table)),
+        locale=row.t4,
+        points_balance=int(row.n1 or 0),
+        wallet_balance=int(row.n2 or 0),
+        growth_value=int(row.n3 or 0),
+        tier_table=tuple(TierLevel(**t) for t in json.loads(row.t5)),
         coupons=coupons,
         entitlements=held,
         campaign_spend=spend,
         campaign_rewards=tuple(rewards),
         quotas_used=quotas,
         other_orders=others,
-        risk_flags=frozenset(json.loads(row.risk_flags)),
+        risk_flags=frozenset(json.loads(row.t6)),
     )

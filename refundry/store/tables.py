@@ -389,6 +389,7 @@ cases = Table(
     Column("tracking_number", String(100)),
     Column("inspection", Text),  # JSON: result, accepted quantities, reason
     Column("debt", Money, nullable=False, server_default="0"),  # express refund, goods failed
+    Column("units_held", Boolean, nullable=False, server_default="1"),  # in case_units now
     Column("rating", Integer),
     Column("feedback", Text),
     Column("version", Integer, nullable=False, server_default="1"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-24 23:01:35.669363
+Create Date: 2026-11-24 23:03:42.663748
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def upgrade() -> None:
         sa.Column("tracking_number", sa.String(length=100), nullable=True),
         sa.Column("inspection", sa.Text(), nullable=True),
         sa.Column("debt", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("units_held", sa.Boolean(), server_default="1", nullable=False),
         sa.Column("rating", sa.Integer(), nullable=True),
         sa.Column("feedback", sa.Text(), nullable=True),
         sa.Column("version", sa.Integer(), server_default="1", nullable=False),

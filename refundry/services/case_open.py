@@ -1,0 +1,264 @@
+"""Opening a case and its automatic review, in one transaction.
+
+The customer asks for units of one of its orders. The case service itself enforces what every
+front end must: refund rights not suspended, units not refunded or held by another open case,
+a one-time code when the plan moves more than the policy amount or risk asks. Then the risk
+rules and the review rules decide — approve, reject or the agent queue — and the case records
+which rule decided and why. An approved refund_only case is refunded at once; an approved
+return gets its RMA (services/case_returns.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from refundry.domain.errors import InvalidInput
+from refundry.domain.json_io import parse_request
+from refundry.domain.policy import Policy
+from refundry.domain.process_policy import ProcessPolicy
+from refundry.domain.review import CaseFacts, ReviewDecision, auto_review
+from refundry.services.apply import compute_plan
+from refundry.services.audit import AuditTrail
+from refundry.services.case_approval import approve_case
+from refundry.services.cases import Actor, hold_units, move, new_case_id
+from refundry.services.errors import Forbidden, NotFound, Unprocessable
+from refundry.services.risk import active_restrictions, assess_customer, record_restriction
+from refundry.services.state import load_plan_inputs
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import case_events, cases, order_lines, orders
+
+__all__ = ["CaseDesk", "OpenedCase", "open_case"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDesk:
+    """What the case services need besides the database: the policies and the clock's now."""
+
+    engine: Engine
+    policy: Policy
+    process: ProcessPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedCase:
+    case_id: str
+    state: str
+    review: dict[str, Any]
+    plan: dict[str, Any]
+
+
+def open_case(
+    desk: CaseDesk,
+    *,
+    actor: Actor,
+    request: dict[str, Any],
+    now: datetime,
+    description: str = "",
+    evidence: list[str] | None = None,
+    identity_verified: bool = False,
+) -> OpenedCase:
+    """Open a case for ``request`` (docs/plan-json.md request document) and review it.
+
+    ``identity_verified`` says the caller verified a one-time code for this submission
+    (services/identity.py); when the policy asks for one and it is missing the case is not
+    opened and ``identity.code_required`` is raised."""
+    req = parse_request(request)
+    if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
+        raise InvalidInput(
+            "a refund_only case has no return",
+            code="request.invalid",
+            field="request.return_method",
+        )
+    evidence = list(evidence or [])
+    with UnitOfWork(desk.engine) as uow:
+        conn = uow.conn
+        owner = conn.execute(
+            select(orders.c.customer_id, orders.c.status).where(orders.c.id == req.order_id)
+        ).first()
+        if owner is None or (actor.role == "customer" and owner.customer_id != actor.id):
+            raise NotFound(f"no order {req.order_id!r}", code="order.not_found")
+        if actor.role not in ("customer", "agent", "admin"):
+            raise Forbidden("only the customer or an agent opens a case", code="auth.forbidden")
+        customer_id = owner.customer_id
+        restrictions = active_restrictions(conn, customer_id, now=now)
+        if "suspend" in restrictions:
+            raise Forbidden(
+                "refund rights are suspended; an agent can lift the suspension",
+                code="case.refund_rights_suspended",
+            )
+        inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True)
+        plan = compute_plan(inputs, request, desk.policy, now)
+        risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
+        needs_code = (
+            plan["amount"]["total"] > desk.process.identity.otp_above_amount
+            or risk.decision == "manual_review"
+        )
+        if needs_code and not identity_verified and actor.role == "customer":
+            raise Unprocessable(
+                "this request needs the one-time code sent to your phone",
+                code="identity.code_required",
+            )
+        lines = [{"line_id": u.line_id, "quantity": u.quantity} for u in req.lines]
+        hold_units(conn, req.order_id, lines)
+        merchants = sorted(
+            {
+                m
+                for (m,) in conn.execute(
+                    select(order_lines.c.merchant_id).where(
+                        order_lines.c.order_id == req.order_id,
+                        order_lines.c.line_id.in_([x["line_id"] for x in lines]),
+                    )
+                )
+            }
+        )
+        case_id = new_case_id()
+        risk_doc = {
+            "decision": risk.decision,
+            "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],
+        }
+        conn.execute(
+            insert(cases).values(
+                id=case_id,
+                order_id=req.order_id,
+                customer_id=customer_id,
+                kind=req.kind,
+                reason=req.reason,
+                return_method=req.return_method,
+                state="requested",
+                state_since=now,
+                lines=json.dumps(lines),
+                merchant_ids=json.dumps(merchants),
+                description=description,
+                evidence=json.dumps(evidence),
+                amount=plan["amount"]["total"],
+                risk=json.dumps(risk_doc, ensure_ascii=False),
+                express=False,
+                debt=0,
+                units_held=True,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            insert(case_events).values(
+                case_id=case_id,
+                at=now,
+                actor=actor.tag,
+                action="open",
+                from_state=None,
+                to_state="requested",
+                data=json.dumps(
+                    {"plan_hash": plan["plan_hash"], "amount": plan["amount"]["total"]}
+                ),
+            )
+        )
+        trail = AuditTrail(actor=actor.tag, at=now)
+        trail.record(
+            "case.opened",
+            order_id=req.order_id,
+            case_id=case_id,
+            lines=lines,
+            reason=req.reason,
+            kind=req.kind,
+            amount=plan["amount"]["total"],
+            identity_verified=identity_verified,
+            risk=risk_doc,
+        )
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+        row = move(
+            conn,
+            row,
+            "review",
+            actor=actor,
+            at=now,
+            trail=trail,
+            notify="case.received",
+            params={"amount": plan["amount"]["total"], "currency": plan["currency"]},
+        )
+        if risk.decision in ("restrict_high_value", "suspend"):
+            record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
+        decision = _decide(conn, desk, row, plan, risk.decision, restrictions, now)
+        review_doc = {
+            "decision": decision.decision,
+            "rule": decision.rule,
+            "explain": decision.explain,
+            "by": "rules",
+        }
+        system = Actor("system", "review")
+        if decision.decision == "approve":
+            row = approve_case(
+                conn, desk, row, actor=system, at=now, trail=trail, review=review_doc
+            )
+        elif decision.decision == "reject":
+            row = move(
+                conn,
+                row,
+                "reject",
+                actor=system,
+                at=now,
+                trail=trail,
+                values={"review": json.dumps(review_doc, ensure_ascii=False)},
+                data=review_doc,
+                notify="case.rejected",
+                params={"reason": decision.explain},
+            )
+        elif risk.decision == "manual_review":
+            row = move(
+                conn,
+                row,
+                "escalate",
+                actor=system,
+                at=now,
+                trail=trail,
+                values={"review": json.dumps(review_doc, ensure_ascii=False)},
+                data={**review_doc, "risk": risk_doc},
+                notify="case.needs_review",
+            )
+        else:  # no rule decided: the case stays under review, in the agent queue
+            conn.execute(
+                update(cases)
+                .where(cases.c.id == row.id)
+                .values(review=json.dumps(review_doc, ensure_ascii=False))
+            )
+        trail.flush(conn)
+        uow.commit()
+    return OpenedCase(case_id, row.state, review_doc, plan)
+
+
+def _decide(
+    conn: Any,
+    desk: CaseDesk,
+    row: Any,
+    plan: dict[str, Any],
+    risk_decision: str,
+    restrictions: set[str],
+    now: datetime,
+) -> ReviewDecision:
+    if risk_decision == "suspend":
+        return ReviewDecision("reject", "risk.suspend", "refund rights suspended by risk rules")
+    delivered = _delivered_at(conn, row.order_id)
+    days = (now - delivered).days if delivered else None
+    facts = CaseFacts(
+        reason=row.reason,
+        kind=row.kind,
+        amount=plan["amount"]["total"],
+        evidence=len(json.loads(row.evidence)),
+        good_standing=risk_decision == "approve" and not restrictions,
+        days_since_delivery=days,
+    )
+    return auto_review(facts, desk.process.review_rules)
+
+
+def _delivered_at(conn: Any, order_id: str) -> datetime | None:
+    """When the order reached the customer: the order's ``delivered_at``, else its paid time."""
+    doc = json.loads(
+        conn.execute(select(orders.c.document).where(orders.c.id == order_id)).scalar_one()
+    )
+    when = doc.get("delivered_at") or doc.get("paid_at")
+    return datetime.fromisoformat(when) if when else None

@@ -1,0 +1,228 @@
+"""The after-sales case: opening it, moving it, and what every move writes.
+
+Every move goes through ``move``: it checks the transition table (refundry/domain/case.py),
+updates the case under a version check, appends the timeline, the audit entry, the
+notification and the domain event — all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from refundry.domain.case import FINAL_STATES, CaseState, transition
+from refundry.services.audit import AuditTrail
+from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessable
+from refundry.services.outbox import enqueue
+from refundry.store.tables import case_events, case_units, cases, customers, order_lines
+
+__all__ = [
+    "Actor",
+    "CaseRow",
+    "hold_units",
+    "load_case",
+    "move",
+    "release_units",
+    "require_actor",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: ``role`` is customer | merchant | agent | admin | system."""
+
+    role: str
+    id: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.role}:{self.id}"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("agent", "admin", "system")
+
+
+CaseRow = Any  # a SQLAlchemy Row of the cases table
+
+
+def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> CaseRow:
+    """The case if ``actor`` may see it. Another customer's or merchant's case is reported as
+    not found, so ids cannot be probed."""
+    query = select(cases).where(cases.c.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None or not may_see(row, actor):
+        raise NotFound(f"no case {case_id!r}", code="case.not_found")
+    return row
+
+
+def may_see(row: CaseRow, actor: Actor) -> bool:
+    if actor.is_staff:
+        return True
+    if actor.role == "customer":
+        return bool(row.customer_id == actor.id)
+    if actor.role == "merchant":
+        return actor.id in json.loads(row.merchant_ids)
+    return False
+
+
+def require_actor(row: CaseRow, actor: Actor, *roles: str) -> None:
+    """``actor`` must have one of ``roles``; a merchant only on a case whose lines are all its
+    own (merchants act on their own lines only)."""
+    if actor.role not in roles and not (actor.role == "admin" and "agent" in roles):
+        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")
+    if actor.role == "merchant" and json.loads(row.merchant_ids) != [actor.id]:
+        raise Forbidden(
+            "this case asks for lines of other merchants too", code="case.not_your_lines"
+        )
+
+
+def move(
+    conn: Connection,
+    row: CaseRow,
+    action: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    trail: AuditTrail,
+    data: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    notify: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> CaseRow:
+    """Apply one transition to the case; returns the updated row."""
+    before = CaseState(row.state)
+    after = transition(before, action)
+    changes = {
+        "state": after.value,
+        "state_since": at,
+        "updated_at": at,
+        "version": row.version + 1,
+        **(values or {}),
+    }
+    done = conn.execute(
+        update(cases).where(cases.c.id == row.id, cases.c.version == row.version).values(changes)
+    )
+    if done.rowcount != 1:
+        raise Conflict(f"case {row.id} changed meanwhile; reload it", code="case.concurrent")
+    detail = data or {}
+    conn.execute(
+        insert(case_events).values(
+            case_id=row.id,
+            at=at,
+            actor=actor.tag,
+            action=action,
+            from_state=before.value,
+            to_state=after.value,
+            data=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        )
+    )
+    entry = {
+        "case_id": row.id,
+        "state_before": before.value,
+        "state_after": after.value,
+        **{k: v for k, v in detail.items() if k != "refund_id"},
+    }
+    trail.record(
+        f"case.{action}",
+        order_id=row.order_id,
+        refund_id=detail.get("refund_id", changes.get("refund_id", row.refund_id)),
+        **entry,
+    )
+    if notify:
+        locale = conn.execute(
+            select(customers.c.locale).where(customers.c.id == row.customer_id)
+        ).scalar_one()
+        enqueue(
+            conn,
+            topic="notify",
+            key=f"notify:{row.id}:{row.version + 1}:{notify}",
+            at=at,
+            payload={
+                "customer_id": row.customer_id,
+                "locale": locale,
+                "order_id": row.order_id,
+                "case_id": row.id,
+                "refund_id": changes.get("refund_id", row.refund_id),
+                "template": notify,
+                "params": {"case_id": row.id, **(params or {})},
+            },
+        )
+    enqueue(
+        conn,
+        topic="event",
+        key=f"event:case:{row.id}:{row.version + 1}",
+        at=at,
+        payload={
+            "type": f"case.{after.value}",
+            "case_id": row.id,
+            "order_id": row.order_id,
+            "customer_id": row.customer_id,
+            "action": action,
+            "from": before.value,
+            "to": after.value,
+        },
+    )
+    if after in FINAL_STATES:
+        release_units(conn, row)
+    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+
+
+def hold_units(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
+    """Reserve units for an open case; refuses units already refunded or held by another."""
+    for item in lines:
+        line = conn.execute(
+            select(order_lines.c.quantity, order_lines.c.refunded_qty).where(
+                order_lines.c.order_id == order_id, order_lines.c.line_id == item["line_id"]
+            )
+        ).first()
+        if line is None:
+            raise Unprocessable(
+                f"order {order_id} has no line {item['line_id']!r}", code="refund.unknown_line"
+            )
+        where = (case_units.c.order_id == order_id) & (case_units.c.line_id == item["line_id"])
+        held_row = conn.execute(select(case_units.c.held).where(where)).first()
+        held = int(held_row.held) if held_row else 0
+        free = int(line.quantity) - int(line.refunded_qty) - held
+        if item["quantity"] > free:
+            raise Conflict(
+                f"line {item['line_id']!r} has {free} unit(s) not refunded and not in another "
+                f"open case; {item['quantity']} asked",
+                code="case.units_unavailable",
+            )
+        if held_row is None:
+            conn.execute(
+                insert(case_units).values(
+                    order_id=order_id, line_id=item["line_id"], held=item["quantity"]
+                )
+            )
+        else:
+            conn.execute(
+                update(case_units).where(where).values(held=case_units.c.held + item["quantity"])
+            )
+
+
+def release_units(conn: Connection, row: CaseRow) -> None:
+    """Give back the units a case held (when it ends, or when its refund took them)."""
+    if not row.units_held:
+        return
+    for item in json.loads(row.lines):
+        where = (case_units.c.order_id == row.order_id) & (case_units.c.line_id == item["line_id"])
+        conn.execute(
+            update(case_units)
+            .where(where, case_units.c.held >= item["quantity"])
+            .values(held=case_units.c.held - item["quantity"])
+        )
+    conn.execute(update(cases).where(cases.c.id == row.id).values(units_held=False))
+
+
+def new_case_id() -> str:
+    return "cs_" + uuid.uuid4().hex[:20]

@@ -27,6 +27,7 @@ from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
 from refundry.services.cases import Actor, hold_units, move, new_case_id
 from refundry.services.errors import Forbidden, NotFound, Unprocessable
+from refundry.services.identity import verify_code
 from refundry.services.risk import active_restrictions, assess_customer, record_restriction
 from refundry.services.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
@@ -37,11 +38,13 @@ __all__ = ["CaseDesk", "OpenedCase", "open_case"]
 
 @dataclass(frozen=True, slots=True)
 class CaseDesk:
-    """What the case services need besides the database: the policies and the clock's now."""
+    """What the case services need besides the database: the policies, and the secret that
+    keys one-time codes (services/identity.py)."""
 
     engine: Engine
     policy: Policy
     process: ProcessPolicy
+    identity_secret: bytes = b"refundry-development-secret"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +63,33 @@ def open_case(
     now: datetime,
     description: str = "",
     evidence: list[str] | None = None,
-    identity_verified: bool = False,
+    otp: tuple[str, str] | None = None,
 ) -> OpenedCase:
     """Open a case for ``request`` (docs/plan-json.md request document) and review it.
 
-    ``identity_verified`` says the caller verified a one-time code for this submission
-    (services/identity.py); when the policy asks for one and it is missing the case is not
-    opened and ``identity.code_required`` is raised."""
+    When the plan moves more than ``identity.otp_above_amount`` or the risk rules ask for a
+    review, a customer must give ``otp`` = (code id, code) from ``request_code(purpose=
+    "case.submit")``; without it ``identity.code_required`` is raised and nothing is written;
+    a wrong, expired or used code raises its own error (services/identity.py)."""
     req = parse_request(request)
+    verified = False
+    if actor.role == "customer" and _needs_code(desk, request, req.order_id, actor, now):
+        if otp is None:
+            raise Unprocessable(
+                "this request needs the one-time code sent to your phone",
+                code="identity.code_required",
+            )
+        verify_code(
+            desk.engine,
+            customer_id=actor.id,
+            purpose="case.submit",
+            code_id=otp[0],
+            code=otp[1],
+            now=now,
+            policy=desk.process.identity,
+            secret=desk.identity_secret,
+        )
+        verified = True
     if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
         raise InvalidInput(
             "a refund_only case has no return",
@@ -98,7 +120,7 @@ def open_case(
             plan["amount"]["total"] > desk.process.identity.otp_above_amount
             or risk.decision == "manual_review"
         )
-        if needs_code and not identity_verified and actor.role == "customer":
+        if needs_code and not verified and actor.role == "customer":
             raise Unprocessable(
                 "this request needs the one-time code sent to your phone",
                 code="identity.code_required",
@@ -167,7 +189,7 @@ def open_case(
             reason=req.reason,
             kind=req.kind,
             amount=plan["amount"]["total"],
-            identity_verified=identity_verified,
+            identity_verified=verified,
             risk=risk_doc,
         )
         row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
@@ -229,6 +251,25 @@ def open_case(
         trail.flush(conn)
         uow.commit()
     return OpenedCase(case_id, row.state, review_doc, plan)
+
+
+def _needs_code(
+    desk: CaseDesk, request: dict[str, Any], order_id: str, actor: Actor, now: datetime
+) -> bool:
+    """Read-only look ahead: would this submission need a one-time code?"""
+    with UnitOfWork(desk.engine, readonly=True) as uow:
+        owner = uow.conn.execute(
+            select(orders.c.customer_id).where(orders.c.id == order_id)
+        ).scalar()
+        if owner != actor.id:
+            return False  # the main transaction answers not-found
+        inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy)
+        plan = compute_plan(inputs, request, desk.policy, now)
+        risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
+    return (
+        plan["amount"]["total"] > desk.process.identity.otp_above_amount
+        or risk.decision == "manual_review"
+    )
 
 
 def _decide(

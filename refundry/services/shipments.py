@@ -26,6 +26,15 @@ from refundry.store.tables import cases, shipment_events, shipments
 __all__ = ["handle_tracking_event", "record_booking"]
 
 CARRIER = Actor("system", "logistics")
+# Tracking statuses in journey order: a late, reordered event never moves a shipment back.
+_RANK = {
+    "booked": 0,
+    "label_created": 1,
+    "picked_up": 2,
+    "in_transit": 3,
+    "delivered": 4,
+    "exception": 4,
+}
 
 
 def record_booking(
@@ -111,7 +120,7 @@ def handle_tracking_event(
     now: datetime,
     data: dict[str, Any] | None = None,
 ) -> str:
-    """Apply one tracking event; returns "applied", "duplicate" or "ignored"."""
+    """Apply one tracking event; returns "applied", "duplicate" or "unknown_shipment"."""
     try:
         with UnitOfWork(engine) as uow:
             conn = uow.conn
@@ -119,7 +128,9 @@ def handle_tracking_event(
                 select(shipments).where(shipments.c.tracking_number == tracking_number)
             ).first()
             if ship is None:
-                return "ignored"
+                # Not booked yet as far as we know (the event beat our record of the booking):
+                # the caller must answer the carrier with a non-2xx so it sends it again.
+                return "unknown_shipment"
             if conn.execute(
                 select(shipment_events.c.event_id).where(shipment_events.c.event_id == event_id)
             ).first():
@@ -133,11 +144,12 @@ def handle_tracking_event(
                     data=json.dumps(data or {}, default=str),
                 )
             )
-            conn.execute(
-                update(shipments)
-                .where(shipments.c.id == ship.id)
-                .values(status=status, updated_at=now)
-            )
+            if _RANK.get(status, 0) > _RANK.get(ship.status, 0):  # only ever forward
+                conn.execute(
+                    update(shipments)
+                    .where(shipments.c.id == ship.id)
+                    .values(status=status, updated_at=now)
+                )
             row = conn.execute(
                 select(cases).where(cases.c.id == ship.case_id).with_for_update()
             ).one()

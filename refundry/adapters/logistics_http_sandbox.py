@@ -1,0 +1,263 @@
+"""The logistics sandbox behind a real HTTP server on loopback, speaking ``logistics_http``'s
+protocol.
+
+When the sandbox decides a call times out, the server holds the connection without answering
+until the client gives up (or ``stall_limit`` passes), then drops it: the client sees a real
+socket timeout. Tracking webhooks are POSTed to ``webhook_url``, signed with ``webhook_secret``
+(``Refundry-Signature``, see ``webhook_signing``), when ``deliver_webhooks()`` is called or, with
+``webhook_interval``, by a background pump. A delivery the receiver does not take with a 2xx
+stays queued and raises ``WebhookDeliveryFailed`` (the same class the gateway's server raises).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+from refundry.adapters.gateway_http_sandbox import WebhookDeliveryFailed
+from refundry.adapters.logistics import (
+    Json,
+    LogisticsIdempotencyConflict,
+    LogisticsRefused,
+    LogisticsTimeout,
+    LogisticsUnavailable,
+    TrackingEvent,
+    error_object,
+    event_to_body,
+)
+from refundry.adapters.logistics_sandbox import SandboxLogistics
+from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
+
+__all__ = ["LogisticsHttpServer", "WebhookDeliveryFailed", "serve_logistics_http"]
+
+log = logging.getLogger(__name__)
+
+_RETURNS = "/v1/returns"
+_FIELDS = ("rma", "service", "from_address", "to_address")
+
+
+class LogisticsHttpServer:
+    """A running HTTP logistics sandbox. Use as a context manager, or call ``close()``."""
+
+    def __init__(
+        self,
+        sandbox: SandboxLogistics,
+        server: _Server,
+        *,
+        webhook_url: str | None,
+        webhook_secret: str | bytes | None,
+        webhook_interval: float | None,
+    ) -> None:
+        self.sandbox = sandbox
+        self._server = server
+        self._webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        host, port = server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)]
+        if webhook_interval is not None:
+            self._threads.append(
+                threading.Thread(target=self._pump, args=(webhook_interval,), daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def __repr__(self) -> str:
+        return f"LogisticsHttpServer({self.url})"
+
+    def __enter__(self) -> LogisticsHttpServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._server.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def deliver_webhooks(self) -> int:
+        """POST every due tracking webhook to ``webhook_url``; return how many were taken."""
+        return self.sandbox.deliver_due(self._post)
+
+    def _post(self, event: TrackingEvent) -> None:
+        if self._webhook_url is None or self._webhook_secret is None:
+            raise WebhookDeliveryFailed("no webhook_url and webhook_secret configured")
+        body = event_to_body(event)
+        signature = sign_webhook(self._webhook_secret, self.sandbox.now(), body)
+        request = urllib.request.Request(
+            self._webhook_url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise WebhookDeliveryFailed(f"{event.event_id} not taken: {exc}") from exc
+
+    def _pump(self, interval: float) -> None:
+        while not self._server.stopping.wait(interval):
+            try:
+                self.deliver_webhooks()
+            except WebhookDeliveryFailed as exc:
+                log.warning("tracking webhook delivery failed, will retry: %s", exc)
+
+
+def serve_logistics_http(
+    sandbox: SandboxLogistics,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    webhook_url: str | None = None,
+    webhook_secret: str | bytes | None = None,
+    webhook_interval: float | None = None,
+    api_key: str | None = None,
+    stall_limit: float = 30.0,
+) -> LogisticsHttpServer:
+    """Serve ``sandbox`` over HTTP in background threads; ``port=0`` picks a free port.
+
+    With ``api_key`` set, calls must carry ``Authorization: Bearer <api_key>``.
+    """
+    server = _Server((host, port), _Handler)
+    server.sandbox = sandbox
+    server.api_key = api_key
+    server.stall_limit = stall_limit
+    return LogisticsHttpServer(
+        sandbox,
+        server,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        webhook_interval=webhook_interval,
+    )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connects when many workers call at once
+    sandbox: SandboxLogistics
+    api_key: str | None
+    stall_limit: float
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.stopping = threading.Event()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("logistics sandbox http: " + format, *args)
+
+    def do_POST(self) -> None:
+        if not self._authorized():
+            return
+        if urlsplit(self.path).path != _RETURNS:
+            self._send(404, error_object(code="resource_missing", message=self.path, kind="api"))
+            return
+        key = self.headers.get("Idempotency-Key")
+        params = self._booking_params()
+        if params is None or not key:
+            self._send(400, _invalid(f"needs Idempotency-Key and string {', '.join(_FIELDS)}"))
+            return
+        rma, service, from_address, to_address = params
+        try:
+            booking = self.server.sandbox.book_return(
+                rma=rma, service=service, from_address=from_address, to_address=to_address, key=key
+            )
+        except LogisticsTimeout:
+            self._stall()
+        except LogisticsUnavailable as exc:
+            self._send(503, error_object(code="unavailable", message=exc.message, kind="api"))
+        except LogisticsIdempotencyConflict as exc:
+            reused = error_object(code="idempotency_key_reused", message=exc.message)
+            self._send(409, reused)
+        except LogisticsRefused as exc:
+            self._send(422, error_object(code=exc.reason, message=exc.message, param=exc.field))
+        except (TypeError, ValueError) as exc:
+            self._send(400, _invalid(str(exc)))
+        else:
+            self._send_return(booking.tracking_number)
+
+    def do_GET(self) -> None:
+        if not self._authorized():
+            return
+        path = urlsplit(self.path).path
+        tracking_number = unquote(path.removeprefix(_RETURNS + "/"))
+        if not path.startswith(_RETURNS + "/") or not tracking_number or "/" in tracking_number:
+            self._send(404, error_object(code="resource_missing", message=self.path, kind="api"))
+            return
+        self._send_return(tracking_number)
+
+    def _send_return(self, tracking_number: str) -> None:
+        doc = self.server.sandbox.return_wire(tracking_number)
+        if doc is None:
+            self._send(404, error_object(code="resource_missing", message="no such return"))
+        else:
+            self._send(200, doc)
+
+    def _authorized(self) -> bool:
+        expected = self.server.api_key
+        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
+            return True
+        self._send(401, error_object(code="unauthorized", message="bad API key", kind="auth"))
+        return False
+
+    def _booking_params(self) -> tuple[str, str, str, str] | None:
+        try:
+            doc = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        values = [doc.get(name) for name in _FIELDS]
+        strings = [v for v in values if isinstance(v, str)]
+        if len(strings) != len(_FIELDS):
+            return None
+        rma, service, from_address, to_address = strings
+        return rma, service, from_address, to_address
+
+    def _send(self, status: int, body: Json) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _stall(self) -> None:
+        """Answer nothing until the client hangs up, then drop the connection."""
+        deadline = time.monotonic() + self.server.stall_limit
+        sock = self.connection
+        while not self.server.stopping.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 0.02)
+            if readable:
+                try:
+                    if not sock.recv(1, socket.MSG_PEEK):
+                        break  # the client closed its end: it has given up
+                except OSError:
+                    break
+                time.sleep(0.02)  # it sent more bytes; keep waiting without spinning
+        self.close_connection = True
+
+
+def _invalid(message: str) -> Json:
+    return error_object(code="parameter_invalid", message=message, kind="invalid_request")

@@ -204,6 +204,53 @@ def audit_verify(url: UrlOption = None) -> None:
     raise typer.Exit(1)
 
 
+@app.command("worker")
+def worker_command(
+    url: UrlOption = None,
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds to sleep when idle.")] = 1.0,
+    name: Annotated[str, typer.Option(help="This worker's name in the audit log.")] = "worker",
+    gateway_url: Annotated[
+        str | None, typer.Option(help="Payment gateway REST base URL; default: the sandbox.")
+    ] = None,
+    logistics_url: Annotated[
+        str | None, typer.Option(help="Logistics REST base URL; default: the sandbox.")
+    ] = None,
+    smtp: Annotated[
+        str | None, typer.Option(help="SMTP server host:port for email; default: no email.")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis URL for domain events; default: kept in memory.")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy TOML file.")] = None,
+) -> None:
+    """Run the outbox relay (gateway refunds, notifications, events, return bookings) and the
+    SLA timers until stopped (Ctrl-C), or one round with --once."""
+    from refundry.wiring import build_worker
+
+    worker = build_worker(
+        url=url,
+        name=name,
+        gateway_url=gateway_url,
+        logistics_url=logistics_url,
+        smtp=smtp,
+        redis_url=redis_url,
+        policy_text=policy.read_text(encoding="utf-8") if policy else None,
+    )
+    if once:
+        sent, fired = worker.run_once()
+        typer.echo(
+            f"refundry: {sent} messages handled; timers: {fired.approved} approved, "
+            f"{fired.closed} closed, {fired.refunded} refunded, {fired.completed} "
+            "completed"
+        )
+        return
+    try:
+        worker.run_forever(interval=interval)
+    except KeyboardInterrupt:
+        typer.echo("refundry: worker stopped")
+
+
 def main() -> None:
     app()
 

@@ -184,7 +184,7 @@ def preview_refund(
 ) -> dict[str, Any]:
     """The plan a request would apply now (nothing is written)."""
     with UnitOfWork(engine, readonly=True) as uow:
-        inputs = load_plan_inputs(uow.conn, order_id, policy=policy)
+        inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=now)
         return _compute(inputs, request, policy, now)
 
 
@@ -252,7 +252,7 @@ def apply_refund(
     stale_inputs = None
     if naive:
         with UnitOfWork(engine, readonly=True) as uow:
-            stale_inputs = load_plan_inputs(uow.conn, order_id, policy=policy)
+            stale_inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=at)
     try:
         with UnitOfWork(engine) as uow:
             conn = uow.conn
@@ -262,7 +262,12 @@ def apply_refund(
             else:
                 # The key's first answer is read with the plan inputs, after the lock.
                 inputs = load_plan_inputs(
-                    conn, order_id, policy=policy, lock=True, idempotency_key=idempotency_key
+                    conn,
+                    order_id,
+                    policy=policy,
+                    lock=True,
+                    idempotency_key=idempotency_key,
+                    now=at,
                 )
                 replay = _replayed(inputs.key_answer, request_hash)
             if replay is not None:

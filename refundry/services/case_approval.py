@@ -138,7 +138,7 @@ def _express_refund(
     trail: AuditTrail,
 ) -> CaseRow:
     """Apply the refund now while the case waits for the goods; the case keeps its state."""
-    inputs = load_plan_inputs(conn, row.order_id, policy=desk.policy, lock=True)
+    inputs = load_plan_inputs(conn, row.order_id, policy=desk.policy, lock=True, now=at)
     plan = compute_plan(inputs, case_request(row), desk.policy, at)
     if plan["status"] != "ready":
         return row  # no express refund for a plan an agent must look at

@@ -113,7 +113,7 @@ def open_case(
                 "refund rights are suspended; an agent can lift the suspension",
                 code="case.refund_rights_suspended",
             )
-        inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True)
+        inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True, now=now)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
         needs_code = (
@@ -263,7 +263,7 @@ def _needs_code(
         ).scalar()
         if owner != actor.id:
             return False  # the main transaction answers not-found
-        inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy)
+        inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy, now=now)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
     return (

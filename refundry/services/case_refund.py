@@ -56,7 +56,7 @@ def refund_case(
     agent's ``concession`` (``("waiver" | "wallet_debit", excess)``) covers the excess: the step
     then moves no money and records the concession as a negative deduction, so later steps do
     not claw the excess back again."""
-    inputs = load_plan_inputs(conn, row.order_id, policy=policy, lock=True)
+    inputs = load_plan_inputs(conn, row.order_id, policy=policy, lock=True, now=at)
     plan = compute_plan(inputs, case_request(row, lines), policy, at)
     if plan["status"] != "ready" and concession is not None:
         plan = conceded(plan, *concession)

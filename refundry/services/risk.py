@@ -12,6 +12,7 @@ notification and audits it in the caller's transaction.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -225,6 +226,25 @@ def _record_one(
     )
     (restriction_id,) = result.inserted_primary_key or (None,)
     assert restriction_id is not None
+    if match.decision == "restrict_high_value":
+        # The refund plan reads the customer's risk flags from the customer row: a timed flag.
+        stored = json.loads(
+            conn.execute(
+                select(customers.c.risk_flags).where(customers.c.id == customer_id)
+            ).scalar_one()
+        )
+        stored.append(
+            {
+                "flag": "frequent_refunder",
+                "until": until.isoformat() if until else None,
+                "restriction_id": int(restriction_id),
+            }
+        )
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(risk_flags=json.dumps(stored))
+        )
     _notify(
         conn,
         key=f"notify:risk:{restriction_id}",

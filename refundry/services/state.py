@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -181,6 +182,7 @@ def load_plan_inputs(
     policy: Policy,
     lock: bool = False,
     idempotency_key: str | None = None,
+    now: datetime | None = None,
 ) -> PlanInputs:
     """Load what ``plan_refund`` needs; ``lock`` takes the order row's lock first (PostgreSQL
     ``SELECT … FOR UPDATE``; on SQLite the write transaction already holds the database).
@@ -225,13 +227,18 @@ def load_plan_inputs(
         order_digest=order_digest,
         history=parse_history(plans),
         history_plans=plans,
-        customer=load_customer(conn, customer_id, order, row=row),
+        customer=load_customer(conn, customer_id, order, row=row, now=now),
         key_answer=key_answer,
     )
 
 
 def load_customer(
-    conn: Connection, customer_id: str, order: Order, *, row: Any = None
+    conn: Connection,
+    customer_id: str,
+    order: Order,
+    *,
+    row: Any = None,
+    now: datetime | None = None,
 ) -> CustomerSnapshot:
     """The customer as the plan sees it; ``row`` is the customer's part of the plan-state read
     (its ``t3`` NULL if there is no such customer), else it is read here."""
@@ -304,5 +311,22 @@ def load_customer(
         campaign_rewards=tuple(rewards),
         quotas_used=quotas,
         other_orders=others,
-        risk_flags=frozenset(json.loads(row.t6)),
+        risk_flags=active_flags(json.loads(row.t6), now),
     )
+
+
+def active_flags(stored: list[Any], now: datetime | None) -> frozenset[str]:
+    """The customer's risk flags in force: plain names (given by the shop) always; timed
+    ``{"flag", "until"}`` entries (written by the risk rules) until they end. Without ``now``
+    every timed flag counts (the cautious reading)."""
+    flags = set()
+    for item in stored:
+        if isinstance(item, str):
+            flags.add(item)
+        elif (
+            now is None
+            or item.get("until") is None
+            or (datetime.fromisoformat(item["until"]) > now)
+        ):
+            flags.add(item["flag"])
+    return frozenset(flags)

@@ -499,3 +499,18 @@ notification_deliveries = Table(
     Column("channel", String(16), primary_key=True),
     Column("at", When, nullable=False),
 )
+
+# -- the HTTP API (issue 5) ----------------------------------------------------------------------
+
+# Idempotency-Key of POST requests: the first response is stored and replayed.
+api_idempotency = Table(
+    "api_idempotency",
+    metadata,
+    Column("key", String(300), primary_key=True),  # "<role>:<subject>:<Idempotency-Key>"
+    Column("request_hash", String(80), nullable=False),  # method, path and body
+    Column("state", String(12), nullable=False),  # in_flight | done
+    Column("status", Integer),
+    Column("body", Text),
+    Column("created_at", When, nullable=False),
+    Index("ix_api_idempotency_created", "created_at"),
+)

@@ -1,0 +1,106 @@
+"""``create_app``: the FastAPI application over the services.
+
+Routes live in ``refundry/api/routes/``, one module per resource; every module there with a
+``router`` is included. Errors are mapped to problem+json in refundry/api/problems.py only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from refundry.adapters.sms import SandboxSms
+from refundry.api import routes
+from refundry.api.auth import read_token
+from refundry.api.deps import ApiContext
+from refundry.api.idempotency import IdempotencyMiddleware
+from refundry.api.problems import http_error, problem, refundry_error, validation_error
+from refundry.api.settings import Settings
+from refundry.domain.errors import RefundryError
+from refundry.services.case_open import CaseDesk
+from refundry.services.ports import PaymentGateway, SmsSender
+from refundry.store.engine import make_engine
+from refundry.wiring import policies
+
+__all__ = ["create_app"]
+
+
+class BodyLimit:
+    """Refuses bodies larger than the limit with 413 before the route reads them."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.limit:
+                response = problem(
+                    413, "request.too_large", f"the body is larger than {self.limit} bytes"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sms: SmsSender | None = None,
+    gateway: PaymentGateway | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    settings = settings or Settings.from_env()
+    engine = make_engine(settings.database_url)
+    policy, process = policies(settings.policy_text)
+    app = FastAPI(
+        title="refundry",
+        version="1",
+        summary="After-sales refunds that undo everything a purchase touched.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ApiContext(
+        engine=engine,
+        settings=settings,
+        desk=CaseDesk(engine, policy, process, identity_secret=settings.secret),
+        sms=sms or SandboxSms(),
+        gateway=gateway,
+        clock=clock,
+    )
+    app.add_exception_handler(RefundryError, refundry_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    for info in pkgutil.iter_modules(routes.__path__):
+        module = importlib.import_module(f"{routes.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+
+    def subject_of(headers: dict[bytes, bytes]) -> str | None:
+        raw = headers.get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = raw.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        try:
+            actor = read_token(settings.secret, token.strip(), now=clock())
+        except RefundryError:
+            return None
+        return actor.tag
+
+    app.add_middleware(
+        IdempotencyMiddleware,
+        engine=engine,
+        subject_of=subject_of,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

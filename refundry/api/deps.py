@@ -1,0 +1,57 @@
+"""Typed dependencies for the routes (``ActorDep``, ``ContextDep``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+
+from refundry.api.auth import Unauthorized, read_token
+from refundry.api.settings import Settings
+from refundry.services.case_open import CaseDesk
+from refundry.services.cases import Actor
+from refundry.services.ports import PaymentGateway, SmsSender
+
+__all__ = ["ActorDep", "ApiContext", "ContextDep", "current_actor", "require_roles"]
+
+
+@dataclass(slots=True)
+class ApiContext:
+    engine: Engine
+    settings: Settings
+    desk: CaseDesk
+    sms: SmsSender
+    gateway: PaymentGateway | None
+    clock: object  # callable returning an aware datetime
+
+    def now(self) -> datetime:
+        return self.clock()  # type: ignore[operator,no-any-return]
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[ApiContext, Depends(context)]
+
+
+def current_actor(request: Request, ctx: ContextDep) -> Actor:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("a bearer token is required", code="auth.unauthorized")
+    return read_token(ctx.settings.secret, token.strip(), now=ctx.now())
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+
+
+def require_roles(actor: Actor, *roles: str) -> None:
+    from refundry.services.errors import Forbidden
+
+    if actor.role not in roles:
+        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")

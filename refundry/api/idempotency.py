@@ -1,0 +1,163 @@
+"""``Idempotency-Key`` on every POST, as payment APIs do it.
+
+The first request with a key runs and its response (status and body) is stored; the same key
+and the same request replay it (header ``Idempotent-Replayed: true``); the same key with another
+request is 422 ``idempotency.key_reused``; a key whose first request is still running is 409
+``idempotency.in_flight``. Keys are scoped to the caller (role and subject) and kept at least 24
+hours. Only responses below 500 are stored: a server error may be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from refundry.api.problems import MEDIA, PROBLEM_TYPE
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import api_idempotency
+
+__all__ = ["IdempotencyMiddleware"]
+
+HEADER = b"idempotency-key"
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, *, engine: Engine, subject_of: object, ttl: timedelta) -> None:
+        self.app = app
+        self.engine = engine
+        self.subject_of = subject_of  # callable(headers) -> "role:subject" or None
+        self.ttl = ttl
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        raw_key = headers.get(HEADER)
+        if not raw_key:
+            await self.app(scope, receive, send)
+            return
+        if len(raw_key) > 200:
+            await _send_problem(
+                send, 422, "idempotency.key_invalid", "Idempotency-Key is at most 200 characters"
+            )
+            return
+        subject = self.subject_of(headers)  # type: ignore[operator]
+        if subject is None:
+            await self.app(scope, receive, send)  # unauthenticated: the route answers 401
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        key = f"{subject}:{raw_key.decode('latin-1')}"
+        digest = hashlib.sha256(
+            scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
+        ).hexdigest()
+        now = datetime.now(UTC)
+        answer = self._start(key, digest, now)
+        if answer is not None:
+            kind, status, stored = answer
+            if kind == "replay":
+                await _send_raw(send, status, stored, replayed=True)
+            elif kind == "reused":
+                await _send_problem(
+                    send,
+                    422,
+                    "idempotency.key_reused",
+                    "this Idempotency-Key was used with another request",
+                )
+            else:
+                await _send_problem(
+                    send,
+                    409,
+                    "idempotency.in_flight",
+                    "a request with this Idempotency-Key is still running",
+                )
+            return
+        code = [500]
+        chunks: list[bytes] = []
+
+        async def replay_receive() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                code[0] = int(message["status"])
+            elif message["type"] == "http.response.body":
+                chunks.append(bytes(message.get("body", b"")))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        finally:
+            self._finish(key, code[0], b"".join(chunks))
+
+    def _start(self, key: str, digest: str, now: datetime) -> tuple[str, int, bytes] | None:
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                delete(api_idempotency).where(
+                    api_idempotency.c.key == key, api_idempotency.c.created_at < now - self.ttl
+                )
+            )
+            row = uow.conn.execute(
+                select(api_idempotency).where(api_idempotency.c.key == key)
+            ).first()
+            if row is None:
+                try:
+                    uow.conn.execute(
+                        insert(api_idempotency).values(
+                            key=key, request_hash=digest, state="in_flight", created_at=now
+                        )
+                    )
+                    uow.commit()
+                    return None
+                except IntegrityError:
+                    return ("in_flight", 409, b"")
+            if row.request_hash != digest:
+                return ("reused", 422, b"")
+            if row.state != "done":
+                return ("in_flight", 409, b"")
+            return ("replay", int(row.status), (row.body or "").encode())
+
+    def _finish(self, key: str, status: int, body: bytes) -> None:
+        with UnitOfWork(self.engine) as uow:
+            if status >= 500:
+                uow.conn.execute(delete(api_idempotency).where(api_idempotency.c.key == key))
+            else:
+                uow.conn.execute(
+                    update(api_idempotency)
+                    .where(api_idempotency.c.key == key)
+                    .values(state="done", status=status, body=body.decode("utf-8", "replace"))
+                )
+            uow.commit()
+
+
+async def _send_raw(send: Send, status: int, body: bytes, *, replayed: bool) -> None:
+    media = MEDIA if status >= 400 else "application/json"
+    headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps(
+        {
+            "type": PROBLEM_TYPE + code,
+            "title": code.replace(".", " "),
+            "status": status,
+            "detail": detail,
+            "code": code,
+            "field": "Idempotency-Key",
+        }
+    ).encode()
+    await _send_raw(send, status, body, replayed=False)

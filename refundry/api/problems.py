@@ -1,0 +1,120 @@
+"""Errors to HTTP, in one place: RFC 9457 problem+json with the stable ``code`` of the error tree.
+
+{"type": "https://refundry.dev/problems/case.illegal_transition", "title": "...",
+ "status": 409, "detail": "...", "code": "case.illegal_transition", "field": null}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from refundry.api.auth import Unauthorized
+from refundry.domain.case import IllegalTransition
+from refundry.domain.errors import (
+    CurrencyMismatch,
+    InvalidInput,
+    OrderRejected,
+    RefundRefused,
+    RefundryError,
+)
+from refundry.services.errors import Conflict, Forbidden, NotFound, PlanStale, Unprocessable
+
+__all__ = ["PROBLEM_TYPE", "problem", "status_for"]
+
+PROBLEM_TYPE = "https://refundry.dev/problems/"
+MEDIA = "application/problem+json"
+
+_BY_CLASS: list[tuple[type[RefundryError], int]] = [
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (PlanStale, 409),
+    (IllegalTransition, 409),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (CurrencyMismatch, 422),
+    (OrderRejected, 422),
+    (RefundRefused, 422),
+    (Unprocessable, 422),
+]
+_BY_CODE = {"rate.limited": 429, "idempotency.in_flight": 409, "request.too_large": 413}
+
+
+def status_for(error: RefundryError) -> int:
+    if error.code in _BY_CODE:
+        return _BY_CODE[error.code]
+    for cls, status in _BY_CLASS:
+        if isinstance(error, cls):
+            return status
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": code.replace(".", " "),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "field": field,
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=MEDIA, headers=headers)
+
+
+async def refundry_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RefundryError)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, PlanStale) and exc.plan is not None:
+        extra["plan"] = exc.plan
+    if isinstance(exc, IllegalTransition):
+        extra["state"] = exc.state.value
+        extra["allowed"] = list(exc.allowed)
+    headers = None
+    retry = getattr(exc, "retry_after", None)
+    if retry is not None:
+        headers = {"Retry-After": str(int(retry))}
+    return problem(
+        status_for(exc), exc.code, exc.message, field=exc.field, extra=extra, headers=headers
+    )
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+    kind = first.get("type", "")
+    code = "request.unknown_field" if kind == "extra_forbidden" else "request.invalid"
+    return problem(
+        422,
+        code,
+        first.get("msg", "invalid request"),
+        field=where,
+        extra={
+            "errors": [
+                {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                for e in exc.errors()
+            ]
+        },
+    )
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "route.not_found", 405: "route.method_not_allowed"}.get(
+        exc.status_code, "http.error"
+    )
+    return problem(exc.status_code, code, str(exc.detail))

@@ -1,0 +1,1 @@
+"""One module per resource; each exposes ``router`` (an APIRouter under ``/v1``)."""

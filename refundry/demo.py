@@ -2,7 +2,8 @@
 
 Part one computes the plan of every worked example and checks it against SPEC's figures. Part
 two (refundry/demo_shop.py) seeds a shop in ./refundry-demo.sqlite and applies refunds through
-the store, the outbox relay, the sandbox gateway and its webhooks.
+the store, the outbox relay, the sandbox gateway and its webhooks. Part three
+(refundry/demo_cases.py) runs after-sales cases end to end in ./refundry-demo-cases.sqlite.
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def main() -> None:
 
     console.print(Rule("A shop on the embedded SQLite store: real refund cases"))
     run_shop(console)
+    from refundry.demo_cases import run_cases
+
+    console.print(Rule("After-sales cases: request, review, return, inspection, refund"))
+    run_cases(console)
 
 
 if __name__ == "__main__":

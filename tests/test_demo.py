@@ -50,3 +50,16 @@ def test_shop_demo_applies_real_cases_on_sqlite(tmp_path: object) -> None:
         "22.36 CNY",
     ]
     assert (result["audit_entries"], result["inbox"]) == (191, 33)
+
+
+def test_case_demo_runs_three_journeys_and_tells_the_customer(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from refundry.demo_cases import run_cases
+
+    out = io.StringIO()
+    result = run_cases(Console(file=out, width=160), path=Path(str(tmp_path)) / "cases.sqlite")
+    assert result["needed"] == "identity.code_required"
+    assert (result["inbox"], result["sms"], result["emails"], result["audit"]) == (19, 20, 19, 49)
+    text = out.getvalue()
+    assert "部分验货通过" in text and "completed" in text and "rejected" in text

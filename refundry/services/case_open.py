@@ -22,6 +22,7 @@ from refundry.domain.json_io import parse_request
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.domain.review import CaseFacts, ReviewDecision, auto_review
+from refundry.domain.risk import RiskDecision
 from refundry.services.apply import compute_plan
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
@@ -116,10 +117,9 @@ def open_case(
         inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True, now=now)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
-        needs_code = (
-            plan["amount"]["total"] > desk.process.identity.otp_above_amount
-            or risk.decision == "manual_review"
-        )
+        needs_code = plan["amount"][
+            "total"
+        ] > desk.process.identity.otp_above_amount or asks_review(risk)
         if needs_code and not verified and actor.role == "customer":
             raise Unprocessable(
                 "this request needs the one-time code sent to your phone",
@@ -230,7 +230,7 @@ def open_case(
                 notify="case.rejected",
                 params={"reason": decision.explain},
             )
-        elif risk.decision == "manual_review":
+        elif asks_review(risk):
             row = move(
                 conn,
                 row,
@@ -253,6 +253,14 @@ def open_case(
     return OpenedCase(case_id, row.state, review_doc, plan)
 
 
+def asks_review(risk: RiskDecision) -> bool:
+    """A matched manual-review rule asks for a code and an agent, whatever else matched (a
+    restriction decided alongside it must not let the case skip the review)."""
+    return risk.decision == "manual_review" or any(
+        m.decision == "manual_review" for m in risk.matches
+    )
+
+
 def _needs_code(
     desk: CaseDesk, request: dict[str, Any], order_id: str, actor: Actor, now: datetime
 ) -> bool:
@@ -266,10 +274,7 @@ def _needs_code(
         inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy, now=now)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
-    return (
-        plan["amount"]["total"] > desk.process.identity.otp_above_amount
-        or risk.decision == "manual_review"
-    )
+    return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
 
 
 def _decide(

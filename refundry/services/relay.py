@@ -149,6 +149,20 @@ class Relay:
         if self.logistics is None:
             self._retry_later(message_id, attempts, "logistics.book", "no logistics provider")
             return
+        if not self._still_awaiting_return(p["case_id"]):
+            # Cancelled or closed before the label was booked: book nothing.
+            now = self.clock()
+            with UnitOfWork(self.engine) as uow:
+                trail = AuditTrail(actor=self.worker, at=now)
+                trail.record(
+                    "logistics.skipped",
+                    case_id=p["case_id"],
+                    why="the case no longer awaits its return",
+                )
+                trail.flush(uow.conn)
+                self._done(uow.conn, message_id, now)
+                uow.commit()
+            return
         try:
             booking = self.logistics.book_return(
                 rma=p["rma"],
@@ -177,6 +191,13 @@ class Relay:
             self._done(uow.conn, message_id, now)
             uow.commit()
         fault_point("relay.after_record")
+
+    def _still_awaiting_return(self, case_id: str) -> bool:
+        from refundry.store.tables import cases
+
+        with UnitOfWork(self.engine, readonly=True) as uow:
+            state = uow.conn.execute(select(cases.c.state).where(cases.c.id == case_id)).scalar()
+        return state == "awaiting_return"
 
     def _dead_letter_case(self, message_id: int, p: dict[str, Any], exc: RefundryError) -> None:
         now = self.clock()

@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from refundry.domain.case import CaseState
 from refundry.services.audit import AuditTrail
 from refundry.services.cases import Actor, move
+from refundry.services.outbox import enqueue
 from refundry.services.ports import ReturnBooking
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import cases, shipment_events, shipments
+from refundry.store.tables import cases, customers, shipment_events, shipments
 
 __all__ = ["handle_tracking_event", "record_booking"]
 
@@ -41,9 +42,10 @@ def record_booking(
     conn: Connection, *, case_id: str, booking: ReturnBooking, payer: str, at: datetime, actor: str
 ) -> None:
     row = conn.execute(select(cases).where(cases.c.id == case_id).with_for_update()).one()
+    void = row.state != "awaiting_return"  # cancelled or closed while the carrier booked
     shipment = {
         **json.loads(row.shipment or "{}"),
-        "status": "booked",
+        "status": "void" if void else "booked",
         "carrier": booking.carrier,
         "tracking_number": booking.tracking_number,
         "label": booking.label,
@@ -59,7 +61,7 @@ def record_booking(
             tracking_number=booking.tracking_number,
             payer=payer,
             cost=booking.cost,
-            status="booked",
+            status="void" if void else "booked",
             label=json.dumps(booking.label),
             updated_at=at,
         )
@@ -71,7 +73,7 @@ def record_booking(
     )
     trail = AuditTrail(actor=actor, at=at)
     trail.record(
-        "case.return_booked",
+        "case.return_booking_void" if void else "case.return_booked",
         order_id=row.order_id,
         case_id=case_id,
         carrier=booking.carrier,
@@ -79,9 +81,9 @@ def record_booking(
         cost=booking.cost,
         payer=payer,
     )
-    from refundry.services.outbox import enqueue
-    from refundry.store.tables import customers
-
+    if void:  # the customer is not sent a label for a case it cancelled
+        trail.flush(conn)
+        return
     locale = conn.execute(
         select(customers.c.locale).where(customers.c.id == row.customer_id)
     ).scalar_one()

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, insert, select, update
 from refundry.domain.case import FINAL_STATES, CaseState, transition
 from refundry.services.audit import AuditTrail
 from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessable
-from refundry.services.outbox import enqueue
-from refundry.store.tables import case_events, case_units, cases, customers, order_lines
+from refundry.services.outbox import enqueue, notify_customer
+from refundry.store.tables import case_events, case_units, cases, order_lines
 
 __all__ = [
     "Actor",
@@ -138,23 +138,16 @@ def move(
         **entry,
     )
     if notify:
-        locale = conn.execute(
-            select(customers.c.locale).where(customers.c.id == row.customer_id)
-        ).scalar_one()
-        enqueue(
+        notify_customer(
             conn,
-            topic="notify",
-            key=f"notify:{row.id}:{row.version + 1}:{notify}",
+            customer_id=row.customer_id,
             at=at,
-            payload={
-                "customer_id": row.customer_id,
-                "locale": locale,
-                "order_id": row.order_id,
-                "case_id": row.id,
-                "refund_id": changes.get("refund_id", row.refund_id),
-                "template": notify,
-                "params": {"case_id": row.id, **(params or {})},
-            },
+            template=notify,
+            key=f"notify:{row.id}:{row.version + 1}:{notify}",
+            params={"case_id": row.id, **(params or {})},
+            order_id=row.order_id,
+            case_id=row.id,
+            refund_id=changes.get("refund_id", row.refund_id),
         )
     enqueue(
         conn,

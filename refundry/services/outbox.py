@@ -6,12 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert, select
 
 from refundry.services.batch import RowBatch
-from refundry.store.tables import outbox
+from refundry.store.tables import customers, outbox
 
-__all__ = ["enqueue"]
+__all__ = ["enqueue", "notify_customer"]
 
 _INSERT = insert(outbox)  # built once: its cache key and compiled form are reused
 
@@ -40,3 +40,37 @@ def enqueue(
         batch.messages.append(row)
     else:
         conn.execute(_INSERT, row)
+
+
+def notify_customer(
+    conn: Connection,
+    *,
+    customer_id: str,
+    key: str,
+    template: str,
+    params: dict[str, Any],
+    at: datetime,
+    order_id: str | None = None,
+    case_id: str | None = None,
+    refund_id: str | None = None,
+) -> None:
+    """Queue a notification to a customer, in the customer's locale (topic ``notify``)."""
+    locale = conn.execute(_LOCALE, {"customer_id": customer_id}).scalar_one()
+    enqueue(
+        conn,
+        topic="notify",
+        key=key,
+        at=at,
+        payload={
+            "customer_id": customer_id,
+            "locale": locale,
+            "order_id": order_id,
+            "case_id": case_id,
+            "refund_id": refund_id,
+            "template": template,
+            "params": params,
+        },
+    )
+
+
+_LOCALE = select(customers.c.locale).where(customers.c.id == bindparam("customer_id"))

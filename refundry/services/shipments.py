@@ -19,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from refundry.domain.case import CaseState
 from refundry.services.audit import AuditTrail
 from refundry.services.cases import Actor, move
-from refundry.services.outbox import enqueue
+from refundry.services.outbox import notify_customer
 from refundry.services.ports import ReturnBooking
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import cases, customers, shipment_events, shipments
+from refundry.store.tables import cases, shipment_events, shipments
 
 __all__ = ["handle_tracking_event", "record_booking"]
 
@@ -84,29 +84,21 @@ def record_booking(
     if void:  # the customer is not sent a label for a case it cancelled
         trail.flush(conn)
         return
-    locale = conn.execute(
-        select(customers.c.locale).where(customers.c.id == row.customer_id)
-    ).scalar_one()
-    enqueue(
+    notify_customer(
         conn,
-        topic="notify",
+        customer_id=row.customer_id,
         key=f"notify:{case_id}:label",
         at=at,
-        payload={
-            "customer_id": row.customer_id,
-            "locale": locale,
-            "order_id": row.order_id,
+        template="case.return_label_issued",
+        order_id=row.order_id,
+        case_id=case_id,
+        params={
             "case_id": case_id,
-            "refund_id": None,
-            "template": "case.return_label_issued",
-            "params": {
-                "case_id": case_id,
-                "rma": row.rma,
-                "address": row.return_address,
-                "carrier": booking.carrier,
-                "tracking_number": booking.tracking_number,
-                "service": booking.service,
-            },
+            "rma": row.rma,
+            "address": row.return_address,
+            "carrier": booking.carrier,
+            "tracking_number": booking.tracking_number,
+            "service": booking.service,
         },
     )
     trail.flush(conn)

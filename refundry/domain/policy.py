@@ -98,7 +98,11 @@ def policy_from_toml(text: str) -> Policy:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"not valid TOML: {exc}", code="policy.invalid") from exc
-    section = data.get("refund", data)
+    # Refund settings sit under [refund] or at the top level; other tables ([review], [risk]…)
+    # belong to the case-process policy (refundry.domain.process_policy).
+    section = data.get("refund")
+    if section is None:
+        section = {k: v for k, v in data.items() if not isinstance(v, dict)}
     if not isinstance(section, dict):
         raise InvalidInput("[refund] must be a table", code="policy.invalid", field="refund")
     return policy_from_mapping(section)

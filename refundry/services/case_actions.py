@@ -82,6 +82,8 @@ def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
         require_actor(row, actor, "agent", "merchant")
+        if row.state == CaseState.NEEDS_MANUAL_REVIEW:
+            require_actor(row, actor, "agent")  # held cases are the agents' to decide
         review = {"decision": "reject", "rule": actor.role, "explain": comment, "by": actor.tag}
         return move(
             conn,

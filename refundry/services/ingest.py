@@ -32,6 +32,7 @@ from refundry.store.tables import (
     campaign_rewards,
     campaign_spend,
     campaigns,
+    customer_contacts,
     customers,
     entitlements,
     order_adjustments,
@@ -81,12 +82,17 @@ def ingest_order(
             f"order {order.id} was ingested with different content", code="order.conflict"
         )
     opening = None
+    contact = None
     if customer_doc is not None:
         if not isinstance(customer_doc, dict):
             raise InvalidInput("must be an object", code="snapshot.invalid", field="customer")
+        customer_doc = dict(customer_doc)
+        contact = _contact(customer_doc.pop("contact", None))
         opening = parse_snapshot({"customer_id": order.customer_id, **customer_doc})
     trail = AuditTrail(actor=actor, at=now)
     _ensure_customer(conn, order.customer_id, opening, now, trail)
+    if contact is not None:
+        _save_contact(conn, order.customer_id, contact)
     _record_order(conn, order, order_doc, digest, now)
     _consume(conn, order, now)
     _post_movements(conn, order, now)
@@ -189,6 +195,46 @@ def _ensure_customer(
                 status=reward.status,
             )
         )
+
+
+_CHANNELS = ("in_app", "sms", "email")
+
+
+def _contact(raw: Any) -> dict[str, Any] | None:
+    """The customer block's optional ``contact``: phone, email, channels (notification
+    preferences: any of in_app, sms, email)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"phone", "email", "channels"}:
+        raise InvalidInput(
+            "contact has phone, email and channels only",
+            code="snapshot.invalid",
+            field="customer.contact",
+        )
+    channels = raw.get("channels", ["in_app"])
+    if not isinstance(channels, list) or any(c not in _CHANNELS for c in channels):
+        raise InvalidInput(
+            f"channels are any of {', '.join(_CHANNELS)}",
+            code="snapshot.invalid",
+            field="customer.contact.channels",
+        )
+    for key in ("phone", "email"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise InvalidInput(
+                "must be a string", code="snapshot.invalid", field=f"customer.contact.{key}"
+            )
+    return {"phone": raw.get("phone"), "email": raw.get("email"), "channels": channels}
+
+
+def _save_contact(conn: Connection, customer_id: str, contact: dict[str, Any]) -> None:
+    values = {**contact, "channels": json.dumps(contact["channels"])}
+    hit = conn.execute(
+        update(customer_contacts)
+        .where(customer_contacts.c.customer_id == customer_id)
+        .values(**values)
+    )
+    if hit.rowcount == 0:
+        conn.execute(insert(customer_contacts).values(customer_id=customer_id, **values))
 
 
 def _record_order(

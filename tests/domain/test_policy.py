@@ -48,3 +48,8 @@ def test_broken_toml_is_policy_invalid() -> None:
     with pytest.raises(InvalidInput) as err:
         policy_from_toml("minor_units_per_point = ")
     assert err.value.code == "policy.invalid"
+
+
+def test_process_tables_beside_top_level_refund_settings_are_not_refund_settings() -> None:
+    text = "coupon_reissue_days = 3\n[review]\nrules = []\n[timers]\nship_within_days = 5\n"
+    assert policy_from_toml(text).coupon_reissue_days == 3

@@ -173,3 +173,21 @@ def test_stale_preview_is_refused_with_the_new_plan(engine: Engine) -> None:
     assert err.value.plan["amount"]["total"] == 40000
     with UnitOfWork(engine, readonly=True) as uow:
         assert uow.conn.execute(select(func.count()).select_from(refunds)).scalar() == 1
+
+
+def test_customer_contact_from_the_import_envelope(engine: Engine) -> None:
+    from refundry.store.tables import customer_contacts
+
+    contact = {
+        "phone": "+86 138 0000 0001",
+        "email": "a@example.com",
+        "channels": ["in_app", "sms"],
+    }
+    ingest(engine, {"order": ex.THRESHOLD, "customer": {"contact": contact}})
+    with UnitOfWork(engine, readonly=True) as uow:
+        row = uow.conn.execute(select(customer_contacts)).one()
+    assert (row.phone, row.email, json.loads(row.channels)) == (
+        "+86 138 0000 0001",
+        "a@example.com",
+        ["in_app", "sms"],
+    )

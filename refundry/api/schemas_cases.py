@@ -1,0 +1,350 @@
+"""Request and response models of the orders, cases and identity routes.
+
+Request bodies forbid unknown fields (``request.unknown_field``) and carry no amount, status or
+points: the server computes every amount. Responses are typed so the OpenAPI document is exact;
+errors are problem+json (refundry/api/problems.py), documented per route with ``problems()``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from refundry.domain.case import CaseState
+
+__all__ = [
+    "CaseAction",
+    "CaseCreate",
+    "CaseList",
+    "CaseView",
+    "CodeIssued",
+    "CodeRequest",
+    "Comment",
+    "Empty",
+    "InspectionBody",
+    "Kind",
+    "OrderIngest",
+    "OrderView",
+    "PlanView",
+    "Problem",
+    "RatingBody",
+    "Reason",
+    "Rejection",
+    "Resolution",
+    "ShipBody",
+    "problems",
+]
+
+Reason = Literal["quality_issue", "wrong_item", "not_received", "merchant_breach", "changed_mind"]
+Kind = Literal["refund_only", "return_and_refund"]
+ReturnMethod = Literal["self_ship", "prepaid_label", "pickup", "none"]
+# What an actor can do to a case over HTTP: one POST /v1/cases/{id}/<action> each.
+CaseAction = Literal["approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "rate"]
+Id = Field(min_length=1, max_length=64)
+Text = Field(default="", max_length=2000)
+NonBlank = Field(min_length=1, max_length=2000, pattern=r"\S")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- problems ------------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details with the stable ``code`` of the error tree (docs/errors.md)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+
+
+_WHEN = {
+    401: "no valid bearer token (auth.unauthorized, auth.token_expired)",
+    403: "the role may not do this (auth.forbidden, case.not_your_lines, …)",
+    404: "no such object, or not the caller's (order.not_found, case.not_found)",
+    409: "the state does not allow it (case.illegal_transition, order.conflict, …)",
+    422: "the request is invalid or refused (request.invalid, request.unknown_field, …)",
+    429: "too many requests (rate.limited); see Retry-After",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for the problem+json answers a route may give."""
+    schema = Problem.model_json_schema()
+    return {
+        status: {
+            "description": _WHEN[status],
+            "content": {"application/problem+json": {"schema": schema}},
+        }
+        for status in statuses
+    }
+
+
+# -- orders --------------------------------------------------------------------------------------
+
+
+class OrderIngest(Body):
+    order: dict[str, Any] = Field(description="the order document of docs/plan-json.md")
+    customer: dict[str, Any] | None = Field(
+        default=None, description="opening state of a customer seen for the first time"
+    )
+
+
+class OrderLineView(BaseModel):
+    line_id: str
+    sku: str
+    title: str
+    merchant_id: str
+    quantity: int
+    unit_price: int
+    paid: int  # apportioned paid amount of the whole line, minor units
+    gift_of: str | None
+    refunded_qty: int
+
+
+class OrderTenderView(BaseModel):
+    tender_id: str
+    kind: str
+    method: str | None
+    amount: int
+    points: int
+    refunded: int
+
+
+class OrderCaseView(BaseModel):
+    id: str
+    state: CaseState
+    kind: str
+    reason: str
+    amount: int
+    created_at: datetime
+
+
+class OrderView(BaseModel):
+    id: str
+    customer_id: str
+    currency: str
+    status: str
+    paid_at: datetime | None
+    ingested_at: datetime
+    lines: list[OrderLineView]
+    tenders: list[OrderTenderView]  # empty for a merchant: the payment is the customer's
+    cases: list[OrderCaseView]
+
+
+class RequestLine(Body):
+    line_id: str = Id
+    quantity: int = Field(strict=True, ge=1, le=1_000_000)
+
+
+class RefundRequestBody(Body):
+    lines: list[RequestLine] = Field(min_length=1, max_length=200)
+    reason: Reason
+    kind: Kind
+    return_method: ReturnMethod | None = None  # default: none for refund_only, else self_ship
+
+    def request_for(self, order_id: str) -> dict[str, Any]:
+        """The request document of docs/plan-json.md."""
+        doc: dict[str, Any] = {
+            "order_id": order_id,
+            "lines": [line.model_dump() for line in self.lines],
+            "reason": self.reason,
+            "kind": self.kind,
+        }
+        if self.return_method is not None:
+            doc["return_method"] = self.return_method
+        return doc
+
+
+class PlanUnit(BaseModel):
+    line_id: str
+    sku: str
+    quantity: int
+    gift: bool
+    refunded_before: int
+    refunded_after: int
+    of: int
+    list: int
+    paid: int
+
+
+class PlanAmount(BaseModel):
+    goods: int
+    give_backs: int
+    shipping: int
+    deductions: int
+    carry: int
+    rounding: int
+    total: int
+
+
+class PlanTender(BaseModel):
+    tender_id: str
+    kind: str
+    amount: int
+    points: int
+    refunded_after: int
+    paid: int
+
+
+class PlanView(BaseModel):
+    """The refund plan (docs/plan-json.md, "The plan")."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    schema_: str = Field(alias="schema")
+    order_id: str
+    currency: str
+    now: str
+    input_hash: str
+    plan_hash: str
+    request: dict[str, Any]
+    status: Literal["ready", "needs_manual_review"]
+    manual_review: dict[str, Any] | None
+    units: list[PlanUnit]
+    amount: PlanAmount
+    tenders: list[PlanTender]
+    deductions: list[dict[str, Any]]
+    give_backs: list[dict[str, Any]]
+    effects: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+
+
+# -- cases ---------------------------------------------------------------------------------------
+
+
+class OtpProof(Body):
+    code_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=12)
+
+
+class CaseCreate(RefundRequestBody):
+    order_id: str = Id
+    description: str = Text
+    evidence: list[str] = Field(default_factory=list, max_length=20)  # file references
+    otp: OtpProof | None = None
+
+
+class CaseLine(BaseModel):
+    line_id: str
+    quantity: int
+
+
+class ReviewView(BaseModel):
+    decision: str
+    rule: str | None = None
+    explain: str = ""
+    by: str = ""
+
+
+class RiskReason(BaseModel):
+    rule: str
+    explain: str
+
+
+class RiskView(BaseModel):
+    decision: str
+    reasons: list[RiskReason]
+
+
+class ShipmentView(BaseModel):
+    service: str | None = None
+    payer: str | None = None
+    status: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    cost: int | None = None
+    label: dict[str, Any] | None = None
+
+
+class InspectionView(BaseModel):
+    result: str
+    accepted: list[CaseLine]
+    reason: str
+
+
+class CaseView(BaseModel):
+    id: str
+    order_id: str
+    customer_id: str
+    state: CaseState
+    kind: str
+    reason: str
+    return_method: str
+    lines: list[CaseLine]  # a merchant sees its own lines only
+    accepted: list[CaseLine] | None
+    amount: int  # the plan's total when the case was opened, minor units
+    currency: str
+    description: str
+    evidence: list[str]
+    review: ReviewView | None
+    risk: RiskView | None  # agents and admins only
+    rma: str | None
+    return_address: str | None
+    shipment: ShipmentView | None
+    tracking_number: str | None
+    inspection: InspectionView | None
+    express: bool
+    refund_id: str | None
+    debt: int
+    rating: int | None
+    feedback: str | None
+    created_at: datetime
+    updated_at: datetime
+    allowed_actions: list[CaseAction]
+
+
+class CaseList(BaseModel):
+    items: list[CaseView]
+    next_cursor: str | None
+
+
+class Empty(Body):
+    pass
+
+
+class Comment(Body):
+    comment: str = Text
+
+
+class Rejection(Body):
+    comment: str = NonBlank
+
+
+class ShipBody(Body):
+    tracking_number: str = Field(min_length=1, max_length=100, pattern=r"\S")
+
+
+class InspectionBody(Body):
+    result: Literal["pass", "partial", "fail"]
+    accepted: dict[str, Annotated[int, Field(strict=True, ge=0)]] | None = None  # partial
+    reason: str = Text
+
+
+class Resolution(Body):
+    resolution: Literal["waiver", "wallet_debit"]
+    comment: str = NonBlank
+
+
+class RatingBody(Body):
+    rating: int = Field(strict=True, ge=1, le=5)
+    feedback: str = Text
+
+
+# -- identity ------------------------------------------------------------------------------------
+
+
+class CodeRequest(Body):
+    purpose: Literal["case.submit"]
+
+
+class CodeIssued(BaseModel):
+    code_id: str
+    expires_in_seconds: int

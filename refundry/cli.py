@@ -251,6 +251,12 @@ def worker_command(
         typer.echo("refundry: worker stopped")
 
 
+from refundry.api.serve import serve_command, token_command  # noqa: E402
+
+app.command("token")(token_command)
+app.command("serve")(serve_command)
+
+
 def main() -> None:
     app()
 

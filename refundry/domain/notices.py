@@ -46,5 +46,5 @@ def notices_for(
     for effect in effects:
         template = _TEMPLATES.get(effect.type)
         if template is not None:
-            out.append(Notice(template, dict(effect.data)))
+            out.append(Notice(template, {**effect.data, "currency": currency}))
     return tuple(out)

@@ -1,0 +1,323 @@
+"""Shared fixtures of the HTTP API tests: a small shop on each database, tokens, snapshots.
+
+``world`` builds, on each backend of the ``db_url`` fixture (tests/conftest.py), the app of
+``create_app`` (fixed clock, sandbox SMS) and a shop with two customers and three merchants:
+
+- Alice (``cust-alice``): order ``ord-alice-mixed`` with a line of m-1 and a line of m-2, order
+  ``ord-alice-m1`` with a line of m-1 only, a case on each (both under review), a coupon, a
+  phone number and an inbox message;
+- Bob (``cust-bob``): order ``ord-bob-1`` (m-1), a case on it, a coupon, a phone and an inbox
+  message;
+- merchant m-3 has no line anywhere.
+
+Every id of Alice's is distinctive, so "Bob's answer never contains Alice's ids" and "m-1's
+answer never contains m-2's line" are plain substring checks (``alice_markers``,
+``m2_markers``). ``db_snapshot`` reads every table (none left out) for "nothing changed".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, MetaData, insert, select
+
+from refundry.adapters.inbox import InboxNotifier
+from refundry.adapters.sms import SandboxSms
+from refundry.api.app import create_app
+from refundry.api.auth import issue_token
+from refundry.api.settings import Settings
+from refundry.services.case_open import open_case
+from refundry.services.cases import Actor
+from refundry.services.ingest import ingest_order
+from refundry.services.uow import UnitOfWork
+from refundry.store.migrate import upgrade
+from refundry.store.tables import customer_contacts, inbox_messages
+
+SECRET = b"api-test-secret"
+WEBHOOK_SECRET = b"api-test-webhook-secret"
+NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # worked_examples.NOW in UTC
+OPENED_LONG_AGO = NOW - timedelta(days=200)  # accounts old enough for every risk rule
+
+ALICE = "cust-alice"
+BOB = "cust-bob"
+M1, M2, M3 = "m-1", "m-2", "m-3"
+AGENT = "agent-li"
+ADMIN = "admin-root"
+
+ALICE_MIXED = "ord-alice-mixed"
+ALICE_M1 = "ord-alice-m1"
+BOB_ORDER = "ord-bob-1"
+LINE_ALICE_M1 = "ln-alice-m1"
+LINE_ALICE_M2 = "ln-alice-m2-secret"
+LINE_ALICE_ONLY_M1 = "ln-alice-only-m1"
+LINE_BOB = "ln-bob-1"
+SKU_M2 = "SKU-M2-SECRET"
+TITLE_M2 = "M2 secret parasol"
+ALICE_COUPON = "cp-alice-secret"
+BOB_COUPON = "cp-bob-1"
+ALICE_PHONE = "+8613800000101"
+BOB_PHONE = "+8613800000202"
+ALICE_INBOX_MARKER = "inbox-alice-secret"
+
+
+def bearer(
+    role: str, subject: str, *, now: datetime = NOW, secret: bytes = SECRET
+) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(secret, role=role, subject=subject, now=now)}
+
+
+def _line(line_id: str, merchant: str, price: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": line_id,
+        "sku": extra.pop("sku", f"SKU-{line_id}"),
+        "title": extra.pop("title", f"Item {line_id}"),
+        "merchant_id": merchant,
+        "quantity": 1,
+        "unit_price": price,
+        **extra,
+    }
+
+
+def order_doc(order_id: str, customer: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    total = sum(line["unit_price"] * line["quantity"] for line in lines)
+    return {
+        "id": order_id,
+        "customer_id": customer,
+        "currency": "CNY",
+        "status": "delivered",
+        "paid_at": (NOW - timedelta(days=3)).isoformat(),
+        "lines": lines,
+        "tenders": [
+            {
+                "id": "T1",
+                "kind": "external",
+                "method": "alipay",
+                "amount": total,
+                "gateway_txn_id": f"ali-{order_id}",
+            }
+        ],
+    }
+
+
+def coupon(coupon_id: str, value: int) -> dict[str, Any]:
+    return {"id": coupon_id, "value": value, "valid_until": (NOW + timedelta(days=30)).isoformat()}
+
+
+@dataclass
+class World:
+    db_url: str
+    app: FastAPI
+    client: TestClient
+    engine: Engine
+    sms: SandboxSms
+    case_alice_mixed: str = ""
+    case_alice_m1: str = ""
+    case_bob: str = ""
+    inbox_alice: int = 0
+    inbox_bob: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def ids(self) -> dict[str, Any]:
+        """Alice's object per path-parameter name (what "A's objects" are)."""
+        return {
+            "order_id": ALICE_MIXED,
+            "case_id": self.case_alice_mixed,
+            "customer_id": ALICE,
+            "message_id": self.inbox_alice,
+        }
+
+    def alice_markers(self) -> list[str]:
+        return [
+            ALICE,
+            ALICE_MIXED,
+            ALICE_M1,
+            LINE_ALICE_M1,
+            LINE_ALICE_M2,
+            LINE_ALICE_ONLY_M1,
+            ALICE_COUPON,
+            ALICE_PHONE,
+            ALICE_INBOX_MARKER,
+            self.case_alice_mixed,
+            self.case_alice_m1,
+        ]
+
+
+M2_MARKERS = [LINE_ALICE_M2, SKU_M2, TITLE_M2]
+
+
+def _ingest(engine: Engine, policy: Any, doc: Any, phone: str) -> None:
+    with UnitOfWork(engine) as uow:
+        ingest_order(uow.conn, doc, policy=policy, now=OPENED_LONG_AGO)
+        cid = doc["order"]["customer_id"]
+        known = uow.conn.execute(
+            select(customer_contacts.c.customer_id).where(customer_contacts.c.customer_id == cid)
+        ).first()
+        if known is None:
+            uow.conn.execute(
+                insert(customer_contacts).values(
+                    customer_id=cid, phone=phone, channels=json.dumps(["in_app"])
+                )
+            )
+        uow.commit()
+
+
+def _open(world: World, customer: str, request: dict[str, Any]) -> str:
+    desk = world.app.state.ctx.desk
+    opened = open_case(desk, actor=Actor("customer", customer), request=request, now=NOW)
+    assert opened.state == "under_review", opened.review
+    return opened.case_id
+
+
+def build_world(db_url: str) -> Iterator[World]:
+    sms = SandboxSms()
+    app = create_app(
+        Settings(database_url=db_url, secret=SECRET, webhook_secret=WEBHOOK_SECRET),
+        sms=sms,
+        clock=lambda: NOW,
+    )
+    ctx = app.state.ctx
+    engine: Engine = ctx.engine
+    policy = ctx.desk.policy
+    _ingest(
+        engine,
+        policy,
+        {
+            "order": order_doc(
+                ALICE_MIXED,
+                ALICE,
+                [
+                    _line(LINE_ALICE_M1, M1, 30000),
+                    _line(LINE_ALICE_M2, M2, 20000, sku=SKU_M2, title=TITLE_M2),
+                ],
+            ),
+            "customer": {"points_balance": 1000, "coupons": [coupon(ALICE_COUPON, 500)]},
+        },
+        ALICE_PHONE,
+    )
+    _ingest(
+        engine,
+        policy,
+        {"order": order_doc(ALICE_M1, ALICE, [_line(LINE_ALICE_ONLY_M1, M1, 15000)])},
+        ALICE_PHONE,
+    )
+    _ingest(
+        engine,
+        policy,
+        {
+            "order": order_doc(BOB_ORDER, BOB, [_line(LINE_BOB, M1, 12000)]),
+            "customer": {"coupons": [coupon(BOB_COUPON, 300)]},
+        },
+        BOB_PHONE,
+    )
+    with TestClient(app) as client:
+        world = World(db_url=db_url, app=app, client=client, engine=engine, sms=sms)
+        world.case_alice_mixed = _open(
+            world,
+            ALICE,
+            {
+                "order_id": ALICE_MIXED,
+                "reason": "quality_issue",
+                "kind": "return_and_refund",
+                "lines": [
+                    {"line_id": LINE_ALICE_M1, "quantity": 1},
+                    {"line_id": LINE_ALICE_M2, "quantity": 1},
+                ],
+            },
+        )
+        world.case_alice_m1 = _open(
+            world,
+            ALICE,
+            {
+                "order_id": ALICE_M1,
+                "reason": "quality_issue",
+                "kind": "refund_only",
+                "lines": [{"line_id": LINE_ALICE_ONLY_M1, "quantity": 1}],
+            },
+        )
+        world.case_bob = _open(
+            world,
+            BOB,
+            {
+                "order_id": BOB_ORDER,
+                "reason": "quality_issue",
+                "kind": "refund_only",
+                "lines": [{"line_id": LINE_BOB, "quantity": 1}],
+            },
+        )
+        inbox = InboxNotifier(engine)
+        for who, key, order in ((ALICE, "alice", ALICE_MIXED), (BOB, "bob", BOB_ORDER)):
+            inbox.send(
+                {
+                    "customer_id": who,
+                    "order_id": order,
+                    "template": "case.received",
+                    "locale": "en",
+                    "params": {"marker": f"inbox-{key}-secret"},
+                },
+                key=f"api-test:{key}",
+            )
+        with engine.connect() as conn:
+            ids = dict(
+                conn.execute(select(inbox_messages.c.customer_id, inbox_messages.c.id)).all()
+            )
+        world.inbox_alice, world.inbox_bob = int(ids[ALICE]), int(ids[BOB])
+        yield world
+    engine.dispose()
+
+
+@pytest.fixture()
+def world(db_url: str) -> Iterator[World]:
+    yield from build_world(db_url)
+
+
+def db_snapshot(engine: Engine) -> dict[str, tuple[int, str]]:
+    """Every table of the database (reflected, none left out): row count and a hash of its rows
+    (order-independent)."""
+    meta = MetaData()
+    meta.reflect(bind=engine)
+    out: dict[str, tuple[int, str]] = {}
+    with engine.connect() as conn:
+        for name, table in sorted(meta.tables.items()):
+            rows = sorted(repr(tuple(row)) for row in conn.execute(select(table)))
+            digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+            out[name] = (len(rows), digest)
+    return out
+
+
+def snapshot_diff(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> str:
+    changed = [
+        f"{name}: {before.get(name, (0, ''))[0]} -> {after.get(name, (0, ''))[0]} rows"
+        + (" (content changed)" if before.get(name) != after.get(name) else "")
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]
+    return "; ".join(changed)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """``world`` shared by a module's tests (for the slower walks that may change it freely),
+    on each backend as tests/conftest.py's ``db_url`` makes them."""
+    from tests.conftest import _drop_pg, _fresh_pg
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'refundry.sqlite'}"
+        upgrade(url)
+        yield from build_world(url)
+        return
+    url = _fresh_pg(request.getfixturevalue("pg_url"))
+    try:
+        upgrade(url)
+        yield from build_world(url)
+    finally:
+        _drop_pg(url)

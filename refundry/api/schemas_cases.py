@@ -124,7 +124,7 @@ class OrderCaseView(BaseModel):
     state: CaseState
     kind: str
     reason: str
-    amount: int
+    amount: int | None  # null for a merchant when the case has other merchants' lines
     created_at: datetime
 
 
@@ -280,7 +280,9 @@ class CaseView(BaseModel):
     return_method: str
     lines: list[CaseLine]  # a merchant sees its own lines only
     accepted: list[CaseLine] | None
-    amount: int  # the plan's total when the case was opened, minor units
+    # The plan's total when the case was opened, minor units; null for a merchant on a case
+    # that also asks for other merchants' lines (the total would tell their amounts).
+    amount: int | None
     currency: str
     description: str
     evidence: list[str]

@@ -511,6 +511,16 @@ def test_merchant_reads_a_case_and_order_of_its_own_lines(world: World) -> None:
         assert r.status_code == 200, r.text
         assert [ln["line_id"] for ln in r.json()["lines"]] == [LINE_ALICE_M1]
         assert r.json()["tenders"] == []
+        # the mixed case's total would tell m-2's amount: a merchant sees no total there
+        assert [c["amount"] for c in r.json()["cases"]] == [None]
+        mixed = world.client.get(
+            f"/v1/cases/{world.case_alice_mixed}", headers=bearer("merchant", M1)
+        )
+        assert (mixed.status_code, mixed.json()["amount"]) == (200, None)
+        agent = world.client.get(
+            f"/v1/cases/{world.case_alice_mixed}", headers=bearer("agent", "li")
+        )
+        assert isinstance(agent.json()["amount"], int) and agent.json()["amount"] > 0
         r = world.client.get(f"/v1/orders/{ALICE_M1}", headers=bearer("merchant", M2))
         assert (r.status_code, _code(r)) == (404, "order.not_found"), r.text
         checked += 1

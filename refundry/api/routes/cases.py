@@ -135,6 +135,7 @@ def case_view(conn: Connection, row: CaseRow, actor: Actor, currency: str) -> Ca
         if inspection:
             inspection["accepted"] = [x for x in inspection["accepted"] if x["line_id"] in mine]
     staff = actor.role in ("agent", "admin")
+    shared = actor.role == "merchant" and json.loads(row.merchant_ids) != [actor.id]
     return CaseView(
         id=row.id,
         order_id=row.order_id,
@@ -145,7 +146,7 @@ def case_view(conn: Connection, row: CaseRow, actor: Actor, currency: str) -> Ca
         return_method=row.return_method,
         lines=_lines(lines),
         accepted=_lines(accepted) if accepted is not None else None,
-        amount=row.amount,
+        amount=None if shared else row.amount,
         currency=currency,
         description=row.description,
         evidence=json.loads(row.evidence),

@@ -108,7 +108,11 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
                 state=c.state,
                 kind=c.kind,
                 reason=c.reason,
-                amount=c.amount,
+                amount=(
+                    None
+                    if actor.role == "merchant" and json.loads(c.merchant_ids) != [actor.id]
+                    else c.amount
+                ),
                 created_at=c.created_at,
             )
             for c in case_rows

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from refundry.domain.case import FINAL_STATES, CaseState, transition
+from refundry.domain.case import FINAL_STATES, CaseState, can, transition
 from refundry.services.audit import AuditTrail
 from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessable
 from refundry.services.outbox import enqueue, notify_customer
@@ -25,6 +25,7 @@ from refundry.store.tables import case_events, case_units, cases, order_lines
 __all__ = [
     "Actor",
     "CaseRow",
+    "allowed_for",
     "hold_units",
     "load_case",
     "move",
@@ -72,6 +73,27 @@ def may_see(row: CaseRow, actor: Actor) -> bool:
     if actor.role == "merchant":
         return actor.id in json.loads(row.merchant_ids)
     return False
+
+
+def allowed_for(row: CaseRow, actor: Actor) -> list[str]:
+    """What ``actor`` may do to the case now: the transition table and the role rules of
+    services/case_actions.py, in one place for every front end to show."""
+    state = CaseState(row.state)
+    staff = actor.role in ("agent", "admin")
+    customer = actor.role == "customer" and row.customer_id == actor.id
+    own_lines = actor.role == "merchant" and json.loads(row.merchant_ids) == [actor.id]
+    held = state == CaseState.NEEDS_MANUAL_REVIEW  # held cases are the agents' to decide
+    checks = [
+        ("approve", can(state, "approve") and (staff or (own_lines and not held))),
+        ("reject", can(state, "reject") and (staff or (own_lines and not held))),
+        ("cancel", can(state, "cancel") and not row.refund_id and (customer or staff)),
+        ("ship", can(state, "ship") and (customer or staff)),
+        ("receive", can(state, "receive") and (staff or own_lines)),
+        ("inspect", can(state, "inspect") and (staff or own_lines)),
+        ("resolve", can(state, "resolve") and staff),
+        ("rate", state == CaseState.COMPLETED and row.rating is None and customer),
+    ]
+    return [action for action, ok in checks if ok]
 
 
 def require_actor(row: CaseRow, actor: Actor, *roles: str) -> None:

@@ -12,7 +12,7 @@ import binascii
 import json
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy import Connection, and_, or_, select
@@ -39,15 +39,15 @@ from refundry.api.schemas_cases import (
     ShipmentView,
     problems,
 )
-from refundry.domain.case import CaseState, can
+from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput, RefundryError
 from refundry.services import case_actions
 from refundry.services.case_open import open_case
-from refundry.services.cases import Actor, CaseRow, load_case, may_see
+from refundry.services.cases import Actor, CaseRow, allowed_for, load_case, may_see
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, orders
 
-__all__ = ["RateLimited", "actions_for", "router"]
+__all__ = ["RateLimited", "router"]
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -87,29 +87,6 @@ def _check_rate(ctx: ApiContext, customer_id: str, now: datetime) -> None:
             f"try again in {wait} seconds",
             retry_after=wait,
         )
-
-
-def actions_for(row: CaseRow, actor: Actor) -> list[CaseAction]:
-    """What ``actor`` may do to the case now (the roles of services/case_actions.py)."""
-    state = CaseState(row.state)
-    staff = actor.role in ("agent", "admin")
-    customer = actor.role == "customer"
-    own_lines = actor.role == "merchant" and json.loads(row.merchant_ids) == [actor.id]
-    checks: list[tuple[CaseAction, bool]] = [
-        (
-            "approve",
-            can(state, "approve")
-            and (staff or (own_lines and state != CaseState.NEEDS_MANUAL_REVIEW)),
-        ),
-        ("reject", can(state, "reject") and (staff or own_lines)),
-        ("cancel", can(state, "cancel") and not row.refund_id and (customer or staff)),
-        ("ship", can(state, "ship") and (customer or staff)),
-        ("receive", can(state, "receive") and (staff or own_lines)),
-        ("inspect", can(state, "inspect") and (staff or own_lines)),
-        ("resolve", can(state, "resolve") and staff),
-        ("rate", state == CaseState.COMPLETED and row.rating is None and customer),
-    ]
-    return [action for action, ok in checks if ok]
 
 
 def _lines(raw: Any) -> list[CaseLine]:
@@ -170,7 +147,7 @@ def case_view(conn: Connection, row: CaseRow, actor: Actor, currency: str) -> Ca
         feedback=row.feedback,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        allowed_actions=actions_for(row, actor),
+        allowed_actions=cast(list[CaseAction], allowed_for(row, actor)),
     )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import anyio.to_thread
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,7 +63,8 @@ class IdempotencyMiddleware:
             scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
         ).hexdigest()
         now = datetime.now(UTC)
-        answer = self._start(key, digest, now)
+        # The store is synchronous: keep it off the event loop.
+        answer = await anyio.to_thread.run_sync(self._start, key, digest, now)
         if answer is not None:
             kind, status, stored = answer
             if kind == "replay":
@@ -98,7 +100,7 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_receive, capture)
         finally:
-            self._finish(key, code[0], b"".join(chunks))
+            await anyio.to_thread.run_sync(self._finish, key, code[0], b"".join(chunks))
 
     def _start(self, key: str, digest: str, now: datetime) -> tuple[str, int, bytes] | None:
         with UnitOfWork(self.engine) as uow:

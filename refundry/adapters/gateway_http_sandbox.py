@@ -13,29 +13,21 @@ import json
 import logging
 import select
 import socket
-import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from refundry.adapters.errors import GatewayIdempotencyConflict, GatewayTimeout, GatewayUnavailable
 from refundry.adapters.gateway import GatewayAnswer, GatewayEvent, Json, error_object, event_to_body
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
+from refundry.adapters.http_sandbox import LoopbackServer, WebhookDeliveryFailed, WebhookingServer
 
 __all__ = ["SandboxHttpServer", "WebhookDeliveryFailed", "serve_sandbox_http"]
 
 log = logging.getLogger(__name__)
 
 
-class WebhookDeliveryFailed(Exception):
-    """The webhook receiver did not take a delivery; it stays queued in the sandbox."""
-
-
-class SandboxHttpServer:
+class SandboxHttpServer(WebhookingServer[GatewayEvent]):
     """A running HTTP sandbox. Use as a context manager, or call ``close()``."""
 
     def __init__(
@@ -48,67 +40,16 @@ class SandboxHttpServer:
         webhook_interval: float | None,
     ) -> None:
         self.sandbox = sandbox
-        self._server = server
-        self._webhook_url = webhook_url
-        self._webhook_secret = webhook_secret
-        host, port = server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)]
-        if webhook_interval is not None:
-            self._threads.append(
-                threading.Thread(target=self._pump, args=(webhook_interval,), daemon=True)
-            )
-        for thread in self._threads:
-            thread.start()
-
-    def __repr__(self) -> str:
-        return f"SandboxHttpServer({self.url})"
-
-    def __enter__(self) -> SandboxHttpServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def deliver_webhooks(self) -> int:
-        """POST every due webhook to ``webhook_url``; return how many the receiver took."""
-        return self.sandbox.deliver_due(self._post)
-
-    def _post(self, event: GatewayEvent) -> None:
-        if self._webhook_url is None or self._webhook_secret is None:
-            raise WebhookDeliveryFailed("no webhook_url and webhook_secret configured")
-        body = event_to_body(event)
-        signature = sign_webhook(self._webhook_secret, self.sandbox.now(), body)
-        request = urllib.request.Request(
-            self._webhook_url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        super().__init__(
+            server,
+            deliver_due=sandbox.deliver_due,
+            now=sandbox.now,
+            to_body=event_to_body,
+            event_id=lambda event: event.event_id,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_interval=webhook_interval,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise WebhookDeliveryFailed(f"{event.event_id} not taken: {exc}") from exc
-
-    def _pump(self, interval: float) -> None:
-        while not self._server.stopping.wait(interval):
-            try:
-                self.deliver_webhooks()
-            except WebhookDeliveryFailed as exc:
-                log.warning("webhook delivery failed, will retry: %s", exc)
 
 
 def serve_sandbox_http(
@@ -139,16 +80,10 @@ def serve_sandbox_http(
     )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 drops connects when many outbox workers call at once
+class _Server(LoopbackServer):
     sandbox: SandboxGateway
     api_key: str | None
     stall_limit: float
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self.stopping = threading.Event()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -15,15 +15,11 @@ import json
 import logging
 import select
 import socket
-import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
-from refundry.adapters.gateway_http_sandbox import WebhookDeliveryFailed
+from refundry.adapters.http_sandbox import LoopbackServer, WebhookDeliveryFailed, WebhookingServer
 from refundry.adapters.logistics import (
     Json,
     LogisticsIdempotencyConflict,
@@ -35,7 +31,6 @@ from refundry.adapters.logistics import (
     event_to_body,
 )
 from refundry.adapters.logistics_sandbox import SandboxLogistics
-from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 
 __all__ = ["LogisticsHttpServer", "WebhookDeliveryFailed", "serve_logistics_http"]
 
@@ -45,7 +40,7 @@ _RETURNS = "/v1/returns"
 _FIELDS = ("rma", "service", "from_address", "to_address")
 
 
-class LogisticsHttpServer:
+class LogisticsHttpServer(WebhookingServer[TrackingEvent]):
     """A running HTTP logistics sandbox. Use as a context manager, or call ``close()``."""
 
     def __init__(
@@ -58,67 +53,16 @@ class LogisticsHttpServer:
         webhook_interval: float | None,
     ) -> None:
         self.sandbox = sandbox
-        self._server = server
-        self._webhook_url = webhook_url
-        self._webhook_secret = webhook_secret
-        host, port = server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)]
-        if webhook_interval is not None:
-            self._threads.append(
-                threading.Thread(target=self._pump, args=(webhook_interval,), daemon=True)
-            )
-        for thread in self._threads:
-            thread.start()
-
-    def __repr__(self) -> str:
-        return f"LogisticsHttpServer({self.url})"
-
-    def __enter__(self) -> LogisticsHttpServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def deliver_webhooks(self) -> int:
-        """POST every due tracking webhook to ``webhook_url``; return how many were taken."""
-        return self.sandbox.deliver_due(self._post)
-
-    def _post(self, event: TrackingEvent) -> None:
-        if self._webhook_url is None or self._webhook_secret is None:
-            raise WebhookDeliveryFailed("no webhook_url and webhook_secret configured")
-        body = event_to_body(event)
-        signature = sign_webhook(self._webhook_secret, self.sandbox.now(), body)
-        request = urllib.request.Request(
-            self._webhook_url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        super().__init__(
+            server,
+            deliver_due=sandbox.deliver_due,
+            now=sandbox.now,
+            to_body=event_to_body,
+            event_id=lambda event: event.event_id,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            webhook_interval=webhook_interval,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise WebhookDeliveryFailed(f"{event.event_id} not taken: {exc}") from exc
-
-    def _pump(self, interval: float) -> None:
-        while not self._server.stopping.wait(interval):
-            try:
-                self.deliver_webhooks()
-            except WebhookDeliveryFailed as exc:
-                log.warning("tracking webhook delivery failed, will retry: %s", exc)
 
 
 def serve_logistics_http(
@@ -149,16 +93,10 @@ def serve_logistics_http(
     )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default 5 drops connects when many workers call at once
+class _Server(LoopbackServer):
     sandbox: SandboxLogistics
     api_key: str | None
     stall_limit: float
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self.stopping = threading.Event()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,121 @@
+"""What the HTTP sandboxes (payment gateway, logistics) share: a threaded loopback server that
+can be stopped, and the signed webhook deliveries it POSTs to the receiver.
+
+A delivery the receiver does not take with a 2xx stays queued in the sandbox and raises
+``WebhookDeliveryFailed``; with ``webhook_interval`` a background pump delivers what is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
+
+__all__ = ["LoopbackServer", "WebhookDeliveryFailed", "WebhookingServer"]
+
+log = logging.getLogger(__name__)
+
+Event = TypeVar("Event")
+
+
+class WebhookDeliveryFailed(Exception):
+    """The webhook receiver did not take a delivery; it stays queued in the sandbox."""
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connects when many workers call at once
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.stopping = threading.Event()
+
+
+class WebhookingServer(Generic[Event]):
+    """A running HTTP sandbox that POSTs its sandbox's due events as signed webhooks."""
+
+    def __init__(
+        self,
+        server: LoopbackServer,
+        *,
+        deliver_due: Callable[[Callable[[Event], None]], int],
+        now: Callable[[], datetime],
+        to_body: Callable[[Event], bytes],
+        event_id: Callable[[Event], str],
+        webhook_url: str | None,
+        webhook_secret: str | bytes | None,
+        webhook_interval: float | None,
+    ) -> None:
+        self._server = server
+        self._deliver_due = deliver_due
+        self._now = now
+        self._to_body = to_body
+        self._event_id = event_id
+        self._webhook_url = webhook_url
+        self._webhook_secret = webhook_secret
+        host, port = server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._threads = [threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)]
+        if webhook_interval is not None:
+            self._threads.append(
+                threading.Thread(target=self._pump, args=(webhook_interval,), daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._server.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def deliver_webhooks(self) -> int:
+        """POST every due webhook to ``webhook_url``; return how many the receiver took."""
+        return self._deliver_due(self._post)
+
+    def _post(self, event: Event) -> None:
+        if self._webhook_url is None or self._webhook_secret is None:
+            raise WebhookDeliveryFailed("no webhook_url and webhook_secret configured")
+        body = self._to_body(event)
+        signature = sign_webhook(self._webhook_secret, self._now(), body)
+        request = urllib.request.Request(
+            self._webhook_url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise WebhookDeliveryFailed(f"{self._event_id(event)} not taken: {exc}") from exc
+
+    def _pump(self, interval: float) -> None:
+        while not self._server.stopping.wait(interval):
+            try:
+                self.deliver_webhooks()
+            except WebhookDeliveryFailed as exc:
+                log.warning("webhook delivery failed, will retry: %s", exc)

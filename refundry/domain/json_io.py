@@ -45,6 +45,7 @@ from refundry.domain.request import PriorRefund, RefundRequest, RequestedUnits
 
 __all__ = [
     "dumps_plan",
+    "dumps_plan_compact",
     "parse_history",
     "parse_now",
     "parse_order",
@@ -438,6 +439,13 @@ def plan_hash(plan: dict[str, Any]) -> str:
 def dumps_plan(plan: dict[str, Any]) -> str:
     """The canonical text of a plan: byte-identical for equal plans in any process."""
     return json.dumps(plan, sort_keys=True, ensure_ascii=False, indent=2)
+
+
+def dumps_plan_compact(plan: dict[str, Any]) -> str:
+    """The canonical compact text of a plan (how the store keeps it): byte-identical for equal
+    plans in any process, the same JSON value as ``dumps_plan`` without its indentation (which
+    makes ``json`` fall back to its pure-Python encoder)."""
+    return json.dumps(plan, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def plan_from_json(

@@ -37,12 +37,12 @@ from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.errors import RefundRefused
 from refundry.domain.fingerprint import fingerprint
-from refundry.domain.json_io import dumps_plan, parse_request, plan_hash, plan_to_dict
+from refundry.domain.json_io import dumps_plan_compact, parse_request, plan_hash, plan_to_dict
 from refundry.domain.plan import plan_refund
 from refundry.domain.policy import Policy
 from refundry.services.audit import AuditTrail
 from refundry.services.batch import RowBatch
-from refundry.services.effects import record_effects, record_tenders
+from refundry.services.effects import move_balances, record_effects, record_tenders
 from refundry.services.errors import Conflict, PlanStale, Unprocessable
 from refundry.services.faults import fault_point
 from refundry.services.outbox import enqueue
@@ -390,7 +390,9 @@ def _write(
             "status": status,
             "reason": plan["request"]["reason"],
             "total": plan["amount"]["total"],
-            "plan": dumps_plan(plan),
+            # Compact: the stored plan is only ever read back as JSON (json.loads, the metrics'
+            # json_each / jsonb); dumps_plan's indented text is for people.
+            "plan": dumps_plan_compact(plan),
             "plan_hash": plan["plan_hash"],
             "actor": actor,
             "created_at": at,
@@ -398,8 +400,17 @@ def _write(
         },
     )
     batch = RowBatch()
+    # The customer's ledger balances the postings below move, in one statement.
+    balances = move_balances(conn, plan=plan, order=order, refund_id=refund_id)
     record_tenders(
-        conn, plan=plan, order=order, refund_id=refund_id, at=at, trail=trail, batch=batch
+        conn,
+        plan=plan,
+        order=order,
+        refund_id=refund_id,
+        at=at,
+        trail=trail,
+        batch=batch,
+        balances=balances,
     )
     trail.record(
         "refund.applied",
@@ -420,7 +431,10 @@ def _write(
         trail=trail,
         locale=inputs.customer.locale,
         batch=batch,
+        balances=balances,
     )
+    if balances:  # moved but not posted: never, unless move_balances and the postings disagree
+        raise RuntimeError(f"ledger moves without their postings: {sorted(balances)}")
     enqueue(
         conn,
         topic="event",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -163,6 +165,33 @@ _OTHER_OPEN_ORDER = (
 )
 
 
+# Parsed orders (validation and apportionment: most of a plan's CPU time), kept per process:
+# preview and apply parse the same stored order, and orders are immutable. Keyed by the order
+# digest (the stored document text and its rewards' statuses, exactly what was parsed) and the
+# policy's minor_units_per_point (the only part of the policy parse_order reads).
+ORDER_CACHE_SIZE = 1024
+_orders: OrderedDict[tuple[str, int], Order] = OrderedDict()
+_orders_lock = threading.Lock()
+
+
+def _parsed_order(text: str, status: dict[str, str], digest: str, policy: Policy) -> Order:
+    key = (digest, policy.minor_units_per_point)
+    with _orders_lock:
+        order = _orders.get(key)
+        if order is not None:
+            _orders.move_to_end(key)
+            return order
+    document = json.loads(text)
+    for reward in document.get("rewards", []):
+        reward["status"] = status.get(reward["id"], reward["status"])
+    order = parse_order(document, policy=policy)
+    with _orders_lock:
+        _orders[key] = order
+        while len(_orders) > ORDER_CACHE_SIZE:
+            _orders.popitem(last=False)
+    return order
+
+
 @dataclass(frozen=True, slots=True)
 class PlanInputs:
     order: Order
@@ -213,13 +242,10 @@ def load_plan_inputs(
             key_answer = (str(r.t1), str(r.t2))
     if row is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
-    document = json.loads(row.t1)
     customer_id = row.t2
-    for reward in document.get("rewards", []):
-        reward["status"] = status.get(reward["id"], reward["status"])
-    order = parse_order(document, policy=policy)
     statuses = json.dumps(sorted(status.items()), separators=(",", ":"))
     order_digest = hashlib.sha256(f"{row.t1}|{statuses}".encode()).hexdigest()
+    order = _parsed_order(row.t1, status, order_digest, policy)
 
     plans = [json.loads(p) for p in stored_plans]
     return PlanInputs(

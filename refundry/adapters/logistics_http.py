@@ -19,10 +19,10 @@ leaves a half-read response on a pooled connection.
 
 from __future__ import annotations
 
-import http.client
 import json
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from refundry.adapters.http_client import JsonHttpClient, error_message
 from refundry.adapters.logistics import (
     LogisticsIdempotencyConflict,
     LogisticsProtocolError,
@@ -39,38 +39,13 @@ __all__ = ["HttpLogistics"]
 _REFUSED = 422
 
 
-class HttpLogistics:
+class HttpLogistics(JsonHttpClient):
     """A ``LogisticsProvider`` that calls a carrier's REST API; thread-safe."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        connect_timeout: float | None = None,
-        api_key: str | None = None,
-    ) -> None:
-        """``timeout`` bounds each wait for the carrier, in seconds; ``connect_timeout``
-        (default: ``timeout``) bounds reaching it."""
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base_url must be http(s)://host[:port][/prefix], got {base_url!r}")
-        if timeout <= 0 or (connect_timeout is not None and connect_timeout <= 0):
-            raise ValueError("timeouts must be positive")
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
-        self._timeout = timeout
-        self._connect_timeout = timeout if connect_timeout is None else connect_timeout
-        self._api_key = api_key
-
-    def __repr__(self) -> str:
-        scheme = "https" if self._https else "http"
-        port = f":{self._port}" if self._port else ""
-        return (
-            f"HttpLogistics({scheme}://{self._host}{port}{self._prefix}, timeout={self._timeout})"
-        )
+    peer = "the carrier"
+    unavailable = LogisticsUnavailable
+    timed_out = LogisticsTimeout
+    protocol_error = LogisticsProtocolError
 
     def book_return(
         self, *, rma: str, service: str, from_address: str, to_address: str, key: str
@@ -123,57 +98,9 @@ class HttpLogistics:
 
     def _failure(self, status: int, doc: object) -> Exception:
         if status == 409:
-            return LogisticsIdempotencyConflict(_error_message(doc, status))
+            return LogisticsIdempotencyConflict(error_message(doc, status))
         if status == 429 or status >= 500:
-            return LogisticsUnavailable(_error_message(doc, status))
+            return LogisticsUnavailable(error_message(doc, status))
         if status in (401, 403):
-            return LogisticsProtocolError(
-                _error_message(doc, status), code="logistics.unauthorized"
-            )
-        return LogisticsProtocolError(_error_message(doc, status))
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, object]:
-        sent = {"Accept": "application/json", **(headers or {})}
-        if self._api_key is not None:
-            sent["Authorization"] = f"Bearer {self._api_key}"
-        connection_type = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = connection_type(self._host, self._port, timeout=self._connect_timeout)
-        try:
-            try:
-                conn.connect()
-            except OSError as exc:
-                raise LogisticsUnavailable(f"cannot reach the carrier: {exc!r}") from exc
-            if conn.sock is not None:
-                conn.sock.settimeout(self._timeout)
-            try:
-                conn.request(method, self._prefix + path, body=body, headers=sent)
-                response = conn.getresponse()
-                payload = response.read()
-            except TimeoutError as exc:
-                raise LogisticsTimeout(f"no answer within {self._timeout}s") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                raise LogisticsTimeout(f"connection broke before the answer: {exc!r}") from exc
-        finally:
-            conn.close()
-        if not payload:
-            return response.status, None
-        try:
-            return response.status, json.loads(payload)
-        except ValueError:
-            raise LogisticsProtocolError(
-                f"HTTP {response.status} with a body that is not JSON: {payload[:200]!r}"
-            ) from None
-
-
-def _error_message(doc: object, status: int) -> str:
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return f"HTTP {status}: {error['message']}"
-    return f"HTTP {status}"
+            return LogisticsProtocolError(error_message(doc, status), code="logistics.unauthorized")
+        return LogisticsProtocolError(error_message(doc, status))

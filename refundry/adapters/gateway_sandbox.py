@@ -22,7 +22,7 @@ import heapq
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from refundry.adapters.clock import ManualClock
@@ -31,6 +31,7 @@ from refundry.adapters.errors import (
     GatewayTimeout,
     GatewayUnavailable,
 )
+from refundry.adapters.event_queue import Delivery, WebhookQueue
 from refundry.adapters.gateway import (
     GatewayAnswer,
     GatewayEvent,
@@ -101,14 +102,7 @@ class _KeyRecord:
     refusal: Json | None  # set when refused at once: replayed as is
 
 
-@dataclass(order=True, slots=True)
-class _Delivery:
-    rank: int  # 0 in order; random when reordering
-    seq: int
-    event: GatewayEvent = field(compare=False)
-
-
-class SandboxGateway:
+class SandboxGateway(WebhookQueue[GatewayEvent]):
     """An in-process ``PaymentGateway``; see the module docstring for its behaviour."""
 
     def __init__(
@@ -149,7 +143,7 @@ class SandboxGateway:
         self._refunds: dict[str, _Refund] = {}
         self._keys: dict[str, _KeyRecord] = {}
         self._unsettled: list[tuple[datetime, int, str]] = []  # heap
-        self._deliveries: list[_Delivery] = []  # sorted: the delivery order
+        self._deliveries: list[Delivery[GatewayEvent]] = []  # sorted: the delivery order
         self._requests: list[SeenRequest] = []
         self._injected: list[Fault] = []
         self._refund_no = 0
@@ -225,33 +219,7 @@ class SandboxGateway:
 
     def pending_webhooks(self) -> tuple[GatewayEvent, ...]:
         """Due deliveries, in the order ``deliver`` will hand them out (duplicates included)."""
-        with self._lock:
-            self._settle(self.now())
-            return tuple(d.event for d in self._deliveries)
-
-    def deliver(self, sink: Callable[[GatewayEvent], None], *, limit: int | None = 1) -> int:
-        """Hand up to ``limit`` due deliveries to ``sink`` (all of them for None); return how
-        many went. If ``sink`` raises, that delivery stays queued (the gateway will retry it)
-        and the exception propagates. ``sink`` runs outside the lock."""
-        delivered = 0
-        while limit is None or delivered < limit:
-            with self._lock:
-                self._settle(self.now())
-                if not self._deliveries:
-                    break
-                delivery = self._deliveries.pop(0)
-            try:
-                sink(delivery.event)
-            except BaseException:
-                with self._lock:
-                    bisect.insort(self._deliveries, delivery)
-                raise
-            delivered += 1
-        return delivered
-
-    def deliver_due(self, sink: Callable[[GatewayEvent], None]) -> int:
-        """Deliver every event whose time has come; return how many deliveries went."""
-        return self.deliver(sink, limit=None)
+        return self._due()
 
     # -- for tests ----------------------------------------------------------------------
 
@@ -377,7 +345,7 @@ class SandboxGateway:
             for _ in range(copies):
                 self._seq += 1
                 rank = self._webhook_rng.randrange(1 << 32) if self._reorder else 0
-                bisect.insort(self._deliveries, _Delivery(rank, self._seq, event))
+                bisect.insort(self._deliveries, Delivery(rank, self._seq, event))
 
     def _answer(self, record: _KeyRecord) -> GatewayAnswer:
         if record.refund_id is not None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from refundry.adapters.event_queue import Delivery, WebhookQueue
 from refundry.adapters.logistics import (
     SERVICES,
     Json,
@@ -157,14 +158,7 @@ class _Scan:
     location: str | None = field(compare=False)
 
 
-@dataclass(order=True, slots=True)
-class _Delivery:
-    rank: int  # 0 in order; random when reordering
-    seq: int
-    event: TrackingEvent = field(compare=False)
-
-
-class SandboxLogistics:
+class SandboxLogistics(WebhookQueue[TrackingEvent]):
     """An in-process ``LogisticsProvider``; see the module docstring for its behaviour."""
 
     def __init__(
@@ -220,7 +214,7 @@ class SandboxLogistics:
         self._returns: dict[str, _Return] = {}  # by tracking number, in booking order
         self._keys: dict[str, str] = {}  # idempotency key -> tracking number
         self._scheduled: list[_Scan] = []  # heap
-        self._deliveries: list[_Delivery] = []  # sorted: the delivery order
+        self._deliveries: list[Delivery[TrackingEvent]] = []  # sorted: the delivery order
         self._requests: list[SeenBooking] = []
         self._injected: list[LogisticsFault] = []
         self._event_no = 0
@@ -317,33 +311,7 @@ class SandboxLogistics:
 
     def pending_events(self) -> tuple[TrackingEvent, ...]:
         """Due deliveries, in the order ``deliver`` will hand them out (duplicates included)."""
-        with self._lock:
-            self._settle(self.now())
-            return tuple(d.event for d in self._deliveries)
-
-    def deliver(self, sink: Callable[[TrackingEvent], None], *, limit: int | None = 1) -> int:
-        """Hand up to ``limit`` due deliveries to ``sink`` (all of them for None); return how
-        many went. If ``sink`` raises, that delivery stays queued (the carrier will retry it)
-        and the exception propagates. ``sink`` runs outside the lock."""
-        delivered = 0
-        while limit is None or delivered < limit:
-            with self._lock:
-                self._settle(self.now())
-                if not self._deliveries:
-                    break
-                delivery = self._deliveries.pop(0)
-            try:
-                sink(delivery.event)
-            except BaseException:
-                with self._lock:
-                    bisect.insort(self._deliveries, delivery)
-                raise
-            delivered += 1
-        return delivered
-
-    def deliver_due(self, sink: Callable[[TrackingEvent], None]) -> int:
-        """Deliver every event whose time has come; return how many deliveries went."""
-        return self.deliver(sink, limit=None)
+        return self._due()
 
     # -- for tests ----------------------------------------------------------------------
 
@@ -486,7 +454,7 @@ class SandboxLogistics:
             for _ in range(copies):
                 self._seq += 1
                 rank = self._event_rng.randrange(1 << 32) if self._reorder else 0
-                bisect.insort(self._deliveries, _Delivery(rank, self._seq, event))
+                bisect.insort(self._deliveries, Delivery(rank, self._seq, event))
 
     def _seen(
         self,

@@ -8,7 +8,6 @@ is computed once per object and kept.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from refundry.domain.customer import CustomerSnapshot
+from refundry.domain.json_text import compact, compact_unsorted
 from refundry.domain.order import Order
 from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund, RefundRequest
@@ -53,7 +53,7 @@ def canonical(value: Any) -> Any:
 
 
 def _digest(value: Any) -> str:
-    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = compact(canonical(value))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -104,7 +104,7 @@ def fingerprint(
         order_digest or _cached_digest(order),
         _cached_digest(customer),
         _cached_digest(policy),
-        json.dumps([steps, asked], ensure_ascii=False, separators=(",", ":")),
+        compact_unsorted([steps, asked]),
         now.isoformat(),
     ]
     return "sha256:" + hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()

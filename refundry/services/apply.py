@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +27,6 @@ from sqlalchemy import (
     Engine,
     Integer,
     String,
-    Update,
     bindparam,
     case,
     insert,
@@ -37,7 +38,13 @@ from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.errors import RefundRefused
 from refundry.domain.fingerprint import fingerprint
-from refundry.domain.json_io import dumps_plan_compact, parse_request, plan_hash, plan_to_dict
+from refundry.domain.json_io import (
+    dumps_plan_compact,
+    hash_and_text,
+    parse_request,
+    plan_to_dict,
+)
+from refundry.domain.json_text import compact, compact_unsorted
 from refundry.domain.plan import plan_refund
 from refundry.domain.policy import Policy
 from refundry.services.audit import AuditTrail
@@ -48,6 +55,7 @@ from refundry.services.faults import fault_point
 from refundry.services.outbox import enqueue
 from refundry.services.state import PlanInputs, load_plan_inputs
 from refundry.services.uow import UnitOfWork
+from refundry.store.prepared import Prepared
 from refundry.store.tables import (
     idempotency_keys,
     order_lines,
@@ -63,34 +71,42 @@ PREVIEW_MAX_AGE = timedelta(minutes=15)
 
 # Statements built once and executed with parameters (their cache key and compiled form are
 # reused; building them per call was most of the apply path's time).
-_KEY = select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
-    idempotency_keys.c.key == bindparam("key")
+_KEY = Prepared(
+    select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+        idempotency_keys.c.key == bindparam("key")
+    )
 )
-_INSERT_KEY = insert(idempotency_keys)
-_INSERT_REFUND = insert(refunds)
+_INSERT_KEY = Prepared(insert(idempotency_keys))
+_INSERT_REFUND = Prepared(insert(refunds))
 _l, _t, _o = order_lines.c, order_tenders.c, orders.c
 _LINE = (_l.order_id == bindparam("b_order_id")) & (_l.line_id == bindparam("b_line_id"))
-_NAIVE_SET_UNITS = update(order_lines).where(_LINE).values(refunded_qty=bindparam("b_after"))
+_NAIVE_SET_UNITS = Prepared(
+    update(order_lines).where(_LINE).values(refunded_qty=bindparam("b_after"))
+)
 _TENDER = (_t.order_id == bindparam("b_order_id")) & (_t.tender_id == bindparam("b_tender_id"))
-_NAIVE_SET_TENDER = update(order_tenders).where(_TENDER).values(refunded=bindparam("b_after"))
+_NAIVE_SET_TENDER = Prepared(
+    update(order_tenders).where(_TENDER).values(refunded=bindparam("b_after"))
+)
 _ORDER_VALUES = {
     "refund_count": bindparam("b_seq"),
     "goods_refunded": _o.goods_refunded + bindparam("b_goods_units"),
 }
-_COUNT_REFUND = (
+_COUNT_REFUND = Prepared(
     update(orders)
     .where((_o.id == bindparam("b_order_id")) & (_o.refund_count == bindparam("b_seen")))
     .values(_ORDER_VALUES)
 )
-_NAIVE_COUNT_REFUND = update(orders).where(_o.id == bindparam("b_order_id")).values(_ORDER_VALUES)
+_NAIVE_COUNT_REFUND = Prepared(
+    update(orders).where(_o.id == bindparam("b_order_id")).values(_ORDER_VALUES)
+)
 # Multi-row updates, one statement per refund instead of one per line or tender; built once per
 # number of rows (orders have a handful of lines).
 _MEMO_ROWS = 64
-_take_units: dict[int, Update] = {}
-_add_tenders: dict[int, Update] = {}
+_take_units: dict[int, Prepared] = {}
+_add_tenders: dict[int, Prepared] = {}
 
 
-def _take_units_stmt(n: int) -> Update:
+def _take_units_stmt(n: int) -> Prepared:
     """Line i (``b_line_i``) gains ``b_qty_i`` units only if it still has ``b_seen_i`` refunded:
     the caller checks that all ``n`` rows moved (a concurrent writer is detected, never
     overwritten)."""
@@ -106,7 +122,7 @@ def _take_units_stmt(n: int) -> Update:
             *[(_l.line_id == lines[i], bindparam(f"b_qty_{i}", type_=Integer())) for i in range(n)],
             else_=0,
         )
-        stmt = (
+        stmt = Prepared(
             update(order_lines)
             .where((_l.order_id == bindparam("b_order_id")) & or_(*guards))
             .values(refunded_qty=_l.refunded_qty + added)
@@ -116,7 +132,7 @@ def _take_units_stmt(n: int) -> Update:
     return stmt
 
 
-def _add_tenders_stmt(n: int) -> Update:
+def _add_tenders_stmt(n: int) -> Prepared:
     """Tender i (``b_tender_i``) gets ``b_amount_i`` more refunded."""
     stmt = _add_tenders.get(n)
     if stmt is None:
@@ -128,7 +144,7 @@ def _add_tenders_stmt(n: int) -> Update:
             ],
             else_=0,
         )
-        stmt = (
+        stmt = Prepared(
             update(order_tenders)
             .where((_t.order_id == bindparam("b_order_id")) & _t.tender_id.in_(tenders))
             .values(refunded=_t.refunded + added)
@@ -153,7 +169,24 @@ class ApplyResult:
     replayed: bool = False
 
 
+# Plans previewed in this process, by their input fingerprint (order, history, customer, request,
+# policy, time: everything the pure function plan_refund reads), as stored text. apply_refund
+# reads its inputs again under the lock; when they are the ones the preview read, the plan is
+# the previewed one and is not computed a second time (bench/apply_bench.py: a third of a
+# refund's CPU time). Texts, not dicts: every caller gets its own fresh dict.
+PREVIEW_MEMO_SIZE = 1024
+_previewed: OrderedDict[str, str] = OrderedDict()
+_previewed_lock = threading.Lock()
+
+
 def _compute(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
+    return _compute_text(inputs, request, policy, at)[0]
+
+
+def _compute_text(
+    inputs: PlanInputs, request: Any, policy: Policy, at: datetime, *, remember: bool = False
+) -> tuple[dict[str, Any], str]:
+    """The plan and its stored (compact) text; ``remember``: keep it for the apply to come."""
     req = parse_request(request)
     digest = fingerprint(
         order=inputs.order,
@@ -164,6 +197,10 @@ def _compute(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> 
         now=at,
         order_digest=inputs.order_digest,
     )
+    with _previewed_lock:
+        text = _previewed.get(digest)
+    if text is not None:
+        return json.loads(text), text
     plan = plan_to_dict(
         plan_refund(
             order=inputs.order,
@@ -175,8 +212,13 @@ def _compute(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> 
             input_hash=digest,
         )
     )
-    plan["plan_hash"] = plan_hash(plan)
-    return plan
+    plan["plan_hash"], text = hash_and_text(plan)
+    if remember:
+        with _previewed_lock:
+            _previewed[digest] = text
+            while len(_previewed) > PREVIEW_MEMO_SIZE:
+                _previewed.popitem(last=False)
+    return plan, text
 
 
 def preview_refund(
@@ -185,7 +227,7 @@ def preview_refund(
     """The plan a request would apply now (nothing is written)."""
     with UnitOfWork(engine, readonly=True) as uow:
         inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=now)
-        return _compute(inputs, request, policy, now)
+        return _compute_text(inputs, request, policy, now, remember=True)[0]
 
 
 def _request_hash(order_id: str, request: Any, expected_plan_hash: str) -> str:
@@ -199,17 +241,12 @@ def _request_hash(order_id: str, request: Any, expected_plan_hash: str) -> str:
         req.return_method,
         [[u.line_id, u.quantity] for u in req.lines],
     ]
-    text = json.dumps(
-        [order_id, normal, expected_plan_hash],
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    text = compact([order_id, normal, expected_plan_hash])
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _replay(conn: Connection, key: str, request_hash: str) -> ApplyResult | None:
-    row = conn.execute(_KEY, {"key": key}).first()
+    row = _KEY.first(conn, {"key": key})
     if row is None:
         return None
     return _replayed((row.request_hash, row.response), request_hash)
@@ -273,7 +310,7 @@ def apply_refund(
             if replay is not None:
                 return replay
             try:
-                plan = _compute(inputs, request, policy, at)
+                plan, text = _compute_text(inputs, request, policy, at)
             except RefundRefused as exc:
                 # The caller previewed a plan, so these units were refundable then: another
                 # refund took them meanwhile. That is a conflict, not a bad request.
@@ -293,24 +330,23 @@ def apply_refund(
                 conn,
                 inputs=inputs,
                 plan=plan,
+                plan_text=text,
                 refund_id=refund_id,
                 actor=actor,
                 at=now,
                 naive=naive,
             )
             result = ApplyResult(refund_id, status, plan)
-            conn.execute(
-                _INSERT_KEY,
+            # The stored answer embeds the plan's stored text as it is (not encoded again).
+            answer = compact_unsorted({"refund_id": refund_id, "status": status})
+            _INSERT_KEY.run(
+                conn,
                 {
                     "key": idempotency_key,
                     "scope": "refund.apply",
                     "request_hash": request_hash,
                     "created_at": now,
-                    "response": json.dumps(
-                        {"refund_id": refund_id, "status": status, "plan": plan},
-                        ensure_ascii=False,
-                        sort_keys=True,
-                    ),
+                    "response": f'{{"plan":{text},{answer[1:]}',
                 },
             )
             fault_point("apply.after_writes")
@@ -338,6 +374,7 @@ def _write(
     actor: str,
     at: datetime,
     naive: bool,
+    plan_text: str | None = None,
 ) -> str:
     order = inputs.order
     seq = len(inputs.history) + 1
@@ -347,8 +384,8 @@ def _write(
     if naive:
         for unit in units:
             key = {"b_order_id": order.id, "b_line_id": unit["line_id"]}
-            moved = conn.execute(_NAIVE_SET_UNITS, {**key, "b_after": unit["refunded_after"]})
-            if moved.rowcount != 1:
+            moved = _NAIVE_SET_UNITS.run(conn, {**key, "b_after": unit["refunded_after"]})
+            if moved != 1:
                 raise Conflict("a concurrent refund took these units", code="refund.concurrent")
     elif units:
         taken: dict[str, Any] = {"b_order_id": order.id}
@@ -358,31 +395,31 @@ def _write(
             taken[f"b_qty_{i}"] = unit["quantity"]
         # Every line's guard must hold: one row moved per line (a plan names a line once:
         # refund.duplicate_line), or none of this refund stands.
-        if conn.execute(_take_units_stmt(len(units)), taken).rowcount != len(units):
+        if _take_units_stmt(len(units)).run(conn, taken) != len(units):
             raise Conflict("a concurrent refund took these units", code="refund.concurrent")
     shares = [share for share in plan["tenders"] if share["amount"]]
     if naive:
         for share in shares:
             key = {"b_order_id": order.id, "b_tender_id": share["tender_id"]}
-            conn.execute(_NAIVE_SET_TENDER, {**key, "b_after": share["refunded_after"]})
+            _NAIVE_SET_TENDER.run(conn, {**key, "b_after": share["refunded_after"]})
     elif shares:
         added: dict[str, Any] = {"b_order_id": order.id}
         for i, share in enumerate(shares):
             added[f"b_tender_{i}"] = share["tender_id"]
             added[f"b_amount_{i}"] = share["amount"]
-        conn.execute(_add_tenders_stmt(len(shares)), added)
+        _add_tenders_stmt(len(shares)).run(conn, added)
     counted = {"b_order_id": order.id, "b_seq": seq, "b_goods_units": goods_units}
     if naive:
-        moved = conn.execute(_NAIVE_COUNT_REFUND, counted)
+        moved = _NAIVE_COUNT_REFUND.run(conn, counted)
     else:
-        moved = conn.execute(_COUNT_REFUND, {**counted, "b_seen": len(inputs.history)})
-    if moved.rowcount != 1:
+        moved = _COUNT_REFUND.run(conn, {**counted, "b_seen": len(inputs.history)})
+    if moved != 1:
         raise Conflict("a concurrent refund changed this order", code="refund.concurrent")
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])
     status = "refunding" if waiting else "refunded"
-    conn.execute(
-        _INSERT_REFUND,
+    _INSERT_REFUND.run(
+        conn,
         {
             "id": refund_id,
             "order_id": order.id,
@@ -392,7 +429,7 @@ def _write(
             "total": plan["amount"]["total"],
             # Compact: the stored plan is only ever read back as JSON (json.loads, the metrics'
             # json_each / jsonb); dumps_plan's indented text is for people.
-            "plan": dumps_plan_compact(plan),
+            "plan": plan_text if plan_text is not None else dumps_plan_compact(plan),
             "plan_hash": plan["plan_hash"],
             "actor": actor,
             "created_at": at,
@@ -432,6 +469,8 @@ def _write(
         locale=inputs.customer.locale,
         batch=batch,
         balances=balances,
+        # SQLite: BEGIN IMMEDIATE holds the database since before the inputs were read.
+        states=inputs.entitlement_states if conn.dialect.name == "sqlite" else None,
     )
     if balances:  # moved but not posted: never, unless move_balances and the postings disagree
         raise RuntimeError(f"ledger moves without their postings: {sorted(balances)}")

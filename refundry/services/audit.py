@@ -9,7 +9,6 @@ matches the head row, which is written in the same transaction as every entry.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from refundry.domain.json_text import compact, compact_unsorted
+from refundry.store.prepared import Prepared
 from refundry.store.tables import audit_head, audit_log
 
 __all__ = ["GENESIS", "AuditTrail", "ChainReport", "entry_hash", "verify_chain"]
@@ -24,12 +25,12 @@ __all__ = ["GENESIS", "AuditTrail", "ChainReport", "entry_hash", "verify_chain"]
 GENESIS = "0" * 64
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
-_HEAD_LOCKED = (
+_HEAD_LOCKED = Prepared(
     select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 )
-_INSERT_ENTRIES = insert(audit_log)
-_INSERT_HEAD = insert(audit_head)
-_MOVE_HEAD = (
+_INSERT_ENTRIES = Prepared(insert(audit_log))
+_INSERT_HEAD = Prepared(insert(audit_head))
+_MOVE_HEAD = Prepared(
     update(audit_head)
     .where(audit_head.c.id == 1)
     .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
@@ -45,11 +46,7 @@ def _canonical(
     refund_id: str | None,
     data: str,
 ) -> str:
-    return json.dumps(
-        [seq, at.isoformat(), actor, action, order_id, refund_id, data],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    return compact_unsorted([seq, at.isoformat(), actor, action, order_id, refund_id, data])
 
 
 def entry_hash(prev_hash: str, **entry: Any) -> str:
@@ -78,12 +75,12 @@ class AuditTrail:
     def flush(self, conn: Connection) -> None:
         if not self.entries:
             return
-        head = conn.execute(_HEAD_LOCKED).first()
+        head = _HEAD_LOCKED.first(conn)
         seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
         rows = []
         for action, order_id, refund_id, data in self.entries:
             seq += 1
-            text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            text = compact(data)
             digest = entry_hash(
                 prev,
                 seq=seq,
@@ -108,11 +105,11 @@ class AuditTrail:
                 }
             )
             prev = digest
-        conn.execute(_INSERT_ENTRIES, rows)
+        _INSERT_ENTRIES.run_many(conn, rows)
         if head is None:
-            conn.execute(_INSERT_HEAD, {"id": 1, "seq": seq, "hash": prev})
+            _INSERT_HEAD.run(conn, {"id": 1, "seq": seq, "hash": prev})
         else:
-            conn.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev})
+            _MOVE_HEAD.run(conn, {"b_seq": seq, "b_hash": prev})
         self.entries.clear()
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from refundry.store.prepared import Prepared
 from refundry.store.tables import ledger_postings, outbox
 
 __all__ = ["RowBatch"]
 
 # Built once: their cache keys and compiled forms are reused.
-_INSERT_POSTINGS = insert(ledger_postings)
-_INSERT_MESSAGES = insert(outbox)
+_INSERT_POSTINGS = Prepared(insert(ledger_postings))
+_INSERT_MESSAGES = Prepared(insert(outbox))
 
 
 @dataclass(slots=True)
@@ -27,8 +28,8 @@ class RowBatch:
 
     def flush(self, conn: Connection) -> None:
         if self.postings:
-            conn.execute(_INSERT_POSTINGS, self.postings)
+            _INSERT_POSTINGS.run_many(conn, self.postings)
             self.postings.clear()
         if self.messages:
-            conn.execute(_INSERT_MESSAGES, self.messages)
+            _INSERT_MESSAGES.run_many(conn, self.messages)
             self.messages.clear()

@@ -8,17 +8,18 @@ every effect gets its audit entry and, where the customer is told, its notificat
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
+from refundry.domain.json_text import spaced
 from refundry.domain.order import Order
 from refundry.services.audit import AuditTrail
 from refundry.services.batch import RowBatch
 from refundry.services.ledger import move_accounts, post
 from refundry.services.outbox import enqueue
+from refundry.store.prepared import Prepared
 from refundry.store.tables import (
     campaign_quotas,
     campaign_rewards,
@@ -34,38 +35,40 @@ __all__ = ["move_balances", "record_effects", "record_tenders"]
 GATEWAY_TOPIC = "gateway.refund"
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
-_INSERT_TENDERS = insert(refund_tenders)
-_INSERT_EFFECTS = insert(refund_effects)
-_INSERT_ENTITLEMENT = insert(entitlements)
-_SET_TIER = (
+_INSERT_TENDERS = Prepared(insert(refund_tenders))
+_INSERT_EFFECTS = Prepared(insert(refund_effects))
+_INSERT_ENTITLEMENT = Prepared(insert(entitlements))
+_SET_TIER = Prepared(
     update(customers)
     .where(customers.c.id == bindparam("b_customer_id"))
     .values(tier=bindparam("b_tier"))
 )
 _e = entitlements.c
-_ENTITLEMENT = select(entitlements).where(_e.id == bindparam("b_item_id"))
-_ENTITLEMENT_STATE = select(_e.state).where(_e.id == bindparam("b_item_id"))
+_ENTITLEMENT = Prepared(select(entitlements).where(_e.id == bindparam("b_item_id")))
+_ENTITLEMENT_STATE = Prepared(select(_e.state).where(_e.id == bindparam("b_item_id")))
 # ``available`` also unlinks the order that used it.
-_SET_STATE = (
+_state_update = (
     update(entitlements)
     .where(_e.id == bindparam("b_item_id"))
     .values(state=bindparam("b_state"), updated_at=bindparam("b_at", type_=_e.updated_at.type))
 )
-_SET_STATE_UNLINKED = _SET_STATE.values(order_id=None)
+_SET_STATE = Prepared(_state_update)
+_SET_STATE_UNLINKED = Prepared(_state_update.values(order_id=None))
 # PostgreSQL: the state before and the new state in one round trip (the subquery locks the row
 # and reads it; RETURNING gives the subquery's, i.e. the earlier, state).
 _OLD = (
     select(_e.id, _e.state).where(_e.id == bindparam("b_item_id")).with_for_update().subquery("old")
 )
-_SWAP_STATE = (
+_swap_state = (
     update(entitlements)
     .where(_e.id == _OLD.c.id)
     .values(state=bindparam("b_state"), updated_at=bindparam("b_at", type_=_e.updated_at.type))
     .returning(_OLD.c.state)
 )
-_SWAP_STATE_UNLINKED = _SWAP_STATE.values(order_id=None)
+_SWAP_STATE = Prepared(_swap_state)
+_SWAP_STATE_UNLINKED = Prepared(_swap_state.values(order_id=None))
 _s, _q, _r = campaign_spend.c, campaign_quotas.c, campaign_rewards.c
-_LESS_SPEND = (
+_LESS_SPEND = Prepared(
     update(campaign_spend)
     .where(
         (_s.customer_id == bindparam("b_customer_id"))
@@ -73,7 +76,7 @@ _LESS_SPEND = (
     )
     .values(spend=_s.spend - bindparam("b_amount"))
 )
-_RELEASE_QUOTA = (
+_RELEASE_QUOTA = Prepared(
     update(campaign_quotas)
     .where(
         (_q.customer_id == bindparam("b_customer_id"))
@@ -83,7 +86,7 @@ _RELEASE_QUOTA = (
     .values(used=_q.used - 1)
 )
 _reduced_after = _r.reduced + bindparam("b_amount")
-_REDUCE_REWARD = (
+_REDUCE_REWARD = Prepared(
     update(campaign_rewards)
     .where(_r.id == bindparam("b_reward_id"))
     .values(
@@ -228,7 +231,7 @@ def record_tenders(
             status=status,
         )
     if rows:
-        conn.execute(_INSERT_TENDERS, rows)
+        _INSERT_TENDERS.run_many(conn, rows)
     return waiting
 
 
@@ -243,21 +246,32 @@ def record_effects(
     locale: str,
     batch: RowBatch,
     balances: dict[str, int] | None = None,
+    states: dict[str, str] | None = None,
 ) -> None:
-    """``balances``: from ``move_balances`` (those accounts have already moved)."""
+    """``balances``: from ``move_balances`` (those accounts have already moved). ``states``:
+    the current state of the order's coupons and entitlements, when the caller read them in
+    this transaction under a lock no other writer can pass (SQLite's write lock): they are
+    then not read again before they change."""
     cid = order.customer_id
     rows = []
     for position, effect in enumerate(plan["effects"]):
         kind = effect["type"]
         before_after = _apply_effect(
-            conn, effect, order=order, refund_id=refund_id, at=at, batch=batch, balances=balances
+            conn,
+            effect,
+            order=order,
+            refund_id=refund_id,
+            at=at,
+            batch=batch,
+            balances=balances,
+            states=states or {},
         )
         rows.append(
             {
                 "refund_id": refund_id,
                 "position": position,
                 "type": kind,
-                "data": json.dumps(effect, ensure_ascii=False, sort_keys=True),
+                "data": spaced(effect),
             }
         )
         data = {k: v for k, v in effect.items() if k != "type"}
@@ -265,7 +279,7 @@ def record_effects(
             f"effect.{kind}", order_id=order.id, refund_id=refund_id, **data, **before_after
         )
     if rows:
-        conn.execute(_INSERT_EFFECTS, rows)
+        _INSERT_EFFECTS.run_many(conn, rows)
     for i, notice in enumerate(plan["notifications"]):
         enqueue(
             conn,
@@ -293,6 +307,7 @@ def _apply_effect(
     at: datetime,
     batch: RowBatch,
     balances: dict[str, int] | None = None,
+    states: dict[str, str],
 ) -> dict[str, Any]:
     """Change the store for one effect; returns before/after figures for the audit entry."""
     kind = effect["type"]
@@ -316,20 +331,20 @@ def _apply_effect(
         )
         return {"balance_before": after + effect[field_name], "balance_after": after}
     if kind == "tier_change":
-        conn.execute(_SET_TIER, {"b_customer_id": cid, "b_tier": effect["to"]})
+        _SET_TIER.run(conn, {"b_customer_id": cid, "b_tier": effect["to"]})
         return {}
     if kind in ("coupon_return", "entitlement_reactivate"):
         item = effect.get("coupon_id") or effect["entitlement_id"]
-        return _set_state(conn, item, "available", at)
+        return _set_state(conn, item, "available", at, before=states.get(item))
     if kind in ("coupon_forfeit", "entitlement_forfeit"):
         item = effect.get("coupon_id") or effect["entitlement_id"]
-        return _set_state(conn, item, "forfeited", at)
+        return _set_state(conn, item, "forfeited", at, before=states.get(item))
     if kind in ("coupon_reissue", "entitlement_reissue"):
         item = effect.get("coupon_id") or effect["entitlement_id"]
-        old = conn.execute(_ENTITLEMENT, {"b_item_id": item}).one()
+        old = _ENTITLEMENT.first(conn, {"b_item_id": item})
         new_id = f"{item}~{refund_id}"
-        conn.execute(
-            _INSERT_ENTITLEMENT,
+        _INSERT_ENTITLEMENT.run(
+            conn,
             {
                 "id": new_id,
                 "customer_id": cid,
@@ -345,8 +360,8 @@ def _apply_effect(
         _set_state(conn, item, "replaced", at, before=old.state)
         return {"replacement_id": new_id}
     if kind == "campaign_spend_decrease":
-        conn.execute(
-            _LESS_SPEND,
+        _LESS_SPEND.run(
+            conn,
             {
                 "b_customer_id": cid,
                 "b_campaign_id": effect["campaign_id"],
@@ -355,14 +370,14 @@ def _apply_effect(
         )
         return {}
     if kind in ("quota_release", "first_purchase_restored"):
-        conn.execute(_RELEASE_QUOTA, {"b_customer_id": cid, "b_campaign_id": effect["campaign_id"]})
+        _RELEASE_QUOTA.run(conn, {"b_customer_id": cid, "b_campaign_id": effect["campaign_id"]})
         return {}
     if kind in ("reward_clawback", "reward_cancel"):
         final = "clawed_back" if kind == "reward_clawback" else "cancelled"
-        row = conn.execute(
-            _REDUCE_REWARD,
+        row = _REDUCE_REWARD.first(
+            conn,
             {"b_reward_id": effect["reward_id"], "b_amount": effect["amount"], "b_final": final},
-        ).one()
+        )
         after = int(row.reduced)
         return {"reduced_before": after - effect["amount"], "reduced_after": after}
     return {}
@@ -375,9 +390,9 @@ def _set_state(
     params = {"b_item_id": item_id, "b_state": state, "b_at": at}
     if before is None and conn.dialect.name != "sqlite":
         swap = _SWAP_STATE_UNLINKED if state == "available" else _SWAP_STATE
-        before = conn.execute(swap, params).scalar_one()
+        before = swap.first(conn, params)[0]
         return {"state_before": before, "state_after": state}
     if before is None:
-        before = conn.execute(_ENTITLEMENT_STATE, {"b_item_id": item_id}).scalar_one()
-    conn.execute(_SET_STATE_UNLINKED if state == "available" else _SET_STATE, params)
+        before = _ENTITLEMENT_STATE.first(conn, {"b_item_id": item_id})[0]
+    (_SET_STATE_UNLINKED if state == "available" else _SET_STATE).run(conn, params)
     return {"state_before": before, "state_after": state}

@@ -36,6 +36,7 @@ from refundry.store.tables import (
     customers,
     entitlements,
     order_adjustments,
+    order_entitlements,
     order_lines,
     order_tenders,
     orders,
@@ -358,6 +359,11 @@ def _consume(conn: Connection, order: Order, now: datetime) -> None:
                     updated_at=now,
                 )
             )
+    if used:
+        conn.execute(
+            insert(order_entitlements),
+            [{"order_id": order.id, "entitlement_id": i} for i in sorted({u[1] for u in used})],
+        )
     for c in order.campaigns:
         if c.kind == CampaignKind.CUMULATIVE_CASHBACK:
             spend = sum(order.paid[i] for i in order.campaign_lines[c.id])

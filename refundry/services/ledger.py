@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     String,
-    Update,
     bindparam,
     case,
     insert,
@@ -25,22 +24,23 @@ from sqlalchemy import (
 )
 
 from refundry.services.batch import RowBatch
+from refundry.store.prepared import Prepared
 from refundry.store.tables import ledger_accounts, ledger_postings
 
 __all__ = ["account_id", "balance", "move_accounts", "post", "shop_account_id"]
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
 _a = ledger_accounts.c
-_MOVE = (
+_MOVE = Prepared(
     update(ledger_accounts)
     .where(_a.id == bindparam("b_id"))
     .values(balance=_a.balance + bindparam("b_delta"))
     .returning(_a.balance)
 )
-_OPEN_ACCOUNT = insert(ledger_accounts)
-_INSERT_POSTINGS = insert(ledger_postings)
-_BALANCE = select(_a.balance).where(_a.id == bindparam("b_id"))
-_move_many: dict[int, Update] = {}
+_OPEN_ACCOUNT = Prepared(insert(ledger_accounts))
+_INSERT_POSTINGS = Prepared(insert(ledger_postings))
+_BALANCE = Prepared(select(_a.balance).where(_a.id == bindparam("b_id")))
+_move_many: dict[int, Prepared] = {}
 
 
 def account_id(kind: str, customer_id: str) -> str:
@@ -54,13 +54,13 @@ def shop_account_id(kind: str) -> str:
 
 def _move(conn: Connection, acc: str, kind: str, customer_id: str, delta: int) -> int:
     """Add ``delta`` to a customer account; returns the new balance."""
-    moved = conn.execute(_MOVE, {"b_id": acc, "b_delta": delta}).first()
+    moved = _MOVE.first(conn, {"b_id": acc, "b_delta": delta})
     if moved is not None:
         return int(moved[0])
     # First movement of this account. Points may go negative (policy allow_negative); wallets,
     # gift cards and growth may not (the CHECK constraint refuses it).
-    conn.execute(
-        _OPEN_ACCOUNT,
+    _OPEN_ACCOUNT.run(
+        conn,
         {
             "id": acc,
             "kind": kind,
@@ -72,7 +72,7 @@ def _move(conn: Connection, acc: str, kind: str, customer_id: str, delta: int) -
     return delta
 
 
-def _move_many_stmt(n: int) -> Update:
+def _move_many_stmt(n: int) -> Prepared:
     """Account ``b_id_i`` gains ``b_delta_i``; the rows are locked (PostgreSQL) in the order
     given, as one UPDATE per account would lock them, then updated; returns (id, balance)."""
     stmt = _move_many.get(n)
@@ -88,7 +88,7 @@ def _move_many_stmt(n: int) -> Update:
             *[(_a.id == ids[i], bindparam(f"b_delta_{i}", type_=BigInteger())) for i in range(n)],
             else_=0,
         )
-        stmt = (
+        stmt = Prepared(
             update(ledger_accounts)
             .where(_a.id.in_(locked))
             .values(balance=_a.balance + added)
@@ -127,11 +127,11 @@ def move_accounts(
     for i, (acc, total) in enumerate(totals.items()):
         params[f"b_id_{i}"] = acc
         params[f"b_delta_{i}"] = total
-    final = {str(r[0]): int(r[1]) for r in conn.execute(_move_many_stmt(len(totals)), params)}
+    final = {str(r[0]): int(r[1]) for r in _move_many_stmt(len(totals)).rows(conn, params)}
     for acc, total in totals.items():
         if acc not in final:  # first movement of this account (see _move)
-            conn.execute(
-                _OPEN_ACCOUNT,
+            _OPEN_ACCOUNT.run(
+                conn,
                 {
                     "id": acc,
                     "kind": kinds[acc],
@@ -190,11 +190,11 @@ def post(
     if batch is not None:
         batch.postings.extend(rows)
     else:
-        conn.execute(_INSERT_POSTINGS, rows)
+        _INSERT_POSTINGS.run_many(conn, rows)
     return after
 
 
 def balance(conn: Connection, kind: str, customer_id: str) -> int:
     """A customer account's balance (0 if it never moved)."""
-    row = conn.execute(_BALANCE, {"b_id": account_id(kind, customer_id)}).first()
+    row = _BALANCE.first(conn, {"b_id": account_id(kind, customer_id)})
     return int(row[0]) if row else 0

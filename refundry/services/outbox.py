@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
+from refundry.domain.json_text import spaced
 from refundry.services.batch import RowBatch
+from refundry.store.prepared import Prepared
 from refundry.store.tables import customers, outbox
 
 __all__ = ["enqueue", "notify_customer"]
 
-_INSERT = insert(outbox)  # built once: its cache key and compiled form are reused
+_INSERT = Prepared(insert(outbox))  # built once: its cache key and compiled form are reused
 
 
 def enqueue(
@@ -34,12 +35,12 @@ def enqueue(
         "attempts": 0,
         "available_at": at,
         "created_at": at,
-        "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
+        "payload": spaced(payload),
     }
     if batch is not None:
         batch.messages.append(row)
     else:
-        conn.execute(_INSERT, row)
+        _INSERT.run(conn, row)
 
 
 def notify_customer(

@@ -12,13 +12,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Integer,
     String,
     bindparam,
+    cast,
     literal_column,
     null,
     select,
@@ -38,6 +39,7 @@ from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
 from refundry.services.errors import NotFound
 from refundry.services.ledger import account_id
+from refundry.store.prepared import Prepared
 from refundry.store.tables import (
     campaign_quotas,
     campaign_rewards,
@@ -46,9 +48,11 @@ from refundry.store.tables import (
     entitlements,
     idempotency_keys,
     ledger_accounts,
+    order_entitlements,
     orders,
     refunds,
 )
+from refundry.store.types import UTCDateTime
 
 __all__ = ["PlanInputs", "load_plan_inputs"]
 
@@ -58,7 +62,9 @@ __all__ = ["PlanInputs", "load_plan_inputs"]
 
 # PostgreSQL: the order row's lock, taken alone before anything is read (a statement sees the
 # database as of its start, so what is read with the lock could predate the lock's holder).
-_LOCK_ORDER = select(orders.c.id).where(orders.c.id == bindparam("order_id")).with_for_update()
+_LOCK_ORDER = Prepared(
+    select(orders.c.id).where(orders.c.id == bindparam("order_id")).with_for_update()
+)
 
 _la = ledger_accounts.c
 
@@ -86,22 +92,25 @@ def _customer_columns(customer_id: Any) -> list[Any]:
 
 
 def _plan_state(with_answer: bool) -> Any:
-    """Everything keyed by the order id, in one round trip: UNION ALL of rows of four kinds
-    (``k``), in columns ``t1…t6`` (text) and ``n1…n3`` (numbers):
+    """Everything keyed by the order id, in one round trip: UNION ALL of rows of five kinds
+    (``k``), in columns ``t1…t6`` (text), ``n1…n3`` (numbers) and ``d1`` (a time):
 
     0. the order's document and customer id, the customer (NULL: no such customer) and its
        points, wallet and growth balances (NULL: never moved);
     1. the order's rewards: id, status;
     2. its earlier refunds' plans, by seq;
-    3. (``with_answer``) the stored first answer of the idempotency key: request hash, response.
+    3. (``with_answer``) the stored first answer of the idempotency key: request hash, response;
+    4. the coupons and entitlements the order used: id, category, kind, state, value,
+       valid_until.
     """
-    text_null, number_null = null(), null()
+    text_null, number_null, no_time = null(), null(), null()
     order_and_customer = (
         select(
             literal_column("0", Integer).label("k"),
             orders.c.document.label("t1"),
             orders.c.customer_id.label("t2"),
             *_customer_columns(orders.c.customer_id),
+            cast(null(), UTCDateTime()).label("d1"),  # typed: PostgreSQL unifies by it
         )
         .select_from(orders.outerjoin(customers, customers.c.id == orders.c.customer_id))
         .where(orders.c.id == bindparam("order_id"))
@@ -112,6 +121,7 @@ def _plan_state(with_answer: bool) -> Any:
         campaign_rewards.c.status,
         *[text_null] * 4,
         *[number_null] * 3,
+        no_time,
     ).where(campaign_rewards.c.order_id == bindparam("order_id"))
     plans = select(
         literal_column("2", Integer),
@@ -119,8 +129,25 @@ def _plan_state(with_answer: bool) -> Any:
         *[text_null] * 5,
         refunds.c.seq,
         *[number_null] * 2,
+        no_time,
     ).where(refunds.c.order_id == bindparam("order_id"))
-    parts = [order_and_customer, rewards, plans]
+    e, oe = entitlements.c, order_entitlements.c
+    used = (
+        select(
+            literal_column("4", Integer),
+            e.id,
+            e.category,
+            e.kind,
+            e.state,
+            *[text_null] * 2,
+            e.value,
+            *[number_null] * 2,
+            e.valid_until,
+        )
+        .select_from(order_entitlements.join(entitlements, e.id == oe.entitlement_id))
+        .where(oe.order_id == bindparam("order_id"))
+    )
+    parts = [order_and_customer, rewards, plans, used]
     if with_answer:
         k = idempotency_keys.c
         answer = select(
@@ -129,18 +156,32 @@ def _plan_state(with_answer: bool) -> Any:
             k.response,
             *[text_null] * 4,
             *[number_null] * 3,
+            no_time,
         ).where(k.key == bindparam("idempotency_key"))
         parts.append(answer)
     both = union_all(*parts)
     return both.order_by(both.selected_columns.k, both.selected_columns.n1)
 
 
-_PLAN_STATE = _plan_state(with_answer=False)
-_PLAN_STATE_AND_ANSWER = _plan_state(with_answer=True)
-_CUSTOMER = select(*_customer_columns(customers.c.id)).where(
-    customers.c.id == bindparam("customer_id")
+_PLAN_STATE = Prepared(_plan_state(with_answer=False))
+_PLAN_STATE_AND_ANSWER = Prepared(_plan_state(with_answer=True))
+_CUSTOMER = Prepared(
+    select(*_customer_columns(customers.c.id)).where(customers.c.id == bindparam("customer_id"))
 )
-_ENTITLEMENTS = select(entitlements).where(entitlements.c.id.in_(bindparam("ids", expanding=True)))
+_entitlements: dict[int, Prepared] = {}
+
+
+def _entitlements_stmt(n: int) -> Prepared:
+    """The entitlements ``id_0`` … ``id_{n-1}`` (an order uses a handful)."""
+    stmt = _entitlements.get(n)
+    if stmt is None:
+        ids = [bindparam(f"id_{i}", type_=String()) for i in range(n)]
+        stmt = Prepared(select(entitlements).where(entitlements.c.id.in_(ids)))
+        if n <= 64:
+            _entitlements[n] = stmt
+    return stmt
+
+
 _SPEND = select(campaign_spend).where(
     campaign_spend.c.customer_id == bindparam("customer_id"),
     campaign_spend.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
@@ -192,6 +233,21 @@ def _parsed_order(text: str, status: dict[str, str], digest: str, policy: Policy
     return order
 
 
+class _UsedEntitlement(NamedTuple):
+    id: str
+    category: str
+    kind: str
+    state: str
+    value: int
+    valid_until: datetime | None
+
+
+# Customer snapshots, by the values they were built from (see load_customer).
+SNAPSHOT_CACHE_SIZE = 1024
+_snapshots: OrderedDict[tuple[Any, ...], CustomerSnapshot] = OrderedDict()
+_snapshots_lock = threading.Lock()
+
+
 @dataclass(frozen=True, slots=True)
 class PlanInputs:
     order: Order
@@ -202,6 +258,8 @@ class PlanInputs:
     # With ``load_plan_inputs(idempotency_key=…)``: the key's stored (request hash, response),
     # None if the key is new.
     key_answer: tuple[str, str] | None = None
+    # The state of each coupon and entitlement the order used, as read with the rest.
+    entitlement_states: dict[str, str] | None = None
 
 
 def load_plan_inputs(
@@ -220,7 +278,7 @@ def load_plan_inputs(
     Round trips: the lock (PostgreSQL only), one read of everything keyed by the order, one of
     the coupons and entitlements it used, and only for campaigns that need them their state."""
     locked = lock and conn.dialect.name != "sqlite"
-    if locked and conn.execute(_LOCK_ORDER, {"order_id": order_id}).first() is None:
+    if locked and _LOCK_ORDER.first(conn, {"order_id": order_id}) is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
     params = {"order_id": order_id}
     query = _PLAN_STATE
@@ -231,15 +289,18 @@ def load_plan_inputs(
     status: dict[str, str] = {}
     stored_plans: list[str] = []
     key_answer = None
-    for r in conn.execute(query, params):
+    used: list[Any] = []
+    for r in query.rows(conn, params):
         if r.k == 0:
             row = r
         elif r.k == 1:
             status[r.t1] = r.t2
         elif r.k == 2:
             stored_plans.append(r.t1)
-        else:
+        elif r.k == 3:
             key_answer = (str(r.t1), str(r.t2))
+        else:
+            used.append(_UsedEntitlement(r.t1, r.t2, r.t3, r.t4, r.n1, r.d1))
     if row is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
     customer_id = row.t2
@@ -248,13 +309,17 @@ def load_plan_inputs(
     order = _parsed_order(row.t1, status, order_digest, policy)
 
     plans = [json.loads(p) for p in stored_plans]
+    states: dict[str, str] = {}
     return PlanInputs(
         order=order,
         order_digest=order_digest,
         history=parse_history(plans),
         history_plans=plans,
-        customer=load_customer(conn, customer_id, order, row=row, now=now),
+        customer=load_customer(
+            conn, customer_id, order, row=row, now=now, states=states, used=used
+        ),
         key_answer=key_answer,
+        entitlement_states=states,
     )
 
 
@@ -265,21 +330,29 @@ def load_customer(
     *,
     row: Any = None,
     now: datetime | None = None,
+    states: dict[str, str] | None = None,
+    used: list[Any] | None = None,
 ) -> CustomerSnapshot:
     """The customer as the plan sees it; ``row`` is the customer's part of the plan-state read
-    (its ``t3`` NULL if there is no such customer), else it is read here."""
+    (its ``t3`` NULL if there is no such customer), else it is read here. ``states``: filled
+    with the state of each coupon and entitlement the order used. ``used``: those rows, read
+    with the plan state (from ``order_entitlements``); else read here by the order's ids."""
     if row is None:
-        row = conn.execute(_CUSTOMER, {"customer_id": customer_id}).first()
+        row = _CUSTOMER.first(conn, {"customer_id": customer_id})
     if row is None or row.t3 is None:
         raise NotFound(f"no customer {customer_id!r}", code="customer.not_found")
     used_ids = {a.source.id for a in order.adjustments if a.source.type != "campaign"}
     used_ids.update(b.id for b in order.benefits)
-    coupons: dict[str, Entitlement] = {}
-    held: dict[str, Entitlement] = {}
-    if used_ids:
-        for e in conn.execute(_ENTITLEMENTS, {"ids": sorted(used_ids)}):
-            item = Entitlement(id=e.id, kind=e.kind, value=int(e.value), valid_until=e.valid_until)
-            (coupons if e.category == "coupon" else held)[e.id] = item
+    if used is None and used_ids:
+        ids = {f"id_{i}": item for i, item in enumerate(sorted(used_ids))}
+        used = _entitlements_stmt(len(ids)).rows(conn, ids)
+    rows = [
+        (e.id, e.category, e.kind, e.state, e.value, e.valid_until)
+        for e in used or ()
+        if e.id in used_ids
+    ]
+    if states is not None:
+        states.update((e[0], e[3]) for e in rows)
     # Only the campaigns whose state the plan reads: spend for cumulative cashback, quotas for
     # campaigns that count participations, "another paid order" for first purchase.
     kinds = {c.id: c.kind for c in order.campaigns}
@@ -324,7 +397,30 @@ def load_customer(
         ).first()
         if other is not None:
             others = (OtherOrder(id=other.id, paid=True, fully_refunded=False),)
-    return CustomerSnapshot(
+    # Everything the snapshot is made of, as read: the same values give the same (immutable)
+    # snapshot object, so apply re-reading what its preview read builds and hashes nothing.
+    key = (
+        customer_id,
+        order.id,
+        (row.t4, row.t5, row.t6, row.n1, row.n2, row.n3),  # locale … balances
+        tuple(rows),
+        tuple(sorted(spend.items())),
+        tuple(rewards),
+        tuple(sorted(quotas.items())),
+        others,
+        now,
+    )
+    with _snapshots_lock:
+        snapshot = _snapshots.get(key)
+        if snapshot is not None:
+            _snapshots.move_to_end(key)
+            return snapshot
+    coupons: dict[str, Entitlement] = {}
+    held: dict[str, Entitlement] = {}
+    for item_id, category, kind, _state, value, valid_until in rows:
+        item = Entitlement(id=item_id, kind=kind, value=int(value), valid_until=valid_until)
+        (coupons if category == "coupon" else held)[item_id] = item
+    snapshot = CustomerSnapshot(
         customer_id=customer_id,
         locale=row.t4,
         points_balance=int(row.n1 or 0),
@@ -339,6 +435,11 @@ def load_customer(
         other_orders=others,
         risk_flags=active_flags(json.loads(row.t6), now),
     )
+    with _snapshots_lock:
+        _snapshots[key] = snapshot
+        while len(_snapshots) > SNAPSHOT_CACHE_SIZE:
+            _snapshots.popitem(last=False)
+    return snapshot
 
 
 def active_flags(stored: list[Any], now: datetime | None) -> frozenset[str]:

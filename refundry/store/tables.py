@@ -165,6 +165,15 @@ entitlements = Table(
     Index("ix_entitlements_customer", "customer_id"),
 )
 
+# The coupons and entitlements each order used (written at ingest; orders are immutable), so
+# the plan inputs read them with the order in one statement.
+order_entitlements = Table(
+    "order_entitlements",
+    metadata,
+    Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("entitlement_id", String(64), ForeignKey("entitlements.id"), primary_key=True),
+)
+
 campaigns = Table(
     "campaigns",
     metadata,

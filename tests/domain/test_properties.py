@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from refundry.domain.errors import RefundryError
-from refundry.domain.json_io import plan_from_json
+from refundry.domain.json_io import dumps_plan_compact, hash_and_text, plan_from_json, plan_hash
 from refundry.domain.money import cumulative_part, split_largest_remainder
 
 from .reference_model import (
@@ -710,3 +710,16 @@ def _floats(value: object) -> bool:
     if isinstance(value, list):
         return any(_floats(v) for v in value)
     return False
+
+
+@PROFILE
+@given(scenarios())
+def test_one_pass_hash_and_text_equal_the_two_encodings(sc: Scenario) -> None:
+    """``hash_and_text`` (the apply path's single encoding) is byte for byte ``plan_hash`` and
+    ``dumps_plan_compact`` of the plan carrying that hash, on every plan of random orders."""
+    for _, _, plan in Run(sc).steps():
+        bare = {k: v for k, v in plan.items() if k != "plan_hash"}
+        digest, text = hash_and_text(bare)
+        assert digest == plan_hash(plan)
+        assert text == dumps_plan_compact({**bare, "plan_hash": digest})
+        assert json.loads(text) == {**plan, "plan_hash": digest}

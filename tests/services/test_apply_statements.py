@@ -32,9 +32,9 @@ def test_take_units_moves_every_line_or_reports_the_stale_one(engine: Engine) ->
         params |= {f"b_line_{i}": line_id, f"b_seen_{i}": before[line_id], f"b_qty_{i}": 1}
     with UnitOfWork(engine) as uow:
         stale = params | {"b_seen_1": before[ids[1]] + 1}  # someone moved line 2 meanwhile
-        assert uow.conn.execute(_take_units_stmt(2), stale).rowcount == 1  # caller: conflict
+        assert _take_units_stmt(2).run(uow.conn, stale) == 1  # caller: conflict
     with UnitOfWork(engine) as uow:
-        assert uow.conn.execute(_take_units_stmt(2), params).rowcount == 2
+        assert _take_units_stmt(2).run(uow.conn, params) == 2
         uow.commit()
     after = _lines(engine, order_id)
     assert {k: after[k] - before[k] for k in after} == {k: int(k in ids) for k in after}
@@ -48,7 +48,7 @@ def test_add_tenders_adds_each_tender_its_own_amount(engine: Engine) -> None:
     for i, tender_id in enumerate(tenders):
         params |= {f"b_tender_{i}": tender_id, f"b_amount_{i}": i + 1}
     with UnitOfWork(engine) as uow:
-        uow.conn.execute(_add_tenders_stmt(len(tenders)), params)
+        _add_tenders_stmt(len(tenders)).run(uow.conn, params)
         got = dict(
             uow.conn.execute(
                 select(order_tenders.c.tender_id, order_tenders.c.refunded).where(

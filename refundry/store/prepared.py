@@ -1,0 +1,232 @@
+"""Statements of the hot paths, compiled once per dialect and run on the driver's own cursor.
+
+``conn.execute(statement, params)`` costs ~50 µs of SQLAlchemy per statement even when the
+statement is built once and its compiled form is cached (cache key, execution context, parameter
+processing, result wrapping); the driver itself takes ~10 µs for an indexed write on SQLite. A
+refund runs ~20 statements, so on the apply path that was most of the time
+(bench/apply_bench.py). A :class:`Prepared` keeps the Core statement as the single definition —
+built from the tables in ``store.tables``, compiled by SQLAlchemy for each dialect — and runs its
+SQL text on ``conn.connection.driver_connection`` inside the connection's transaction.
+
+What is kept from ``Connection.execute``:
+  * bind processors (``UTCDateTime`` and the like) run on every parameter, result processors on
+    every column of a returned row;
+  * the engine's ``before_cursor_execute`` / ``after_cursor_execute`` listeners are called
+    (context ``None``; a listener's returned statement or parameters are not used), so
+    instrumentation and the tests' statement counters still see every statement;
+  * driver errors go through SQLAlchemy's own handler: the same ``sqlalchemy.exc`` classes
+    (``IntegrityError``…), disconnects invalidate the connection and the pool.
+
+What is not supported (refused when the statement is prepared): expanding ``IN`` parameters,
+Python-side column defaults (``Column(default=…)``: use ``server_default``). Relies on
+SQLAlchemy internals (``_bind_processors``, ``_handle_dbapi_exception``): pinned to 2.0–2.1 in
+pyproject.toml, and tests/store/test_prepared.py checks each on both databases.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, cast
+
+from sqlalchemy import Connection, Date, DateTime, Dialect, Integer, String
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+__all__ = ["Prepared", "run_driver_sql"]
+
+Processor = Callable[[Any], Any]
+_REQUIRED = object()
+# Types whose Python values are immutable: their bind processor may answer from memory.
+_IMMUTABLE = (DateTime, Date, String, Integer)
+
+
+def _remembering(proc: Processor) -> Processor:
+    """``proc`` answering again without work for the very value object it was last given
+    (a refund binds the same ``at`` datetime to a dozen rows). Only for immutable values."""
+    last: list[tuple[Any, Any]] = [(_REQUIRED, None)]
+
+    def run(value: Any) -> Any:
+        seen, out = last[0]  # one tuple: read and written atomically across threads
+        if seen is value:
+            return out
+        out = proc(value)
+        last[0] = (value, out)
+        return out
+
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """A statement as one dialect runs it."""
+
+    sql: str
+    positional: bool  # qmark/format: a tuple in ``names`` order; else a dict by ``names``
+    names: tuple[str, ...]  # the parameters' keys, as the caller passes them
+    driver_names: tuple[str, ...]  # as the SQL text spells them (escaped), for named styles
+    take: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # the values of ``names``, in order
+    bind: tuple[tuple[int, Processor], ...]  # (position in names, processor)
+    fixed: dict[str, Any]  # values bound in the statement itself (literals), by name
+    row_type: Any  # namedtuple of the result columns, None if the statement returns none
+    result: tuple[Processor | None, ...]  # per result column
+
+    def parameters(self, params: Mapping[str, Any]) -> Any:
+        if self.fixed:
+            params = {**self.fixed, **params}
+        values: Any = self.take(params)
+        if self.bind:
+            values = list(values)
+            for i, proc in self.bind:
+                values[i] = proc(values[i])
+        if self.positional:
+            return tuple(values)
+        return dict(zip(self.driver_names, values, strict=True))
+
+    def row(self, raw: Sequence[Any]) -> Any:
+        return self.row_type._make(
+            value if proc is None or value is None else proc(value)
+            for value, proc in zip(raw, self.result, strict=True)
+        )
+
+
+class Prepared:
+    """``Prepared(statement)``; then ``run`` / ``run_many`` / ``rows`` / ``first`` on a
+    Connection inside its transaction. An INSERT writes the columns its parameters name (the
+    first row's, with ``run_many``), as ``Connection.execute`` does; its compiled form is kept
+    per dialect and set of names."""
+
+    __slots__ = ("_forms", "_insert", "statement")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._insert = bool(getattr(statement, "is_insert", False))
+        self._forms: dict[tuple[str, tuple[str, ...]], _Form] = {}
+
+    def _form(self, dialect: Dialect, params: Mapping[str, Any]) -> _Form:
+        key = (dialect.name, tuple(params) if self._insert else ())
+        form = self._forms.get(key)
+        if form is None:
+            form = self._forms[key] = self._compile(dialect, list(key[1]) if self._insert else None)
+        return form
+
+    def _compile(self, dialect: Dialect, column_keys: list[str] | None) -> _Form:
+        compiled = self.statement.compile(dialect=dialect, column_keys=column_keys)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            raise ValueError(f"Python-side column defaults are not supported: {compiled.string}")
+        binds = compiled.binds
+        if any(bp.expanding for bp in binds.values()):
+            raise ValueError(f"expanding IN parameters are not supported: {compiled.string}")
+        if compiled.positiontup is not None:
+            names = tuple(compiled.positiontup)
+            positional = True
+        else:
+            names = tuple(compiled.bind_names[bp] for bp in binds.values())
+            positional = False
+        escaped: dict[str, str] = dict(compiled.escaped_bind_names or {})
+        processors = compiled._bind_processors
+        row_type: Any = None
+        result: tuple[Processor | None, ...] = ()
+        columns = compiled._result_columns
+        if columns:
+            keys = [c[0] for c in columns]
+            row_type = namedtuple("Row", keys, rename=True)  # type: ignore[misc,no-redef]
+            result = tuple(
+                c[3].dialect_impl(dialect).result_processor(dialect, None) for c in columns
+            )
+        bind = []
+        for i, name in enumerate(names):
+            proc = cast(Processor | None, processors.get(name))
+            if proc is not None:
+                immutable = binds[name].type._type_affinity in _IMMUTABLE
+                bind.append((i, _remembering(proc) if immutable else proc))
+        if len(names) == 1:
+            only = names[0]
+            take: Callable[[Mapping[str, Any]], tuple[Any, ...]] = lambda p: (p[only],)  # noqa: E731
+        elif names:
+            take = itemgetter(*names)
+        else:
+            take = lambda _p: ()  # noqa: E731
+        return _Form(
+            sql=compiled.string,
+            positional=positional,
+            names=names,
+            driver_names=tuple(escaped.get(n, n) for n in names),
+            take=take,
+            bind=tuple(bind),
+            fixed={n: bp.effective_value for n, bp in binds.items() if not bp.required},
+            row_type=row_type,
+            result=result,
+        )
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def _execute(self, conn: Connection, params: Any, many: bool) -> tuple[_Form, Any]:
+        form = self._form(conn.dialect, params[0] if many else params)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        sql = form.sql
+        if many:
+            parameters: Any = [form.parameters(p) for p in params]
+        else:
+            parameters = form.parameters(params)
+        dispatch = conn.dispatch
+        if dispatch.before_cursor_execute:  # listeners of the connection or its engine
+            for fn in dispatch.before_cursor_execute:
+                fn(conn, cursor, sql, parameters, None, many)
+        try:
+            if many:
+                cursor.executemany(sql, parameters)
+            else:
+                cursor.execute(sql, parameters)
+        except BaseException as exc:  # SQLAlchemy's handler wraps and re-raises it
+            conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
+        if dispatch.after_cursor_execute:
+            for fn in dispatch.after_cursor_execute:
+                fn(conn, cursor, sql, parameters, None, many)
+        return form, cursor
+
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
+        """Execute; returns the driver's row count."""
+        _, cursor = self._execute(conn, params or {}, False)
+        count = int(cursor.rowcount)
+        cursor.close()
+        return count
+
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set (the driver's ``executemany``)."""
+        if rows:
+            _, cursor = self._execute(conn, rows, True)
+            cursor.close()
+
+    def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every row the statement returns (SELECT, or RETURNING), processed, as named tuples."""
+        form, cursor = self._execute(conn, params or {}, False)
+        try:
+            raw = cursor.fetchall()
+        except BaseException as exc:
+            conn._handle_dbapi_exception(exc, form.sql, params, cursor, None)
+        cursor.close()
+        return [form.row(r) for r in raw]
+
+    def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The first returned row, or None."""
+        found = self.rows(conn, params)
+        return found[0] if found else None
+
+
+def run_driver_sql(conn: Connection, sql: str) -> None:
+    """Run a statement without parameters or results (``BEGIN IMMEDIATE``) on the driver's
+    cursor, driver errors mapped as for :class:`Prepared`; no cursor events."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        cursor.execute(sql)
+    except BaseException as exc:  # SQLAlchemy's handler wraps and re-raises it
+        conn._handle_dbapi_exception(exc, sql, (), cursor, None)
+    cursor.close()

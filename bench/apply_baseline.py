@@ -42,6 +42,10 @@ class Write:
         return m.group(1)
 
     @property
+    def returning(self) -> bool:
+        return " RETURNING " in self.statement
+
+    @property
     def verb(self) -> str:
         return self.statement.lstrip()[:6].upper()
 
@@ -56,6 +60,7 @@ class WriteCapture:
     verbs: Counter[str] = field(default_factory=Counter)
     in_driver: float = 0.0
     _started: float = 0.0
+    _cursors: list[Any] = field(default_factory=list)
 
     def attach(self, engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", self._starts)
@@ -83,15 +88,25 @@ class WriteCapture:
         verb = statement.lstrip()[:6].upper()
         self.verbs[verb] += 1
         if verb in ("INSERT", "UPDATE", "DELETE"):
-            self.current.append(Write(statement, parameters, executemany, cursor.rowcount))
+            # Inside refundry's PostgreSQL pipeline the count is known only once the answers
+            # are in: read at the end of the refund (the cursor stays readable).
+            self.current.append(Write(statement, parameters, executemany, -1))
+            self._cursors.append(cursor)
 
     def begin(self) -> None:
         self.current = []
+        self._cursors = []
 
     def end(self, keep: bool = True) -> None:
         if keep and self.current is not None:
-            self.refunds.append(self.current)
+            self.refunds.append(
+                [
+                    Write(w.statement, w.parameters, w.many, int(c.rowcount))
+                    for w, c in zip(self.current, self._cursors, strict=True)
+                ]
+            )
         self.current = None
+        self._cursors = []
 
     def updated_rows(self) -> Counter[str]:
         return updated_rows(self.refunds)
@@ -137,6 +152,8 @@ def replay_sqlite(
                     cur.executemany(w.statement, w.parameters)
                 else:
                     cur.execute(w.statement, w.parameters)
+                if w.returning and not w.many:
+                    cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
                 if cur.rowcount != w.rowcount:
                     raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
                 if w.verb == "UPDATE":
@@ -164,6 +181,8 @@ def replay_pg(
                     cur.executemany(w.statement, w.parameters)
                 else:
                     cur.execute(w.statement, w.parameters)
+                if w.returning and not w.many:
+                    cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
                 if cur.rowcount != w.rowcount:
                     raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
                 if w.verb == "UPDATE":

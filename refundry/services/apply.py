@@ -55,7 +55,7 @@ from refundry.services.faults import fault_point
 from refundry.services.outbox import enqueue
 from refundry.services.state import PlanInputs, load_plan_inputs
 from refundry.services.uow import UnitOfWork
-from refundry.store.prepared import Prepared
+from refundry.store.prepared import Prepared, pipelined
 from refundry.store.tables import (
     idempotency_keys,
     order_lines,
@@ -326,29 +326,31 @@ def apply_refund(
                 )
             fault_point("apply.after_plan")
             refund_id = "rf_" + uuid.uuid4().hex[:20]
-            status = _write(
-                conn,
-                inputs=inputs,
-                plan=plan,
-                plan_text=text,
-                refund_id=refund_id,
-                actor=actor,
-                at=now,
-                naive=naive,
-            )
+            # PostgreSQL: the writes go out without waiting for each answer (store.prepared).
+            with pipelined(conn):
+                status = _write(
+                    conn,
+                    inputs=inputs,
+                    plan=plan,
+                    plan_text=text,
+                    refund_id=refund_id,
+                    actor=actor,
+                    at=now,
+                    naive=naive,
+                )
+                # The stored answer embeds the plan's stored text as it is (not encoded again).
+                answer = compact_unsorted({"refund_id": refund_id, "status": status})
+                _INSERT_KEY.run(
+                    conn,
+                    {
+                        "key": idempotency_key,
+                        "scope": "refund.apply",
+                        "request_hash": request_hash,
+                        "created_at": now,
+                        "response": f'{{"plan":{text},{answer[1:]}',
+                    },
+                )
             result = ApplyResult(refund_id, status, plan)
-            # The stored answer embeds the plan's stored text as it is (not encoded again).
-            answer = compact_unsorted({"refund_id": refund_id, "status": status})
-            _INSERT_KEY.run(
-                conn,
-                {
-                    "key": idempotency_key,
-                    "scope": "refund.apply",
-                    "request_hash": request_hash,
-                    "created_at": now,
-                    "response": f'{{"plan":{text},{answer[1:]}',
-                },
-            )
             fault_point("apply.after_writes")
             uow.commit()
     except IntegrityError as exc:
@@ -384,9 +386,12 @@ def _write(
     if naive:
         for unit in units:
             key = {"b_order_id": order.id, "b_line_id": unit["line_id"]}
-            moved = _NAIVE_SET_UNITS.run(conn, {**key, "b_after": unit["refunded_after"]})
-            if moved != 1:
-                raise Conflict("a concurrent refund took these units", code="refund.concurrent")
+            _NAIVE_SET_UNITS.run_expecting(
+                conn,
+                {**key, "b_after": unit["refunded_after"]},
+                1,
+                Conflict("a concurrent refund took these units", code="refund.concurrent"),
+            )
     elif units:
         taken: dict[str, Any] = {"b_order_id": order.id}
         for i, unit in enumerate(units):
@@ -395,8 +400,12 @@ def _write(
             taken[f"b_qty_{i}"] = unit["quantity"]
         # Every line's guard must hold: one row moved per line (a plan names a line once:
         # refund.duplicate_line), or none of this refund stands.
-        if _take_units_stmt(len(units)).run(conn, taken) != len(units):
-            raise Conflict("a concurrent refund took these units", code="refund.concurrent")
+        _take_units_stmt(len(units)).run_expecting(
+            conn,
+            taken,
+            len(units),
+            Conflict("a concurrent refund took these units", code="refund.concurrent"),
+        )
     shares = [share for share in plan["tenders"] if share["amount"]]
     if naive:
         for share in shares:
@@ -409,12 +418,11 @@ def _write(
             added[f"b_amount_{i}"] = share["amount"]
         _add_tenders_stmt(len(shares)).run(conn, added)
     counted = {"b_order_id": order.id, "b_seq": seq, "b_goods_units": goods_units}
+    changed = Conflict("a concurrent refund changed this order", code="refund.concurrent")
     if naive:
-        moved = _NAIVE_COUNT_REFUND.run(conn, counted)
+        _NAIVE_COUNT_REFUND.run_expecting(conn, counted, 1, changed)
     else:
-        moved = _COUNT_REFUND.run(conn, {**counted, "b_seen": len(inputs.history)})
-    if moved != 1:
-        raise Conflict("a concurrent refund changed this order", code="refund.concurrent")
+        _COUNT_REFUND.run_expecting(conn, {**counted, "b_seen": len(inputs.history)}, 1, changed)
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])
     status = "refunding" if waiting else "refunded"
@@ -506,7 +514,8 @@ def record_refund(
 ) -> tuple[str, str]:
     """Write a ready plan's refund in the caller's transaction; returns (refund id, status)."""
     refund_id = "rf_" + uuid.uuid4().hex[:20]
-    status = _write(
-        conn, inputs=inputs, plan=plan, refund_id=refund_id, actor=actor, at=at, naive=False
-    )
+    with pipelined(conn):
+        status = _write(
+            conn, inputs=inputs, plan=plan, refund_id=refund_id, actor=actor, at=at, naive=False
+        )
     return refund_id, status

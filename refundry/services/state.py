@@ -39,7 +39,7 @@ from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
 from refundry.services.errors import NotFound
 from refundry.services.ledger import account_id
-from refundry.store.prepared import Prepared
+from refundry.store.prepared import Prepared, pipelined
 from refundry.store.tables import (
     campaign_quotas,
     campaign_rewards,
@@ -275,22 +275,30 @@ def load_plan_inputs(
     ``SELECT … FOR UPDATE``; on SQLite the write transaction already holds the database).
     ``idempotency_key`` also reads that key's stored answer (``key_answer``), after the lock.
 
-    Round trips: the lock (PostgreSQL only), one read of everything keyed by the order, one of
-    the coupons and entitlements it used, and only for campaigns that need them their state."""
+    Round trips: one for the lock (PostgreSQL only) and the read of everything keyed by the
+    order, coupons and entitlements it used included; and only for campaigns that need them,
+    their state."""
     locked = lock and conn.dialect.name != "sqlite"
-    if locked and _LOCK_ORDER.first(conn, {"order_id": order_id}) is None:
-        raise NotFound(f"no order {order_id!r}", code="order.not_found")
     params = {"order_id": order_id}
     query = _PLAN_STATE
     if idempotency_key is not None:
         params["idempotency_key"] = idempotency_key
         query = _PLAN_STATE_AND_ANSWER
+    # PostgreSQL: the transaction's BEGIN, the lock and the read go out together and are
+    # awaited once, at the end of the block (the server runs them in order: the read starts
+    # after the lock is held).
+    with pipelined(conn):
+        lock_answer = _LOCK_ORDER.later(conn, {"order_id": order_id}) if locked else None
+        answer = query.later(conn, params)
+    found = answer.rows()
+    if lock_answer is not None and lock_answer.first() is None:
+        raise NotFound(f"no order {order_id!r}", code="order.not_found")
     row = None
     status: dict[str, str] = {}
     stored_plans: list[str] = []
     key_answer = None
     used: list[Any] = []
-    for r in query.rows(conn, params):
+    for r in found:
         if r.k == 0:
             row = r
         elif r.k == 1:

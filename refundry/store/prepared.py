@@ -17,6 +17,10 @@ What is kept from ``Connection.execute``:
   * driver errors go through SQLAlchemy's own handler: the same ``sqlalchemy.exc`` classes
     (``IntegrityError``…), disconnects invalidate the connection and the pool.
 
+Cursors are not closed explicitly: a client-side cursor read to its end holds no resource (it
+is freed with the object), and its row count stays readable, by ``run_expecting`` after a
+pipeline and by cursor-event listeners.
+
 What is not supported (refused when the statement is prepared): expanding ``IN`` parameters,
 Python-side column defaults (``Column(default=…)``: use ``server_default``). Relies on
 SQLAlchemy internals (``_bind_processors``, ``_handle_dbapi_exception``): pinned to 2.0–2.1 in
@@ -26,8 +30,9 @@ pyproject.toml, and tests/store/test_prepared.py checks each on both databases.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
 
@@ -35,7 +40,7 @@ from sqlalchemy import Connection, Date, DateTime, Dialect, Integer, String
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["Prepared", "run_driver_sql"]
+__all__ = ["Later", "Prepared", "pipelined", "run_driver_sql"]
 
 Processor = Callable[[Any], Any]
 _REQUIRED = object()
@@ -191,17 +196,27 @@ class Prepared:
         return form, cursor
 
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
-        """Execute; returns the driver's row count."""
+        """Execute; returns the driver's row count (-1 inside :func:`pipelined`, where it is not
+        known yet: use ``run_expecting`` to check it)."""
         _, cursor = self._execute(conn, params or {}, False)
-        count = int(cursor.rowcount)
-        cursor.close()
-        return count
+        return -1 if _pipeline_of(conn) is not None else int(cursor.rowcount)
+
+    def run_expecting(
+        self, conn: Connection, params: Mapping[str, Any], rows: int, otherwise: Exception
+    ) -> None:
+        """Execute; raise ``otherwise`` unless it touched exactly ``rows`` rows (inside
+        :func:`pipelined`: when the pipeline's answers are in, before the block ends)."""
+        _, cursor = self._execute(conn, params, False)
+        pipe = _pipeline_of(conn)
+        if pipe is not None:
+            pipe.checks.append((cursor, rows, otherwise))
+        elif cursor.rowcount != rows:
+            raise otherwise
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute once per parameter set (the driver's ``executemany``)."""
         if rows:
-            _, cursor = self._execute(conn, rows, True)
-            cursor.close()
+            self._execute(conn, rows, True)
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row the statement returns (SELECT, or RETURNING), processed, as named tuples."""
@@ -210,8 +225,16 @@ class Prepared:
             raw = cursor.fetchall()
         except BaseException as exc:
             conn._handle_dbapi_exception(exc, form.sql, params, cursor, None)
-        cursor.close()
         return [form.row(r) for r in raw]
+
+    def later(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Later:
+        """Execute; the rows are read when asked for (inside :func:`pipelined`: without
+        waiting for them now). Outside a pipeline they are read at once."""
+        form, cursor = self._execute(conn, params or {}, False)
+        answer = Later(conn, form, cursor)
+        if _pipeline_of(conn) is None:
+            answer.rows()
+        return answer
 
     def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """The first returned row, or None."""
@@ -230,3 +253,72 @@ def run_driver_sql(conn: Connection, sql: str) -> None:
     except BaseException as exc:  # SQLAlchemy's handler wraps and re-raises it
         conn._handle_dbapi_exception(exc, sql, (), cursor, None)
     cursor.close()
+
+
+# --- pipelining (PostgreSQL) -------------------------------------------------------------------
+
+
+class Later:
+    """The rows of a statement sent by ``Prepared.later``, read on first use."""
+
+    __slots__ = ("_conn", "_cursor", "_form", "_rows")
+
+    def __init__(self, conn: Connection, form: _Form, cursor: Any) -> None:
+        self._conn, self._form, self._cursor = conn, form, cursor
+        self._rows: list[Any] | None = None
+
+    def rows(self) -> list[Any]:
+        if self._rows is None:
+            try:
+                raw = self._cursor.fetchall()
+            except BaseException as exc:
+                self._conn._handle_dbapi_exception(exc, self._form.sql, None, self._cursor, None)
+            self._rows = [self._form.row(r) for r in raw]
+        return self._rows
+
+    def first(self) -> Any:
+        found = self.rows()
+        return found[0] if found else None
+
+
+_PIPELINE = "refundry_pipeline"  # key of the pipeline in the pooled connection's info
+
+
+@dataclass(slots=True)
+class _Pipeline:
+    checks: list[tuple[Any, int, Exception]] = field(default_factory=list)
+
+
+def _pipeline_of(conn: Connection) -> _Pipeline | None:
+    info = conn.connection.info
+    return info.get(_PIPELINE) if info else None
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the block's Prepared statements are sent without waiting for each one's
+    answer (psycopg's pipeline mode): a transaction of twenty statements waits for the server a
+    few times instead of twenty. A statement whose rows are fetched (``rows``, ``first``)
+    waits for its own answer; the rest are awaited at the end of the block, where the row counts
+    given to ``run_expecting`` are checked. An error of any statement aborts the rest and is
+    raised by the block as a ``sqlalchemy.exc`` error; the caller's transaction must then be
+    rolled back, as after any failed statement. Elsewhere (SQLite: no round trips) and when
+    already inside a pipeline, the block runs as it is."""
+    if conn.dialect.name != "postgresql" or _pipeline_of(conn) is not None:
+        yield
+        return
+    fairy = conn.connection
+    driver = fairy.driver_connection
+    assert driver is not None
+    pipe = _Pipeline()
+    fairy.info[_PIPELINE] = pipe
+    try:
+        with driver.pipeline():
+            yield
+    except conn.dialect.loaded_dbapi.Error as exc:
+        conn._handle_dbapi_exception(exc, None, None, None, None)
+    finally:
+        del fairy.info[_PIPELINE]
+    for cursor, rows, otherwise in pipe.checks:
+        if cursor.rowcount != rows:
+            raise otherwise

@@ -33,7 +33,7 @@ from refundry.domain.customer import (
     OtherOrder,
     TierLevel,
 )
-from refundry.domain.json_io import parse_history, parse_order
+from refundry.domain.json_io import parse_history, parse_stored_order
 from refundry.domain.order import CampaignKind, Order
 from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
@@ -225,7 +225,7 @@ def _parsed_order(text: str, status: dict[str, str], digest: str, policy: Policy
     document = json.loads(text)
     for reward in document.get("rewards", []):
         reward["status"] = status.get(reward["id"], reward["status"])
-    order = parse_order(document, policy=policy)
+    order = parse_stored_order(document, policy=policy)  # validated when it was ingested
     with _orders_lock:
         _orders[key] = order
         while len(_orders) > ORDER_CACHE_SIZE:

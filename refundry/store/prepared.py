@@ -76,7 +76,7 @@ class _Form:
     bind: tuple[tuple[int, Processor], ...]  # (position in names, processor)
     fixed: dict[str, Any]  # values bound in the statement itself (literals), by name
     row_type: Any  # namedtuple of the result columns, None if the statement returns none
-    result: tuple[Processor | None, ...]  # per result column
+    result: tuple[tuple[int, Processor], ...]  # (result column, processor)
 
     def parameters(self, params: Mapping[str, Any]) -> Any:
         if self.fixed:
@@ -87,14 +87,17 @@ class _Form:
             for i, proc in self.bind:
                 values[i] = proc(values[i])
         if self.positional:
-            return tuple(values)
+            return values  # a tuple, or the list just processed: both are parameter sequences
         return dict(zip(self.driver_names, values, strict=True))
 
     def row(self, raw: Sequence[Any]) -> Any:
-        return self.row_type._make(
-            value if proc is None or value is None else proc(value)
-            for value, proc in zip(raw, self.result, strict=True)
-        )
+        if not self.result:
+            return self.row_type._make(raw)
+        values = list(raw)
+        for i, proc in self.result:
+            if values[i] is not None:
+                values[i] = proc(values[i])
+        return self.row_type._make(values)
 
 
 class Prepared:
@@ -134,14 +137,15 @@ class Prepared:
         escaped: dict[str, str] = dict(compiled.escaped_bind_names or {})
         processors = compiled._bind_processors
         row_type: Any = None
-        result: tuple[Processor | None, ...] = ()
+        result: list[tuple[int, Processor]] = []
         columns = compiled._result_columns
         if columns:
             keys = [c[0] for c in columns]
             row_type = namedtuple("Row", keys, rename=True)  # type: ignore[misc,no-redef]
-            result = tuple(
-                c[3].dialect_impl(dialect).result_processor(dialect, None) for c in columns
-            )
+            for i, c in enumerate(columns):
+                out = c[3].dialect_impl(dialect).result_processor(dialect, None)
+                if out is not None:
+                    result.append((i, out))
         bind = []
         for i, name in enumerate(names):
             proc = cast(Processor | None, processors.get(name))
@@ -164,7 +168,7 @@ class Prepared:
             bind=tuple(bind),
             fixed={n: bp.effective_value for n, bp in binds.items() if not bp.required},
             row_type=row_type,
-            result=result,
+            result=tuple(result),
         )
 
     # --- running ---------------------------------------------------------------------------------

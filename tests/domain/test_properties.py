@@ -27,7 +27,15 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from refundry.domain.errors import RefundryError
-from refundry.domain.json_io import dumps_plan_compact, hash_and_text, plan_from_json, plan_hash
+from refundry.domain.json_io import (
+    dumps_plan_compact,
+    hash_and_text,
+    parse_order,
+    parse_policy,
+    parse_stored_order,
+    plan_from_json,
+    plan_hash,
+)
 from refundry.domain.money import cumulative_part, split_largest_remainder
 
 from .reference_model import (
@@ -723,3 +731,34 @@ def test_one_pass_hash_and_text_equal_the_two_encodings(sc: Scenario) -> None:
         assert digest == plan_hash(plan)
         assert text == dumps_plan_compact({**bare, "plan_hash": digest})
         assert json.loads(text) == {**plan, "plan_hash": digest}
+
+
+def _stored_form(order: JSON) -> JSON:
+    """An order document as the store keeps it (ingest writes it as JSON text)."""
+    return json.loads(json.dumps(order, sort_keys=True))
+
+
+@PROFILE
+@given(scenarios())
+def test_stored_orders_read_back_as_parse_order_reads_them(sc: Scenario) -> None:
+    """The store's fast reader of orders it ingested gives parse_order's Order, derived facts
+    (apportionment, paid per line, campaign lines) included."""
+    policy = parse_policy(sc.policy) if sc.policy else None
+    order = parse_order(_stored_form(sc.order), policy=policy)
+    stored = parse_stored_order(_stored_form(sc.order), policy=policy)
+    assert stored == order
+    assert (stored.shares, stored.paid, stored.campaign_lines, stored.goods) == (
+        order.shares,
+        order.paid,
+        order.campaign_lines,
+        order.goods,
+    )
+
+
+def test_stored_orders_read_back_the_worked_examples() -> None:
+    from refundry import worked_examples as ex
+
+    documents = [v for v in vars(ex).values() if isinstance(v, dict) and "lines" in v]
+    assert len(documents) >= 6
+    for doc in documents:
+        assert parse_stored_order(_stored_form(doc)) == parse_order(_stored_form(doc))

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Engine, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from refundry.store.prepared import Prepared
+from refundry.store.prepared import Prepared, pipelined
 from refundry.store.tables import audit_head, customers, ledger_accounts, metadata, outbox
 
 AT = datetime(2026, 11, 25, 9, 30, tzinfo=timezone(timedelta(hours=8)))
@@ -123,3 +123,42 @@ def test_unsupported_statements_are_refused_when_prepared(engine: Engine) -> Non
     table.append_column(Column("extra", outbox.c.status.type, default="x"))
     with engine.begin() as conn, pytest.raises(ValueError, match="defaults"):
         Prepared(insert(table)).run(conn, message("d-1"))
+
+
+class Moved(Exception):
+    pass
+
+
+def test_pipelined_block_checks_row_counts_when_the_answers_are_in(engine: Engine) -> None:
+    touch = Prepared(
+        update(outbox)
+        .where(outbox.c.key == bindparam("key"))
+        .values(attempts=outbox.c.attempts + 1)
+    )
+    with engine.begin() as conn:
+        INSERT_MESSAGE.run_many(conn, [message("p-1"), message("p-2")])
+    with engine.connect() as conn:
+        tx = conn.begin()
+        with pipelined(conn):
+            touch.run_expecting(conn, {"key": "p-1"}, 1, Moved("p-1"))
+            answer = MESSAGE.later(conn, {"key": "p-2"})
+        assert answer.first().attempts == 0
+        with pytest.raises(Moved, match="p-9"), pipelined(conn):
+            touch.run_expecting(conn, {"key": "p-2"}, 1, Moved("p-2"))
+            touch.run_expecting(conn, {"key": "p-9"}, 1, Moved("p-9"))  # no such row
+        tx.rollback()
+    with engine.connect() as conn:
+        attempts = dict(conn.execute(select(outbox.c.key, outbox.c.attempts)).all())
+    assert attempts == {"p-1": 0, "p-2": 0}  # rolled back with the transaction
+
+
+def test_an_error_inside_a_pipeline_is_a_sqlalchemy_error(engine: Engine) -> None:
+    with engine.connect() as conn:
+        tx = conn.begin()
+        with pytest.raises(IntegrityError), pipelined(conn):
+            INSERT_MESSAGE.run(conn, message("twice"))
+            INSERT_MESSAGE.run(conn, message("twice"))
+            INSERT_MESSAGE.run(conn, message("after"))
+        tx.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(select(outbox.c.key)).all() == []

@@ -135,65 +135,65 @@ def sqlite_connect(path: str) -> sqlite3.Connection:
 
 
 def replay_sqlite(
-    path: str, refunds: Sequence[Sequence[Write]], warmup: int
+    conn: sqlite3.Connection, refunds: Sequence[Sequence[Write]], warmup: int
 ) -> tuple[float, Counter[str]]:
-    """(seconds spent on refunds[warmup:], rows updated per table); the first ``warmup``
-    refunds are replayed untimed."""
-    conn = sqlite_connect(path)
+    """(seconds spent on refunds[warmup:], rows updated per table) on ``conn``
+    (``sqlite_connect``); the first ``warmup`` refunds are replayed untimed."""
     cur = conn.cursor()
     elapsed = 0.0
     updated: Counter[str] = Counter()
-    try:
-        for i, writes in enumerate(refunds):
-            start = time.perf_counter()
-            cur.execute("BEGIN IMMEDIATE")
-            for w in writes:
-                if w.many:
-                    cur.executemany(w.statement, w.parameters)
-                else:
-                    cur.execute(w.statement, w.parameters)
-                if w.returning and not w.many:
-                    cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
-                if cur.rowcount != w.rowcount:
-                    raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
-                if w.verb == "UPDATE":
-                    updated[w.table] += cur.rowcount
-            cur.execute("COMMIT")
-            if i >= warmup:
-                elapsed += time.perf_counter() - start
-    finally:
-        conn.close()
+    for i, writes in enumerate(refunds):
+        start = time.perf_counter()
+        cur.execute("BEGIN IMMEDIATE")
+        for w in writes:
+            if w.many:
+                cur.executemany(w.statement, w.parameters)
+            else:
+                cur.execute(w.statement, w.parameters)
+            if w.returning and not w.many:
+                cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
+            if cur.rowcount != w.rowcount:
+                raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
+            if w.verb == "UPDATE":
+                updated[w.table] += cur.rowcount
+        cur.execute("COMMIT")
+        if i >= warmup:
+            elapsed += time.perf_counter() - start
     return elapsed, updated
 
 
 def replay_pg(
-    url: str, refunds: Sequence[Sequence[Write]], warmup: int
+    conn: psycopg.Connection[Any], refunds: Sequence[Sequence[Write]], warmup: int
 ) -> tuple[float, Counter[str]]:
-    """The same on PostgreSQL: psycopg 3, one transaction (its implicit BEGIN) per refund."""
+    """The same on PostgreSQL (``psycopg.connect(plain_pg(url))``): one transaction (its
+    implicit BEGIN) per refund."""
     elapsed = 0.0
     updated: Counter[str] = Counter()
-    with psycopg.connect(plain_pg(url)) as conn:
-        cur = conn.cursor()
-        for i, writes in enumerate(refunds):
-            start = time.perf_counter()
-            for w in writes:
-                if w.many:
-                    cur.executemany(w.statement, w.parameters)
-                else:
-                    cur.execute(w.statement, w.parameters)
-                if w.returning and not w.many:
-                    cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
-                if cur.rowcount != w.rowcount:
-                    raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
-                if w.verb == "UPDATE":
-                    updated[w.table] += cur.rowcount
-            conn.commit()
-            if i >= warmup:
-                elapsed += time.perf_counter() - start
+    cur = conn.cursor()
+    for i, writes in enumerate(refunds):
+        start = time.perf_counter()
+        for w in writes:
+            if w.many:
+                cur.executemany(w.statement, w.parameters)
+            else:
+                cur.execute(w.statement, w.parameters)
+            if w.returning and not w.many:
+                cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
+            if cur.rowcount != w.rowcount:
+                raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
+            if w.verb == "UPDATE":
+                updated[w.table] += cur.rowcount
+        conn.commit()
+        if i >= warmup:
+            elapsed += time.perf_counter() - start
     return elapsed, updated
 
 
 # --- counting and comparing ---------------------------------------------------------------------
+
+
+def pg_connect(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(plain_pg(url))
 
 
 def plain_pg(url: str) -> str:

@@ -11,11 +11,12 @@ return gets its RMA (services/case_returns.py).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_request
@@ -27,14 +28,14 @@ from refundry.services.apply import compute_plan
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
 from refundry.services.cases import Actor, hold_units, move, new_case_id
-from refundry.services.errors import Forbidden, NotFound, Unprocessable
+from refundry.services.errors import Forbidden, NotFound, RateLimited, Unprocessable
 from refundry.services.identity import verify_code
 from refundry.services.risk import active_restrictions, assess_customer, record_restriction
 from refundry.services.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import case_events, cases, order_lines, orders
+from refundry.store.tables import case_events, cases, customers, order_lines, orders
 
-__all__ = ["CaseDesk", "OpenedCase", "open_case"]
+__all__ = ["CaseDesk", "CaseRate", "OpenedCase", "check_case_rate", "open_case"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,43 @@ class CaseDesk:
     policy: Policy
     process: ProcessPolicy
     identity_secret: bytes = b"refundry-development-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRate:
+    """At most ``limit`` cases opened by a customer in any ``window``."""
+
+    limit: int
+    window: timedelta
+
+
+def check_case_rate(conn: Connection, customer_id: str, now: datetime, rate: CaseRate) -> None:
+    """Raise ``rate.limited`` if the customer opened ``rate.limit`` cases in the window, with
+    the seconds until the oldest of them leaves it. Race-free only inside the transaction that
+    opens the case, after ``lock_customer`` (see open_case)."""
+    recent = list(
+        conn.execute(
+            select(cases.c.created_at)
+            .where(cases.c.customer_id == customer_id, cases.c.created_at > now - rate.window)
+            .order_by(cases.c.created_at)
+        ).scalars()
+    )
+    if len(recent) >= rate.limit:
+        frees_at = recent[len(recent) - rate.limit] + rate.window
+        wait = max(1, math.ceil((frees_at - now).total_seconds()))
+        raise RateLimited(
+            f"at most {rate.limit} cases per {rate.window.total_seconds():.0f} seconds; "
+            f"try again in {wait} seconds",
+            retry_after=wait,
+        )
+
+
+def lock_customer(conn: Connection, customer_id: str) -> None:
+    """PostgreSQL: the customer's row lock, so that two cases of one customer are opened one
+    after the other (SQLite: the write transaction already holds the database). Taken after
+    the order's lock, in the order the apply path takes them (order, then the customer's rows)."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(customers.c.id).where(customers.c.id == customer_id).with_for_update())
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +103,18 @@ def open_case(
     description: str = "",
     evidence: list[str] | None = None,
     otp: tuple[str, str] | None = None,
+    rate: CaseRate | None = None,
 ) -> OpenedCase:
     """Open a case for ``request`` (docs/plan-json.md request document) and review it.
 
     When the plan moves more than ``identity.otp_above_amount`` or the risk rules ask for a
     review, a customer must give ``otp`` = (code id, code) from ``request_code(purpose=
     "case.submit")``; without it ``identity.code_required`` is raised and nothing is written;
-    a wrong, expired or used code raises its own error (services/identity.py)."""
+    a wrong, expired or used code raises its own error (services/identity.py).
+
+    ``rate``: a customer who opened ``rate.limit`` cases in the window gets ``rate.limited``,
+    checked in the transaction that opens the case under the customer's lock, so concurrent
+    requests cannot all pass at ``limit - 1``."""
     req = parse_request(request)
     verified = False
     if actor.role == "customer" and _needs_code(desk, request, req.order_id, actor, now):
@@ -115,6 +158,9 @@ def open_case(
                 code="case.refund_rights_suspended",
             )
         inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True, now=now)
+        if rate is not None and actor.role == "customer":
+            lock_customer(conn, customer_id)
+            check_case_rate(conn, customer_id, now, rate)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
         needs_code = plan["amount"][

@@ -2,6 +2,7 @@
 
 RefundryError
 ├── NotFound                 order.not_found, refund.not_found
+├── RateLimited              rate.limited (carries retry_after seconds)
 ├── Conflict                 the state moved under the caller; retrying may succeed
 │     codes: plan.stale, refund.concurrent, idempotency.in_flight, order.conflict
 └── Unprocessable            the request can never succeed as sent
@@ -15,7 +16,7 @@ from typing import Any
 
 from refundry.domain.errors import RefundryError
 
-__all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "Unprocessable"]
+__all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "RateLimited", "Unprocessable"]
 
 
 class NotFound(RefundryError):
@@ -34,6 +35,16 @@ class Conflict(RefundryError):
 
 class Unprocessable(RefundryError):
     code = "unprocessable"
+
+
+class RateLimited(RefundryError):
+    """Too many cases opened by one customer in the window (HTTP 429 with Retry-After)."""
+
+    code = "rate.limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PlanStale(Conflict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 
@@ -40,10 +39,11 @@ from refundry.api.schemas_cases import (
     problems,
 )
 from refundry.domain.case import CaseState
-from refundry.domain.errors import InvalidInput, RefundryError
+from refundry.domain.errors import InvalidInput
 from refundry.services import case_actions
-from refundry.services.case_open import open_case
+from refundry.services.case_open import CaseRate, check_case_rate, open_case
 from refundry.services.cases import Actor, CaseRow, allowed_for, load_case, may_see
+from refundry.services.errors import RateLimited
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, orders
 
@@ -55,38 +55,20 @@ CaseId = Annotated[str, Path(min_length=1, max_length=64)]
 ACT = problems(401, 403, 404, 409, 422)
 
 
-class RateLimited(RefundryError):
-    """Too many cases opened by one customer in the window (HTTP 429 with Retry-After)."""
-
-    code = "rate.limited"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+def _case_rate(ctx: ApiContext) -> CaseRate:
+    """At most ``case_rate_limit`` cases per ``case_rate_window_seconds``, counted from the
+    ``cases`` table so that every API process sees the same count."""
+    return CaseRate(
+        limit=ctx.settings.case_rate_limit,
+        window=timedelta(seconds=ctx.settings.case_rate_window_seconds),
+    )
 
 
 def _check_rate(ctx: ApiContext, customer_id: str, now: datetime) -> None:
-    """At most ``case_rate_limit`` cases per ``case_rate_window_seconds``, counted from the
-    ``cases`` table so that every API process sees the same count."""
-    limit = ctx.settings.case_rate_limit
-    window = timedelta(seconds=ctx.settings.case_rate_window_seconds)
+    """An early answer before anything else is done (a one-time code is not spent on a request
+    that would be refused); ``open_case`` checks again under the customer's lock."""
     with UnitOfWork(ctx.engine, readonly=True) as uow:
-        recent = [
-            at
-            for (at,) in uow.conn.execute(
-                select(cases.c.created_at)
-                .where(cases.c.customer_id == customer_id, cases.c.created_at > now - window)
-                .order_by(cases.c.created_at)
-            )
-        ]
-    if len(recent) >= limit:
-        frees_at = recent[len(recent) - limit] + window
-        wait = max(1, math.ceil((frees_at - now).total_seconds()))
-        raise RateLimited(
-            f"at most {limit} cases per {window.total_seconds():.0f} seconds; "
-            f"try again in {wait} seconds",
-            retry_after=wait,
-        )
+        check_case_rate(uow.conn, customer_id, now, _case_rate(ctx))
 
 
 def _lines(raw: Any) -> list[CaseLine]:
@@ -177,6 +159,7 @@ def open_(body: CaseCreate, actor: ActorDep, ctx: ContextDep) -> CaseView:
         description=body.description,
         evidence=body.evidence,
         otp=(body.otp.code_id, body.otp.code) if body.otp else None,
+        rate=_case_rate(ctx) if actor.role == "customer" else None,
     )
     return _view(ctx, opened.case_id, actor)
 

@@ -343,7 +343,7 @@ _TEMPLATES: dict[str, _Template] = {
         lambda a: f"{_zh_order(a)}退款{a.money('amount')}已受理，将按原支付方式退回。",
         lambda a: (
             f"Your refund of {a.money('amount')}{_en_order(a)} is on its way back "
-            "to your original payment method."
+            "to the payment method(s) you used."
         ),
     ),
     "refund.under_manual_review": _Template(
@@ -361,7 +361,7 @@ _TEMPLATES: dict[str, _Template] = {
         lambda a: f"{_zh_order(a)}退款{a.money('amount')}正在处理中，退回原支付方式需要一些时间。",
         lambda a: (
             f"Your refund of {a.money('amount')}{_en_order(a)} is being processed; "
-            "it can take a little while to reach your original payment method."
+            "it can take a little while to reach the payment method(s) you used."
         ),
     ),
     "refund.refunded": _Template(
@@ -370,7 +370,7 @@ _TEMPLATES: dict[str, _Template] = {
         lambda a: f"{_zh_order(a)}退款{a.money('amount')}已退回原支付方式，请注意查收。",
         lambda a: (
             f"Your refund of {a.money('amount')}{_en_order(a)} has been returned "
-            "to your original payment method."
+            "to the payment method(s) you used."
         ),
     ),
     "refund.refund_failed": _Template(

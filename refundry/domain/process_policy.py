@@ -32,6 +32,7 @@ RISK_FEATURES = (
     "refund_only_count_30d",  # refund_only cases opened in the last 30 days
     "refund_amount_30d",  # minor units refunded in the last 30 days
     "refund_rate_90d_pct",  # refunded orders / paid orders over 90 days, in percent
+    "order_count_90d",  # orders paid in the last 90 days
     "account_age_days",
 )
 OPERATORS = (">=", ">", "<=", "<", "==")
@@ -80,6 +81,9 @@ class RiskRule:
     decision: str  # approve | manual_review | restrict_high_value | suspend
     days: int = 30  # how long a restriction lasts
     explain: str = ""
+    # The rule holds only for customers with at least this many orders paid in 90 days (a rate
+    # over one or two orders says little: one refunded order is 100%).
+    min_orders_90d: int = 0
 
 
 DEFAULT_RISK_RULES = (
@@ -100,6 +104,7 @@ DEFAULT_RISK_RULES = (
         "restrict_high_value",
         30,
         "most orders of the last 90 days were refunded",
+        min_orders_90d=3,
     ),
     RiskRule(
         "refund_only_pattern",

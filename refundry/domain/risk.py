@@ -57,6 +57,7 @@ class RiskFeatures:
     refund_only_count_30d: int = 0  # refund_only cases opened in the last 30 days
     refund_amount_30d: int = 0  # minor units refunded in the last 30 days
     refund_rate_90d_pct: int = 0  # orders paid in 90 days that have a refund, percent (floor)
+    order_count_90d: int = 0  # orders paid in the last 90 days
     account_age_days: int = 0
 
     def value(self, feature: str) -> int:
@@ -132,6 +133,8 @@ def _matches(rule: RiskRule, features: RiskFeatures) -> RuleMatch | None:
         )
     actual = features.value(rule.feature)
     if not _COMPARE[rule.op](actual, rule.value):
+        return None
+    if features.order_count_90d < rule.min_orders_90d:
         return None
     return RuleMatch(rule.name, rule.decision, rule.days, _explain(rule, actual))
 

@@ -74,9 +74,9 @@ def _refund_figures(conn: Connection, customer_id: str, now: datetime) -> tuple[
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def _refund_rate_90d_pct(conn: Connection, customer_id: str, now: datetime) -> int:
-    """Orders paid in the last 90 days that have a refund (by ``now``), in percent, rounded
-    down so the figure never overstates; 0 without orders."""
+def _orders_90d(conn: Connection, customer_id: str, now: datetime) -> tuple[int, int]:
+    """(orders paid in the last 90 days, the percentage of them that have a refund by ``now``,
+    rounded down so the figure never overstates; 0 without orders)."""
     o = orders.c
     refunded = exists().where(refunds.c.order_id == o.id, refunds.c.created_at <= now)
     paid, with_refund = conn.execute(
@@ -86,7 +86,7 @@ def _refund_rate_90d_pct(conn: Connection, customer_id: str, now: datetime) -> i
             o.paid_at <= now,
         )
     ).one()
-    return int(with_refund) * 100 // int(paid) if paid else 0
+    return int(paid), int(with_refund) * 100 // int(paid) if paid else 0
 
 
 def risk_features(conn: Connection, customer_id: str, *, now: datetime) -> RiskFeatures:
@@ -104,12 +104,14 @@ def risk_features(conn: Connection, customer_id: str, *, now: datetime) -> RiskF
             cases.c.kind == "refund_only",
         )
     ).scalar_one()
+    orders_90, rate_90 = _orders_90d(conn, customer_id, now)
     return RiskFeatures(
         refund_count_30d=count_30,
         refund_count_90d=count_90,
         refund_only_count_30d=int(refund_only_30),
         refund_amount_30d=amount_30,
-        refund_rate_90d_pct=_refund_rate_90d_pct(conn, customer_id, now),
+        refund_rate_90d_pct=rate_90,
+        order_count_90d=orders_90,
         account_age_days=max(0, (now - created_at).days),
     )
 

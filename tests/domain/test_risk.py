@@ -42,7 +42,14 @@ def rule(
             None,
         ),
         (
-            RiskFeatures(refund_rate_90d_pct=60, account_age_days=400),
+            # One or two orders say little: 100% of two orders is no pattern yet.
+            RiskFeatures(refund_rate_90d_pct=100, order_count_90d=2, account_age_days=400),
+            "approve",
+            (),
+            None,
+        ),
+        (
+            RiskFeatures(refund_rate_90d_pct=60, order_count_90d=3, account_age_days=400),
             "restrict_high_value",
             (
                 (
@@ -68,7 +75,9 @@ def rule(
             None,
         ),
         (
-            RiskFeatures(refund_count_30d=8, refund_rate_90d_pct=75, account_age_days=6),
+            RiskFeatures(
+                refund_count_30d=8, refund_rate_90d_pct=75, order_count_90d=4, account_age_days=6
+            ),
             "suspend",
             (
                 ("serial_refunder", "refund_count_30d = 8 ≥ 8: 8 or more refunds in 30 days"),
@@ -84,7 +93,15 @@ def rule(
             None,
         ),
     ],
-    ids=["clean", "serial", "below_serial", "rate_at_threshold", "two_reviews", "all_at_once"],
+    ids=[
+        "clean",
+        "serial",
+        "below_serial",
+        "rate_on_too_few_orders",
+        "rate_at_threshold",
+        "two_reviews",
+        "all_at_once",
+    ],
 )
 def test_default_rules_decide_with_worded_reasons(
     features: RiskFeatures,

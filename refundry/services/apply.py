@@ -47,6 +47,7 @@ from refundry.domain.json_io import (
 from refundry.domain.json_text import compact, compact_unsorted
 from refundry.domain.plan import plan_refund
 from refundry.domain.policy import Policy
+from refundry.domain.request import RefundRequest
 from refundry.services.audit import AuditTrail
 from refundry.services.batch import RowBatch
 from refundry.services.effects import move_balances, record_effects, record_tenders
@@ -180,14 +181,13 @@ _previewed_lock = threading.Lock()
 
 
 def _compute(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
-    return _compute_text(inputs, request, policy, at)[0]
+    return _compute_text(inputs, parse_request(request), policy, at)[0]
 
 
 def _compute_text(
-    inputs: PlanInputs, request: Any, policy: Policy, at: datetime, *, remember: bool = False
+    inputs: PlanInputs, req: RefundRequest, policy: Policy, at: datetime, *, remember: bool = False
 ) -> tuple[dict[str, Any], str]:
     """The plan and its stored (compact) text; ``remember``: keep it for the apply to come."""
-    req = parse_request(request)
     digest = fingerprint(
         order=inputs.order,
         history=inputs.history,
@@ -227,13 +227,12 @@ def preview_refund(
     """The plan a request would apply now (nothing is written)."""
     with UnitOfWork(engine, readonly=True) as uow:
         inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=now)
-        return _compute_text(inputs, request, policy, now, remember=True)[0]
+        return _compute_text(inputs, parse_request(request), policy, now, remember=True)[0]
 
 
-def _request_hash(order_id: str, request: Any, expected_plan_hash: str) -> str:
+def _request_hash(order_id: str, req: RefundRequest, expected_plan_hash: str) -> str:
     """Of the request as parsed (defaults filled in), so a resent request matches its first
     sending however its JSON was spelled."""
-    req = parse_request(request)
     normal = [
         req.order_id,
         req.reason,
@@ -284,7 +283,8 @@ def apply_refund(
     at = now
     if previewed_at is not None and timedelta(0) <= now - previewed_at <= PREVIEW_MAX_AGE:
         at = previewed_at  # the plan as shown, if it is still recent
-    request_hash = _request_hash(order_id, request, expected_plan_hash)
+    req = parse_request(request)
+    request_hash = _request_hash(order_id, req, expected_plan_hash)
     naive = naive_mode()
     stale_inputs = None
     if naive:
@@ -310,7 +310,7 @@ def apply_refund(
             if replay is not None:
                 return replay
             try:
-                plan, text = _compute_text(inputs, request, policy, at)
+                plan, text = _compute_text(inputs, req, policy, at)
             except RefundRefused as exc:
                 # The caller previewed a plan, so these units were refundable then: another
                 # refund took them meanwhile. That is a conflict, not a bad request.

@@ -12,17 +12,19 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from json import encoder as json_encoder
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from refundry.domain.json_text import compact, compact_unsorted
+from refundry.domain.json_text import compact
 from refundry.store.prepared import Prepared
 from refundry.store.tables import audit_head, audit_log
 
 __all__ = ["GENESIS", "AuditTrail", "ChainReport", "entry_hash", "verify_chain"]
 
 GENESIS = "0" * 64
+_text = json_encoder.encode_basestring  # a JSON string as json.dumps(ensure_ascii=False) writes
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
 _HEAD_LOCKED = Prepared(
@@ -39,14 +41,26 @@ _MOVE_HEAD = Prepared(
 
 def _canonical(
     seq: int,
-    at: datetime,
+    at: datetime | str,
     actor: str,
     action: str,
     order_id: str | None,
     refund_id: str | None,
     data: str,
 ) -> str:
-    return compact_unsorted([seq, at.isoformat(), actor, action, order_id, refund_id, data])
+    """``json.dumps([seq, at.isoformat(), actor, action, order_id, refund_id, data],
+    ensure_ascii=False, separators=(",", ":"))``, byte for byte (tests/services/test_audit.py),
+    written out: 9 entries a refund made the list encoding a measurable part of applying it.
+    ``at``: the datetime, or its ISO text already made."""
+    when = at if isinstance(at, str) else at.isoformat()
+    return (
+        f"[{int(seq)},{_text(when)},{_text(actor)},{_text(action)},"
+        f"{_maybe(order_id)},{_maybe(refund_id)},{_text(data)}]"
+    )
+
+
+def _maybe(value: str | None) -> str:
+    return "null" if value is None else _text(value)
 
 
 def entry_hash(prev_hash: str, **entry: Any) -> str:
@@ -77,6 +91,7 @@ class AuditTrail:
             return
         head = _HEAD_LOCKED.first(conn)
         seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+        when = self.at.isoformat()
         rows = []
         for action, order_id, refund_id, data in self.entries:
             seq += 1
@@ -84,7 +99,7 @@ class AuditTrail:
             digest = entry_hash(
                 prev,
                 seq=seq,
-                at=self.at,
+                at=when,
                 actor=self.actor,
                 action=action,
                 order_id=order_id,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, select, update
 from typer.testing import CliRunner
 
@@ -12,7 +15,7 @@ from refundry import worked_examples as ex
 from refundry.cli import app
 from refundry.domain.policy import Policy
 from refundry.services.apply import apply_refund, preview_refund
-from refundry.services.audit import verify_chain
+from refundry.services.audit import _canonical, verify_chain
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log
@@ -122,3 +125,33 @@ def test_first_entry_links_to_genesis(engine: Engine, seq: int) -> None:
     seeded(engine)
     tamper(engine, update(audit_log).where(audit_log.c.seq == seq).values(prev_hash="f" * 64))
     assert report(engine)[:2] == (False, seq)
+
+
+@given(
+    seq=st.integers(1, 10**12),
+    at=st.datetimes(timezones=st.just(UTC)),
+    actor=st.text(),
+    action=st.text(),
+    order_id=st.none() | st.text(),
+    refund_id=st.none() | st.text(),
+    data=st.text(),
+)
+def test_canonical_entry_text_is_the_json_list_it_always_was(
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    order_id: str | None,
+    refund_id: str | None,
+    data: str,
+) -> None:
+    """Stored chains keep verifying: the written-out form is json.dumps's, byte for byte."""
+    expected = json.dumps(
+        [seq, at.isoformat(), actor, action, order_id, refund_id, data],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    entry = {"seq": seq, "actor": actor, "action": action, "order_id": order_id}
+    entry |= {"refund_id": refund_id, "data": data}
+    assert _canonical(at=at, **entry) == expected
+    assert _canonical(at=at.isoformat(), **entry) == expected

@@ -1166,8 +1166,8 @@ def test_full_return_gives_every_asset_back(world: World) -> None:
     ]
     sent = [m for m in world.mail_to(ex.CUSTOMER) if m["Subject"] == "Your refund is on its way"]
     assert [m.get_content().strip() for m in sent] == [
-        "Your refund of CNY 290.00 for order o-assets is on its way back to your original "
-        "payment method."
+        "Your refund of CNY 290.00 for order o-assets is on its way back to the payment "
+        "method(s) you used."
     ]
     world.assert_sound()
 

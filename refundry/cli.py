@@ -242,7 +242,7 @@ def worker_command(
         typer.echo(
             f"refundry: {sent} messages handled; timers: {fired.approved} approved, "
             f"{fired.closed} closed, {fired.refunded} refunded, {fired.completed} "
-            "completed"
+            f"completed; {worker.swept} expired API idempotency keys deleted"
         )
         return
     try:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from refundry.services.case_open import CaseDesk
+from refundry.services.housekeeping import sweep_api_keys
 from refundry.services.relay import Relay
 from refundry.services.timers import TimerReport, run_timers
 
@@ -25,11 +26,19 @@ class Worker:
     relay: Relay
     clock: Callable[[], datetime]
     name: str = "worker"
+    sweep_every: timedelta = timedelta(minutes=5)  # expired API idempotency keys
+    swept: int = 0  # keys deleted so far
+    _swept_at: datetime | None = field(default=None, init=False, repr=False)
 
     def run_once(self) -> tuple[int, TimerReport]:
-        """One round: deliver what is due, then fire the timers that are due."""
+        """One round: deliver what is due, then fire the timers that are due (and, every
+        ``sweep_every``, delete expired API idempotency keys)."""
         sent = self.relay.run_once()
-        fired = run_timers(self.desk, now=self.clock(), worker=self.name)
+        now = self.clock()
+        fired = run_timers(self.desk, now=now, worker=self.name)
+        if self._swept_at is None or now - self._swept_at >= self.sweep_every:
+            self.swept += sweep_api_keys(self.desk.engine, now=now)
+            self._swept_at = now
         return sent, fired
 
     def run_forever(

@@ -17,13 +17,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select
 
 from refundry.api.deps import ActorDep, ContextDep, require_roles
 from refundry.api.schemas_cases import problems
 from refundry.domain.errors import InvalidInput
 from refundry.notifications import TemplateError, render
-from refundry.services.errors import NotFound
+from refundry.services.inbox import mark_read
 from refundry.services.ledger import account_id, balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
@@ -376,14 +376,5 @@ def my_inbox(actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor
 def read_message(message_id: MessageId, actor: ActorDep, ctx: ContextDep) -> InboxMessage:
     """Mark one of the caller's messages read (the first reading time is kept)."""
     require_roles(actor, "customer")
-    m = inbox_messages.c
-    mine = and_(m.id == message_id, m.customer_id == actor.id)
-    with UnitOfWork(ctx.engine) as uow:
-        uow.conn.execute(
-            update(inbox_messages).where(mine, m.read_at.is_(None)).values(read_at=ctx.now())
-        )
-        row = uow.conn.execute(select(inbox_messages).where(mine)).first()
-        if row is None:
-            raise NotFound(f"no message {message_id}", code="inbox.message_not_found")
-        uow.commit()
+    row = mark_read(ctx.engine, customer_id=actor.id, message_id=message_id, now=ctx.now())
     return _message(row)

@@ -112,23 +112,25 @@ def plan_refund(
                     rule="policy.merchant_fault_reasons",
                 )
             )
-        elif policy.return_label_cost:
-            cost = policy.return_label_cost
+        elif cost := policy.return_cost(request.return_method):
+            pickup = request.return_method == "pickup" and policy.return_pickup_cost is not None
+            rule = "policy.return_pickup_cost" if pickup else "policy.return_label_cost"
+            what, short = ("pickup", "pickup") if pickup else ("prepaid label", "label")
             deductions.append(
                 Deduction(
                     "return_label",
                     "label",
                     cost,
-                    reason=f"the prepaid label of a {request.reason} return is the customer's",
-                    rule="policy.return_label_cost",
+                    reason=f"the {what} of a {request.reason} return is the customer's",
+                    rule=rule,
                 )
             )
             effects.append(
                 Effect(
                     "return_label",
                     {"amount": cost, "payer": "customer"},
-                    reason="the label's cost is deducted from the refund",
-                    rule="policy.return_label_cost",
+                    reason=f"the {short}'s cost is deducted from the refund",
+                    rule=rule,
                 )
             )
 

@@ -37,10 +37,19 @@ class Policy:
     coupon_reissue_days: int = 7  # validity of a reissued coupon or entitlement
     shipping_refund: str = "unshipped_or_merchant_fault"  # when the shipping fee comes back
     merchant_fault_reasons: tuple[str, ...] = MERCHANT_FAULT_REASONS
-    return_label_cost: int = 1000  # minor units deducted for a prepaid label or pickup
+    return_label_cost: int = 1000  # minor units deducted for a prepaid label (or a pickup)
+    # Minor units deducted for a pickup, when the carrier charges it differently from a label;
+    # None (not set): return_label_cost.
+    return_pickup_cost: int | None = None
 
     def is_merchant_fault(self, reason: str) -> bool:
         return reason in self.merchant_fault_reasons
+
+    def return_cost(self, method: str) -> int:
+        """What the customer pays for a ``prepaid_label`` or ``pickup`` return (not at fault)."""
+        if method == "pickup" and self.return_pickup_cost is not None:
+            return self.return_pickup_cost
+        return self.return_label_cost
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -55,7 +64,11 @@ _INT_FIELDS = {
     "points_vesting_days",
     "coupon_reissue_days",
     "return_label_cost",
+    "return_pickup_cost",
 }
+
+
+_OPTIONAL = {"return_pickup_cost"}
 
 
 def policy_from_mapping(data: dict[str, Any], *, where: str = "policy") -> Policy:
@@ -66,7 +79,9 @@ def policy_from_mapping(data: dict[str, Any], *, where: str = "policy") -> Polic
         path = f"{where}.{key}"
         if key not in known:
             raise InvalidInput(f"unknown policy setting {key!r}", code="policy.invalid", field=path)
-        if key in _INT_FIELDS:
+        if key in _OPTIONAL and value is None:
+            pass  # unset (JSON null; TOML leaves the key out)
+        elif key in _INT_FIELDS:
             if (
                 type(value) is not int
                 or value < 0

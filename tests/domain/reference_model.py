@@ -103,6 +103,7 @@ class ResolvedPolicy:
     shipping_refund: str = "unshipped_or_merchant_fault"
     merchant_fault_reasons: tuple[str, ...] = DEFAULT_MERCHANT_FAULT
     return_label_cost: int = 1000
+    return_pickup_cost: int | None = None  # None: the label's cost
 
     @classmethod
     def from_json(cls, policy: Mapping[str, Any] | None) -> ResolvedPolicy:
@@ -115,6 +116,9 @@ class ResolvedPolicy:
             shipping_refund=str(p.get("shipping_refund", "unshipped_or_merchant_fault")),
             merchant_fault_reasons=tuple(p.get("merchant_fault_reasons", DEFAULT_MERCHANT_FAULT)),
             return_label_cost=int(p.get("return_label_cost", 1000)),
+            return_pickup_cost=(
+                int(p["return_pickup_cost"]) if "return_pickup_cost" in p else None
+            ),
         )
 
 
@@ -518,6 +522,8 @@ class ReferenceModel:
             and not merchant_fault
         ):
             label = pol.return_label_cost
+            if request.get("return_method") == "pickup" and pol.return_pickup_cost is not None:
+                label = pol.return_pickup_cost
             if label:
                 deductions[("return_label", "label")] = label
 

@@ -131,6 +131,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         )
     if draw(st.booleans()):
         policy["return_label_cost"] = draw(st.sampled_from([0, 500, 1000, 1500]))
+    if draw(st.booleans()):
+        policy["return_pickup_cost"] = draw(st.sampled_from([0, 800, 1500]))
 
     campaigns: list[JSON] = []
     adjustments: list[JSON] = []

@@ -69,11 +69,10 @@ class _Form:
     """A statement as one dialect runs it."""
 
     sql: str
-    positional: bool  # qmark/format: a tuple in ``names`` order; else a dict by ``names``
-    names: tuple[str, ...]  # the parameters' keys, as the caller passes them
-    driver_names: tuple[str, ...]  # as the SQL text spells them (escaped), for named styles
-    take: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # the values of ``names``, in order
-    bind: tuple[tuple[int, Processor], ...]  # (position in names, processor)
+    positional: bool  # qmark/format: a sequence in the parameters' order; else a dict
+    driver_names: tuple[str, ...]  # the parameters, as the SQL text spells them (escaped)
+    take: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # their values from the caller's keys
+    bind: tuple[tuple[int, Processor], ...]  # (position among the parameters, processor)
     fixed: dict[str, Any]  # values bound in the statement itself (literals), by name
     row_type: Any  # namedtuple of the result columns, None if the statement returns none
     result: tuple[tuple[int, Processor], ...]  # (result column, processor)
@@ -162,7 +161,6 @@ class Prepared:
         return _Form(
             sql=compiled.string,
             positional=positional,
-            names=names,
             driver_names=tuple(escaped.get(n, n) for n in names),
             take=take,
             bind=tuple(bind),
@@ -224,26 +222,20 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row the statement returns (SELECT, or RETURNING), processed, as named tuples."""
-        form, cursor = self._execute(conn, params or {}, False)
-        try:
-            raw = cursor.fetchall()
-        except BaseException as exc:
-            conn._handle_dbapi_exception(exc, form.sql, params, cursor, None)
-        return [form.row(r) for r in raw]
+        return self.later(conn, params).rows()
 
     def later(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Later:
         """Execute; the rows are read when asked for (inside :func:`pipelined`: without
         waiting for them now). Outside a pipeline they are read at once."""
         form, cursor = self._execute(conn, params or {}, False)
-        answer = Later(conn, form, cursor)
+        answer = Later(conn, form, cursor, params)
         if _pipeline_of(conn) is None:
             answer.rows()
         return answer
 
     def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """The first returned row, or None."""
-        found = self.rows(conn, params)
-        return found[0] if found else None
+        return self.later(conn, params).first()
 
 
 def run_driver_sql(conn: Connection, sql: str) -> None:
@@ -265,10 +257,10 @@ def run_driver_sql(conn: Connection, sql: str) -> None:
 class Later:
     """The rows of a statement sent by ``Prepared.later``, read on first use."""
 
-    __slots__ = ("_conn", "_cursor", "_form", "_rows")
+    __slots__ = ("_conn", "_cursor", "_form", "_params", "_rows")
 
-    def __init__(self, conn: Connection, form: _Form, cursor: Any) -> None:
-        self._conn, self._form, self._cursor = conn, form, cursor
+    def __init__(self, conn: Connection, form: _Form, cursor: Any, params: Any = None) -> None:
+        self._conn, self._form, self._cursor, self._params = conn, form, cursor, params
         self._rows: list[Any] | None = None
 
     def rows(self) -> list[Any]:
@@ -276,7 +268,9 @@ class Later:
             try:
                 raw = self._cursor.fetchall()
             except BaseException as exc:
-                self._conn._handle_dbapi_exception(exc, self._form.sql, None, self._cursor, None)
+                self._conn._handle_dbapi_exception(
+                    exc, self._form.sql, self._params, self._cursor, None
+                )
             self._rows = [self._form.row(r) for r in raw]
         return self._rows
 

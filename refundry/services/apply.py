@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +51,7 @@ from refundry.services.batch import RowBatch
 from refundry.services.effects import move_balances, record_effects, record_tenders
 from refundry.services.errors import Conflict, PlanStale, Unprocessable
 from refundry.services.faults import fault_point
+from refundry.services.memo import Memo
 from refundry.services.outbox import enqueue
 from refundry.services.state import PlanInputs, load_plan_inputs
 from refundry.services.uow import UnitOfWork
@@ -175,13 +174,7 @@ class ApplyResult:
 # reads its inputs again under the lock; when they are the ones the preview read, the plan is
 # the previewed one and is not computed a second time (bench/apply_bench.py: a third of a
 # refund's CPU time). Texts, not dicts: every caller gets its own fresh dict.
-PREVIEW_MEMO_SIZE = 1024
-_previewed: OrderedDict[str, str] = OrderedDict()
-_previewed_lock = threading.Lock()
-
-
-def _compute(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
-    return _compute_text(inputs, parse_request(request), policy, at)[0]
+_previewed: Memo[str, str] = Memo(1024)
 
 
 def _compute_text(
@@ -197,8 +190,7 @@ def _compute_text(
         now=at,
         order_digest=inputs.order_digest,
     )
-    with _previewed_lock:
-        text = _previewed.get(digest)
+    text = _previewed.get(digest)
     if text is not None:
         return json.loads(text), text
     plan = plan_to_dict(
@@ -214,10 +206,7 @@ def _compute_text(
     )
     plan["plan_hash"], text = hash_and_text(plan)
     if remember:
-        with _previewed_lock:
-            _previewed[digest] = text
-            while len(_previewed) > PREVIEW_MEMO_SIZE:
-                _previewed.popitem(last=False)
+        _previewed.put(digest, text)
     return plan, text
 
 
@@ -506,7 +495,7 @@ def _write(
 def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
     """The plan of ``request`` over inputs already read (the case process uses this inside its
     own transaction, after taking the order's lock with ``load_plan_inputs(lock=True)``)."""
-    return _compute(inputs, request, policy, at)
+    return _compute_text(inputs, parse_request(request), policy, at)[0]
 
 
 def record_refund(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -39,6 +37,7 @@ from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
 from refundry.services.errors import NotFound
 from refundry.services.ledger import account_id
+from refundry.services.memo import Memo
 from refundry.store.prepared import Prepared, pipelined
 from refundry.store.tables import (
     campaign_quotas,
@@ -165,23 +164,6 @@ def _plan_state(with_answer: bool) -> Any:
 
 _PLAN_STATE = Prepared(_plan_state(with_answer=False))
 _PLAN_STATE_AND_ANSWER = Prepared(_plan_state(with_answer=True))
-_CUSTOMER = Prepared(
-    select(*_customer_columns(customers.c.id)).where(customers.c.id == bindparam("customer_id"))
-)
-_entitlements: dict[int, Prepared] = {}
-
-
-def _entitlements_stmt(n: int) -> Prepared:
-    """The entitlements ``id_0`` … ``id_{n-1}`` (an order uses a handful)."""
-    stmt = _entitlements.get(n)
-    if stmt is None:
-        ids = [bindparam(f"id_{i}", type_=String()) for i in range(n)]
-        stmt = Prepared(select(entitlements).where(entitlements.c.id.in_(ids)))
-        if n <= 64:
-            _entitlements[n] = stmt
-    return stmt
-
-
 _SPEND = select(campaign_spend).where(
     campaign_spend.c.customer_id == bindparam("customer_id"),
     campaign_spend.c.campaign_id.in_(bindparam("campaigns", expanding=True)),
@@ -210,26 +192,19 @@ _OTHER_OPEN_ORDER = (
 # preview and apply parse the same stored order, and orders are immutable. Keyed by the order
 # digest (the stored document text and its rewards' statuses, exactly what was parsed) and the
 # policy's minor_units_per_point (the only part of the policy parse_order reads).
-ORDER_CACHE_SIZE = 1024
-_orders: OrderedDict[tuple[str, int], Order] = OrderedDict()
-_orders_lock = threading.Lock()
+_orders: Memo[tuple[str, int], Order] = Memo(1024)
 
 
 def _parsed_order(text: str, status: dict[str, str], digest: str, policy: Policy) -> Order:
     key = (digest, policy.minor_units_per_point)
-    with _orders_lock:
-        order = _orders.get(key)
-        if order is not None:
-            _orders.move_to_end(key)
-            return order
+    order = _orders.get(key)
+    if order is not None:
+        return order
     document = json.loads(text)
     for reward in document.get("rewards", []):
         reward["status"] = status.get(reward["id"], reward["status"])
     order = parse_stored_order(document, policy=policy)  # validated when it was ingested
-    with _orders_lock:
-        _orders[key] = order
-        while len(_orders) > ORDER_CACHE_SIZE:
-            _orders.popitem(last=False)
+    _orders.put(key, order)
     return order
 
 
@@ -243,9 +218,7 @@ class _UsedEntitlement(NamedTuple):
 
 
 # Customer snapshots, by the values they were built from (see load_customer).
-SNAPSHOT_CACHE_SIZE = 1024
-_snapshots: OrderedDict[tuple[Any, ...], CustomerSnapshot] = OrderedDict()
-_snapshots_lock = threading.Lock()
+_snapshots: Memo[tuple[Any, ...], CustomerSnapshot] = Memo(1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +270,7 @@ def load_plan_inputs(
     status: dict[str, str] = {}
     stored_plans: list[str] = []
     key_answer = None
-    used: list[Any] = []
+    used: list[_UsedEntitlement] = []
     for r in found:
         if r.k == 0:
             row = r
@@ -317,17 +290,14 @@ def load_plan_inputs(
     order = _parsed_order(row.t1, status, order_digest, policy)
 
     plans = [json.loads(p) for p in stored_plans]
-    states: dict[str, str] = {}
     return PlanInputs(
         order=order,
         order_digest=order_digest,
         history=parse_history(plans),
         history_plans=plans,
-        customer=load_customer(
-            conn, customer_id, order, row=row, now=now, states=states, used=used
-        ),
+        customer=load_customer(conn, customer_id, order, row=row, used=used, now=now),
         key_answer=key_answer,
-        entitlement_states=states,
+        entitlement_states={e.id: e.state for e in used},
     )
 
 
@@ -336,31 +306,15 @@ def load_customer(
     customer_id: str,
     order: Order,
     *,
-    row: Any = None,
+    row: Any,
+    used: list[_UsedEntitlement],
     now: datetime | None = None,
-    states: dict[str, str] | None = None,
-    used: list[Any] | None = None,
 ) -> CustomerSnapshot:
-    """The customer as the plan sees it; ``row`` is the customer's part of the plan-state read
-    (its ``t3`` NULL if there is no such customer), else it is read here. ``states``: filled
-    with the state of each coupon and entitlement the order used. ``used``: those rows, read
-    with the plan state (from ``order_entitlements``); else read here by the order's ids."""
-    if row is None:
-        row = _CUSTOMER.first(conn, {"customer_id": customer_id})
-    if row is None or row.t3 is None:
+    """The customer as the plan sees it, from the plan-state read: ``row`` its customer part
+    (``t3`` NULL if there is no such customer), ``used`` the coupons and entitlements the order
+    used (from ``order_entitlements``)."""
+    if row.t3 is None:
         raise NotFound(f"no customer {customer_id!r}", code="customer.not_found")
-    used_ids = {a.source.id for a in order.adjustments if a.source.type != "campaign"}
-    used_ids.update(b.id for b in order.benefits)
-    if used is None and used_ids:
-        ids = {f"id_{i}": item for i, item in enumerate(sorted(used_ids))}
-        used = _entitlements_stmt(len(ids)).rows(conn, ids)
-    rows = [
-        (e.id, e.category, e.kind, e.state, e.value, e.valid_until)
-        for e in used or ()
-        if e.id in used_ids
-    ]
-    if states is not None:
-        states.update((e[0], e[3]) for e in rows)
     # Only the campaigns whose state the plan reads: spend for cumulative cashback, quotas for
     # campaigns that count participations, "another paid order" for first purchase.
     kinds = {c.id: c.kind for c in order.campaigns}
@@ -411,21 +365,19 @@ def load_customer(
         customer_id,
         order.id,
         (row.t4, row.t5, row.t6, row.n1, row.n2, row.n3),  # locale … balances
-        tuple(rows),
+        tuple(used),
         tuple(sorted(spend.items())),
         tuple(rewards),
         tuple(sorted(quotas.items())),
         others,
         now,
     )
-    with _snapshots_lock:
-        snapshot = _snapshots.get(key)
-        if snapshot is not None:
-            _snapshots.move_to_end(key)
-            return snapshot
+    snapshot = _snapshots.get(key)
+    if snapshot is not None:
+        return snapshot
     coupons: dict[str, Entitlement] = {}
     held: dict[str, Entitlement] = {}
-    for item_id, category, kind, _state, value, valid_until in rows:
+    for item_id, category, kind, _state, value, valid_until in used:
         item = Entitlement(id=item_id, kind=kind, value=int(value), valid_until=valid_until)
         (coupons if category == "coupon" else held)[item_id] = item
     snapshot = CustomerSnapshot(
@@ -443,10 +395,7 @@ def load_customer(
         other_orders=others,
         risk_flags=active_flags(json.loads(row.t6), now),
     )
-    with _snapshots_lock:
-        _snapshots[key] = snapshot
-        while len(_snapshots) > SNAPSHOT_CACHE_SIZE:
-            _snapshots.popitem(last=False)
+    _snapshots.put(key, snapshot)
     return snapshot
 
 

@@ -72,7 +72,7 @@ def test_an_order_is_parsed_once_per_digest_and_policy(engine: Engine) -> None:
 
 def test_the_order_cache_is_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     ingest(engine, ex.THRESHOLD)
-    monkeypatch.setattr(state, "ORDER_CACHE_SIZE", 1)
+    monkeypatch.setattr(state._orders, "size", 1)
     state._orders.clear()
     with UnitOfWork(engine, readonly=True) as uow:
         for mpp in (1, 2, 3):

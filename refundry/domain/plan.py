@@ -103,6 +103,7 @@ def plan_refund(
         )
 
     if request.uses_label:
+        cost, setting = policy.return_cost(request.return_method)
         if policy.is_merchant_fault(request.reason):
             effects.append(
                 Effect(
@@ -112,9 +113,9 @@ def plan_refund(
                     rule="policy.merchant_fault_reasons",
                 )
             )
-        elif cost := policy.return_cost(request.return_method):
-            pickup = request.return_method == "pickup" and policy.return_pickup_cost is not None
-            rule = "policy.return_pickup_cost" if pickup else "policy.return_label_cost"
+        elif cost:
+            rule = f"policy.{setting}"
+            pickup = setting == "return_pickup_cost"
             what, short = ("pickup", "pickup") if pickup else ("prepaid label", "label")
             deductions.append(
                 Deduction(

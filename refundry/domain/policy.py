@@ -45,11 +45,12 @@ class Policy:
     def is_merchant_fault(self, reason: str) -> bool:
         return reason in self.merchant_fault_reasons
 
-    def return_cost(self, method: str) -> int:
-        """What the customer pays for a ``prepaid_label`` or ``pickup`` return (not at fault)."""
+    def return_cost(self, method: str) -> tuple[int, str]:
+        """What the customer pays for a ``prepaid_label`` or ``pickup`` return (not at fault),
+        and the setting that says so."""
         if method == "pickup" and self.return_pickup_cost is not None:
-            return self.return_pickup_cost
-        return self.return_label_cost
+            return self.return_pickup_cost, "return_pickup_cost"
+        return self.return_label_cost, "return_label_cost"
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

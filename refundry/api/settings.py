@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from refundry.services.housekeeping import API_KEY_TTL
+
 __all__ = ["Settings"]
 
 
@@ -17,7 +19,8 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     case_rate_limit: int = 10  # cases a customer may open per window
     case_rate_window_seconds: int = 3600
-    idempotency_ttl_hours: int = 48
+    # Idempotency-Key answers kept this long; `refundry worker` deletes older ones.
+    idempotency_ttl_hours: int = int(API_KEY_TTL.total_seconds()) // 3600
     policy_text: str | None = None  # policy TOML (refund + case process)
     extra: dict[str, str] = field(default_factory=dict)
 

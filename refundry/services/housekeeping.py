@@ -17,7 +17,7 @@ from refundry.store.tables import api_idempotency
 
 __all__ = ["API_KEY_TTL", "sweep_api_keys"]
 
-API_KEY_TTL = timedelta(hours=48)  # the middleware's default (api/settings.py)
+API_KEY_TTL = timedelta(hours=48)  # also the API middleware's (api/settings.py)
 
 _k = api_idempotency.c
 _EXPIRED = delete(api_idempotency).where(

@@ -25,14 +25,18 @@ class Delivery(Generic[Event]):
 
 class WebhookQueue(ABC, Generic[Event]):
     """Mixin: the owning sandbox keeps ``_deliveries`` sorted under ``_lock`` and moves events
-    into it in ``_settle(now)`` as their time comes."""
+    into it in ``_settle(now)`` as their time comes, by its ``_clock``."""
 
     _lock: threading.Lock
     _deliveries: list[Delivery[Event]]
+    _clock: Callable[[], datetime]
 
-    @abstractmethod
     def now(self) -> datetime:
-        """The sandbox's clock."""
+        """The sandbox's clock (timezone-aware)."""
+        when = self._clock()
+        if when.tzinfo is None:
+            raise ValueError("the sandbox clock must be timezone-aware")
+        return when
 
     @abstractmethod
     def _settle(self, now: datetime) -> None:

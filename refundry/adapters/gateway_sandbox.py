@@ -181,12 +181,6 @@ class SandboxGateway(WebhookQueue[GatewayEvent]):
         with self._lock:
             self._injected.extend(faults)
 
-    def now(self) -> datetime:
-        when = self._clock()
-        if when.tzinfo is None:
-            raise ValueError("the sandbox clock must be timezone-aware")
-        return when
-
     # -- PaymentGateway -----------------------------------------------------------------
 
     def refund(

@@ -235,12 +235,6 @@ class SandboxLogistics(WebhookQueue[TrackingEvent]):
         with self._lock:
             self._injected.extend(faults)
 
-    def now(self) -> datetime:
-        when = self._clock()
-        if when.tzinfo is None:
-            raise ValueError("the sandbox clock must be timezone-aware")
-        return when
-
     # -- LogisticsProvider --------------------------------------------------------------
 
     def book_return(

@@ -11,8 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,9 +38,9 @@ from refundry.adapters.logistics_http_sandbox import (
     serve_logistics_http,
 )
 from refundry.adapters.logistics_sandbox import SandboxLogistics
-from refundry.adapters.webhook_signing import SIGNATURE_HEADER
 
 from .conftest import START
+from .webhook_receiver import Receiver, webhook_receiver
 
 SECRET = "whsec_logistics_http"
 TIMEOUT = 0.3
@@ -55,52 +54,16 @@ FIRST = "RR295390834ZZ"  # seed 1's first tracking number
 # -- a real receiver of tracking webhooks ----------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    url: str
-    events: list[TrackingEvent] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (code, message)
-    fail_next: int = 0  # answer 500 to this many deliveries first
-
-
-@contextmanager
-def tracking_receiver(secret: str, clock: ManualClock) -> Iterator[Receiver]:
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                if box.fail_next:
-                    box.fail_next -= 1
-                    status = 500
-                else:
-                    try:
-                        event = receive_tracking_webhook(
-                            secret, self.headers.get(SIGNATURE_HEADER), body, now=clock()
-                        )
-                        box.events.append(event)
-                        status = 204
-                    except TrackingWebhookRejected as exc:
-                        box.rejected.append((exc.code, exc.message))
-                        status = 400
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    box = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hooks/tracking")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield box
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def tracking_receiver(secret: str, clock: ManualClock) -> AbstractContextManager[Receiver]:
+    """``rejected`` holds (code, message) of each refused webhook."""
+    return webhook_receiver(
+        secret,
+        clock,
+        receive=lambda key, header, body, now: receive_tracking_webhook(key, header, body, now=now),
+        refused=TrackingWebhookRejected,
+        rejection=lambda exc: (exc.code, exc.message),
+        path="/hooks/tracking",
+    )
 
 
 # -- fixtures --------------------------------------------------------------------------------

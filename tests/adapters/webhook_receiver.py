@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.errors import WebhookRejected
-from refundry.adapters.gateway import GatewayEvent
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, receive_webhook
 
 
 @dataclass
 class Receiver:
     url: str
-    events: list[GatewayEvent] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    rejected: list[Any] = field(default_factory=list)  # what ``rejection`` made of each refusal
     fail_next: int = 0  # answer 500 to this many deliveries first
 
 
 @contextmanager
-def webhook_receiver(secret: str, clock: ManualClock) -> Iterator[Receiver]:
+def webhook_receiver(
+    secret: str,
+    clock: ManualClock,
+    *,
+    receive: Callable[[str, str | None, bytes, datetime], Any] = (
+        lambda secret, header, body, now: receive_webhook(secret, header, body, now=now)
+    ),
+    refused: type[Exception] = WebhookRejected,
+    rejection: Callable[[Any], Any] = lambda exc: exc.message,
+    path: str = "/hooks/gateway",
+) -> Iterator[Receiver]:
+    """Payment-gateway webhooks by default; ``receive`` checks and decodes one (raising
+    ``refused``), ``rejection`` is what ``rejected`` records of a refusal."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -38,20 +51,18 @@ def webhook_receiver(secret: str, clock: ManualClock) -> Iterator[Receiver]:
                     status = 500
                 else:
                     try:
-                        event = receive_webhook(
-                            secret, self.headers.get(SIGNATURE_HEADER), body, now=clock()
-                        )
-                        receiver.events.append(event)
+                        header = self.headers.get(SIGNATURE_HEADER)
+                        receiver.events.append(receive(secret, header, body, clock()))
                         status = 204
-                    except WebhookRejected as exc:
-                        receiver.rejected.append(exc.message)
+                    except refused as exc:
+                        receiver.rejected.append(rejection(exc))
                         status = 400
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hooks/gateway")
+    receiver = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}{path}")
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

@@ -14,7 +14,7 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,26 +140,13 @@ def replay_sqlite(
     """(seconds spent on refunds[warmup:], rows updated per table) on ``conn``
     (``sqlite_connect``); the first ``warmup`` refunds are replayed untimed."""
     cur = conn.cursor()
-    elapsed = 0.0
-    updated: Counter[str] = Counter()
-    for i, writes in enumerate(refunds):
-        start = time.perf_counter()
-        cur.execute("BEGIN IMMEDIATE")
-        for w in writes:
-            if w.many:
-                cur.executemany(w.statement, w.parameters)
-            else:
-                cur.execute(w.statement, w.parameters)
-            if w.returning and not w.many:
-                cur.fetchall()  # as refundry does; SQLite counts the rows as they are read
-            if cur.rowcount != w.rowcount:
-                raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
-            if w.verb == "UPDATE":
-                updated[w.table] += cur.rowcount
-        cur.execute("COMMIT")
-        if i >= warmup:
-            elapsed += time.perf_counter() - start
-    return elapsed, updated
+    return _replay(
+        cur,
+        refunds,
+        warmup,
+        begin=lambda: cur.execute("BEGIN IMMEDIATE"),
+        commit=lambda: cur.execute("COMMIT"),
+    )
 
 
 def replay_pg(
@@ -167,11 +154,22 @@ def replay_pg(
 ) -> tuple[float, Counter[str]]:
     """The same on PostgreSQL (``psycopg.connect(plain_pg(url))``): one transaction (its
     implicit BEGIN) per refund."""
+    return _replay(conn.cursor(), refunds, warmup, begin=lambda: None, commit=conn.commit)
+
+
+def _replay(
+    cur: Any,
+    refunds: Sequence[Sequence[Write]],
+    warmup: int,
+    *,
+    begin: Callable[[], object],
+    commit: Callable[[], object],
+) -> tuple[float, Counter[str]]:
     elapsed = 0.0
     updated: Counter[str] = Counter()
-    cur = conn.cursor()
     for i, writes in enumerate(refunds):
         start = time.perf_counter()
+        begin()
         for w in writes:
             if w.many:
                 cur.executemany(w.statement, w.parameters)
@@ -183,7 +181,7 @@ def replay_pg(
                 raise AssertionError(f"baseline touched {cur.rowcount} rows: {w}")
             if w.verb == "UPDATE":
                 updated[w.table] += cur.rowcount
-        conn.commit()
+        commit()
         if i >= warmup:
             elapsed += time.perf_counter() - start
     return elapsed, updated

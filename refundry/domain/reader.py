@@ -7,9 +7,12 @@ from typing import Any, NoReturn
 
 from refundry.domain.errors import InvalidInput
 
-__all__ = ["Reader"]
+__all__ = ["MAX_INTEGER", "Reader"]
 
 _MISSING: Any = object()
+# The largest integer a document may carry: what the store's BIGINT columns hold (a larger
+# amount used to fail at the database, as a server error, instead of here).
+MAX_INTEGER = 2**63 - 1
 
 
 class Reader:
@@ -69,6 +72,8 @@ class Reader:
             self.fail(key, "must be an integer (minor units; no decimals)")
         if minimum is not None and value < minimum:
             self.fail(key, f"must be at least {minimum}")
+        if not -MAX_INTEGER <= value <= MAX_INTEGER:
+            self.fail(key, f"must be at most {MAX_INTEGER} in size")
         return value
 
     def flag(self, key: str, default: Any = _MISSING) -> bool:
@@ -121,7 +126,7 @@ class Reader:
     def int_map(self, key: str) -> dict[str, int]:
         value = self._get(key, {})
         if not isinstance(value, dict) or not all(
-            type(v) is int and v >= 0 for v in value.values()
+            type(v) is int and 0 <= v <= MAX_INTEGER for v in value.values()
         ):
-            self.fail(key, "must map ids to non-negative integers")
+            self.fail(key, f"must map ids to integers from 0 to {MAX_INTEGER}")
         return dict(value)

@@ -12,7 +12,6 @@ in the outbox, the audit entries and the idempotency key.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from refundry.domain.json_io import (
     parse_request,
     plan_to_dict,
 )
-from refundry.domain.json_text import compact, compact_unsorted
+from refundry.domain.json_text import compact, compact_unsorted, parse_stored
 from refundry.domain.plan import plan_refund
 from refundry.domain.policy import Policy
 from refundry.domain.request import RefundRequest
@@ -192,7 +191,7 @@ def _compute_text(
     )
     text = _previewed.get(digest)
     if text is not None:
-        return json.loads(text), text
+        return parse_stored(text), text
     plan = plan_to_dict(
         plan_refund(
             order=inputs.order,
@@ -250,7 +249,7 @@ def _replayed(answer: tuple[str, str] | None, request_hash: str) -> ApplyResult 
             "this idempotency key was used with a different request",
             code="idempotency.key_reused",
         )
-    first = json.loads(response)
+    first = parse_stored(response)
     return ApplyResult(first["refund_id"], first["status"], first["plan"], replayed=True)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
-from refundry.domain.json_text import spaced
+from refundry.domain.json_text import compact
 from refundry.domain.order import Order
 from refundry.services.audit import AuditTrail
 from refundry.services.batch import RowBatch
@@ -271,7 +271,7 @@ def record_effects(
                 "refund_id": refund_id,
                 "position": position,
                 "type": kind,
-                "data": spaced(effect),
+                "data": compact(effect),
             }
         )
         data = {k: v for k, v in effect.items() if k != "type"}

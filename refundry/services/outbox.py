@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from refundry.domain.json_text import spaced
+from refundry.domain.json_text import compact
 from refundry.services.batch import RowBatch
 from refundry.store.prepared import Prepared
 from refundry.store.tables import customers, outbox
@@ -35,7 +35,7 @@ def enqueue(
         "attempts": 0,
         "available_at": at,
         "created_at": at,
-        "payload": spaced(payload),
+        "payload": compact(payload),
     }
     if batch is not None:
         batch.messages.append(row)

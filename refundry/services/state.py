@@ -32,6 +32,7 @@ from refundry.domain.customer import (
     TierLevel,
 )
 from refundry.domain.json_io import parse_history, parse_stored_order
+from refundry.domain.json_text import parse_stored
 from refundry.domain.order import CampaignKind, Order
 from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
@@ -188,6 +189,9 @@ _OTHER_OPEN_ORDER = (
 )
 
 
+# json.dumps(…, separators=(",", ":")) without building an encoder per call.
+_STATUS_TEXT = json.JSONEncoder(separators=(",", ":")).encode
+
 # Parsed orders (validation and apportionment: most of a plan's CPU time), kept per process:
 # preview and apply parse the same stored order, and orders are immutable. Keyed by the order
 # digest (the stored document text and its rewards' statuses, exactly what was parsed) and the
@@ -200,7 +204,7 @@ def _parsed_order(text: str, status: dict[str, str], digest: str, policy: Policy
     order = _orders.get(key)
     if order is not None:
         return order
-    document = json.loads(text)
+    document = parse_stored(text)
     for reward in document.get("rewards", []):
         reward["status"] = status.get(reward["id"], reward["status"])
     order = parse_stored_order(document, policy=policy)  # validated when it was ingested
@@ -285,11 +289,11 @@ def load_plan_inputs(
     if row is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
     customer_id = row.t2
-    statuses = json.dumps(sorted(status.items()), separators=(",", ":"))
+    statuses = _STATUS_TEXT(sorted(status.items()))
     order_digest = hashlib.sha256(f"{row.t1}|{statuses}".encode()).hexdigest()
     order = _parsed_order(row.t1, status, order_digest, policy)
 
-    plans = [json.loads(p) for p in stored_plans]
+    plans = [parse_stored(p) for p in stored_plans]
     return PlanInputs(
         order=order,
         order_digest=order_digest,
@@ -386,14 +390,14 @@ def load_customer(
         points_balance=int(row.n1 or 0),
         wallet_balance=int(row.n2 or 0),
         growth_value=int(row.n3 or 0),
-        tier_table=tuple(TierLevel(**t) for t in json.loads(row.t5)),
+        tier_table=tuple(TierLevel(**t) for t in parse_stored(row.t5)),
         coupons=coupons,
         entitlements=held,
         campaign_spend=spend,
         campaign_rewards=tuple(rewards),
         quotas_used=quotas,
         other_orders=others,
-        risk_flags=active_flags(json.loads(row.t6), now),
+        risk_flags=active_flags(parse_stored(row.t6), now),
     )
     _snapshots.put(key, snapshot)
     return snapshot

@@ -32,7 +32,7 @@ from refundry.domain.customer import (
     TierLevel,
 )
 from refundry.domain.json_io import parse_history, parse_stored_order
-from refundry.domain.json_text import parse_stored
+from refundry.domain.json_text import compact_unsorted, parse_stored
 from refundry.domain.order import CampaignKind, Order
 from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
@@ -189,9 +189,6 @@ _OTHER_OPEN_ORDER = (
 )
 
 
-# json.dumps(…, separators=(",", ":")) without building an encoder per call.
-_STATUS_TEXT = json.JSONEncoder(separators=(",", ":")).encode
-
 # Parsed orders (validation and apportionment: most of a plan's CPU time), kept per process:
 # preview and apply parse the same stored order, and orders are immutable. Keyed by the order
 # digest (the stored document text and its rewards' statuses, exactly what was parsed) and the
@@ -289,7 +286,10 @@ def load_plan_inputs(
     if row is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
     customer_id = row.t2
-    statuses = _STATUS_TEXT(sorted(status.items()))
+    pairs = sorted(status.items())
+    statuses = compact_unsorted(pairs)
+    if not statuses.isascii():  # the digest's text stays json.dumps's (ensure_ascii)
+        statuses = json.dumps(pairs, separators=(",", ":"))
     order_digest = hashlib.sha256(f"{row.t1}|{statuses}".encode()).hexdigest()
     order = _parsed_order(row.t1, status, order_digest, policy)
 

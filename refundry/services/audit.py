@@ -12,19 +12,17 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from json import encoder as json_encoder
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from refundry.domain.json_text import compact
+from refundry.domain.json_text import compact, compact_unsorted
 from refundry.store.prepared import Prepared
 from refundry.store.tables import audit_head, audit_log
 
 __all__ = ["GENESIS", "AuditTrail", "ChainReport", "entry_hash", "verify_chain"]
 
 GENESIS = "0" * 64
-_text = json_encoder.encode_basestring  # a JSON string as json.dumps(ensure_ascii=False) writes
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
 _HEAD_LOCKED = Prepared(
@@ -50,17 +48,10 @@ def _canonical(
 ) -> str:
     """``json.dumps([seq, at.isoformat(), actor, action, order_id, refund_id, data],
     ensure_ascii=False, separators=(",", ":"))``, byte for byte (tests/services/test_audit.py),
-    written out: 9 entries a refund made the list encoding a measurable part of applying it.
-    ``at``: the datetime, or its ISO text already made."""
+    through the prebuilt encoder: 9 entries a refund made the list encoding a measurable part of
+    applying it. ``at``: the datetime, or its ISO text already made."""
     when = at if isinstance(at, str) else at.isoformat()
-    return (
-        f"[{int(seq)},{_text(when)},{_text(actor)},{_text(action)},"
-        f"{_maybe(order_id)},{_maybe(refund_id)},{_text(data)}]"
-    )
-
-
-def _maybe(value: str | None) -> str:
-    return "null" if value is None else _text(value)
+    return compact_unsorted([int(seq), when, actor, action, order_id, refund_id, data])
 
 
 def entry_hash(prev_hash: str, **entry: Any) -> str:

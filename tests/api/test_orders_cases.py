@@ -207,6 +207,15 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
     bad["tenders"][0]["amount"] = 49999
     r = shop.client.post("/v1/orders", json={"order": bad}, headers=ADMIN)
     assert (r.status_code, r.json()["code"]) == (422, "order.tenders_mismatch")
+    # Amounts beyond what the store's BIGINT holds, consistent with each other: refused by
+    # name (before, the database refused them, as a server error).
+    huge = copy.deepcopy(ex.THRESHOLD) | {"id": "o-huge"}
+    huge["lines"][0]["unit_price"] = 2**63
+    huge["tenders"][0]["amount"] += 2**63 - 40000
+    r = shop.client.post("/v1/orders", json={"order": huge}, headers=ADMIN)
+    assert (r.status_code, r.json()["code"]) == (422, "order.invalid")
+    assert r.json()["field"] == "order.lines[0].unit_price"
+    assert shop.client.get("/v1/orders/o-huge", headers=ADMIN).status_code == 404
 
 
 def test_merchant_sees_only_its_own_lines_and_no_tenders(shop: Shop) -> None:

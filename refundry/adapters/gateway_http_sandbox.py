@@ -10,21 +10,19 @@ by a background pump. A delivery the receiver does not take with a 2xx stays que
 from __future__ import annotations
 
 import json
-import logging
-import select
-import socket
-import time
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from refundry.adapters.errors import GatewayIdempotencyConflict, GatewayTimeout, GatewayUnavailable
 from refundry.adapters.gateway import GatewayAnswer, GatewayEvent, Json, error_object, event_to_body
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.http_sandbox import LoopbackServer, WebhookDeliveryFailed, WebhookingServer
+from refundry.adapters.http_sandbox import (
+    LoopbackServer,
+    SandboxHandler,
+    WebhookDeliveryFailed,
+    WebhookingServer,
+)
 
 __all__ = ["SandboxHttpServer", "WebhookDeliveryFailed", "serve_sandbox_http"]
-
-log = logging.getLogger(__name__)
 
 
 class SandboxHttpServer(WebhookingServer[GatewayEvent]):
@@ -67,10 +65,8 @@ def serve_sandbox_http(
 
     With ``api_key`` set, calls must carry ``Authorization: Bearer <api_key>``.
     """
-    server = _Server((host, port), _Handler)
+    server = _Server((host, port), _Handler, api_key=api_key, stall_limit=stall_limit)
     server.sandbox = sandbox
-    server.api_key = api_key
-    server.stall_limit = stall_limit
     return SandboxHttpServer(
         sandbox,
         server,
@@ -82,15 +78,14 @@ def serve_sandbox_http(
 
 class _Server(LoopbackServer):
     sandbox: SandboxGateway
-    api_key: str | None
-    stall_limit: float
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SandboxHandler):
     server: _Server
+    log_label = "sandbox http"
 
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("sandbox http: " + format, *args)
+    def unauthorized(self) -> Json:
+        return error_object(code="unauthorized", message="bad API key", kind="auth")
 
     def do_POST(self) -> None:
         if not self._authorized():
@@ -138,13 +133,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_answer(answer)
 
-    def _authorized(self) -> bool:
-        expected = self.server.api_key
-        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
-            return True
-        self._send(401, error_object(code="unauthorized", message="bad API key", kind="auth"))
-        return False
-
     def _refund_params(self) -> tuple[str, int, str] | None:
         doc: dict[str, object]
         try:
@@ -171,29 +159,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_answer(self, answer: GatewayAnswer) -> None:
         self._send(200 if answer.gateway_refund_id is not None else 402, answer.raw)
-
-    def _send(self, status: int, body: Json) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _stall(self) -> None:
-        """Answer nothing until the client hangs up, then drop the connection."""
-        deadline = time.monotonic() + self.server.stall_limit
-        sock = self.connection
-        while not self.server.stopping.is_set() and time.monotonic() < deadline:
-            readable, _, _ = select.select([sock], [], [], 0.02)
-            if readable:
-                try:
-                    if not sock.recv(1, socket.MSG_PEEK):
-                        break  # the client closed its end: it has given up
-                except OSError:
-                    break
-                time.sleep(0.02)  # it sent more bytes; keep waiting without spinning
-        self.close_connection = True
 
 
 def _invalid(message: str) -> Json:

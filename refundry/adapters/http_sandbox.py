@@ -1,5 +1,6 @@
 """What the HTTP sandboxes (payment gateway, logistics) share: a threaded loopback server that
-can be stopped, and the signed webhook deliveries it POSTs to the receiver.
+can be stopped, a request handler's API-key check, JSON answers and stalled (timed-out) calls,
+and the signed webhook deliveries it POSTs to the receiver.
 
 A delivery the receiver does not take with a 2xx stays queued in the sandbox and raises
 ``WebhookDeliveryFailed``; with ``webhook_interval`` a background pump delivers what is due.
@@ -7,19 +8,23 @@ A delivery the receiver does not take with a 2xx stays queued in the sandbox and
 
 from __future__ import annotations
 
+import json
 import logging
+import select
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 
-__all__ = ["LoopbackServer", "WebhookDeliveryFailed", "WebhookingServer"]
+__all__ = ["LoopbackServer", "SandboxHandler", "WebhookDeliveryFailed", "WebhookingServer"]
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +36,69 @@ class WebhookDeliveryFailed(Exception):
 
 
 class LoopbackServer(ThreadingHTTPServer):
+    """``api_key``: calls must carry ``Authorization: Bearer <api_key>`` (None: no check);
+    ``stall_limit``: the longest a timed-out call is held before its connection is dropped."""
+
     daemon_threads = True
     request_queue_size = 128  # the default 5 drops connects when many workers call at once
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        api_key: str | None = None,
+        stall_limit: float = 30.0,
+    ) -> None:
         super().__init__(address, handler)
         self.stopping = threading.Event()
+        self.api_key = api_key
+        self.stall_limit = stall_limit
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """A sandbox's request handler: each protocol adds its routes (``do_POST``, ``do_GET``) and
+    the shape of its 401 answer (``unauthorized``)."""
+
+    server: LoopbackServer
+    log_label = "sandbox http"
+
+    def unauthorized(self) -> Any:
+        """The body of the 401 answer to a call without the right API key."""
+        raise NotImplementedError
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug(self.log_label + ": " + format, *args)
+
+    def _authorized(self) -> bool:
+        expected = self.server.api_key
+        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
+            return True
+        self._send(401, self.unauthorized())
+        return False
+
+    def _send(self, status: int, body: Any) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _stall(self) -> None:
+        """Answer nothing until the client hangs up, then drop the connection."""
+        deadline = time.monotonic() + self.server.stall_limit
+        sock = self.connection
+        while not self.server.stopping.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 0.02)
+            if readable:
+                try:
+                    if not sock.recv(1, socket.MSG_PEEK):
+                        break  # the client closed its end: it has given up
+                except OSError:
+                    break
+                time.sleep(0.02)  # it sent more bytes; keep waiting without spinning
+        self.close_connection = True
 
 
 class WebhookingServer(Generic[Event]):

@@ -12,14 +12,14 @@ stays queued and raises ``WebhookDeliveryFailed`` (the same class the gateway's 
 from __future__ import annotations
 
 import json
-import logging
-import select
-import socket
-import time
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
-from refundry.adapters.http_sandbox import LoopbackServer, WebhookDeliveryFailed, WebhookingServer
+from refundry.adapters.http_sandbox import (
+    LoopbackServer,
+    SandboxHandler,
+    WebhookDeliveryFailed,
+    WebhookingServer,
+)
 from refundry.adapters.logistics import (
     Json,
     LogisticsIdempotencyConflict,
@@ -33,8 +33,6 @@ from refundry.adapters.logistics import (
 from refundry.adapters.logistics_sandbox import SandboxLogistics
 
 __all__ = ["LogisticsHttpServer", "WebhookDeliveryFailed", "serve_logistics_http"]
-
-log = logging.getLogger(__name__)
 
 _RETURNS = "/v1/returns"
 _FIELDS = ("rma", "service", "from_address", "to_address")
@@ -80,10 +78,8 @@ def serve_logistics_http(
 
     With ``api_key`` set, calls must carry ``Authorization: Bearer <api_key>``.
     """
-    server = _Server((host, port), _Handler)
+    server = _Server((host, port), _Handler, api_key=api_key, stall_limit=stall_limit)
     server.sandbox = sandbox
-    server.api_key = api_key
-    server.stall_limit = stall_limit
     return LogisticsHttpServer(
         sandbox,
         server,
@@ -95,15 +91,14 @@ def serve_logistics_http(
 
 class _Server(LoopbackServer):
     sandbox: SandboxLogistics
-    api_key: str | None
-    stall_limit: float
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SandboxHandler):
     server: _Server
+    log_label = "logistics sandbox http"
 
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("logistics sandbox http: " + format, *args)
+    def unauthorized(self) -> Json:
+        return error_object(code="unauthorized", message="bad API key", kind="auth")
 
     def do_POST(self) -> None:
         if not self._authorized():
@@ -152,13 +147,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, doc)
 
-    def _authorized(self) -> bool:
-        expected = self.server.api_key
-        if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
-            return True
-        self._send(401, error_object(code="unauthorized", message="bad API key", kind="auth"))
-        return False
-
     def _booking_params(self) -> tuple[str, str, str, str] | None:
         try:
             doc = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
@@ -172,29 +160,6 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         rma, service, from_address, to_address = strings
         return rma, service, from_address, to_address
-
-    def _send(self, status: int, body: Json) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _stall(self) -> None:
-        """Answer nothing until the client hangs up, then drop the connection."""
-        deadline = time.monotonic() + self.server.stall_limit
-        sock = self.connection
-        while not self.server.stopping.is_set() and time.monotonic() < deadline:
-            readable, _, _ = select.select([sock], [], [], 0.02)
-            if readable:
-                try:
-                    if not sock.recv(1, socket.MSG_PEEK):
-                        break  # the client closed its end: it has given up
-                except OSError:
-                    break
-                time.sleep(0.02)  # it sent more bytes; keep waiting without spinning
-        self.close_connection = True
 
 
 def _invalid(message: str) -> Json:

@@ -23,8 +23,12 @@ of each, interleaved, and the ratio 10,000 / 10; also the small customer in a sh
 10,000 orders (catches costs that grow with the shop rather than the customer) and SQLite's full
 table scans on the path. --profile prints cProfile's top functions of the first backend's loop.
 
+--cold-apply empties the per-process memos (previewed plans, parsed orders, snapshots), untimed,
+between each preview and its apply: apply then computes everything again, as it does when the
+preview ran in another process.
+
 Usage: python bench/apply_bench.py [--refunds 300] [--backend sqlite|postgresql|both]
-                                   [--history-check/--no-history-check] [--profile]
+                                   [--history-check/--no-history-check] [--profile] [--cold-apply]
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from refundry.domain.policy import Policy
+from refundry.services import apply as apply_service
+from refundry.services import state as state_service
 from refundry.services.apply import apply_refund, preview_refund
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
@@ -83,6 +89,7 @@ PRICES = (30000, 25000, 20000, 15000)  # L1..L4, one unit each
 # full: every line (coupon comes back, reward clawed back); L4: the cheapest line (the kept
 # basket still earns the 满减 and the 满返); L1: the dearest line (the 满返 reward is clawed back).
 MIX = (("L1", "L2", "L3", "L4"), ("L4",), ("L1",))
+COLD_APPLY = False  # --cold-apply
 
 
 def order_envelope(order_id: str, customer_id: str) -> dict[str, Any]:
@@ -195,6 +202,9 @@ def apply_one(engine: Engine, order_id: str, i: int) -> tuple[float, float]:
     request = refund_request(order_id, i)
     t0 = time.perf_counter()
     plan = preview_refund(engine, order_id=order_id, request=request, policy=POLICY, now=NOW)
+    if COLD_APPLY:  # as if the apply reached another process (untimed)
+        for memo in (apply_service._previewed, state_service._orders, state_service._snapshots):
+            memo.clear()
     t1 = time.perf_counter()
     result = apply_refund(
         engine,
@@ -578,7 +588,16 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the first backend's refundry loop"
     )
+    parser.add_argument(
+        "--cold-apply",
+        action="store_true",
+        help="empty the per-process memos between each preview and its apply (untimed)",
+    )
     args = parser.parse_args()
+    global COLD_APPLY
+    COLD_APPLY = args.cold_apply
+    if COLD_APPLY:
+        print("--cold-apply: apply computes the plan again (memos emptied after each preview)")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
     with tempfile.TemporaryDirectory(prefix="refundry-apply-bench-") as tmp:

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, RootTransaction, event
 
+from refundry.store.prepared import run_driver_sql
+
 __all__ = ["SPARE_SQLITE_CONNECTIONS", "UnitOfWork"]
 
 # SQLite: connections a finished unit of work keeps open for the next one, per engine and kind
@@ -37,6 +39,8 @@ class _Spares:
                 conn.invalidate()  # closes the driver's connection
                 conn.close()
 
+
+_BEGIN_READ, _BEGIN_WRITE = "BEGIN DEFERRED", "BEGIN IMMEDIATE"
 
 # Bumped in a forked child: spares made before the fork belong to the parent, and a child never
 # touches its parent's connections (an os.getpid() per unit of work cost 2% of a refund).
@@ -77,10 +81,13 @@ class UnitOfWork:
 
     On SQLite the connection stays open for the next unit of work (``SPARE_SQLITE_CONNECTIONS``),
     unless the unit changed its execution options or it was invalidated; ``engine.dispose()``
-    closes the kept ones.
+    closes the kept ones. There the transaction is begun and ended on the driver itself; a
+    statement run through ``conn.execute()`` (or ``begin_nested()``) makes SQLAlchemy begin its
+    own transaction on top, which the unit then ends through SQLAlchemy. So the engine's
+    ``begin`` / ``commit`` events are not called for a unit that runs only prepared statements.
     """
 
-    __slots__ = ("_engine", "_kept", "_options", "_readonly", "_tx", "conn")
+    __slots__ = ("_engine", "_kept", "_open", "_options", "_readonly", "_tx", "conn")
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self._engine = engine
@@ -88,6 +95,7 @@ class UnitOfWork:
         self._tx: RootTransaction | None = None
         self._kept: list[Connection] | None = None
         self._options: Any = None
+        self._open = False  # SQLite: a transaction begun on the driver, not through SQLAlchemy
         self.conn: Connection
 
     @property
@@ -106,7 +114,15 @@ class UnitOfWork:
             conn = self._new_connection()
         self._options = conn.get_execution_options()
         self.conn = conn
-        self._tx = conn.begin()
+        if self._kept is None:
+            self._tx = conn.begin()
+        else:
+            # SQLite: BEGIN on the driver, without SQLAlchemy's transaction objects and events
+            # (3% of a refund). A statement run through conn.execute() makes SQLAlchemy begin
+            # its own transaction on top, whose BEGIN the engine's listener then leaves out
+            # (store.engine); commit() and __exit__ end it through SQLAlchemy.
+            run_driver_sql(conn, _BEGIN_READ if self._readonly else _BEGIN_WRITE)
+            self._open = True
         return self
 
     def _new_connection(self) -> Connection:
@@ -116,9 +132,22 @@ class UnitOfWork:
         return conn
 
     def commit(self) -> None:
+        if self._open:
+            self._end("COMMIT")
+            return
         assert self._tx is not None
         self._tx.commit()
         self._tx = None
+
+    def _end(self, how: str) -> None:
+        self._open = False
+        if self.conn.in_transaction():  # SQLAlchemy began one on top of ours: end it there
+            if how == "COMMIT":
+                self.conn.commit()
+            else:
+                self.conn.rollback()
+        else:
+            run_driver_sql(self.conn, how)
 
     def __exit__(
         self,
@@ -128,7 +157,9 @@ class UnitOfWork:
     ) -> None:
         conn, keep = self.conn, False
         try:
-            if self._tx is not None:
+            if self._open:
+                self._end("COMMIT" if self._readonly and exc_type is None else "ROLLBACK")
+            elif self._tx is not None:
                 if self._readonly and exc_type is None:
                     # A read ends with COMMIT, not ROLLBACK: the same for a transaction that
                     # wrote nothing, but psycopg drops every prepared statement of the
@@ -149,6 +180,7 @@ class UnitOfWork:
             )
         finally:
             self._tx = None
+            self._open = False
             if keep:
                 assert self._kept is not None
                 self._kept.append(conn)

@@ -105,6 +105,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.connection.driver_connection.in_transaction:
+            return  # begun on the driver already (services.uow): SQLAlchemy's is on top of it
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         # On the driver itself: through exec_driver_sql it cost ~0.05 ms a transaction.
         run_driver_sql(conn, _BEGIN[mode])

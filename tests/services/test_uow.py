@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,40 @@ def test_statement_logging_switched_on_later_reaches_kept_connections(
     with UnitOfWork(sqlite_engine, readonly=True) as uow:
         uow.conn.execute(text("SELECT count(*) FROM t"))
     assert "SELECT count(*) FROM t" in caplog.text
+
+
+def test_sqlalchemy_statements_and_savepoints_inside_a_driver_begun_unit(
+    sqlite_engine: Engine,
+) -> None:
+    """A SQLite unit begins on the driver; conn.execute() and begin_nested() make SQLAlchemy
+    begin its own transaction on top, which must neither BEGIN twice nor outlive the unit."""
+    with UnitOfWork(sqlite_engine) as uow:
+        uow.conn.execute(text("INSERT INTO t VALUES (1)"))  # SQLAlchemy autobegins on top
+        savepoint = uow.conn.begin_nested()
+        uow.conn.execute(text("INSERT INTO t VALUES (2)"))
+        savepoint.rollback()
+        uow.commit()
+    assert not _driver(uow).in_transaction
+    with pytest.raises(RuntimeError), UnitOfWork(sqlite_engine) as uow:
+        uow.conn.execute(text("INSERT INTO t VALUES (3)"))
+        raise RuntimeError("boom")
+    assert not _driver(uow).in_transaction and not uow.conn.in_transaction()
+    with UnitOfWork(sqlite_engine) as uow:  # the kept connection, begun again on the driver
+        assert _driver(uow).in_transaction
+        assert not uow.conn.in_transaction()
+        uow.conn.execute(text("INSERT INTO t VALUES (4)"))
+        uow.commit()
+    with UnitOfWork(sqlite_engine, readonly=True) as uow:
+        assert [r[0] for r in uow.conn.execute(text("SELECT n FROM t ORDER BY n"))] == [1, 4]
+
+
+def test_a_writing_unit_holds_the_write_lock_from_its_start(sqlite_engine: Engine) -> None:
+    """BEGIN IMMEDIATE on the driver: a second writer waits (here: times out) even before the
+    first unit has written anything."""
+    with UnitOfWork(sqlite_engine) as first:
+        assert _driver(first).in_transaction
+        other = sqlite3.connect(sqlite_engine.url.database, timeout=0.05, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+        first.commit()

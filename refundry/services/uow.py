@@ -71,6 +71,11 @@ def _spares_of(engine: Engine) -> _Spares | None:
     return fresh
 
 
+def _driver_in_transaction(conn: Connection) -> bool:
+    driver = conn.connection.driver_connection
+    return driver is None or bool(driver.in_transaction)
+
+
 class UnitOfWork:
     """``with UnitOfWork(engine) as uow: ...; uow.commit()``.
 
@@ -114,15 +119,19 @@ class UnitOfWork:
             conn = self._new_connection()
         self._options = conn.get_execution_options()
         self.conn = conn
-        if self._kept is None:
-            self._tx = conn.begin()
-        else:
-            # SQLite: BEGIN on the driver, without SQLAlchemy's transaction objects and events
-            # (3% of a refund). A statement run through conn.execute() makes SQLAlchemy begin
-            # its own transaction on top, whose BEGIN the engine's listener then leaves out
-            # (store.engine); commit() and __exit__ end it through SQLAlchemy.
-            run_driver_sql(conn, _BEGIN_READ if self._readonly else _BEGIN_WRITE)
-            self._open = True
+        try:
+            if self._kept is None:
+                self._tx = conn.begin()
+            else:
+                # SQLite: BEGIN on the driver, without SQLAlchemy's transaction objects and
+                # events (3% of a refund). A statement run through conn.execute() makes
+                # SQLAlchemy begin its own transaction on top, whose BEGIN the engine's listener
+                # then leaves out (store.engine); commit() and __exit__ end it through SQLAlchemy.
+                run_driver_sql(conn, _BEGIN_READ if self._readonly else _BEGIN_WRITE)
+                self._open = True
+        except BaseException:
+            conn.close()  # e.g. "database is locked" after busy_timeout: __exit__ will not run
+            raise
         return self
 
     def _new_connection(self) -> Connection:
@@ -140,7 +149,8 @@ class UnitOfWork:
         self._tx = None
 
     def _end(self, how: str) -> None:
-        self._open = False
+        """End the driver-begun transaction; if that fails it stays open, and ``__exit__``
+        rolls it back."""
         if self.conn.in_transaction():  # SQLAlchemy began one on top of ours: end it there
             if how == "COMMIT":
                 self.conn.commit()
@@ -148,6 +158,7 @@ class UnitOfWork:
                 self.conn.rollback()
         else:
             run_driver_sql(self.conn, how)
+        self._open = False
 
     def __exit__(
         self,
@@ -169,14 +180,15 @@ class UnitOfWork:
                     self._tx.commit()
                 else:
                     self._tx.rollback()
-            # Kept only as it was handed out: no transaction, options unchanged (in place,
-            # e.g. yield_per), not invalidated.
+            # Kept only as it was handed out: no transaction (SQLAlchemy's or the driver's),
+            # options unchanged (in place, e.g. yield_per), not invalidated.
             keep = (
                 self._kept is not None
                 and len(self._kept) < SPARE_SQLITE_CONNECTIONS
-                and not conn.in_transaction()
-                and conn.get_execution_options() is self._options
                 and not conn.invalidated
+                and not conn.in_transaction()
+                and not _driver_in_transaction(conn)
+                and conn.get_execution_options() is self._options
             )
         finally:
             self._tx = None

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import OperationalError
 
 from refundry.services import uow as uow_module
 from refundry.services.uow import SPARE_SQLITE_CONNECTIONS, UnitOfWork
@@ -226,3 +227,55 @@ def test_a_writing_unit_holds_the_write_lock_from_its_start(sqlite_engine: Engin
             other.execute("BEGIN IMMEDIATE")
         other.close()
         first.commit()
+
+
+def test_a_failed_commit_is_rolled_back_and_its_connection_not_kept_open(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = uow_module.run_driver_sql
+
+    def refuse_commit(conn: Any, sql: str) -> None:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        real(conn, sql)
+
+    monkeypatch.setattr(uow_module, "run_driver_sql", refuse_commit)
+    with pytest.raises(sqlite3.OperationalError), UnitOfWork(sqlite_engine) as uow:
+        uow.conn.execute(text("SELECT 1")).all()  # a unit that also ran a SQLAlchemy statement
+        failed_with_sqlalchemy = uow.conn
+        uow.commit()  # SQLAlchemy's commit on top: not refused by the patch
+        raise sqlite3.OperationalError("after")  # (the unit committed; see the next one)
+    assert not failed_with_sqlalchemy.connection.driver_connection.in_transaction
+    with (
+        pytest.raises(sqlite3.OperationalError, match="disk I/O"),
+        UnitOfWork(sqlite_engine) as uow,
+    ):
+        uow.conn.connection.driver_connection.execute("INSERT INTO t VALUES (7)")
+        driver = _driver(uow)
+        uow.commit()
+    assert not driver.in_transaction  # rolled back by __exit__
+    monkeypatch.setattr(uow_module, "run_driver_sql", real)
+    with UnitOfWork(sqlite_engine) as uow:  # whatever connection it gets begins cleanly
+        uow.conn.execute(text("INSERT INTO t VALUES (8)"))
+        uow.commit()
+    with UnitOfWork(sqlite_engine, readonly=True) as uow:
+        assert [r[0] for r in uow.conn.execute(text("SELECT n FROM t"))] == [8]
+
+
+def test_a_unit_that_cannot_begin_gives_its_connection_back(sqlite_engine: Engine) -> None:
+    holder = sqlite3.connect(sqlite_engine.url.database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    blocked = make_engine(str(sqlite_engine.url))
+
+    @event.listens_for(blocked, "connect")
+    def _impatient(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=50")  # after the engine's 30 s
+
+    try:
+        with pytest.raises(OperationalError, match="locked"), UnitOfWork(blocked):
+            pass
+        assert blocked.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        holder.rollback()
+        holder.close()
+        blocked.dispose()

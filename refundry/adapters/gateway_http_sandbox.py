@@ -10,6 +10,7 @@ by a background pump. A delivery the receiver does not take with a 2xx stays que
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from refundry.adapters.errors import GatewayIdempotencyConflict, GatewayTimeout, GatewayUnavailable
@@ -28,26 +29,9 @@ __all__ = ["SandboxHttpServer", "WebhookDeliveryFailed", "serve_sandbox_http"]
 class SandboxHttpServer(WebhookingServer[GatewayEvent]):
     """A running HTTP sandbox. Use as a context manager, or call ``close()``."""
 
-    def __init__(
-        self,
-        sandbox: SandboxGateway,
-        server: _Server,
-        *,
-        webhook_url: str | None,
-        webhook_secret: str | bytes | None,
-        webhook_interval: float | None,
-    ) -> None:
+    def __init__(self, sandbox: SandboxGateway, server: _Server, **webhooks: Any) -> None:
         self.sandbox = sandbox
-        super().__init__(
-            server,
-            deliver_due=sandbox.deliver_due,
-            now=sandbox.now,
-            to_body=event_to_body,
-            event_id=lambda event: event.event_id,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            webhook_interval=webhook_interval,
-        )
+        super().__init__(sandbox, server, to_body=event_to_body, **webhooks)
 
 
 def serve_sandbox_http(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 
@@ -28,7 +28,21 @@ __all__ = ["LoopbackServer", "SandboxHandler", "WebhookDeliveryFailed", "Webhook
 
 log = logging.getLogger(__name__)
 
-Event = TypeVar("Event")
+
+class _Event(Protocol):
+    @property
+    def event_id(self) -> str: ...
+
+
+Event = TypeVar("Event", bound=_Event)
+
+
+class _Sandbox(Protocol[Event]):  # type: ignore[misc]
+    """What a sandbox offers its server: the due events, handed one by one, and its clock."""
+
+    def deliver_due(self, send: Callable[[Event], None]) -> int: ...
+
+    def now(self) -> datetime: ...
 
 
 class WebhookDeliveryFailed(Exception):
@@ -102,25 +116,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
 
 class WebhookingServer(Generic[Event]):
-    """A running HTTP sandbox that POSTs its sandbox's due events as signed webhooks."""
+    """A running HTTP sandbox that POSTs its sandbox's due events as signed webhooks (the body
+    of each from ``to_body``). Use as a context manager, or call ``close()``."""
 
     def __init__(
         self,
+        sandbox: _Sandbox[Event],
         server: LoopbackServer,
         *,
-        deliver_due: Callable[[Callable[[Event], None]], int],
-        now: Callable[[], datetime],
         to_body: Callable[[Event], bytes],
-        event_id: Callable[[Event], str],
         webhook_url: str | None,
         webhook_secret: str | bytes | None,
         webhook_interval: float | None,
     ) -> None:
         self._server = server
-        self._deliver_due = deliver_due
-        self._now = now
+        self._deliver_due = sandbox.deliver_due
+        self._now = sandbox.now
         self._to_body = to_body
-        self._event_id = event_id
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
         host, port = server.server_address[:2]
@@ -173,7 +185,7 @@ class WebhookingServer(Generic[Event]):
             with urllib.request.urlopen(request, timeout=5) as response:
                 response.read()
         except (urllib.error.URLError, OSError) as exc:
-            raise WebhookDeliveryFailed(f"{self._event_id(event)} not taken: {exc}") from exc
+            raise WebhookDeliveryFailed(f"{event.event_id} not taken: {exc}") from exc
 
     def _pump(self, interval: float) -> None:
         while not self._server.stopping.wait(interval):

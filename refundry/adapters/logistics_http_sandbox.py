@@ -12,6 +12,7 @@ stays queued and raises ``WebhookDeliveryFailed`` (the same class the gateway's 
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from refundry.adapters.http_sandbox import (
@@ -41,26 +42,9 @@ _FIELDS = ("rma", "service", "from_address", "to_address")
 class LogisticsHttpServer(WebhookingServer[TrackingEvent]):
     """A running HTTP logistics sandbox. Use as a context manager, or call ``close()``."""
 
-    def __init__(
-        self,
-        sandbox: SandboxLogistics,
-        server: _Server,
-        *,
-        webhook_url: str | None,
-        webhook_secret: str | bytes | None,
-        webhook_interval: float | None,
-    ) -> None:
+    def __init__(self, sandbox: SandboxLogistics, server: _Server, **webhooks: Any) -> None:
         self.sandbox = sandbox
-        super().__init__(
-            server,
-            deliver_due=sandbox.deliver_due,
-            now=sandbox.now,
-            to_body=event_to_body,
-            event_id=lambda event: event.event_id,
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            webhook_interval=webhook_interval,
-        )
+        super().__init__(sandbox, server, to_body=event_to_body, **webhooks)
 
 
 def serve_logistics_http(

@@ -10,6 +10,7 @@ it did for refundry (asserted), so the clone's state follows the same path.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import time
@@ -23,7 +24,8 @@ from sqlalchemy import Engine, event, select
 
 from refundry.store.tables import metadata
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The server the tests use too (tests/conftest.py).
+PG_ADMIN = os.environ.get("REFUNDRY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = [t.name for t in metadata.sorted_tables]
 _TARGET = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.IGNORECASE)
 

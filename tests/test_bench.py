@@ -1,0 +1,37 @@
+"""The apply benchmark's own checks, on a few refunds: the bare driver's replay of refundry's
+writes must insert and update the same rows and end with the same database, on both backends.
+(The figures are for docs/benchmarks.md; only the checks belong in tests.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold-apply"])
+def test_apply_bench_checks_hold_on_both_backends(pg_url: str, cold: bool) -> None:
+    admin = os.environ.get("REFUNDRY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    args = ["--refunds", "20", "--backend", "both", "--no-history-check"]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "apply_bench.py"), *args]
+        + (["--cold-apply"] if cold else []),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "REFUNDRY_TEST_PG": admin, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    for backend in ("sqlite", "postgresql"):
+        assert (
+            f"{backend}: " in run.stdout
+            and "counts equal, contents identical; the timed run inserted the same rows"
+            in run.stdout
+        )
+    assert run.stdout.count("counts equal, contents identical") == 2

@@ -10,7 +10,6 @@ by a background pump. A delivery the receiver does not take with a 2xx stays que
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from refundry.adapters.errors import GatewayIdempotencyConflict, GatewayTimeout, GatewayUnavailable
@@ -26,12 +25,8 @@ from refundry.adapters.http_sandbox import (
 __all__ = ["SandboxHttpServer", "WebhookDeliveryFailed", "serve_sandbox_http"]
 
 
-class SandboxHttpServer(WebhookingServer[GatewayEvent]):
+class SandboxHttpServer(WebhookingServer[SandboxGateway, GatewayEvent]):
     """A running HTTP sandbox. Use as a context manager, or call ``close()``."""
-
-    def __init__(self, sandbox: SandboxGateway, server: _Server, **webhooks: Any) -> None:
-        self.sandbox = sandbox
-        super().__init__(sandbox, server, to_body=event_to_body, **webhooks)
 
 
 def serve_sandbox_http(
@@ -54,6 +49,7 @@ def serve_sandbox_http(
     return SandboxHttpServer(
         sandbox,
         server,
+        to_body=event_to_body,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         webhook_interval=webhook_interval,
@@ -67,9 +63,7 @@ class _Server(LoopbackServer):
 class _Handler(SandboxHandler):
     server: _Server
     log_label = "sandbox http"
-
-    def unauthorized(self) -> Json:
-        return error_object(code="unauthorized", message="bad API key", kind="auth")
+    unauthorized = error_object(code="unauthorized", message="bad API key", kind="auth")
 
     def do_POST(self) -> None:
         if not self._authorized():

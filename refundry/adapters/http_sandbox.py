@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 
@@ -43,6 +43,9 @@ class _Sandbox(Protocol[Event]):  # type: ignore[misc]
     def deliver_due(self, send: Callable[[Event], None]) -> int: ...
 
     def now(self) -> datetime: ...
+
+
+Sandbox = TypeVar("Sandbox", bound=_Sandbox[Any])
 
 
 class WebhookDeliveryFailed(Exception):
@@ -72,14 +75,11 @@ class LoopbackServer(ThreadingHTTPServer):
 
 class SandboxHandler(BaseHTTPRequestHandler):
     """A sandbox's request handler: each protocol adds its routes (``do_POST``, ``do_GET``) and
-    the shape of its 401 answer (``unauthorized``)."""
+    sets ``unauthorized``, the body of its 401 answer to a call without the right API key."""
 
     server: LoopbackServer
     log_label = "sandbox http"
-
-    def unauthorized(self) -> Any:
-        """The body of the 401 answer to a call without the right API key."""
-        raise NotImplementedError
+    unauthorized: ClassVar[Any]
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug(self.log_label + ": " + format, *args)
@@ -88,7 +88,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         expected = self.server.api_key
         if expected is None or self.headers.get("Authorization") == f"Bearer {expected}":
             return True
-        self._send(401, self.unauthorized())
+        self._send(401, self.unauthorized)
         return False
 
     def _send(self, status: int, body: Any) -> None:
@@ -115,13 +115,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class WebhookingServer(Generic[Event]):
-    """A running HTTP sandbox that POSTs its sandbox's due events as signed webhooks (the body
-    of each from ``to_body``). Use as a context manager, or call ``close()``."""
+class WebhookingServer(Generic[Sandbox, Event]):
+    """A running HTTP sandbox (``sandbox``) that POSTs its due events as signed webhooks (the
+    body of each from ``to_body``). Use as a context manager, or call ``close()``."""
 
     def __init__(
         self,
-        sandbox: _Sandbox[Event],
+        sandbox: Sandbox,
         server: LoopbackServer,
         *,
         to_body: Callable[[Event], bytes],
@@ -129,6 +129,7 @@ class WebhookingServer(Generic[Event]):
         webhook_secret: str | bytes | None,
         webhook_interval: float | None,
     ) -> None:
+        self.sandbox = sandbox
         self._server = server
         self._deliver_due = sandbox.deliver_due
         self._now = sandbox.now

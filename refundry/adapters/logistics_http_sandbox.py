@@ -12,7 +12,6 @@ stays queued and raises ``WebhookDeliveryFailed`` (the same class the gateway's 
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from refundry.adapters.http_sandbox import (
@@ -39,12 +38,8 @@ _RETURNS = "/v1/returns"
 _FIELDS = ("rma", "service", "from_address", "to_address")
 
 
-class LogisticsHttpServer(WebhookingServer[TrackingEvent]):
+class LogisticsHttpServer(WebhookingServer[SandboxLogistics, TrackingEvent]):
     """A running HTTP logistics sandbox. Use as a context manager, or call ``close()``."""
-
-    def __init__(self, sandbox: SandboxLogistics, server: _Server, **webhooks: Any) -> None:
-        self.sandbox = sandbox
-        super().__init__(sandbox, server, to_body=event_to_body, **webhooks)
 
 
 def serve_logistics_http(
@@ -67,6 +62,7 @@ def serve_logistics_http(
     return LogisticsHttpServer(
         sandbox,
         server,
+        to_body=event_to_body,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         webhook_interval=webhook_interval,
@@ -80,9 +76,7 @@ class _Server(LoopbackServer):
 class _Handler(SandboxHandler):
     server: _Server
     log_label = "logistics sandbox http"
-
-    def unauthorized(self) -> Json:
-        return error_object(code="unauthorized", message="bad API key", kind="auth")
+    unauthorized = error_object(code="unauthorized", message="bad API key", kind="auth")
 
     def do_POST(self) -> None:
         if not self._authorized():

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["compact", "compact_unsorted", "parse_stored", "spaced"]
+__all__ = ["compact", "compact_unsorted", "parse_stored"]
 
 
 def _standard(*, sort_keys: bool, separators: tuple[str, str]) -> Callable[[Any], str]:
@@ -79,8 +79,6 @@ def _fast(option: int, standard: Callable[[Any], str]) -> Callable[[Any], str]:
 compact = _fast(orjson.OPT_SORT_KEYS, _standard(sort_keys=True, separators=(",", ":")))
 # json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 compact_unsorted = _fast(0, _standard(sort_keys=False, separators=(",", ":")))
-# json.dumps(v, sort_keys=True, ensure_ascii=False): the standard encoder (orjson has no spaces)
-spaced = _standard(sort_keys=True, separators=(", ", ": "))
 
 
 def parse_stored(text: str | bytes) -> Any:

@@ -14,11 +14,12 @@ from sqlalchemy import Connection, insert
 from refundry.store.prepared import Prepared
 from refundry.store.tables import ledger_postings, outbox
 
-__all__ = ["RowBatch"]
+__all__ = ["INSERT_MESSAGES", "INSERT_POSTINGS", "RowBatch"]
 
-# Built once: their cache keys and compiled forms are reused.
-_INSERT_POSTINGS = Prepared(insert(ledger_postings))
-_INSERT_MESSAGES = Prepared(insert(outbox))
+# Built once: their cache keys and compiled forms are reused (also by ledger.post and
+# outbox.enqueue when they write a row at once instead of through a batch).
+INSERT_POSTINGS = Prepared(insert(ledger_postings))
+INSERT_MESSAGES = Prepared(insert(outbox))
 
 
 @dataclass(slots=True)
@@ -28,8 +29,8 @@ class RowBatch:
 
     def flush(self, conn: Connection) -> None:
         if self.postings:
-            _INSERT_POSTINGS.run_many(conn, self.postings)
+            INSERT_POSTINGS.run_many(conn, self.postings)
             self.postings.clear()
         if self.messages:
-            _INSERT_MESSAGES.run_many(conn, self.messages)
+            INSERT_MESSAGES.run_many(conn, self.messages)
             self.messages.clear()

@@ -23,9 +23,9 @@ from sqlalchemy import (
     update,
 )
 
-from refundry.services.batch import RowBatch
+from refundry.services.batch import INSERT_POSTINGS, RowBatch
 from refundry.store.prepared import Prepared
-from refundry.store.tables import ledger_accounts, ledger_postings
+from refundry.store.tables import ledger_accounts
 
 __all__ = ["account_id", "balance", "move_accounts", "post", "shop_account_id"]
 
@@ -38,7 +38,6 @@ _MOVE = Prepared(
     .returning(_a.balance)
 )
 _OPEN_ACCOUNT = Prepared(insert(ledger_accounts))
-_INSERT_POSTINGS = Prepared(insert(ledger_postings))
 _BALANCE = Prepared(select(_a.balance).where(_a.id == bindparam("b_id")))
 _move_many: dict[int, Prepared] = {}
 
@@ -190,7 +189,7 @@ def post(
     if batch is not None:
         batch.postings.extend(rows)
     else:
-        _INSERT_POSTINGS.run_many(conn, rows)
+        INSERT_POSTINGS.run_many(conn, rows)
     return after
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, select
 
 from refundry.domain.json_text import compact
-from refundry.services.batch import RowBatch
-from refundry.store.prepared import Prepared
-from refundry.store.tables import customers, outbox
+from refundry.services.batch import INSERT_MESSAGES, RowBatch
+from refundry.store.tables import customers
 
 __all__ = ["enqueue", "notify_customer"]
-
-_INSERT = Prepared(insert(outbox))  # built once: its cache key and compiled form are reused
 
 
 def enqueue(
@@ -40,7 +37,7 @@ def enqueue(
     if batch is not None:
         batch.messages.append(row)
     else:
-        _INSERT.run(conn, row)
+        INSERT_MESSAGES.run(conn, row)
 
 
 def notify_customer(

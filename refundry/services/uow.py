@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, RootTransaction, event
 
+from refundry.store.engine import SQLITE_BEGIN
 from refundry.store.prepared import run_driver_sql
 
 __all__ = ["SPARE_SQLITE_CONNECTIONS", "UnitOfWork"]
@@ -39,8 +40,6 @@ class _Spares:
                 conn.invalidate()  # closes the driver's connection
                 conn.close()
 
-
-_BEGIN_READ, _BEGIN_WRITE = "BEGIN DEFERRED", "BEGIN IMMEDIATE"
 
 # Bumped in a forked child: spares made before the fork belong to the parent, and a child never
 # touches its parent's connections (an os.getpid() per unit of work cost 2% of a refund).
@@ -111,12 +110,12 @@ class UnitOfWork:
         spares = _spares_of(self._engine)
         if spares is not None:
             self._kept = spares.readonly if self._readonly else spares.writing
-        conn = self._kept.pop() if self._kept else self._new_connection()
+        conn = self._kept.pop() if self._kept else self._engine.connect()
         if conn._echo != self._engine._should_log_info():
             # SQLAlchemy decides whether a connection logs its statements when it is made:
             # a kept one must not miss sqlalchemy.engine logging switched on (or off) since.
             conn.close()
-            conn = self._new_connection()
+            conn = self._engine.connect()
         self._options = conn.get_execution_options()
         self.conn = conn
         try:
@@ -127,18 +126,12 @@ class UnitOfWork:
                 # events (3% of a refund). A statement run through conn.execute() makes
                 # SQLAlchemy begin its own transaction on top, whose BEGIN the engine's listener
                 # then leaves out (store.engine); commit() and __exit__ end it through SQLAlchemy.
-                run_driver_sql(conn, _BEGIN_READ if self._readonly else _BEGIN_WRITE)
+                run_driver_sql(conn, SQLITE_BEGIN["DEFERRED" if self._readonly else "IMMEDIATE"])
                 self._open = True
         except BaseException:
             conn.close()  # e.g. "database is locked" after busy_timeout: __exit__ will not run
             raise
         return self
-
-    def _new_connection(self) -> Connection:
-        conn = self._engine.connect()
-        if self._readonly:
-            conn = conn.execution_options(sqlite_begin="DEFERRED")
-        return conn
 
     def commit(self) -> None:
         if self._open:

@@ -30,14 +30,15 @@ from sqlalchemy.exc import DisconnectionError
 
 from refundry.store.prepared import run_driver_sql
 
-__all__ = ["DEFAULT_URL", "PING_AFTER_IDLE", "database_url", "make_engine"]
+__all__ = ["DEFAULT_URL", "PING_AFTER_IDLE", "SQLITE_BEGIN", "database_url", "make_engine"]
 
 # Seconds a pooled PostgreSQL connection may sit unused before it is checked at its next checkout.
 PING_AFTER_IDLE = 1.0
 
 DEFAULT_URL = "sqlite:///refundry.sqlite"
 ENV = "REFUNDRY_DATABASE_URL"
-_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
+# SQLite's BEGIN statements by mode (also run by services.uow on the driver itself).
+SQLITE_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -109,6 +110,6 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
             return  # begun on the driver already (services.uow): SQLAlchemy's is on top of it
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         # On the driver itself: through exec_driver_sql it cost ~0.05 ms a transaction.
-        run_driver_sql(conn, _BEGIN[mode])
+        run_driver_sql(conn, SQLITE_BEGIN[mode])
 
     return engine

@@ -13,32 +13,36 @@ from refundry.store.prepared import run_driver_sql
 
 __all__ = ["SPARE_SQLITE_CONNECTIONS", "UnitOfWork"]
 
-# SQLite: connections a finished unit of work keeps open for the next one, per engine and kind
-# (read-only / writing). Checking a connection out of SQLAlchemy's pool and back in cost more
-# than the rest of a read-only unit (bench/apply_bench.py: 0.31M of 6.68M instructions a
-# preview + apply, two units). More units at once than this check out of the pool as before.
+# SQLite: connections a finished unit of work keeps open for the next one, per engine. Checking
+# a connection out of SQLAlchemy's pool and back in cost more than the rest of a read-only unit
+# (bench/apply_bench.py: 0.31M of 6.68M instructions a preview + apply, two units). More units
+# at once than this check out of the pool as before.
 SPARE_SQLITE_CONNECTIONS = 8
 
 
 class _Spares:
-    """An engine's kept connections. ``list.pop`` / ``append`` are atomic, so threads share
-    it without a lock; a connection is in the list or in one unit of work, never both."""
+    """An engine's kept connections, read-only and writing units alike (each unit chooses its
+    BEGIN): a stack, so a preview and the apply after it run on the same connection and the
+    apply's commit leaves that connection's page cache valid. A connection whose page cache
+    another connection's commit made stale rereads its pages: the plan-inputs read of a preview
+    took 55 µs instead of 34 when read-only units kept connections of their own.
+    ``list.pop`` / ``append`` are atomic, so threads share it without a lock; a connection is in
+    the list or in one unit of work, never both."""
 
-    __slots__ = ("generation", "readonly", "writing")
+    __slots__ = ("generation", "kept")
 
     def __init__(self) -> None:
         self.generation = _generation
-        self.readonly: list[Connection] = []
-        self.writing: list[Connection] = []
+        self.kept: list[Connection] = []
 
     def close(self) -> None:
         """Close the kept connections themselves (the engine's pool was just disposed: giving
         them back to it would not close them)."""
-        for kept in (self.readonly, self.writing):
-            while kept:
-                conn = kept.pop()
-                conn.invalidate()  # closes the driver's connection
-                conn.close()
+        kept = self.kept
+        while kept:
+            conn = kept.pop()
+            conn.invalidate()  # closes the driver's connection
+            conn.close()
 
 
 # Bumped in a forked child: spares made before the fork belong to the parent, and a child never
@@ -109,7 +113,7 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         spares = _spares_of(self._engine)
         if spares is not None:
-            self._kept = spares.readonly if self._readonly else spares.writing
+            self._kept = spares.kept
         conn = self._kept.pop() if self._kept else self._engine.connect()
         if conn._echo != self._engine._should_log_info():
             # SQLAlchemy decides whether a connection logs its statements when it is made:

@@ -6,7 +6,9 @@ processing, result wrapping); the driver itself takes ~10 µs for an indexed wri
 refund runs ~20 statements, so on the apply path that was most of the time
 (bench/apply_bench.py). A :class:`Prepared` keeps the Core statement as the single definition —
 built from the tables in ``store.tables``, compiled by SQLAlchemy for each dialect — and runs its
-SQL text on ``conn.connection.driver_connection`` inside the connection's transaction.
+SQL text on the driver's own connection (``conn.connection.dbapi_connection``: refundry's
+drivers, sqlite3 and psycopg, are synchronous, so it is the driver's) inside the connection's
+transaction.
 
 What is kept from ``Connection.execute``:
   * bind processors (``UTCDateTime`` and the like) run on every parameter, result processors on
@@ -76,6 +78,7 @@ class _Form:
     fixed: dict[str, Any]  # values bound in the statement itself (literals), by name
     row_type: Any  # namedtuple of the result columns, None if the statement returns none
     result: tuple[tuple[int, Processor], ...]  # (result column, processor)
+    pipelines: bool  # the dialect may run it inside a pipeline (PostgreSQL): see pipelined()
 
     def parameters(self, params: Mapping[str, Any]) -> Any:
         if self.fixed:
@@ -105,18 +108,24 @@ class Prepared:
     first row's, with ``run_many``), as ``Connection.execute`` does; its compiled form is kept
     per dialect and set of names."""
 
-    __slots__ = ("_forms", "_insert", "statement")
+    __slots__ = ("_by_dialect", "_forms", "_insert", "statement")
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._insert = bool(getattr(statement, "is_insert", False))
-        self._forms: dict[tuple[str, tuple[str, ...]], _Form] = {}
+        self._forms: dict[tuple[str, tuple[str, ...]], _Form] = {}  # INSERTs: per column set
+        self._by_dialect: dict[str, _Form] = {}  # the rest
 
     def _form(self, dialect: Dialect, params: Mapping[str, Any]) -> _Form:
-        key = (dialect.name, tuple(params) if self._insert else ())
+        if not self._insert:
+            form = self._by_dialect.get(dialect.name)
+            if form is None:
+                form = self._by_dialect[dialect.name] = self._compile(dialect, None)
+            return form
+        key = (dialect.name, tuple(params))
         form = self._forms.get(key)
         if form is None:
-            form = self._forms[key] = self._compile(dialect, list(key[1]) if self._insert else None)
+            form = self._forms[key] = self._compile(dialect, list(key[1]))
         return form
 
     def _compile(self, dialect: Dialect, column_keys: list[str] | None) -> _Form:
@@ -167,15 +176,14 @@ class Prepared:
             fixed={n: bp.effective_value for n, bp in binds.items() if not bp.required},
             row_type=row_type,
             result=tuple(result),
+            pipelines=dialect.name == "postgresql",
         )
 
     # --- running ---------------------------------------------------------------------------------
 
     def _execute(self, conn: Connection, params: Any, many: bool) -> tuple[_Form, Any]:
         form = self._form(conn.dialect, params[0] if many else params)
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        cursor = driver.cursor()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         sql = form.sql
         if many:
             parameters: Any = [form.parameters(p) for p in params]
@@ -200,16 +208,16 @@ class Prepared:
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
         """Execute; returns the driver's row count (-1 inside :func:`pipelined`, where it is not
         known yet: use ``run_expecting`` to check it)."""
-        _, cursor = self._execute(conn, params or {}, False)
-        return -1 if _pipeline_of(conn) is not None else int(cursor.rowcount)
+        form, cursor = self._execute(conn, params or {}, False)
+        return -1 if form.pipelines and _pipeline_of(conn) is not None else int(cursor.rowcount)
 
     def run_expecting(
         self, conn: Connection, params: Mapping[str, Any], rows: int, otherwise: Exception
     ) -> None:
         """Execute; raise ``otherwise`` unless it touched exactly ``rows`` rows (inside
         :func:`pipelined`: when the pipeline's answers are in, before the block ends)."""
-        _, cursor = self._execute(conn, params, False)
-        pipe = _pipeline_of(conn)
+        form, cursor = self._execute(conn, params, False)
+        pipe = _pipeline_of(conn) if form.pipelines else None
         if pipe is not None:
             pipe.checks.append((cursor, rows, otherwise))
         elif cursor.rowcount != rows:
@@ -229,7 +237,7 @@ class Prepared:
         waiting for them now). Outside a pipeline they are read at once."""
         form, cursor = self._execute(conn, params or {}, False)
         answer = Later(conn, form, cursor, params)
-        if _pipeline_of(conn) is None:
+        if not form.pipelines or _pipeline_of(conn) is None:
             answer.rows()
         return answer
 
@@ -241,9 +249,7 @@ class Prepared:
 def run_driver_sql(conn: Connection, sql: str) -> None:
     """Run a statement without parameters or results (``BEGIN IMMEDIATE``) on the driver's
     cursor, driver errors mapped as for :class:`Prepared`; no cursor events."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    cursor = driver.cursor()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)
     except BaseException as exc:  # SQLAlchemy's handler wraps and re-raises it

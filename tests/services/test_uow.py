@@ -39,19 +39,23 @@ def _count(engine: Engine) -> int:
         return int(uow.conn.execute(text("SELECT count(*) FROM t")).scalar_one())
 
 
-def test_sqlite_units_reuse_their_connection_by_kind(sqlite_engine: Engine) -> None:
+def test_sqlite_units_reuse_one_connection_whatever_their_kind(sqlite_engine: Engine) -> None:
+    """A preview and the apply after it run on the same connection (its page cache stays
+    valid); each unit still begins its own way (next test)."""
     with UnitOfWork(sqlite_engine, readonly=True) as uow:
-        first_read = _driver(uow)
+        first = _driver(uow)
     with UnitOfWork(sqlite_engine) as uow:
-        first_write = _driver(uow)
-        uow.commit()
-    assert first_write is not first_read  # a read-only unit's connection begins DEFERRED
-    with UnitOfWork(sqlite_engine, readonly=True) as uow:
-        assert _driver(uow) is first_read
-    with UnitOfWork(sqlite_engine) as uow:
-        assert _driver(uow) is first_write
+        assert _driver(uow) is first
         uow.conn.execute(text("INSERT INTO t VALUES (1)"))
         uow.commit()
+    with UnitOfWork(sqlite_engine, readonly=True) as uow:
+        assert _driver(uow) is first
+        with UnitOfWork(sqlite_engine) as inner:  # one in use: another is made, then kept
+            second = _driver(inner)
+            assert second is not first
+            inner.commit()
+    spares = sqlite_engine._refundry_spares  # type: ignore[attr-defined]
+    assert [c.connection.driver_connection for c in spares.kept] == [second, first]
     assert _count(sqlite_engine) == 1
 
 
@@ -105,10 +109,10 @@ def test_no_more_than_the_limit_is_kept_and_dispose_closes_them(sqlite_engine: E
         unit.__exit__(None, None, None)
     assert len(set(map(id, drivers))) == len(units)
     spares = sqlite_engine._refundry_spares  # type: ignore[attr-defined]
-    assert len(spares.readonly) == SPARE_SQLITE_CONNECTIONS
-    kept = [c.connection.driver_connection for c in spares.readonly]
+    assert len(spares.kept) == SPARE_SQLITE_CONNECTIONS
+    kept = [c.connection.driver_connection for c in spares.kept]
     sqlite_engine.dispose()
-    assert spares.readonly == []
+    assert spares.kept == []
     for driver in kept:
         with pytest.raises(Exception, match="closed"):
             driver.execute("SELECT 1")
@@ -159,7 +163,7 @@ def _child_unit(engine: Engine, parents: list[int], out: Any) -> None:
 def test_a_forked_child_does_not_use_its_parents_connections(sqlite_engine: Engine) -> None:
     with UnitOfWork(sqlite_engine) as uow:
         uow.commit()
-    parents = [id(c.connection.driver_connection) for c in sqlite_engine._refundry_spares.writing]  # type: ignore[attr-defined]
+    parents = [id(c.connection.driver_connection) for c in sqlite_engine._refundry_spares.kept]  # type: ignore[attr-defined]
     assert parents
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()

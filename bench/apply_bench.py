@@ -1,4 +1,4 @@
-"""Refunds applied per second (preview + apply, one transaction each) beside the bare driver.
+"""Refunds applied per second (apply_refund; and preview + apply) beside the bare driver.
 
 For each backend (a fresh SQLite file in a temp dir; a throwaway PostgreSQL database):
   * seeds orders with ingest_order: 4 lines, a 满减 discount and a coupon, a card and a points
@@ -23,12 +23,17 @@ of each, interleaved, and the ratio 10,000 / 10; also the small customer in a sh
 10,000 orders (catches costs that grow with the shop rather than the customer) and SQLite's full
 table scans on the path. --profile prints cProfile's top functions of the first backend's loop.
 
---cold-apply empties the per-process memos (previewed plans, parsed orders, snapshots), untimed,
-between each preview and its apply: apply then computes everything again, as it does when the
-preview ran in another process.
+The goal (issue #3: at least half the bare driver's rate) is judged on applying: apply_refund,
+the one service call that reads the plan's inputs under the order's lock, computes the plan,
+checks it against the previewed plan hash and writes everything. By default (--cold-apply) the
+per-process memos (previewed plans, parsed orders, snapshots) are emptied, untimed, between each
+preview and its apply, so apply computes everything again, as when the preview ran in another
+process; --no-cold-apply keeps them (apply then finds its preview's plan). The preview's own time
+is reported too (preview + apply), without a goal.
 
 Usage: python bench/apply_bench.py [--refunds 300] [--backend sqlite|postgresql|both]
-                                   [--history-check/--no-history-check] [--profile] [--cold-apply]
+                                   [--history-check/--no-history-check] [--profile]
+                                   [--cold-apply/--no-cold-apply]
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ PRICES = (30000, 25000, 20000, 15000)  # L1..L4, one unit each
 # full: every line (coupon comes back, reward clawed back); L4: the cheapest line (the kept
 # basket still earns the 满减 and the 满返); L1: the dearest line (the 满返 reward is clawed back).
 MIX = (("L1", "L2", "L3", "L4"), ("L4",), ("L1",))
-COLD_APPLY = False  # --cold-apply
+COLD_APPLY = True  # --cold-apply (the default) / --no-cold-apply
 
 
 def order_envelope(order_id: str, customer_id: str) -> dict[str, Any]:
@@ -484,16 +489,26 @@ def print_throughput(results: list[Throughput]) -> None:
     print()
     print(
         f"{'backend':11s} {'refunds':>7s} {'refundry/s':>11s} {'(apply only)':>12s} "
-        f"{'bare driver/s':>13s} {'ratio':>6s} {'(apply)':>8s}  goal ≥ 0.50"
+        f"{'bare driver/s':>13s} {'ratio':>6s} {'(apply)':>8s}  goal: (apply) ≥ 0.50"
     )
     for r in results:
         ratio = r.rate / r.bare_rate
+        applied = r.apply_rate / r.bare_rate
         print(
             f"{r.backend:11s} {r.refunds:7d} {r.rate:11.1f} {r.apply_rate:12.1f} "
-            f"{r.bare_rate:13.1f} {ratio:6.3f} {r.apply_rate / r.bare_rate:8.3f}  "
-            f"{'met' if ratio >= 0.5 else 'NOT met'}"
+            f"{r.bare_rate:13.1f} {ratio:6.3f} {applied:8.3f}  "
+            f"{'met' if applied >= 0.5 else 'NOT met'}"
         )
-    print("  refundry/s: preview_refund + apply_refund; (apply only): apply_refund alone;")
+    print("  refundry/s: preview_refund + apply_refund; (apply only): apply_refund alone,")
+    print(
+        "  "
+        + (
+            "cold: the preview's plan, order and snapshot not in memory (--cold-apply)"
+            if COLD_APPLY
+            else "warm: finding its preview's plan in memory (--no-cold-apply)"
+        )
+        + ";"
+    )
     print("  bare driver/s: the same INSERT/UPDATE statements, sqlite3/psycopg, no reads, no plan")
     for r in results:
         n = r.refunds + WARMUP
@@ -590,14 +605,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--cold-apply",
-        action="store_true",
-        help="empty the per-process memos between each preview and its apply (untimed)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="empty the per-process memos between each preview and its apply (untimed), as when "
+        "the preview ran in another process (default); --no-cold-apply keeps them",
     )
     args = parser.parse_args()
     global COLD_APPLY
     COLD_APPLY = args.cold_apply
-    if COLD_APPLY:
-        print("--cold-apply: apply computes the plan again (memos emptied after each preview)")
+    print(
+        "--cold-apply: apply computes the plan again (memos emptied after each preview)"
+        if COLD_APPLY
+        else "--no-cold-apply: apply finds the plan its preview computed in this process"
+    )
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
 
     with tempfile.TemporaryDirectory(prefix="refundry-apply-bench-") as tmp:

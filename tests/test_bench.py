@@ -20,7 +20,7 @@ def test_apply_bench_checks_hold_on_both_backends(pg_url: str, cold: bool) -> No
     args = ["--refunds", "20", "--backend", "both", "--no-history-check"]
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "apply_bench.py"), *args]
-        + (["--cold-apply"] if cold else []),
+        + (["--cold-apply"] if cold else ["--no-cold-apply"]),
         capture_output=True,
         text=True,
         timeout=300,

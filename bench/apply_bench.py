@@ -56,10 +56,9 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from refundry.domain.policy import Policy
-from refundry.services import apply as apply_service
-from refundry.services import state as state_service
 from refundry.services.apply import apply_refund, preview_refund
 from refundry.services.ingest import ingest_order
+from refundry.services.memo import forget_all
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade
@@ -208,8 +207,7 @@ def apply_one(engine: Engine, order_id: str, i: int) -> tuple[float, float]:
     t0 = time.perf_counter()
     plan = preview_refund(engine, order_id=order_id, request=request, policy=POLICY, now=NOW)
     if COLD_APPLY:  # as if the apply reached another process (untimed)
-        for memo in (apply_service._previewed, state_service._orders, state_service._snapshots):
-            memo.clear()
+        forget_all()
     t1 = time.perf_counter()
     result = apply_refund(
         engine,

@@ -5,13 +5,18 @@ keeps memory flat (least recently used goes first)."""
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Memo"]
+__all__ = ["Memo", "forget_all"]
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+# Every Memo of the process, for forget_all (weak: a memo dropped by its owner goes).
+_every: weakref.WeakSet[Memo[Any, Any]] = weakref.WeakSet()
 
 
 class Memo(Generic[K, V]):
@@ -21,6 +26,7 @@ class Memo(Generic[K, V]):
         self.size = size
         self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
+        _every.add(self)
 
     def get(self, key: K) -> V | None:
         with self._lock:
@@ -41,3 +47,10 @@ class Memo(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def forget_all() -> None:
+    """Empty every memo of this process, as if what comes next ran in another process
+    (bench/apply_bench.py --cold-apply: an apply whose preview was served elsewhere)."""
+    for memo in list(_every):
+        memo.clear()

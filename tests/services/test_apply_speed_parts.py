@@ -12,13 +12,16 @@ from sqlalchemy import Engine, select
 from refundry import worked_examples as ex
 from refundry.domain.json_io import dumps_plan, dumps_plan_compact
 from refundry.domain.policy import Policy
+from refundry.services import apply as apply_service
 from refundry.services import state
+from refundry.services.apply import preview_refund
 from refundry.services.ledger import balance, move_accounts
+from refundry.services.memo import forget_all
 from refundry.services.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.tables import audit_log, entitlements, ledger_postings, refunds
-from tests.services.test_apply import POLICY, apply, ingest, ledgers_balance
+from tests.services.test_apply import NOW, POLICY, apply, ingest, ledgers_balance
 
 
 def order_with_points(order_id: str, customer_id: str) -> dict[str, Any]:
@@ -68,6 +71,23 @@ def test_an_order_is_parsed_once_per_digest_and_policy(engine: Engine) -> None:
     with UnitOfWork(engine, readonly=True) as uow:
         fresh = load_plan_inputs(uow.conn, order_id, policy=POLICY)
     assert fresh.order is not first.order and fresh.order == first.order
+
+
+def test_forget_all_empties_every_memo_a_preview_fills(engine: Engine) -> None:
+    """What bench/apply_bench.py --cold-apply relies on: after forget_all an apply finds
+    nothing of its preview in this process."""
+    ingest(engine, ex.THRESHOLD)
+    order_id = ex.THRESHOLD["id"]
+    request = {
+        "order_id": order_id,
+        "reason": "changed_mind",
+        "lines": [{"line_id": ex.THRESHOLD["lines"][0]["id"], "quantity": 1}],
+    }
+    preview_refund(engine, order_id=order_id, request=request, policy=POLICY, now=NOW)
+    memos = (apply_service._previewed, state._orders, state._snapshots)
+    assert all(len(memo) > 0 for memo in memos)
+    forget_all()
+    assert [len(memo) for memo in memos] == [0, 0, 0]
 
 
 def test_the_order_cache_is_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RootTransaction, event
 
 from refundry.store.engine import SQLITE_BEGIN
-from refundry.store.prepared import run_driver_sql
+from refundry.store.prepared import driver_in_transaction, run_driver_sql
 
 __all__ = ["SPARE_SQLITE_CONNECTIONS", "UnitOfWork"]
 
@@ -72,11 +72,6 @@ def _spares_of(engine: Engine) -> _Spares | None:
     setattr(engine, "_refundry_spares", fresh)  # noqa: B010 (not an Engine attribute)
     event.listen(engine, "engine_disposed", lambda _engine: fresh.close())
     return fresh
-
-
-def _driver_in_transaction(conn: Connection) -> bool:
-    driver = conn.connection.driver_connection
-    return driver is None or bool(driver.in_transaction)
 
 
 class UnitOfWork:
@@ -184,7 +179,7 @@ class UnitOfWork:
                 and len(self._kept) < SPARE_SQLITE_CONNECTIONS
                 and not conn.invalidated
                 and not conn.in_transaction()
-                and not _driver_in_transaction(conn)
+                and not driver_in_transaction(conn)
                 and conn.get_execution_options() is self._options
             )
         finally:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 
-from refundry.store.prepared import run_driver_sql
+from refundry.store.prepared import driver_in_transaction, run_driver_sql
 
 __all__ = ["DEFAULT_URL", "PING_AFTER_IDLE", "SQLITE_BEGIN", "database_url", "make_engine"]
 
@@ -106,7 +106,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.connection.driver_connection.in_transaction:
+        if driver_in_transaction(conn):
             return  # begun on the driver already (services.uow): SQLAlchemy's is on top of it
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         # On the driver itself: through exec_driver_sql it cost ~0.05 ms a transaction.

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Date, DateTime, Dialect, Integer, String
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["Later", "Prepared", "pipelined", "run_driver_sql"]
+__all__ = ["Later", "Prepared", "driver_in_transaction", "pipelined", "run_driver_sql"]
 
 Processor = Callable[[Any], Any]
 _REQUIRED = object()
@@ -255,6 +255,13 @@ def run_driver_sql(conn: Connection, sql: str) -> None:
     except BaseException as exc:  # SQLAlchemy's handler wraps and re-raises it
         conn._handle_dbapi_exception(exc, sql, (), cursor, None)
     cursor.close()
+
+
+def driver_in_transaction(conn: Connection) -> bool:
+    """The driver's own view: is a transaction open on it (begun by ``run_driver_sql`` or by
+    SQLAlchemy)? True for a connection that has lost its driver connection."""
+    driver = conn.connection.dbapi_connection
+    return driver is None or bool(driver.in_transaction)
 
 
 # --- pipelining (PostgreSQL) -------------------------------------------------------------------

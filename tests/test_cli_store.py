@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -44,3 +46,30 @@ def test_upgrade_then_import_keeps_good_lines_and_names_bad_ones(tmp_path: Path)
         assert ids == ["o-500-100", "o-points"]
         assert uow.conn.execute(select(func.count()).select_from(orders)).scalar_one() == 2
     engine.dispose()
+
+
+def test_one_url_chooses_the_database_default_a_wal_file_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URL anywhere: ./refundry.sqlite, in WAL mode; REFUNDRY_DATABASE_URL when set; an
+    explicit --url over both."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REFUNDRY_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    default = tmp_path / "refundry.sqlite"
+    with sqlite3.connect(default) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+    chosen = tmp_path / "chosen.sqlite"
+    monkeypatch.setenv("REFUNDRY_DATABASE_URL", f"sqlite:///{chosen}")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert chosen.exists()
+    explicit = tmp_path / "explicit.sqlite"
+    assert runner.invoke(app, ["db", "upgrade", "--url", f"sqlite:///{explicit}"]).exit_code == 0
+    assert explicit.exists()
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == [
+        "chosen.sqlite",
+        "explicit.sqlite",
+        "refundry.sqlite",
+    ]

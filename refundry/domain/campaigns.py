@@ -74,7 +74,7 @@ def evaluate_campaigns(
         elif kind == CampaignKind.ORDER_CASHBACK:
             _order_cashback(order, campaign, after, reduced, out)
         elif kind == CampaignKind.CUMULATIVE_CASHBACK:
-            _cumulative_cashback(order, campaign, customer, before, after, reduced, out)
+            _cumulative_cashback(order, campaign, customer, before, after, out)
     return out
 
 
@@ -282,9 +282,10 @@ def _cumulative_cashback(
     customer: CustomerSnapshot,
     before: dict[str, int],
     after: dict[str, int],
-    reduced: dict[str, int],
     out: CampaignOutcome,
 ) -> None:
+    """A customer reward's ``amount`` is what it holds now (the store passes the amount granted
+    less every reduction, from any order), so no reduction from this order's history applies."""
     decrease = 0
     for line_id in order.campaign_lines[campaign.id]:
         n = order.line(line_id).quantity
@@ -304,18 +305,32 @@ def _cumulative_cashback(
             rule="spec.3.5.cumulative_spend",
         )
     )
-    for reward in customer.campaign_rewards:
-        if reward.campaign_id != campaign.id or reward.status not in ("granted", "pending"):
-            continue
-        current = reward.amount - reduced.get(reward.id, 0)
-        if current > 0 and reward.threshold > spend_after:
-            _reduce_reward(
-                out,
-                reward_id=reward.id,
-                campaign_id=campaign.id,
-                status=reward.status,
-                amount=current,
-                why=f"campaign spend {spend_after} is below the reward's threshold "
-                f"{reward.threshold}",
-                rule="spec.3.5.cumulative_spend",
-            )
+    # The customer keeps what the highest tier the remaining spend reaches pays, however the shop
+    # recorded it (one grant for the tier reached, or one per tier): the excess is taken back
+    # from the highest-threshold rewards first, each reduced no further than what it holds.
+    target = campaign.reward_for(spend_after)
+    held = sorted(
+        (
+            r
+            for r in customer.campaign_rewards
+            if r.campaign_id == campaign.id and r.status in ("granted", "pending") and r.amount > 0
+        ),
+        key=lambda r: (-r.threshold, r.id),
+    )
+    holding = sum(r.amount for r in held)
+    excess = holding - target
+    for reward in held:
+        if excess <= 0:
+            break
+        cut = min(reward.amount, excess)
+        excess -= cut
+        _reduce_reward(
+            out,
+            reward_id=reward.id,
+            campaign_id=campaign.id,
+            status=reward.status,
+            amount=cut,
+            why=f"campaign spend {spend_after} earns {target} from {campaign.id}, "
+            f"not the {holding} the customer holds",
+            rule="spec.3.5.cumulative_spend",
+        )

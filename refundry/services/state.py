@@ -342,7 +342,7 @@ def load_customer(
                 id=r.id,
                 campaign_id=r.campaign_id,
                 threshold=int(r.threshold),
-                amount=int(r.amount),
+                amount=int(r.amount) - int(r.reduced),  # what the reward still holds
                 status=r.status,
             )
             for r in conn.execute(

@@ -486,7 +486,7 @@ class ReferenceModel:
         # cumulative cashback (§7)
         new_spend = dict(self.campaign_spend)
         spend_decrease: dict[str, int] = {}
-        removed_rewards: set[str] = set()
+        reward_cuts: dict[str, int] = {}  # customer reward id -> what this step takes off it
         for campaign in self.order.get("campaigns", []):
             if campaign["kind"] != "cumulative_cashback":
                 continue
@@ -501,16 +501,28 @@ class ReferenceModel:
             new_spend[cid] = new
             if old != new:
                 spend_decrease[cid] = old - new
-            for reward in self.campaign_rewards:
-                if reward["campaign_id"] != cid or reward["threshold"] <= new:
+            # The customer keeps what the highest tier reached by the new spend pays; the rest of
+            # what it holds goes back, highest-threshold reward first (SPEC §3.5).
+            earned = max(
+                [t["reward"] for t in campaign.get("tiers", []) if new >= t["threshold"]],
+                default=0,
+            )
+            holding = [
+                r
+                for r in self.campaign_rewards
+                if r["campaign_id"] == cid and r["status"] in ("granted", "pending")
+            ]
+            excess = sum(r["amount"] for r in holding) - earned
+            for reward in sorted(holding, key=lambda r: (-r["threshold"], r["id"])):
+                cut = min(reward["amount"], max(excess, 0))
+                if cut == 0:
                     continue
+                excess -= cut
                 if reward["status"] == "granted":
-                    reward_clawbacks[reward["id"]] = reward["amount"]
-                elif reward["status"] == "pending":
-                    reward_cancels[reward["id"]] = reward["amount"]
+                    reward_clawbacks[reward["id"]] = cut
                 else:
-                    continue
-                removed_rewards.add(reward["id"])
+                    reward_cancels[reward["id"]] = cut
+                reward_cuts[reward["id"]] = cut
         for rid, amt in sorted(reward_clawbacks.items()):
             deductions[("reward_clawback", rid)] = amt
 
@@ -745,7 +757,10 @@ class ReferenceModel:
         self.shipping_refunded = shipping_refunded_after
         self.reasons = reasons
         self.campaign_spend = new_spend
-        self.campaign_rewards = [r for r in self.campaign_rewards if r["id"] not in removed_rewards]
+        # a reward's amount in the snapshot is what it still holds; one emptied is gone
+        for reward in self.campaign_rewards:
+            reward["amount"] -= reward_cuts.get(reward["id"], 0)
+        self.campaign_rewards = [r for r in self.campaign_rewards if r["amount"] > 0]
         self.quotas_used = new_quotas
         self.points_balance = self.points_balance + returned_points - from_balance
         self.points_cancelled_total += cancelled

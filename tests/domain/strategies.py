@@ -384,17 +384,27 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         ]
         campaigns.append(cum)
         campaign_spend["cmp-cum"] = spend
-        for i, t in enumerate(thresholds):
-            if draw(st.booleans()):
-                campaign_rewards.append(
-                    {
-                        "id": f"R-cum-{i + 1}",
-                        "campaign_id": "cmp-cum",
-                        "threshold": t,
-                        "amount": 1000 * (i + 1),
-                        "status": draw(st.sampled_from(["granted", "pending"])),
-                    }
-                )
+        # How the shop recorded what the customer earned (SPEC §3.5 allows either): one grant
+        # for the highest tier reached, one grant per tier (each the tier's increment), or any
+        # subset of tier grants; a grant may already be reduced by another order's refund.
+        recording = draw(st.sampled_from(["one", "per_tier", "subset"]))
+        grants: list[tuple[int, int]] = []  # (threshold, amount)
+        if recording == "one":
+            grants = [(thresholds[-1], 1000 * len(thresholds))]
+        elif recording == "per_tier":
+            grants = [(t, 1000) for t in thresholds]
+        else:
+            grants = [(t, 1000 * (i + 1)) for i, t in enumerate(thresholds) if draw(st.booleans())]
+        for i, (t, amount) in enumerate(grants):
+            campaign_rewards.append(
+                {
+                    "id": f"R-cum-{i + 1}",
+                    "campaign_id": "cmp-cum",
+                    "threshold": t,
+                    "amount": amount - draw(st.sampled_from([0, 0, 0, 1, amount // 2])),
+                    "status": draw(st.sampled_from(["granted", "pending"])),
+                }
+            )
 
     # other quota campaign on some lines
     if draw(st.integers(0, 3)) == 0:

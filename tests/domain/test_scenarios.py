@@ -173,6 +173,9 @@ C500 = campaign("cmp-500-100", "threshold_discount", measure="list", threshold=5
 GIFT500 = campaign("cmp-gift", "gift_with_purchase", measure="list", threshold=50000)
 CB1000 = campaign("cmp-cb", "order_cashback", measure="paid", tiers=tiers((100000, 20000)))
 CUM = campaign("cmp-cum", "cumulative_cashback", measure="paid", tiers=tiers((300000, 10000)))
+CUM_TIERS = campaign(
+    "cmp-cum", "cumulative_cashback", measure="paid", tiers=tiers((80000, 10000), (160000, 30000))
+)
 FIRST = campaign("cmp-first", "first_purchase")
 
 
@@ -922,6 +925,81 @@ SCENARIOS: list[Scenario] = [
         snap=snapshot(
             campaign_spend={"cmp-cum": 320000},
             campaign_rewards=[snap_reward("R9", "cmp-cum", 300000, 10000)],
+        ),
+    ),
+    # SPEC §3.5 (issue 16's figures): tiers 800 -> 100 and 1600 -> 300 on cumulative paid spend,
+    # spend 1700, 300 granted as one grant. Refund the 500.00 line: spend 1200 reaches the 100
+    # tier -> 200 clawed -> 300.00 back (not 300 clawed). Then the 1200.00 line: spend 0 -> the
+    # 100 still held is clawed -> 1100.00 back.
+    sc(
+        "cumulative_cashback_with_tiers_one_grant_drops_to_the_tier_still_reached",
+        order(lines=[line("L1", 50000), line("L2", 120000)], campaigns=[CUM_TIERS]),
+        st(
+            request(("L1", 1)),
+            E(
+                30000,
+                50000,
+                tenders={"T1": 30000},
+                ded={"reward_clawback": 20000},
+                effects=(
+                    fx("campaign_spend_decrease", 50000),
+                    fx("reward_clawback", "R-one", 20000),
+                ),
+            ),
+        ),
+        st(
+            request(("L2", 1)),
+            E(110000, 120000, tenders={"T1": 110000}, ded={"reward_clawback": 10000}),
+            snap=snapshot(
+                campaign_spend={"cmp-cum": 120000},
+                campaign_rewards=[snap_reward("R-one", "cmp-cum", 160000, 10000)],
+            ),
+        ),
+        snap=snapshot(
+            campaign_spend={"cmp-cum": 170000},
+            campaign_rewards=[snap_reward("R-one", "cmp-cum", 160000, 30000)],
+        ),
+    ),
+    # Same, recorded as one grant per tier (100 at 800, +200 at 1600): only the 1600 tier's 200
+    # is clawed; the 800 tier's grant is untouched.
+    sc(
+        "cumulative_cashback_with_tiers_one_grant_per_tier_claws_only_the_lost_tier",
+        order(lines=[line("L1", 50000), line("L2", 120000)], campaigns=[CUM_TIERS]),
+        st(
+            request(("L1", 1)),
+            E(
+                30000,
+                50000,
+                tenders={"T1": 30000},
+                ded={"reward_clawback": 20000},
+                effects=(fx("reward_clawback", "R-t2", 20000),),
+            ),
+        ),
+        snap=snapshot(
+            campaign_spend={"cmp-cum": 170000},
+            campaign_rewards=[
+                snap_reward("R-t1", "cmp-cum", 80000, 10000),
+                snap_reward("R-t2", "cmp-cum", 160000, 20000),
+            ],
+        ),
+    ),
+    # A pending 300 drops to the 100 tier: 200 of it is cancelled, nothing deducted -> 500.00.
+    sc(
+        "cumulative_cashback_with_tiers_pending_reward_drops_to_the_tier",
+        order(lines=[line("L1", 50000), line("L2", 120000)], campaigns=[CUM_TIERS]),
+        st(
+            request(("L1", 1)),
+            E(
+                50000,
+                50000,
+                tenders={"T1": 50000},
+                effects=(fx("reward_cancel", "R-one", 20000),),
+                absent=("reward_clawback",),
+            ),
+        ),
+        snap=snapshot(
+            campaign_spend={"cmp-cum": 170000},
+            campaign_rewards=[snap_reward("R-one", "cmp-cum", 160000, 30000, "pending")],
         ),
     ),
     # ---------------------------------------------------------------- participation quotas

@@ -18,6 +18,7 @@ from refundry.services.ingest import ingest_order
 from refundry.services.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
+    campaign_rewards,
     entitlements,
     ledger_accounts,
     ledger_postings,
@@ -191,3 +192,41 @@ def test_customer_contact_from_the_import_envelope(engine: Engine) -> None:
         "a@example.com",
         ["in_app", "sms"],
     )
+
+
+def test_cumulative_cashback_with_tiers_drops_to_the_tier_and_keeps_what_is_left(
+    engine: Engine,
+) -> None:
+    """SPEC §3.5 with issue 16's figures, through the store: tiers 800 -> 100 and 1600 -> 300,
+    spend 1700 (1200 earlier + this order's 500), 300 granted as one grant. Refunding the 500.00
+    line leaves 1200: 200 clawed, 300.00 back, and the stored reward still holds 100, which the
+    next refund (the customer's spend falling to 700, below every tier) claws."""
+    tiers = [{"threshold": 80000, "reward": 10000}, {"threshold": 160000, "reward": 30000}]
+    campaign = {"id": "CUM", "kind": "cumulative_cashback", "measure": "paid", "tiers": tiers}
+    order_a = ex.order("o-cum-a", [ex.line("A", 50000)], 50000, campaigns=[campaign])
+    order_b = ex.order("o-cum-b", [ex.line("B", 50000)], 50000, campaigns=[campaign])
+    grant = {"id": "R-CUM", "campaign_id": "CUM", "threshold": 160000, "amount": 30000}
+    customer = {
+        "campaign_spend": {"CUM": 70000},
+        "campaign_rewards": [{**grant, "status": "granted"}],
+    }
+    ingest(engine, {"order": order_b, "customer": customer})
+    ingest(engine, {"order": order_a, "customer": customer})  # spend 70000 + 2 × 50000
+
+    first = apply(engine, "o-cum-a", "A", key="k-cum-a")
+    assert first.plan["amount"]["total"] == 30000
+    assert [
+        (e["reward_id"], e["amount"])
+        for e in first.plan["effects"]
+        if e["type"] == "reward_clawback"
+    ] == [("R-CUM", 20000)]
+    second = apply(engine, "o-cum-b", "B", key="k-cum-b")
+    assert second.plan["amount"]["total"] == 40000  # spend 70000 < 80000: the 100 left is clawed
+    with UnitOfWork(engine, readonly=True) as uow:
+        row = uow.conn.execute(
+            select(campaign_rewards.c.reduced, campaign_rewards.c.status).where(
+                campaign_rewards.c.id == "R-CUM"
+            )
+        ).one()
+    assert (row.reduced, row.status) == (30000, "clawed_back")
+    ledgers_balance(engine)

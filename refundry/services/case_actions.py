@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select, update
 
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
+from refundry.domain.express import refused_units_debt
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
 from refundry.services.case_open import CaseDesk
@@ -212,7 +213,7 @@ def inspect(
         )
         _restock(conn, row, lines, now)
         if result == "fail":
-            debt = _express_debt(conn, row)
+            debt = _express_debt(conn, row, accepted={})
             return move(
                 conn,
                 row,
@@ -224,6 +225,7 @@ def inspect(
                 values={"debt": debt},
             )
         if row.express and row.refund_id:
+            debt = _express_debt(conn, row, accepted=kept)
             row = move(
                 conn,
                 row,
@@ -231,7 +233,8 @@ def inspect(
                 actor=actor,
                 at=now,
                 trail=trail,
-                data={"refund_id": row.refund_id},
+                data={"refund_id": row.refund_id, "debt": debt},
+                values={"debt": debt},
             )
             money = conn.execute(
                 select(refunds.c.status).where(refunds.c.id == row.refund_id)
@@ -275,12 +278,27 @@ def _restock(conn: Connection, row: CaseRow, lines: list[dict[str, Any]], at: da
         )
 
 
-def _express_debt(conn: Connection, row: CaseRow) -> int:
-    """极速退款 paid before the goods failed inspection: the customer owes it; an agent acts."""
+def _express_debt(conn: Connection, row: CaseRow, *, accepted: dict[str, int]) -> int:
+    """极速退款 paid before the goods came back: what it paid for the units the inspection
+    refused is owed by the customer (domain.express); an agent recovers it."""
     if not (row.express and row.refund_id):
         return 0
-    return int(
-        conn.execute(select(refunds.c.total).where(refunds.c.id == row.refund_id)).scalar_one()
+    refund = conn.execute(
+        select(refunds.c.total, refunds.c.plan).where(refunds.c.id == row.refund_id)
+    ).one()
+    line_paid = {
+        line_id: int(paid)
+        for line_id, paid in conn.execute(
+            select(order_lines.c.line_id, order_lines.c.paid).where(
+                order_lines.c.order_id == row.order_id
+            )
+        )
+    }
+    return refused_units_debt(
+        units=json.loads(refund.plan)["units"],
+        accepted=accepted,
+        line_paid=line_paid,
+        total=int(refund.total),
     )
 
 

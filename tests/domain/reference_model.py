@@ -822,3 +822,18 @@ class ReferenceModel:
 
     def entitled_now(self) -> int:
         return self._entitled(self.refunded, self.shipping_refunded, self.permanent)
+
+
+def ref_express_debt(model: ReferenceModel, step: StepResult, accepted: Mapping[str, int]) -> int:
+    """What an express refund step paid for the units an inspection refused (SPEC §4, refund-
+    rules.md's express section): per line, the step's goods money less what a step of only the
+    accepted units would have moved, recomputed from scratch; never more than the step moved."""
+    owed = 0
+    for lid, u in step.units.items():
+        paid = 0 if model.lines[lid].is_gift else model.paid[lid]
+        n, r0 = u["of"], u["refunded_before"]
+        kept = min(accepted.get(lid, 0), u["quantity"])
+        owed += (ref_part(paid, r0 + u["quantity"], n) - ref_part(paid, r0, n)) - (
+            ref_part(paid, r0 + kept, n) - ref_part(paid, r0, n)
+        )
+    return min(owed, step.amount["total"])

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from refundry.domain.errors import RefundryError
+from refundry.domain.express import refused_units_debt
 from refundry.domain.json_io import (
     hash_and_text,
     parse_order,
@@ -44,6 +45,7 @@ from .reference_model import (
     ReferenceModel,
     StepResult,
     apportion,
+    ref_express_debt,
     ref_part,
     ref_split,
 )
@@ -301,6 +303,37 @@ def test_engine_matches_reference_model(sc: Scenario) -> None:
         manual = expected.status == MANUAL
         problems = diff_views(reference_view(expected, tender_ids), engine_view(plan), manual)
         assert not problems, f"step {i} disagrees:\n  " + "\n  ".join(problems)
+
+
+@PROFILE
+@given(scenarios(), st.data())
+def test_express_refund_debt_after_partial_inspection_matches_reference(
+    sc: Scenario, data: st.DataObject
+) -> None:
+    """极速退款 then an inspection that accepts some units: the debt for the refused units is
+    the reference's, 0 when all are accepted, at most what the step moved."""
+    describe(sc)
+    run = Run(sc)
+    for _i, expected, plan in run.steps():
+        if plan["status"] != "ready":
+            return
+        asked = {u["line_id"]: u["quantity"] for u in plan["units"]}
+        accepted = {
+            lid: data.draw(st.integers(0, q), label=f"accept {lid}") for lid, q in asked.items()
+        }
+        line_paid = {lid: run.ref.paid.get(lid, 0) for lid in asked}  # gifts: 0
+        debt = refused_units_debt(
+            units=plan["units"],
+            accepted=accepted,
+            line_paid=line_paid,
+            total=plan["amount"]["total"],
+        )
+        assert debt == ref_express_debt(run.ref, expected, accepted)
+        assert 0 <= debt <= plan["amount"]["total"]
+        everything = refused_units_debt(
+            units=plan["units"], accepted=asked, line_paid=line_paid, total=plan["amount"]["total"]
+        )
+        assert everything == 0
 
 
 @PROFILE

@@ -277,6 +277,39 @@ def test_failed_inspection_rejects_and_records_express_debt(world: dict[str, Any
     assert (row.state, row.debt) == ("rejected_after_inspection", 10000)
 
 
+def test_express_refund_then_partial_inspection_records_the_refused_units_debt(
+    world: dict[str, Any], engine: Engine
+) -> None:
+    """Issue 16's figures: 2 × 200.00 returned, 极速退款 paid 400.00 before the goods arrived,
+    the inspection accepts 1 unit: the case records 200.00 owed for the refused one."""
+    doc = ex.order("o-express-2", [{**ex.line("P", 20000), "quantity": 2}], 40000)
+    world["gateway"].capture("ali-o-express-2", 40000, "CNY")
+    with UnitOfWork(engine) as uow:
+        ingest_order(
+            uow.conn,
+            {"order": doc, "customer": {}},
+            policy=Policy(),
+            now=START - timedelta(days=200),
+        )
+        uow.commit()
+    desk, clock = world["desk"], world["clock"]
+    ask = request("o-express-2", reason="quality_issue")
+    ask["lines"] = [{"line_id": "P", "quantity": 2}]
+    opened = open_case(desk, actor=CUSTOMER, now=clock(), request=ask)
+    if opened.state == "under_review":
+        approve(desk, opened.case_id, actor=AGENT, now=clock())
+    with UnitOfWork(engine, readonly=True) as uow:
+        row = load_case(uow.conn, opened.case_id, AGENT)
+    assert (row.state, row.express) == ("awaiting_return", True)
+    ship(desk, opened.case_id, actor=CUSTOMER, now=clock(), tracking_number="SF78")
+    receive(desk, opened.case_id, actor=MERCHANT, now=clock())
+    row = inspect(
+        desk, opened.case_id, actor=MERCHANT, now=clock(), result="partial", accepted={"P": 1}
+    )
+    assert row.debt == 20000
+    assert json.loads(row.accepted) == [{"line_id": "P", "quantity": 1}]
+
+
 def test_illegal_transition_names_the_state_and_the_allowed_actions(
     world: dict[str, Any],
 ) -> None:

@@ -3,7 +3,9 @@
 A case is in the queue while it waits for a person: ``under_review`` (no rule decided),
 ``needs_manual_review`` (risk, or a plan whose deductions exceed its amount),
 ``refund_failed`` (the gateway refused: retry or move the money to the wallet) and
-``rejected_after_inspection`` with a debt left to recover (极速退款 paid, goods failed).
+and any case with a debt left to recover (极速退款 paid for goods the inspection refused:
+``rejected_after_inspection``, or ``refunding``/``refunded``/``completed`` after a partial
+inspection).
 Each item carries the risk decision with its reasons and the review explanation stored on the
 case. Oldest first (by the time the case entered its state), with an opaque cursor.
 """
@@ -34,9 +36,8 @@ _WHY = {
     "under_review": "no review rule decided: an agent approves or rejects",
     "needs_manual_review": "held for manual review: resolve with a waiver or a wallet debit",
     "refund_failed": "the gateway refused the refund: retry, or move the money to the wallet",
-    "rejected_after_inspection": "goods failed inspection after an express refund: recover "
-    "the debt",
 }
+_DEBT = "an express refund paid for goods the inspection refused: recover the debt"
 
 
 class QueueItem(BaseModel):
@@ -49,7 +50,7 @@ class QueueItem(BaseModel):
     kind: str  # refund_only | return_and_refund
     reason: str
     amount: Amount  # the plan's total when the case was opened
-    debt: Amount  # what an express refund paid for goods that failed inspection
+    debt: Amount  # what an express refund paid for goods the inspection refused
     why: str  # why the case waits for an agent
     risk: dict[str, Any] | None  # the risk decision and its reasons (cases.risk)
     review: dict[str, Any] | None  # the review rule and its explanation (cases.review)
@@ -75,12 +76,7 @@ def queue(actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor = 
     query = (
         select(cases, orders.c.currency)
         .join(orders, orders.c.id == c.order_id)
-        .where(
-            or_(
-                c.state.in_(_WAITING),
-                and_(c.state == "rejected_after_inspection", c.debt > 0),
-            )
-        )
+        .where(or_(c.state.in_(_WAITING), c.debt > 0))
     )
     if cursor is not None:
         since, case_id = decode_cursor(cursor, 2)
@@ -118,7 +114,7 @@ def queue(actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor = 
                 reason=r.reason,
                 amount=Amount(amount=int(r.amount), currency=r.currency),
                 debt=Amount(amount=int(r.debt), currency=r.currency),
-                why=_WHY[r.state],
+                why=_WHY.get(r.state, _DEBT),
                 risk=_json(r.risk),
                 review=_json(r.review),
                 inspection=_json(r.inspection),

@@ -21,6 +21,7 @@ from refundry.api import routes
 from refundry.api.auth import read_token
 from refundry.api.deps import ApiContext
 from refundry.api.idempotency import IdempotencyMiddleware
+from refundry.api.limits import RequestLimits
 from refundry.api.problems import http_error, problem, refundry_error, validation_error
 from refundry.api.settings import Settings
 from refundry.domain.errors import RefundryError
@@ -102,5 +103,5 @@ def create_app(
         subject_of=subject_of,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     return app

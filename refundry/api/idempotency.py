@@ -52,12 +52,15 @@ class IdempotencyMiddleware:
         if subject is None:
             await self.app(scope, receive, send)  # unauthenticated: the route answers 401
             return
-        body = b""
+        # Joined once at the end: adding each chunk to the body so far copies it every time,
+        # quadratic in the number of chunks (RequestLimits bounds the total before this runs).
+        parts: list[bytes] = []
         more = True
         while more:
             message = await receive()
-            body += message.get("body", b"")
+            parts.append(message.get("body", b""))
             more = message.get("more_body", False)
+        body = b"".join(parts)
         key = f"{subject}:{raw_key.decode('latin-1')}"
         digest = hashlib.sha256(
             scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body

@@ -42,7 +42,12 @@ _BY_CLASS: list[tuple[type[RefundryError], int]] = [
     (RefundRefused, 422),
     (Unprocessable, 422),
 ]
-_BY_CODE = {"rate.limited": 429, "idempotency.in_flight": 409, "request.too_large": 413}
+_BY_CODE = {
+    "rate.limited": 429,
+    "idempotency.in_flight": 409,
+    "request.too_large": 413,
+    "request.headers_too_large": 431,
+}
 
 
 def status_for(error: RefundryError) -> int:

@@ -73,18 +73,22 @@ _WHEN = {
     409: "the state does not allow it (case.illegal_transition, order.conflict, …)",
     422: "the request is invalid or refused (request.invalid, request.unknown_field, …)",
     429: "too many requests (rate.limited); see Retry-After",
+    413: "the body is larger than the limit, however it is sent (request.too_large)",
+    431: "too many header fields, or too many header bytes (request.headers_too_large)",
 }
+# Any request may be refused by refundry/api/limits.py before it reaches its route.
+_ANY_ROUTE = (413, 431)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for the problem+json answers a route may give."""
+    """``responses=`` for the problem+json answers a route may give (and the limits' own)."""
     schema = Problem.model_json_schema()
     return {
         status: {
             "description": _WHEN[status],
             "content": {"application/problem+json": {"schema": schema}},
         }
-        for status in statuses
+        for status in (*statuses, *_ANY_ROUTE)
     }
 
 

@@ -50,6 +50,7 @@ class WebhookOutcome(BaseModel):
 
 _PROBLEM = problems(401)[401]["content"]
 _DOC: dict[int | str, dict[str, Any]] = {
+    **problems(),  # the request limits, checked before the signature
     400: {"description": "signed, but the body is not a valid event", "content": _PROBLEM},
     401: {"description": "unsigned, wrongly signed or stale: nothing changed", "content": _PROBLEM},
 }

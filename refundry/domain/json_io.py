@@ -41,7 +41,7 @@ from refundry.domain.order import (
 from refundry.domain.plan import plan_refund
 from refundry.domain.plan_types import Plan
 from refundry.domain.policy import REASONS, Policy, policy_from_mapping
-from refundry.domain.reader import Reader
+from refundry.domain.reader import MAX_INT32, MAX_INTEGER, Reader
 from refundry.domain.request import PriorRefund, RefundRequest, RequestedUnits
 
 __all__ = [
@@ -116,6 +116,7 @@ def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
     lines = tuple(_line(x) for x in r.items("lines", min_items=1))
     adjustments = tuple(_adjustment(x) for x in r.items("adjustments", required=False))
     tenders = tuple(_tender(x, currency) for x in r.items("tenders", min_items=1))
+    _check_totals(r, lines, tenders)
     points = PointsEarned()
     if r.has("points_earned"):
         p = r.child("points_earned")
@@ -141,6 +142,21 @@ def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
         delivered_at=r.moment("delivered_at", required=False),
         minor_units_per_point=mpp,
     )
+
+
+def _check_totals(r: Reader, lines: tuple[Line, ...], tenders: tuple[Tender, ...]) -> None:
+    """Totals the store keeps in one column stay in its range, as each field does: the order's
+    goods units (INTEGER), a line's list total and the order's total paid (which bound every
+    amount a refund moves) and the points redeemed (BIGINT)."""
+    if sum(ln.quantity for ln in lines if ln.gift_of is None) > MAX_INT32:
+        r.fail("lines", f"the goods units must be at most {MAX_INT32} in all")
+    for i, ln in enumerate(lines):
+        if ln.quantity * max(ln.unit_price, ln.declared_value) > MAX_INTEGER:
+            r.fail(f"lines[{i}]", f"quantity × price must be at most {MAX_INTEGER}")
+    if sum(t.amount for t in tenders) > MAX_INTEGER:
+        r.fail("tenders", f"the tenders must be at most {MAX_INTEGER} in all")
+    if sum(t.points for t in tenders) > MAX_INTEGER:
+        r.fail("tenders", f"the points redeemed must be at most {MAX_INTEGER} in all")
 
 
 def _moment(value: Any) -> datetime | None:
@@ -245,10 +261,10 @@ def _line(r: Reader) -> Line:
         r.fail("unit_price", "a gift line has unit_price 0 (its worth is declared_value)")
     return Line(
         id=r.text("id"),
-        sku=r.text("sku"),
-        title=r.text("title", ""),
+        sku=r.text("sku", max_length=100),
+        title=r.text("title", "", max_length=200),
         merchant_id=r.text("merchant_id", ""),
-        quantity=r.integer("quantity", minimum=1),
+        quantity=r.integer("quantity", minimum=1, maximum=MAX_INT32),
         unit_price=unit_price,
         gift_of=gift_of,
         declared_value=r.integer("declared_value", 0),
@@ -286,8 +302,8 @@ def _tender(r: Reader, currency: str) -> Tender:
         kind=kind,
         amount=r.integer("amount"),
         points=r.integer("points", 0),
-        method=r.opt_text("method"),
-        gateway_txn_id=r.opt_text("gateway_txn_id"),
+        method=r.opt_text("method", max_length=32),
+        gateway_txn_id=r.opt_text("gateway_txn_id", max_length=100),
     )
 
 
@@ -311,7 +327,11 @@ def _campaign(r: Reader) -> Campaign:
         t.only("threshold", "reward")
         tiers.append(Tier(threshold=t.integer("threshold"), reward=t.integer("reward")))
     needs_threshold = kind in (CampaignKind.THRESHOLD_DISCOUNT, CampaignKind.GIFT_WITH_PURCHASE)
-    quota = r.integer("quota_per_customer", minimum=1) if r.has("quota_per_customer") else None
+    quota = (
+        r.integer("quota_per_customer", minimum=1, maximum=MAX_INT32)
+        if r.has("quota_per_customer")
+        else None
+    )
     return Campaign(
         id=r.text("id"),
         kind=kind,
@@ -365,7 +385,7 @@ def parse_snapshot(data: Any) -> CustomerSnapshot:
         c.only("id", "value", "valid_until", "kind")
         coupons[c.text("id")] = Entitlement(
             id=c.text("id"),
-            kind=c.text("kind", "coupon"),
+            kind=c.text("kind", "coupon", max_length=32),
             value=c.integer("value", 0),
             valid_until=c.moment("valid_until", required=False),
         )
@@ -374,7 +394,7 @@ def parse_snapshot(data: Any) -> CustomerSnapshot:
         e.only("id", "kind", "value", "valid_until")
         entitlements[e.text("id")] = Entitlement(
             id=e.text("id"),
-            kind=e.text("kind", "entitlement"),
+            kind=e.text("kind", "entitlement", max_length=32),
             value=e.integer("value", 0),
             valid_until=e.moment("valid_until", required=False),
         )
@@ -415,7 +435,7 @@ def parse_snapshot(data: Any) -> CustomerSnapshot:
         entitlements=entitlements,
         campaign_spend=r.int_map("campaign_spend"),
         campaign_rewards=tuple(rewards),
-        quotas_used=r.int_map("quotas_used"),
+        quotas_used=r.int_map("quotas_used", maximum=MAX_INT32),
         other_orders=tuple(others),
         risk_flags=frozenset(r.str_list("risk_flags", required=False)),
     )

@@ -24,6 +24,7 @@ from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_order, parse_snapshot
 from refundry.domain.order import CampaignKind, Order, TenderKind
 from refundry.domain.policy import Policy
+from refundry.domain.reader import Reader, printable
 from refundry.services.audit import AuditTrail
 from refundry.services.errors import Conflict
 from refundry.services.ledger import post
@@ -54,10 +55,10 @@ class IngestResult:
 def split_envelope(doc: Any) -> tuple[Any, Any]:
     """(order document, customer block or None) from an import line."""
     if isinstance(doc, dict) and "order" in doc:
-        extra = set(doc) - {"order", "customer"}
+        extra = sorted(str(key) for key in set(doc) - {"order", "customer"})
         if extra:
             raise InvalidInput(
-                f"unknown field {sorted(extra)[0]!r}", code="order.invalid", field=sorted(extra)[0]
+                f"unknown field {extra[0]!r}", code="order.invalid", field=printable(extra[0])
             )
         return doc["order"], doc.get("customer")
     return doc, None
@@ -219,12 +220,13 @@ def _contact(raw: Any) -> dict[str, Any] | None:
             code="snapshot.invalid",
             field="customer.contact.channels",
         )
-    for key in ("phone", "email"):
-        if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise InvalidInput(
-                "must be a string", code="snapshot.invalid", field=f"customer.contact.{key}"
-            )
-    return {"phone": raw.get("phone"), "email": raw.get("email"), "channels": channels}
+    r = Reader(raw, "customer.contact", "snapshot.invalid")
+    return {
+        # The columns' lengths: String(32) and String(200).
+        "phone": r.opt_text("phone", max_length=32),
+        "email": r.opt_text("email", max_length=200),
+        "channels": channels,
+    }
 
 
 def _save_contact(conn: Connection, customer_id: str, contact: dict[str, Any]) -> None:

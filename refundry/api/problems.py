@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from refundry.api.auth import Unauthorized
+from refundry.api.fields import INVALID_TEXT
 from refundry.domain.case import IllegalTransition
 from refundry.domain.errors import (
     CurrencyMismatch,
@@ -22,6 +23,7 @@ from refundry.domain.errors import (
     RefundRefused,
     RefundryError,
 )
+from refundry.domain.reader import printable
 from refundry.services.errors import Conflict, Forbidden, NotFound, PlanStale, Unprocessable
 
 __all__ = ["PROBLEM_TYPE", "problem", "status_for"]
@@ -72,9 +74,11 @@ def problem(
         "type": PROBLEM_TYPE + code,
         "title": code.replace(".", " "),
         "status": status,
-        "detail": detail,
+        "detail": _encodable(detail),
         "code": code,
-        "field": field,
+        # A field path may name what the client sent (an unknown key): escaped, the answer is
+        # valid UTF-8 however hostile the key.
+        "field": None if field is None else printable(field),
     }
     body.update(extra or {})
     return JSONResponse(body, status_code=status, media_type=MEDIA, headers=headers)
@@ -97,12 +101,19 @@ async def refundry_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# pydantic's error types with a code of their own; every other type is request.invalid.
+_BY_TYPE = {
+    "extra_forbidden": "request.unknown_field",
+    INVALID_TEXT: "request.invalid_text",  # refundry/api/fields.py
+    "string_unicode": "request.invalid_text",  # pydantic's own refusal of a lone surrogate
+}
+
+
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-    kind = first.get("type", "")
-    code = "request.unknown_field" if kind == "extra_forbidden" else "request.invalid"
+    code = _BY_TYPE.get(first.get("type", ""), "request.invalid")
     return problem(
         422,
         code,
@@ -110,11 +121,20 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         field=where,
         extra={
             "errors": [
-                {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                {
+                    "loc": [printable(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+                    "msg": _encodable(str(e.get("msg", ""))),
+                    "type": e.get("type"),
+                }
                 for e in exc.errors()
             ]
         },
     )
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates escaped: anything else encodes as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -8,10 +8,19 @@ errors are problem+json (refundry/api/problems.py), documented per route with ``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from refundry.api.fields import (
+    EvidenceRef,
+    FreeText,
+    Id,
+    NonBlankText,
+    OtpCode,
+    Quantity,
+    TrackingNumber,
+)
 from refundry.domain.case import CaseState
 
 __all__ = [
@@ -42,9 +51,6 @@ Kind = Literal["refund_only", "return_and_refund"]
 ReturnMethod = Literal["self_ship", "prepaid_label", "pickup", "none"]
 # What an actor can do to a case over HTTP: one POST /v1/cases/{id}/<action> each.
 CaseAction = Literal["approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "rate"]
-Id = Field(min_length=1, max_length=64)
-Text = Field(default="", max_length=2000)
-NonBlank = Field(min_length=1, max_length=2000, pattern=r"\S")
 
 
 class Body(BaseModel):
@@ -145,7 +151,7 @@ class OrderView(BaseModel):
 
 
 class RequestLine(Body):
-    line_id: str = Id
+    line_id: Id
     quantity: int = Field(strict=True, ge=1, le=1_000_000)
 
 
@@ -225,14 +231,14 @@ class PlanView(BaseModel):
 
 
 class OtpProof(Body):
-    code_id: str = Field(min_length=1, max_length=64)
-    code: str = Field(min_length=1, max_length=12)
+    code_id: Id
+    code: OtpCode
 
 
 class CaseCreate(RefundRequestBody):
-    order_id: str = Id
-    description: str = Text
-    evidence: list[str] = Field(default_factory=list, max_length=20)  # file references
+    order_id: Id
+    description: FreeText = ""
+    evidence: list[EvidenceRef] = Field(default_factory=list, max_length=20)  # file references
     otp: OtpProof | None = None
 
 
@@ -317,31 +323,31 @@ class Empty(Body):
 
 
 class Comment(Body):
-    comment: str = Text
+    comment: FreeText = ""
 
 
 class Rejection(Body):
-    comment: str = NonBlank
+    comment: NonBlankText
 
 
 class ShipBody(Body):
-    tracking_number: str = Field(min_length=1, max_length=100, pattern=r"\S")
+    tracking_number: TrackingNumber
 
 
 class InspectionBody(Body):
     result: Literal["pass", "partial", "fail"]
-    accepted: dict[str, Annotated[int, Field(strict=True, ge=0)]] | None = None  # partial
-    reason: str = Text
+    accepted: dict[Id, Quantity] | None = None  # partial
+    reason: FreeText = ""
 
 
 class Resolution(Body):
     resolution: Literal["waiver", "wallet_debit"]
-    comment: str = NonBlank
+    comment: NonBlankText
 
 
 class RatingBody(Body):
     rating: int = Field(strict=True, ge=1, le=5)
-    feedback: str = Text
+    feedback: FreeText = ""
 
 
 # -- identity ------------------------------------------------------------------------------------

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, exists, select
 
 from refundry.api.deps import ActorDep, ContextDep
+from refundry.api.fields import Id
 from refundry.api.schemas_cases import problems
 from refundry.services.audit import verify_chain
 from refundry.services.cases import Actor
@@ -31,6 +32,8 @@ from refundry.store.tables import audit_log, order_lines, orders
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/orders", tags=["audit"])
+
+OrderId = Annotated[Id, Path()]
 
 
 class AuditEntry(BaseModel):
@@ -103,7 +106,7 @@ def _may_see(conn: Connection, order_id: str, actor: Actor) -> bool:
 
 
 @router.get("/{order_id}/audit", response_model=OrderAudit, responses=problems(401, 404))
-def order_audit(order_id: str, actor: ActorDep, ctx: ContextDep) -> OrderAudit:
+def order_audit(order_id: OrderId, actor: ActorDep, ctx: ContextDep) -> OrderAudit:
     """The order's audit entries and whether the tamper-evident chain verifies."""
     with UnitOfWork(ctx.engine, readonly=True) as uow:
         conn = uow.conn

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy import Connection, and_, or_, select
 
 from refundry.api.deps import ActorDep, ApiContext, ContextDep, require_roles
+from refundry.api.fields import Id, OneLine
 from refundry.api.schemas_cases import (
     CaseAction,
     CaseCreate,
@@ -40,6 +41,7 @@ from refundry.api.schemas_cases import (
 )
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
+from refundry.domain.reader import ID_LENGTH, text_problem
 from refundry.services import case_actions
 from refundry.services.case_open import CaseRate, check_case_rate, open_case
 from refundry.services.cases import Actor, CaseRow, allowed_for, load_case, may_see
@@ -51,7 +53,7 @@ __all__ = ["RateLimited", "router"]
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
-CaseId = Annotated[str, Path(min_length=1, max_length=64)]
+CaseId = Annotated[Id, Path()]
 ACT = problems(401, 403, 404, 409, 422)
 
 
@@ -179,7 +181,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, case_id = json.loads(raw)
         when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(case_id, str):
+        # The id goes into the query: what no id may hold (NUL: PostgreSQL refuses it) is forged.
+        if (
+            when.tzinfo is None
+            or not isinstance(case_id, str)
+            or text_problem(case_id, max_length=ID_LENGTH)
+        ):
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
@@ -200,10 +207,10 @@ def list_cases(
     actor: ActorDep,
     ctx: ContextDep,
     state: CaseState | None = None,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[Id | None, Query()] = None,
     kind: Kind | None = None,
     reason: Reason | None = None,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Annotated[OneLine | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CaseList:
     """Newest first (created_at, then id). A customer sees its own cases, a merchant the cases

@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, func, or_, select
 
 from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.fields import OneLine
 from refundry.api.schemas_cases import problems
 from refundry.domain.errors import InvalidInput
+from refundry.domain.reader import text_problem
 from refundry.notifications import TemplateError, render
 from refundry.services.inbox import mark_read
 from refundry.services.ledger import account_id, balance
@@ -46,7 +48,9 @@ router = APIRouter(prefix="/v1/me", tags=["me"])
 ROW_ID_MAX = 2**31 - 1  # the id columns are 32-bit INTEGER on PostgreSQL
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
 MessageId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")]
+Cursor = Annotated[
+    OneLine | None, Query(max_length=200, description="next_cursor of the last page.")
+]
 
 # Effects of an applied refund that give a campaign's quota back to the customer.
 _RESTORING = ("quota_release", "first_purchase_restored")
@@ -74,7 +78,8 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
     if (
         not isinstance(parts, list)
         or len(parts) != size
-        or not all(isinstance(p, str) for p in parts)
+        # The parts go into queries: what no id may hold (NUL: PostgreSQL refuses it) is forged.
+        or not all(isinstance(p, str) and text_problem(p, max_length=100) is None for p in parts)
     ):
         raise InvalidInput(
             "cursor is not one this API gave", code="request.invalid", field="cursor"

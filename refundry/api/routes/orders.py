@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from refundry.api.deps import ActorDep, ApiContext, ContextDep, require_roles
+from refundry.api.fields import Id
 from refundry.api.schemas_cases import (
     OrderCaseView,
     OrderIngest,
@@ -35,7 +36,7 @@ __all__ = ["order_view", "router"]
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
-OrderId = Annotated[str, Path(min_length=1, max_length=64)]
+OrderId = Annotated[Id, Path()]
 
 
 def _not_found(order_id: str) -> NotFound:

@@ -11,11 +11,13 @@ case is refused with ``case.refund_rights_suspended``.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict
 
 from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.fields import Id, Reason
 from refundry.api.schemas_cases import problems
 from refundry.domain.risk import RiskDecision, RuleMatch
 from refundry.services.audit import AuditTrail
@@ -26,17 +28,18 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/customers", tags=["risk"])
 
+CustomerId = Annotated[Id, Path()]
 AGENT_RULE = "agent"  # the rule name of a suspension an agent decided by hand
 
 
 class SuspendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 class LiftBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
 class Suspension(BaseModel):
@@ -58,7 +61,11 @@ class Suspension(BaseModel):
     },
 )
 def suspend(
-    customer_id: str, body: SuspendBody, actor: ActorDep, ctx: ContextDep, response: Response
+    customer_id: CustomerId,
+    body: SuspendBody,
+    actor: ActorDep,
+    ctx: ContextDep,
+    response: Response,
 ) -> Suspension:
     """Suspend the customer's refund rights until an agent lifts it."""
     require_roles(actor, "agent", "admin")
@@ -81,7 +88,7 @@ def suspend(
     response_model=Suspension,
     responses=problems(401, 403, 404, 409, 422),
 )
-def lift(customer_id: str, body: LiftBody, actor: ActorDep, ctx: ContextDep) -> Suspension:
+def lift(customer_id: CustomerId, body: LiftBody, actor: ActorDep, ctx: ContextDep) -> Suspension:
     """Restore the customer's refund rights (409 ``risk.not_suspended`` if none in force)."""
     require_roles(actor, "agent", "admin")
     now = ctx.now()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
@@ -139,7 +140,32 @@ def _encodable(text: str) -> str:
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's answer to a JSON body it could not decode; JSON text is UTF-8 (RFC 8259),
+        # so this is invalid input like a syntax error (422 request.invalid), with its own code.
+        return problem(
+            422, "request.not_utf8", "the body is not UTF-8 text (JSON is exchanged as UTF-8)"
+        )
     code = {404: "route.not_found", 405: "route.method_not_allowed"}.get(
         exc.status_code, "http.error"
     )
-    return problem(exc.status_code, code, str(exc.detail))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request) or headers.get("Allow", "")
+    return problem(exc.status_code, code, str(exc.detail), headers=headers or None)
+
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+
+def _allowed(request: Request) -> str:
+    """Every method the OpenAPI document gives this path (RFC 9110's Allow). Starlette's own
+    header names only the first route whose path matched, and a path here often has one route
+    per method (GET and POST /v1/cases)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^/}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(m.upper() for m in operations if m in _METHODS)
+    return ", ".join(sorted(methods))

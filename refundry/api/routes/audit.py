@@ -105,7 +105,7 @@ def _may_see(conn: Connection, order_id: str, actor: Actor) -> bool:
     return False
 
 
-@router.get("/{order_id}/audit", response_model=OrderAudit, responses=problems(401, 404))
+@router.get("/{order_id}/audit", response_model=OrderAudit, responses=problems(401, 404, 422))
 def order_audit(order_id: OrderId, actor: ActorDep, ctx: ContextDep) -> OrderAudit:
     """The order's audit entries and whether the tamper-evident chain verifies."""
     with UnitOfWork(ctx.engine, readonly=True) as uow:

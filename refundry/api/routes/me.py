@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from refundry.api.deps import ActorDep, ContextDep, require_roles
 from refundry.api.fields import OneLine
-from refundry.api.schemas_cases import problems
+from refundry.api.schemas_cases import Empty, problems
 from refundry.domain.errors import InvalidInput
 from refundry.domain.reader import text_problem
 from refundry.notifications import TemplateError, render
@@ -378,8 +378,11 @@ def my_inbox(actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor
 @router.post(
     "/inbox/{message_id}/read", response_model=InboxMessage, responses=problems(401, 403, 404, 422)
 )
-def read_message(message_id: MessageId, actor: ActorDep, ctx: ContextDep) -> InboxMessage:
-    """Mark one of the caller's messages read (the first reading time is kept)."""
+def read_message(
+    message_id: MessageId, actor: ActorDep, ctx: ContextDep, body: Empty | None = None
+) -> InboxMessage:
+    """Mark one of the caller's messages read (the first reading time is kept). A body, if
+    sent, is ``{}``: any field is 422 ``request.unknown_field``, as on every other route."""
     require_roles(actor, "customer")
     row = mark_read(ctx.engine, customer_id=actor.id, message_id=message_id, now=ctx.now())
     return _message(row)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from refundry.domain.errors import InvalidInput
+from refundry.domain.errors import InvalidInput, RefundRefused
 from refundry.domain.json_io import parse_request
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
@@ -27,7 +27,7 @@ from refundry.domain.risk import RiskDecision
 from refundry.services.apply import compute_plan
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
-from refundry.services.cases import Actor, hold_units, move, new_case_id
+from refundry.services.cases import Actor, check_units_free, hold_units, move, new_case_id
 from refundry.services.errors import Forbidden, NotFound, RateLimited, Unprocessable
 from refundry.services.identity import verify_code
 from refundry.services.risk import active_restrictions, assess_customer, record_restriction
@@ -161,6 +161,8 @@ def open_case(
         if rate is not None and actor.role == "customer":
             lock_customer(conn, customer_id)
             check_case_rate(conn, customer_id, now, rate)
+        lines = [{"line_id": u.line_id, "quantity": u.quantity} for u in req.lines]
+        check_units_free(conn, req.order_id, lines)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
         needs_code = plan["amount"][
@@ -171,7 +173,6 @@ def open_case(
                 "this request needs the one-time code sent to your phone",
                 code="identity.code_required",
             )
-        lines = [{"line_id": u.line_id, "quantity": u.quantity} for u in req.lines]
         hold_units(conn, req.order_id, lines)
         merchants = sorted(
             {
@@ -307,6 +308,10 @@ def asks_review(risk: RiskDecision) -> bool:
     )
 
 
+# The plan's refusals of units refunded already: a case answers them as units not free.
+_UNITS_REFUNDED = ("refund.units_exhausted", "refund.quantity_exceeds_remaining")
+
+
 def _needs_code(
     desk: CaseDesk, request: dict[str, Any], order_id: str, actor: Actor, now: datetime
 ) -> bool:
@@ -318,7 +323,12 @@ def _needs_code(
         if owner != actor.id:
             return False  # the main transaction answers not-found
         inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy, now=now)
-        plan = compute_plan(inputs, request, desk.policy, now)
+        try:
+            plan = compute_plan(inputs, request, desk.policy, now)
+        except RefundRefused as refused:
+            if refused.code in _UNITS_REFUNDED:
+                return False  # the main transaction answers case.units_unavailable
+            raise
         risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
     return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
 

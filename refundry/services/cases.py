@@ -26,6 +26,7 @@ __all__ = [
     "Actor",
     "CaseRow",
     "allowed_for",
+    "check_units_free",
     "hold_units",
     "load_case",
     "move",
@@ -191,28 +192,31 @@ def move(
     return conn.execute(select(cases).where(cases.c.id == row.id)).one()
 
 
+def check_units_free(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
+    """``case.units_unavailable`` when a line asked has fewer units free — not refunded, not
+    held by another open case — than asked. ``open_case`` asks before computing the plan, so
+    units refunded already get this answer (docs/case-process.md) rather than the plan's
+    ``refund.units_exhausted``; a line the order lacks, or a quantity that is not a positive
+    integer, is left to the plan's own refusal."""
+    for item in lines:
+        quantity = item["quantity"]
+        if type(quantity) is int and quantity > 0:
+            found = _free_units(conn, order_id, item["line_id"])
+            if found is not None:
+                _refuse_short(item, free=found[0])
+
+
 def hold_units(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
     """Reserve units for an open case; refuses units already refunded or held by another."""
     for item in lines:
-        line = conn.execute(
-            select(order_lines.c.quantity, order_lines.c.refunded_qty).where(
-                order_lines.c.order_id == order_id, order_lines.c.line_id == item["line_id"]
-            )
-        ).first()
-        if line is None:
+        found = _free_units(conn, order_id, item["line_id"])
+        if found is None:
             raise Unprocessable(
                 f"order {order_id} has no line {item['line_id']!r}", code="refund.unknown_line"
             )
+        free, held_row = found
+        _refuse_short(item, free=free)
         where = (case_units.c.order_id == order_id) & (case_units.c.line_id == item["line_id"])
-        held_row = conn.execute(select(case_units.c.held).where(where)).first()
-        held = int(held_row.held) if held_row else 0
-        free = int(line.quantity) - int(line.refunded_qty) - held
-        if item["quantity"] > free:
-            raise Conflict(
-                f"line {item['line_id']!r} has {free} unit(s) not refunded and not in another "
-                f"open case; {item['quantity']} asked",
-                code="case.units_unavailable",
-            )
         if held_row is None:
             conn.execute(
                 insert(case_units).values(
@@ -223,6 +227,31 @@ def hold_units(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]])
             conn.execute(
                 update(case_units).where(where).values(held=case_units.c.held + item["quantity"])
             )
+
+
+def _free_units(conn: Connection, order_id: str, line_id: str) -> tuple[int, Any] | None:
+    """(units neither refunded nor held by an open case, the line's case_units row or None);
+    None when the order has no such line."""
+    line = conn.execute(
+        select(order_lines.c.quantity, order_lines.c.refunded_qty).where(
+            order_lines.c.order_id == order_id, order_lines.c.line_id == line_id
+        )
+    ).first()
+    if line is None:
+        return None
+    where = (case_units.c.order_id == order_id) & (case_units.c.line_id == line_id)
+    held_row = conn.execute(select(case_units.c.held).where(where)).first()
+    held = int(held_row.held) if held_row else 0
+    return int(line.quantity) - int(line.refunded_qty) - held, held_row
+
+
+def _refuse_short(item: dict[str, Any], *, free: int) -> None:
+    if item["quantity"] > free:
+        raise Conflict(
+            f"line {item['line_id']!r} has {free} unit(s) not refunded and not in another "
+            f"open case; {item['quantity']} asked",
+            code="case.units_unavailable",
+        )
 
 
 def release_units(conn: Connection, row: CaseRow) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal, Protocol, get_args, runtime_checkable
 
 from refundry.adapters.errors import GatewayProtocolError, WebhookRejected
+from refundry.domain.reader import text_problem
 
 __all__ = [
     "AnswerStatus",
@@ -225,15 +226,22 @@ def parse_webhook(body: bytes) -> GatewayEvent:
     if type(amount) is not int:
         raise WebhookRejected("amount must be an integer", field="data.object.amount")
     code = obj.get("failure_code")
-    if code is not None and not isinstance(code, str):
-        raise WebhookRejected("failure_code must be a string", field="data.object.failure_code")
+    if code is not None and (
+        not isinstance(code, str) or text_problem(code, max_length=64) is not None
+    ):
+        raise WebhookRejected(
+            "failure_code must be a string of at most 64 characters without control characters",
+            field="data.object.failure_code",
+        )
     if event_type == "refund.failed" and code is None:
         raise WebhookRejected("refund.failed needs a failure_code", field="data.object")
     return GatewayEvent(
         event_id=_str(doc, "id", WebhookRejected),
         type=event_type,
         gateway_refund_id=_str(obj, "id", WebhookRejected, "data.object."),
-        idempotency_key=_str(obj, "idempotency_key", WebhookRejected, "data.object."),
+        idempotency_key=_str(
+            obj, "idempotency_key", WebhookRejected, "data.object.", max_length=200
+        ),
         amount=amount,
         currency=_str(obj, "currency", WebhookRejected, "data.object."),
         code=code,
@@ -250,10 +258,17 @@ def _str(
     key: str,
     error: type[GatewayProtocolError] | type[WebhookRejected],
     prefix: str = "",
+    *,
+    max_length: int = 100,
 ) -> str:
+    """A non-empty string as the store will hold it (ids are String(100), keys String(200)):
+    a NUL from a signed sender would otherwise fail PostgreSQL's insert, and be sent again."""
     value = doc.get(key)
     if not isinstance(value, str) or not value:
         raise error(f"{prefix}{key} must be a non-empty string", field=prefix + key)
+    problem = text_problem(value, max_length=max_length)
+    if problem is not None:
+        raise error(f"{prefix}{key} {problem}", field=prefix + key)
     return value
 
 

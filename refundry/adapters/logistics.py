@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 from refundry.adapters.errors import WebhookRejected
 from refundry.adapters.webhook_signing import DEFAULT_TOLERANCE, verify_webhook
 from refundry.domain.errors import RefundryError
+from refundry.domain.reader import text_problem
 
 __all__ = [
     "SERVICES",
@@ -368,7 +369,7 @@ def _booking(doc: dict[str, object]) -> ReturnBooking:
     if service not in SERVICES:
         raise LogisticsProtocolError(f"unknown service {service!r}", field="service")
     return ReturnBooking(
-        carrier=_str(doc, "carrier", LogisticsProtocolError),
+        carrier=_str(doc, "carrier", LogisticsProtocolError, max_length=40),  # String(40)
         service=service,
         tracking_number=_str(doc, "tracking_number", LogisticsProtocolError),
         cost=cost,
@@ -398,10 +399,17 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not allowed")
 
 
-def _str(doc: dict[str, object], key: str, error: _ReadError, prefix: str = "") -> str:
+def _str(
+    doc: dict[str, object], key: str, error: _ReadError, prefix: str = "", *, max_length: int = 100
+) -> str:
+    """A non-empty string as the store will hold it (ids and tracking numbers are String(100)):
+    a NUL from a signed sender would otherwise fail PostgreSQL's insert, and be sent again."""
     value = doc.get(key)
     if not isinstance(value, str) or not value:
         raise error(f"{prefix}{key} must be a non-empty string", field=prefix + key)
+    problem = text_problem(value, max_length=max_length)
+    if problem is not None:
+        raise error(f"{prefix}{key} {problem}", field=prefix + key)
     return value
 
 

@@ -17,6 +17,7 @@ from refundry.adapters.gateway import (
     event_to_body,
     parse_webhook,
 )
+from refundry.domain.reader import text_problem
 
 EVENT = GatewayEvent(
     event_id="evt_000007",
@@ -61,7 +62,19 @@ def test_parse_webhook_reads_back_what_event_to_body_wrote(
         code=None if succeeded else "card_closed",
         occurred_at=datetime(1970, 1, 1, tzinfo=UTC).astimezone(zone) + timedelta(seconds=seconds),
     )
-    assert parse_webhook(event_to_body(event)) == event
+    # Ids are read as the store holds them: control characters or surrogates are refused,
+    # naming the field (a NUL would fail PostgreSQL's insert and the gateway would resend).
+    bad = [
+        field
+        for field, value in (("id", event_id), ("data.object.idempotency_key", key))
+        if text_problem(value, max_length=200) is not None
+    ]
+    if bad:
+        with pytest.raises(WebhookRejected) as err:
+            parse_webhook(event_to_body(event))
+        assert err.value.field == bad[0]
+    else:
+        assert parse_webhook(event_to_body(event)) == event
 
 
 def _with(path: list[str], value: object) -> bytes:
@@ -92,6 +105,10 @@ _DROP = object()
         (_with(["data", "object", "idempotency_key"], _DROP), "data.object.idempotency_key"),
         (_with(["data", "object", "failure_code"], None), "data.object"),
         (_with(["data"], []), "data.object"),
+        # As the store holds them: a NUL would fail PostgreSQL's insert, and be resent.
+        (_with(["id"], "evt\x00"), "id"),
+        (_with(["data", "object", "id"], "r" * 101), "data.object.id"),
+        (_with(["data", "object", "failure_code"], "card\ud800"), "data.object.failure_code"),
     ],
 )
 def test_parse_webhook_rejects_bad_bodies_naming_the_field(body: bytes, field: str) -> None:

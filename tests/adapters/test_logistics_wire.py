@@ -102,6 +102,13 @@ def mutated(**changes: object) -> bytes:
             "data.object.occurred_at is not an ISO 8601 time: 'yesterday'",
         ),
         (
+            mutated(data__object__tracking_number="SF\x00"),
+            "data.object.tracking_number",
+            "data.object.tracking_number must be Unicode text without control characters "
+            "(found '\\x00')",
+        ),
+        (mutated(id="e" * 101), "id", "id must be at most 100 characters"),
+        (
             mutated(data__object__location=7),
             "data.object.location",
             "location must be a string or null",

@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 
 from refundry.domain.errors import RefundryError
+from refundry.domain.reader import ID_LENGTH, text_problem
 from refundry.services.cases import Actor
 
 __all__ = ["ROLES", "Unauthorized", "issue_token", "read_token"]
@@ -36,6 +37,9 @@ def issue_token(
 ) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    problem = text_problem(subject, max_length=ID_LENGTH)
+    if problem is not None:
+        raise ValueError(f"subject {problem}")
     payload = _b64(
         json.dumps(
             {"role": role, "sub": subject, "exp": int((now + ttl).timestamp())},
@@ -55,7 +59,15 @@ def read_token(secret: bytes, token: str, *, now: datetime) -> Actor:
     if version != "rf1" or not hmac.compare_digest(expected, mac):
         raise Unauthorized("bearer token not valid", code="auth.unauthorized")
     claims = json.loads(_unb64(payload))
-    if claims.get("role") not in ROLES or not claims.get("sub"):
+    sub = claims.get("sub")
+    # The subject is an id the queries use: what no id may hold (NUL: PostgreSQL refuses it)
+    # is refused here, whoever signed it.
+    if (
+        claims.get("role") not in ROLES
+        or not isinstance(sub, str)
+        or not sub
+        or text_problem(sub, max_length=ID_LENGTH) is not None
+    ):
         raise Unauthorized("bearer token not valid", code="auth.unauthorized")
     if int(claims.get("exp", 0)) <= now.timestamp():
         raise Unauthorized("bearer token expired", code="auth.token_expired")

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from refundry.api.app import create_app
 from refundry.api.auth import ROLES, issue_token
 from refundry.api.settings import Settings
+from refundry.domain.reader import ID_LENGTH, text_problem
 from refundry.store.engine import ENV as DATABASE_ENV
 from refundry.store.engine import database_url
 
@@ -57,6 +58,9 @@ def token_command(
         _fail(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if not subject.strip():
         _fail("subject must not be empty")
+    problem = text_problem(subject, max_length=ID_LENGTH)
+    if problem is not None:
+        _fail(f"subject {problem}")
     secret = os.environ.get("REFUNDRY_SECRET")
     if not secret:
         typer.echo(

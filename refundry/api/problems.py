@@ -146,6 +146,9 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
         return problem(
             422, "request.not_utf8", "the body is not UTF-8 text (JSON is exchanged as UTF-8)"
         )
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        # Another body FastAPI could not read (its 400 http.error): invalid JSON for us.
+        return problem(422, "request.invalid", "the JSON body is nested too deeply")
     code = {404: "route.not_found", 405: "route.method_not_allowed"}.get(
         exc.status_code, "http.error"
     )

@@ -41,6 +41,17 @@ def test_a_body_that_is_not_utf8_is_422_request_not_utf8(world: World) -> None:
     assert snapshot_diff(before, db_snapshot(world.engine)) == ""
 
 
+def test_a_body_nested_too_deeply_is_422_request_invalid(world: World) -> None:
+    before = db_snapshot(world.engine)
+    for body in (b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000):
+        r = world.client.post(
+            "/v1/cases", content=body, headers={**CUSTOMER, "content-type": "application/json"}
+        )
+        problem = _problem(r, 422, "request.invalid")
+        assert problem["detail"] == "the JSON body is nested too deeply"
+    assert snapshot_diff(before, db_snapshot(world.engine)) == ""
+
+
 def test_a_method_the_path_does_not_take_is_405_with_allow(world: World) -> None:
     before = db_snapshot(world.engine)
     cases = world.client.put("/v1/cases", headers=AGENT, json={})

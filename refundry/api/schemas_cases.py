@@ -77,7 +77,10 @@ _WHEN = {
     403: "the role may not do this (auth.forbidden, case.not_your_lines, …)",
     404: "no such object, or not the caller's (order.not_found, case.not_found)",
     409: "the state does not allow it (case.illegal_transition, order.conflict, …)",
-    422: "the request is invalid or refused (request.invalid, request.unknown_field, …)",
+    422: (
+        "the request is invalid or refused (request.invalid, request.invalid_text, "
+        "request.not_utf8, request.unknown_field, …)"
+    ),
     429: "too many requests (rate.limited); see Retry-After",
     413: "the body is larger than the limit, however it is sent (request.too_large)",
     431: "too many header fields, or too many header bytes (request.headers_too_large)",

@@ -10,10 +10,11 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from refundry.api.auth import Unauthorized, read_token
-from refundry.api.settings import Settings
+from refundry.bootstrap import Runtime
 from refundry.services.case_open import CaseDesk
 from refundry.services.cases import Actor
 from refundry.services.ports import PaymentGateway, SmsSender
+from refundry.settings import Settings
 
 __all__ = ["ActorDep", "ApiContext", "ContextDep", "current_actor", "require_roles"]
 
@@ -26,6 +27,7 @@ class ApiContext:
     sms: SmsSender
     gateway: PaymentGateway | None
     clock: object  # callable returning an aware datetime
+    runtime: Runtime
 
     def now(self) -> datetime:
         return self.clock()  # type: ignore[operator,no-any-return]
@@ -44,7 +46,10 @@ def current_actor(request: Request, ctx: ContextDep) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required", code="auth.unauthorized")
-    return read_token(ctx.settings.secret, token.strip(), now=ctx.now())
+    settings = ctx.settings
+    return read_token(
+        settings.token_secrets(), token.strip(), now=ctx.now(), current=settings.token_key_id
+    )
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -33,15 +33,32 @@ from refundry.adapters.inbox import InboxNotifier
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
-from refundry.api.settings import Settings
 from refundry.services.case_open import open_case
 from refundry.services.cases import Actor
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
+from refundry.settings import Settings
 from refundry.store.migrate import upgrade
 from refundry.store.tables import customer_contacts, inbox_messages
 
 SECRET = b"api-test-secret"
+
+
+def production_env(secret: str) -> dict[str, str]:
+    """What a shop sets to run refundry outside dev mode, every adapter named: here each is
+    chosen as its sandbox explicitly (the server then warns at start, and does not refuse)."""
+    return {
+        "REFUNDRY_SECRET": secret,
+        "REFUNDRY_GATEWAY_WEBHOOK_SECRET": secret + "-gateway-webhook",
+        "REFUNDRY_CARRIER_WEBHOOK_SECRET": secret + "-carrier-webhook",
+        "REFUNDRY_GATEWAY": "sandbox",
+        "REFUNDRY_CARRIER": "sandbox",
+        "REFUNDRY_SMS": "sandbox",
+        "REFUNDRY_EMAIL": "sandbox",
+        "REFUNDRY_EVENTS": "sandbox",
+    }
+
+
 WEBHOOK_SECRET = b"api-test-webhook-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # worked_examples.NOW in UTC
 OPENED_LONG_AGO = NOW - timedelta(days=200)  # accounts old enough for every risk rule
@@ -179,7 +196,13 @@ def _open(world: World, customer: str, request: dict[str, Any]) -> str:
 def build_world(db_url: str) -> Iterator[World]:
     sms = SandboxSms()
     app = create_app(
-        Settings(database_url=db_url, secret=SECRET, webhook_secret=WEBHOOK_SECRET),
+        Settings(
+            database_url=db_url,
+            secret=SECRET,
+            gateway_webhook_secret=WEBHOOK_SECRET,
+            carrier_webhook_secret=WEBHOOK_SECRET,
+            dev=True,
+        ),
         sms=sms,
         clock=lambda: NOW,
     )

@@ -44,7 +44,6 @@ from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token, read_token
 from refundry.api.serve import serve_command, token_command
-from refundry.api.settings import Settings
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.services.case_actions import approve
@@ -55,6 +54,7 @@ from refundry.services.ingest import ingest_order
 from refundry.services.relay import Relay
 from refundry.services.shipments import record_booking
 from refundry.services.uow import UnitOfWork
+from refundry.settings import Settings
 from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade
 from refundry.store.tables import (
@@ -65,6 +65,7 @@ from refundry.store.tables import (
     refund_tenders,
     shipment_events,
 )
+from tests.api.conftest import production_env
 
 SECRET = b"me-agent-ops-secret"
 WEBHOOK_SECRET = b"me-agent-ops-webhook"
@@ -167,7 +168,13 @@ def shop(db_url: str) -> Iterator[Shop]:
         request=_request("o-coupon", "A", reason="not_received", kind="refund_only"),
     ).case_id
     approve(desk, failed, actor=AGENT, now=clock())
-    settings = Settings(database_url=db_url, secret=SECRET, webhook_secret=WEBHOOK_SECRET)
+    settings = Settings(
+        database_url=db_url,
+        secret=SECRET,
+        gateway_webhook_secret=WEBHOOK_SECRET,
+        carrier_webhook_secret=WEBHOOK_SECRET,
+        dev=True,
+    )
     app = create_app(settings, clock=clock)
     with TestClient(app) as client:
         world = Shop(client, engine, clock, gateway, relay, desk, refunded, under_review, failed)
@@ -627,7 +634,7 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     url = f"sqlite:///{tmp_path / 'served.sqlite'}"
     upgrade(url)
     port = _free_port()
-    env = {**os.environ, "REFUNDRY_SECRET": "served-secret"}
+    env = {**os.environ, **production_env("served-secret")}
     env.pop("REFUNDRY_DATABASE_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "refundry.api.serve", "--port", str(port), "--url", url, *extra],

@@ -19,7 +19,7 @@ from refundry.adapters.clock import ManualClock
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
-from refundry.api.settings import Settings
+from refundry.settings import Settings
 from refundry.store.tables import customer_contacts
 
 SECRET = b"orders-cases-secret"
@@ -107,7 +107,7 @@ def make_shop(db_url: str) -> Iterator[Callable[..., Shop]]:
     def make(**settings: Any) -> Shop:
         sms, clock = SandboxSms(), ManualClock(NOW)
         app = create_app(
-            Settings(database_url=db_url, secret=SECRET, policy_text=POLICY, **settings),
+            Settings(database_url=db_url, secret=SECRET, policy_text=POLICY, dev=True, **settings),
             sms=sms,
             clock=clock,
         )

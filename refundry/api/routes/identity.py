@@ -34,7 +34,7 @@ def issue_code(body: CodeRequest, actor: ActorDep, ctx: ContextDep) -> CodeIssue
         now=ctx.now(),
         policy=identity,
         sms=ctx.sms,
-        secret=ctx.settings.secret,
+        secret=ctx.desk.identity_secret,
         rng=secrets,  # secrets.randbelow: SystemRandom has no randbelow
     )
     return CodeIssued(code_id=code_id, expires_in_seconds=identity.code_ttl_seconds)

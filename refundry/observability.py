@@ -46,15 +46,24 @@ def new_request_id(given: str | None = None) -> str:
     return "req_" + uuid.uuid4().hex
 
 
-_configured = False
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged (a test runner may swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return None
 
 
 def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
-    """Route structlog (and the standard library's loggers, uvicorn's included) to stderr."""
-    global _configured
+    """Route structlog and the standard library's loggers (uvicorn's included) to stderr, one
+    rendered line each."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
+        structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (
@@ -63,17 +72,19 @@ def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
             foreign_pre_chain=shared,
         )
     )
@@ -85,4 +96,4 @@ def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     # refundry logs each request itself (with its id); uvicorn's access line would say it twice
     logging.getLogger("uvicorn.access").disabled = True
-    _configured = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -18,7 +18,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)  # key id -> secret
     gateway_webhook_secret: SecretStr | None = None  # the gateway's webhooks to us
     carrier_webhook_secret: SecretStr | None = None  # the carrier's webhooks to us
-    webhook_tolerance_seconds: int = Field(300, ge=1)
+    webhook_tolerance_seconds: Annotated[int, Field(ge=1)] = 300
 
     # Adapters (None: not named; allowed in dev mode only, where it means the sandbox)
     gateway: GatewayChoice | None = None
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     sms: SmsChoice | None = None
     email: EmailChoice | None = None
     smtp_host: str | None = None
-    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
     smtp_starttls: bool = True
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
@@ -93,10 +93,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     # HTTP
-    max_body_bytes: int = Field(256 * 1024, ge=1024)
-    case_rate_limit: int = Field(10, ge=1)  # cases a customer may open per window
-    case_rate_window_seconds: int = Field(3600, ge=1)
-    idempotency_ttl_hours: int = Field(48, ge=1)  # Idempotency-Key answers kept this long
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    case_rate_limit: Annotated[int, Field(ge=1)] = 10  # cases a customer may open per window
+    case_rate_window_seconds: Annotated[int, Field(ge=1)] = 3600
+    idempotency_ttl_hours: Annotated[int, Field(ge=1)] = (
+        48  # Idempotency-Key answers kept this long
+    )
 
     # Logs
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -32,7 +32,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway import GatewayEvent, event_to_body
@@ -44,6 +43,7 @@ from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token, read_token
 from refundry.api.serve import serve_command, token_command
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.services.case_actions import approve

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, insert, select
 
-from refundry import worked_examples as ex
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
+from refundry.demo import worked_examples as ex
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts
 

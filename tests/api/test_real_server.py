@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from refundry import worked_examples as ex
 from refundry.api.auth import issue_token
+from refundry.demo import worked_examples as ex
 from refundry.store.migrate import upgrade
 from tests.api.conftest import production_env
 

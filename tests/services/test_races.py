@@ -4,7 +4,7 @@ Each racer is a thread or a separate process (multiprocessing "spawn") with its 
 connection, released together at a barrier, with its own idempotency key, applying the same
 previewed plan. On SQLite (a WAL file) and on the running PostgreSQL.
 
-The order is SPEC's 满500减100 example (refundry.worked_examples.THRESHOLD) paid 400 by card
+The order is SPEC's 满500减100 example (refundry.demo.worked_examples.THRESHOLD) paid 400 by card
 and 100 from the wallet, with points and growth earned: refunding line Y moves money to the
 external card (gateway outbox) and the wallet, and takes back points and growth (ledger
 postings), so a double refund shows in the outbox, the tenders and the ledgers.
@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.apply import preview_refund
 from refundry.services.audit import verify_chain

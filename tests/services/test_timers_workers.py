@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.cli import app
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.services.case_open import CaseDesk, open_case

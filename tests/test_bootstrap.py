@@ -193,3 +193,24 @@ def test_a_5xx_is_problem_json_with_the_request_id(tmp_path: Path) -> None:
         assert ok.headers["X-Request-Id"].startswith("req_")
         weird = client.get("/healthz", headers={"X-Request-Id": "bad id\twith tab"})
         assert weird.headers["X-Request-Id"].startswith("req_")
+
+
+def test_docs_configuration_lists_every_setting_with_its_default() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(rows) == set(Settings.model_fields)
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = rows[name]
+        if default is None:
+            assert shown.startswith("none"), name
+        elif isinstance(default, bool):
+            assert shown == f"`{str(default).lower()}`", name
+        elif isinstance(default, dict):
+            assert shown == "`{}`", name
+        else:
+            assert shown == f"`{default}`", name

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         48  # Idempotency-Key answers kept this long
     )
 
+    # Operations
+    worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
+
     # Logs
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"

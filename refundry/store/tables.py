@@ -523,3 +523,15 @@ api_idempotency = Table(
     Column("created_at", When, nullable=False),
     Index("ix_api_idempotency_created", "created_at"),
 )
+
+# -- operations (issue 11) -----------------------------------------------------------------------
+
+# One row per `refundry worker` (by --name): when it last finished a round. /readyz and
+# /metrics read it; a worker that stopped beating is a stuck outbox.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("beat_at", When, nullable=False),
+    Column("rounds", BigInteger, nullable=False, server_default="0"),
+)

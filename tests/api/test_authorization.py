@@ -64,6 +64,7 @@ POLICIES = ("owner_only", "staff_only", "self", "public", "webhook_signed")
 # here; a new endpoint fails test_every_operation_has_a_policy until it is given one.
 EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
     ("GET", "/metrics"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("GET", "/v1/orders/{order_id}"): "owner_only",

@@ -32,6 +32,7 @@ from refundry.api.request_log import RequestLog
 from refundry.bootstrap import Runtime, build
 from refundry.domain.errors import RefundryError
 from refundry.services.ports import PaymentGateway, SmsSender
+from refundry.services.tokens import RevocationList
 from refundry.settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -93,6 +94,7 @@ def create_app(
         gateway=runtime.gateway,
         clock=runtime.clock,
         runtime=runtime,
+        revocations=RevocationList(runtime.engine),
     )
     app.add_exception_handler(RefundryError, refundry_error)
     app.add_exception_handler(RequestValidationError, validation_error)

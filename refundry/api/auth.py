@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,11 +81,20 @@ def token_claims(keys: bytes | dict[str, bytes], token: str, *, current: str = "
 
 
 def read_token(
-    keys: bytes | dict[str, bytes], token: str, *, now: datetime, current: str = "k1"
+    keys: bytes | dict[str, bytes],
+    token: str,
+    *,
+    now: datetime,
+    current: str = "k1",
+    revoked: Callable[[str], bool] | None = None,
 ) -> Actor:
+    """The token's actor; refused when not valid, expired, or (``revoked``) revoked."""
     claims = token_claims(keys, token, current=current)
     if claims.get("role") not in ROLES or not claims.get("sub"):
         raise Unauthorized("bearer token not valid", code="auth.unauthorized")
     if int(claims.get("exp", 0)) <= now.timestamp():
         raise Unauthorized("bearer token expired", code="auth.token_expired")
+    jti = claims.get("jti")
+    if revoked is not None and isinstance(jti, str) and revoked(jti):
+        raise Unauthorized("bearer token revoked", code="auth.token_revoked")
     return Actor(claims["role"], claims["sub"])

@@ -14,6 +14,7 @@ from refundry.bootstrap import Runtime
 from refundry.services.case_open import CaseDesk
 from refundry.services.cases import Actor
 from refundry.services.ports import PaymentGateway, SmsSender
+from refundry.services.tokens import RevocationList
 from refundry.settings import Settings
 
 __all__ = ["ActorDep", "ApiContext", "ContextDep", "current_actor", "require_roles"]
@@ -28,6 +29,7 @@ class ApiContext:
     gateway: PaymentGateway | None
     clock: object  # callable returning an aware datetime
     runtime: Runtime
+    revocations: RevocationList
 
     def now(self) -> datetime:
         return self.clock()  # type: ignore[operator,no-any-return]
@@ -46,9 +48,13 @@ def current_actor(request: Request, ctx: ContextDep) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required", code="auth.unauthorized")
-    settings = ctx.settings
+    settings, now = ctx.settings, ctx.now()
     return read_token(
-        settings.token_secrets(), token.strip(), now=ctx.now(), current=settings.token_key_id
+        settings.token_secrets(),
+        token.strip(),
+        now=now,
+        current=settings.token_key_id,
+        revoked=lambda jti: ctx.revocations.is_revoked(jti, now=now),
     )
 
 

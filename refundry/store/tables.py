@@ -535,3 +535,17 @@ worker_heartbeats = Table(
     Column("beat_at", When, nullable=False),
     Column("rounds", BigInteger, nullable=False, server_default="0"),
 )
+
+# Bearer tokens an admin revoked before they expired (by the token's jti); rows past expires_at
+# can be deleted: the token is refused as expired anyway.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("subject", String(140), nullable=False),  # "<role>:<subject>" the token named
+    Column("expires_at", When, nullable=False),
+    Column("revoked_at", When, nullable=False),
+    Column("revoked_by", String(140), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_revoked_tokens_expires", "expires_at"),
+)

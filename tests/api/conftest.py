@@ -38,7 +38,6 @@ from refundry.services.cases import Actor
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
-from refundry.store.migrate import upgrade
 from refundry.store.tables import customer_contacts, inbox_messages
 
 SECRET = b"api-test-secret"
@@ -331,16 +330,7 @@ def module_world(
 ) -> Iterator[World]:
     """``world`` shared by a module's tests (for the slower walks that may change it freely),
     on each backend as tests/conftest.py's ``db_url`` makes them."""
-    from tests.conftest import _drop_pg, _fresh_pg
+    from tests.conftest import migrated_database
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'refundry.sqlite'}"
-        upgrade(url)
+    with migrated_database(request.param, request, tmp_path_factory) as url:
         yield from build_world(url)
-        return
-    url = _fresh_pg(request.getfixturevalue("pg_url"))
-    try:
-        upgrade(url)
-        yield from build_world(url)
-    finally:
-        _drop_pg(url)

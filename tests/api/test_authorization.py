@@ -65,6 +65,7 @@ POLICIES = ("owner_only", "staff_only", "self", "public", "webhook_signed")
 EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
+    ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("GET", "/v1/orders/{order_id}"): "owner_only",

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from refundry.domain.json_text import compact
+from refundry.observability import current_request_id
 from refundry.services.batch import INSERT_MESSAGES, RowBatch
 from refundry.store.tables import customers
 
@@ -24,7 +25,12 @@ def enqueue(
     batch: RowBatch | None = None,
 ) -> None:
     """Queue one message; ``key`` is unique and is the receiver's idempotency key. With
-    ``batch`` the row is written at the batch's flush, in the same transaction."""
+    ``batch`` the row is written at the batch's flush, in the same transaction. Written while
+    serving an HTTP request, the payload carries that request's ``request_id``, so the relay's
+    logs of the delivery (a gateway refund, a message) name the request that caused it."""
+    request_id = current_request_id()
+    if request_id is not None and "request_id" not in payload:
+        payload = {**payload, "request_id": request_id}
     row = {
         "topic": topic,
         "key": key,

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
@@ -28,6 +29,8 @@ from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier,
 from refundry.services.shipments import record_booking
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
+
+log = structlog.get_logger("refundry.relay")
 
 __all__ = ["Relay", "backoff", "settle_refund_status"]
 
@@ -59,6 +62,13 @@ class Relay:
         fault_point("relay.after_claim")
         for row in claimed:
             payload = json.loads(row.payload)
+            structlog.contextvars.bind_contextvars(
+                request_id=payload.get("request_id"),
+                message_id=row.id,
+                topic=row.topic,
+                order_id=payload.get("order_id"),
+                refund_id=payload.get("refund_id"),
+            )
             if row.topic == "gateway.refund":
                 self._gateway(row.id, row.attempts, payload)
             elif row.topic == "logistics.book":
@@ -66,6 +76,9 @@ class Relay:
             else:
                 send = self.notifier.send if row.topic == "notify" else self.publisher.publish
                 self._deliver(row.id, row.attempts, row.topic, partial(send, payload, key=row.key))
+        structlog.contextvars.unbind_contextvars(
+            "request_id", "message_id", "topic", "order_id", "refund_id"
+        )
         return len(claimed)
 
     def drain(self, *, rounds: int = 100) -> int:
@@ -114,6 +127,9 @@ class Relay:
         """Schedule another try; returns True when the message has used up its attempts."""
         now = self.clock()
         dead = attempts + 1 >= MAX_ATTEMPTS[topic]
+        (log.error if dead else log.warning)(
+            "relay.dead" if dead else "relay.retry", attempts=attempts + 1, error=error[:300]
+        )
         with UnitOfWork(self.engine) as uow:
             uow.conn.execute(
                 update(outbox)
@@ -245,6 +261,7 @@ class Relay:
             self._dead_letter(message_id, p, exc)
             return
         fault_point("relay.after_send")
+        log.info("relay.gateway_answer", status=answer.status, code=answer.code)
         self._record_call(p, "request", answer.status, answer.raw or {"status": answer.status})
         self._settle_tender(
             p,
@@ -277,6 +294,7 @@ class Relay:
         )
 
     def _dead_letter(self, message_id: int, p: dict[str, Any], exc: GatewayError) -> None:
+        log.error("relay.dead_letter", error=exc.code, detail=exc.message[:300])
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
             uow.conn.execute(

@@ -25,9 +25,7 @@ def _codes() -> dict[str, list[str]]:
         where = str(path.relative_to(ROOT))
         for node in ast.walk(tree):
             value: ast.expr | None = None
-            if isinstance(node, ast.keyword) and node.arg == "code":
-                value = node.value
-            elif (
+            if (isinstance(node, ast.keyword) and node.arg == "code") or (
                 isinstance(node, ast.Assign)
                 and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)

@@ -39,7 +39,6 @@ __all__ = [
 
 
 CaseRow = Any  # a SQLAlchemy Row of the cases table
-may_see = may_see_case  # for the routes until they read through the services' views
 
 
 def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> CaseRow:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from refundry.api.auth import Unauthorized, read_token
 from refundry.bootstrap import Runtime
+from refundry.services.access import require_role as require_roles  # access decides, not routes
 from refundry.services.case_open import CaseDesk
 from refundry.services.cases import Actor
 from refundry.services.ports import PaymentGateway, SmsSender
@@ -59,10 +60,3 @@ def current_actor(request: Request, ctx: ContextDep) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
-
-
-def require_roles(actor: Actor, *roles: str) -> None:
-    from refundry.services.errors import Forbidden
-
-    if actor.role not in roles:
-        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")

@@ -13,11 +13,12 @@ from sqlalchemy import Connection, select, update
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
 from refundry.domain.express import refused_units_debt
+from refundry.services.access import Actor, require_case_action
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
 from refundry.services.case_open import CaseDesk
 from refundry.services.case_refund import follow_refund, refund_case
-from refundry.services.cases import Actor, CaseRow, load_case, move, require_actor
+from refundry.services.cases import CaseRow, load_case, move
 from refundry.services.errors import Unprocessable
 from refundry.services.ledger import post
 from refundry.services.outbox import enqueue
@@ -59,9 +60,7 @@ def approve(
     agent approves one held for manual review."""
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "agent", "merchant")
-        if row.state == CaseState.NEEDS_MANUAL_REVIEW:
-            require_actor(row, actor, "agent")
+        require_case_action(row, actor, "approve")
         review = {
             "decision": "approve",
             "rule": "agent" if actor.role != "merchant" else "merchant",
@@ -82,9 +81,7 @@ def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "agent", "merchant")
-        if row.state == CaseState.NEEDS_MANUAL_REVIEW:
-            require_actor(row, actor, "agent")  # held cases are the agents' to decide
+        require_case_action(row, actor, "reject")
         review = {"decision": "reject", "rule": actor.role, "explain": comment, "by": actor.tag}
         return move(
             conn,
@@ -106,7 +103,7 @@ def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case
     """The customer withdraws the case before the return ships (the table says when)."""
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "customer", "agent")
+        require_case_action(row, actor, "cancel")
         if row.refund_id:
             raise Unprocessable(
                 "money already went back for this case (极速退款)", code="case.already_refunded"
@@ -127,7 +124,7 @@ def ship(
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "customer", "agent", "system")
+        require_case_action(row, actor, "ship")
         return move(
             conn,
             row,
@@ -144,7 +141,7 @@ def ship(
 
 def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> CaseRow:
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "merchant", "agent")
+        require_case_action(row, actor, "receive")
         return move(
             conn, row, "receive", actor=actor, at=now, trail=trail, notify="case.return_received"
         )
@@ -174,7 +171,7 @@ def inspect(
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "merchant", "agent")
+        require_case_action(row, actor, "inspect")
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
         if result == "pass":
             kept = dict(asked)
@@ -315,7 +312,7 @@ def resolve_manual_review(
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "agent")
+        require_case_action(row, actor, "resolve")
         if row.state != CaseState.NEEDS_MANUAL_REVIEW:
             from refundry.domain.case import IllegalTransition
 
@@ -377,7 +374,7 @@ def rate(
         )
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
-        require_actor(row, actor, "customer")
+        require_case_action(row, actor, "rate")
         if row.state != CaseState.COMPLETED:
             raise Unprocessable("only a completed case can be rated", code="case.not_completed")
         if row.rating is not None:

@@ -18,84 +18,26 @@ business data (refund rates per merchant), so the endpoint takes an **admin** be
     refundry_refunds_by_merchant{merchant}         gauge: refunds that returned units of the
                                                    merchant's lines
 
-Durations come from the case timeline (``case_events``) in whole seconds.
+The figures are services/metrics_figures.py's (durations from the case timeline in whole
+seconds, ratios exact); this module only writes them as Prometheus text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import (
-    Connection,
-    Integer,
-    cast,
-    distinct,
-    extract,
-    func,
-    select,
-    text,
-)
-from sqlalchemy import (
-    case as sql_case,
-)
-from sqlalchemy.sql.elements import ColumnElement
 
-from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import problems
-from refundry.domain.case import CaseState
-from refundry.services.uow import UnitOfWork
-from refundry.store.tables import case_events, cases, orders, refunds
+from refundry.services.metrics_figures import BUCKETS, Figures, metrics_figures
 
-__all__ = ["BUCKETS", "router"]
+__all__ = ["BUCKETS", "exposition", "router"]
 
 router = APIRouter(tags=["operations"])
 
 MEDIA = "text/plain; version=0.0.4; charset=utf-8"
-# Seconds from opening to refund: a minute, 5 and 30 minutes, 1 and 6 hours, 1, 3, 7, 14 days.
-BUCKETS = (60, 300, 1800, 3600, 21600, 86400, 259200, 604800, 1209600)
-AUTO_REVIEWER = "system:review"  # the actor of approvals decided by the review rules
-
-# Deductions and refunded units live in the applied plan (JSON text): unnest them in SQL.
-_CLAWBACKS = {
-    "sqlite": """
-        SELECT json_extract(r.plan, '$.currency') AS currency,
-               json_extract(d.value, '$.kind') AS kind,
-               SUM(json_extract(d.value, '$.amount')) AS total
-        FROM refunds r, json_each(r.plan, '$.deductions') d
-        GROUP BY 1, 2 ORDER BY 2, 1""",
-    "postgresql": """
-        SELECT r.plan::jsonb ->> 'currency' AS currency, d ->> 'kind' AS kind,
-               SUM((d ->> 'amount')::bigint) AS total
-        FROM refunds r, jsonb_array_elements(r.plan::jsonb -> 'deductions') d
-        GROUP BY 1, 2 ORDER BY 2, 1""",
-}
-_BY_MERCHANT = {
-    "sqlite": """
-        SELECT l.merchant_id, COUNT(DISTINCT r.id)
-        FROM refunds r, json_each(r.plan, '$.units') u
-        JOIN order_lines l
-          ON l.order_id = r.order_id AND l.line_id = json_extract(u.value, '$.line_id')
-        WHERE json_extract(u.value, '$.quantity') > 0
-        GROUP BY 1 ORDER BY 1""",
-    "postgresql": """
-        SELECT l.merchant_id, COUNT(DISTINCT r.id)
-        FROM refunds r
-        CROSS JOIN LATERAL jsonb_array_elements(r.plan::jsonb -> 'units') u
-        JOIN order_lines l ON l.order_id = r.order_id AND l.line_id = u ->> 'line_id'
-        WHERE (u ->> 'quantity')::int > 0
-        GROUP BY 1 ORDER BY 1""",
-}
-
-
-def _epoch(conn: Connection, column: Any) -> ColumnElement[int]:
-    """Whole seconds since 1970 of a stored UTC time, on either backend."""
-    if conn.dialect.name == "sqlite":
-        return cast(func.strftime("%s", column), Integer)
-    return cast(func.floor(extract("epoch", column)), Integer)
 
 
 def _label(value: object) -> str:
@@ -129,116 +71,43 @@ class _Text:
         return "\n".join(self.lines) + "\n"
 
 
-def _case_states(conn: Connection, out: _Text) -> int:
-    counts: dict[str, int] = {
-        str(state): int(n)
-        for state, n in conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state))
-    }
+def exposition(figures: Figures) -> str:
+    """The figures in the text exposition format 0.0.4, in the order of the list above."""
+    out = _Text()
     out.family("refundry_cases", "gauge", "Cases per state.")
-    for state in CaseState:
-        out.sample("refundry_cases", counts.get(state.value, 0), state=state.value)
-    return sum(counts.values())
-
-
-def _refund_seconds(conn: Connection, out: _Text) -> None:
-    e = case_events.c
-    at = _epoch(conn, e.at)
-    per_case = (
-        select(
-            func.min(_when(e.action == "open", at)).label("opened"),
-            func.min(_when(e.to_state == "refunded", at)).label("refunded"),
-        )
-        .group_by(e.case_id)
-        .subquery()
-    )
-    seconds = per_case.c.refunded - per_case.c.opened
-    done = per_case.c.refunded.is_not(None) & per_case.c.opened.is_not(None)
-    row = conn.execute(
-        select(
-            *[func.coalesce(func.sum(_when(seconds <= b, 1, 0)), 0) for b in BUCKETS],
-            func.coalesce(func.sum(seconds), 0),
-            func.count(),
-        ).where(done)
-    ).one()
+    for state, count in figures.cases.items():
+        out.sample("refundry_cases", count, state=state)
     name = "refundry_case_refund_seconds"
+    hist = figures.refund_seconds
     out.family(name, "histogram", "Seconds from opening a case to its refund being confirmed.")
-    for bound, count in zip(BUCKETS, row[: len(BUCKETS)], strict=True):
-        out.sample(f"{name}_bucket", int(count), le=f"{bound}.0")
-    out.sample(f"{name}_bucket", int(row[-1]), le="+Inf")
-    out.sample(f"{name}_sum", int(row[-2]))
-    out.sample(f"{name}_count", int(row[-1]))
-
-
-def _when(condition: Any, then: Any, otherwise: Any = None) -> Any:
-    return sql_case((condition, then), else_=otherwise)
-
-
-def _stage_seconds(conn: Connection, out: _Text) -> None:
-    e = case_events.c
-    at = _epoch(conn, e.at)
-    steps = select(
-        e.from_state.label("stage"),
-        (at - func.lag(at).over(partition_by=e.case_id, order_by=e.id)).label("seconds"),
-    ).subquery()
-    rows = conn.execute(
-        select(steps.c.stage, func.sum(steps.c.seconds), func.count())
-        .where(steps.c.stage.is_not(None), steps.c.seconds.is_not(None))
-        .group_by(steps.c.stage)
-        .order_by(steps.c.stage)
-    ).all()
+    for bound, count in hist.at_most.items():
+        out.sample(f"{name}_bucket", count, le=f"{bound}.0")
+    out.sample(f"{name}_bucket", hist.count, le="+Inf")
+    out.sample(f"{name}_sum", hist.total_seconds)
+    out.sample(f"{name}_count", hist.count)
     name = "refundry_case_stage_seconds"
     out.family(name, "summary", "Seconds cases spent in each state before leaving it.")
-    for stage, total, count in rows:
-        out.sample(f"{name}_sum", int(total), stage=stage)
-        out.sample(f"{name}_count", int(count), stage=stage)
-
-
-def _auto_approval(conn: Connection, out: _Text, total_cases: int) -> None:
-    e = case_events.c
-    auto = conn.execute(
-        select(func.count(distinct(e.case_id))).where(
-            e.action == "approve", e.actor == AUTO_REVIEWER
-        )
-    ).scalar_one()
+    for stage in figures.stages:
+        out.sample(f"{name}_sum", stage.total_seconds, stage=stage.stage)
+        out.sample(f"{name}_count", stage.count, stage=stage.stage)
     out.family(
         "refundry_auto_approval_ratio", "gauge", "Cases approved by the review rules / all cases."
     )
-    ratio = Fraction(int(auto), total_cases) if total_cases else Fraction(0)
-    out.sample("refundry_auto_approval_ratio", ratio)
-
-
-def _rows(conn: Connection, queries: dict[str, str]) -> Iterable[Any]:
-    return conn.execute(text(queries[conn.dialect.name])).all()
-
-
-def _money_and_rates(conn: Connection, out: _Text) -> None:
+    out.sample("refundry_auto_approval_ratio", figures.auto_approval_ratio)
     name = "refundry_clawback_minor_units_total"
     out.family(name, "counter", "Deductions taken from refunds, per kind, in minor units.")
-    for currency, kind, total in _rows(conn, _CLAWBACKS):
-        out.sample(name, int(total), kind=kind, currency=currency)
-    order_count = int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
+    for claw in figures.clawbacks:
+        out.sample(name, claw.total, kind=claw.kind, currency=claw.currency)
     out.family("refundry_orders", "gauge", "Orders ingested.")
-    out.sample("refundry_orders", order_count)
+    out.sample("refundry_orders", figures.orders)
     out.family("refundry_refund_rate", "gauge", "Refunds with the reason / orders ingested.")
-    for reason, count in conn.execute(
-        select(refunds.c.reason, func.count()).group_by(refunds.c.reason).order_by(refunds.c.reason)
-    ):
-        rate = Fraction(int(count), order_count) if order_count else Fraction(0)
+    for reason, rate in figures.refund_rate.items():
         out.sample("refundry_refund_rate", rate, reason=reason)
     out.family(
         "refundry_refunds_by_merchant", "gauge", "Refunds that returned units of the merchant."
     )
-    for merchant, count in _rows(conn, _BY_MERCHANT):
-        out.sample("refundry_refunds_by_merchant", int(count), merchant=merchant)
-
-
-def exposition(conn: Connection) -> str:
-    out = _Text()
-    total = _case_states(conn, out)
-    _refund_seconds(conn, out)
-    _stage_seconds(conn, out)
-    _auto_approval(conn, out, total)
-    _money_and_rates(conn, out)
+    for merchant, count in figures.refunds_by_merchant.items():
+        out.sample("refundry_refunds_by_merchant", count, merchant=merchant)
     return out.render()
 
 
@@ -252,7 +121,5 @@ def exposition(conn: Connection) -> str:
 )
 def metrics(actor: ActorDep, ctx: ContextDep) -> PlainTextResponse:
     """Prometheus metrics (admin token)."""
-    require_roles(actor, "admin")
-    with UnitOfWork(ctx.engine, readonly=True) as uow:
-        body = exposition(uow.conn)
+    body = exposition(metrics_figures(ctx.engine, actor))
     return PlainTextResponse(body, media_type=MEDIA)

@@ -35,7 +35,7 @@ from refundry.services.ports import (
 )
 from refundry.services.relay import Relay
 from refundry.settings import DEV_SECRET, Settings
-from refundry.store.engine import make_engine
+from refundry.store.engine import database_url, make_engine
 
 __all__ = [
     "ADAPTERS",
@@ -45,6 +45,8 @@ __all__ = [
     "check_production",
     "check_schema",
     "policies",
+    "preflight",
+    "uses_sqlite",
 ]
 
 log = structlog.get_logger("refundry.bootstrap")
@@ -139,6 +141,22 @@ def check_schema(engine: Engine) -> None:
         raise StartupError(
             f"the database schema {where}, not the newest ({head}): run `refundry db upgrade`"
         )
+
+
+def preflight(settings: Settings) -> None:
+    """What a server process would refuse, checked once before any starts (``refundry
+    serve``): the production checks, the policy file, the schema."""
+    check_production(settings)
+    settings.policy_source()
+    engine = make_engine(settings.database_url)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def uses_sqlite(settings: Settings) -> bool:
+    return database_url(settings.database_url).startswith("sqlite")
 
 
 @dataclass(slots=True)

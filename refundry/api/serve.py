@@ -26,11 +26,10 @@ from fastapi import FastAPI
 
 from refundry.api.app import create_app
 from refundry.api.auth import ROLES, issue_token
-from refundry.bootstrap import StartupError, check_production, check_schema
+from refundry.bootstrap import preflight, uses_sqlite
 from refundry.domain.errors import RefundryError
 from refundry.observability import configure_logging
 from refundry.settings import Settings, load_settings
-from refundry.store.engine import database_url, make_engine
 
 __all__ = [
     "ConfigOption",
@@ -149,8 +148,7 @@ def serve_command(
     settings = settings_from_cli(
         config=config, assignments=assignments, database_url=url, policy=policy, dev=dev
     )
-    chosen = database_url(settings.database_url)
-    if workers > 1 and chosen.startswith("sqlite"):
+    if workers > 1 and uses_sqlite(settings):
         fail(
             f"--workers {workers} needs PostgreSQL: SQLite allows one writer at a time and its "
             "connections cannot be shared across processes; use --workers 1, or --url "
@@ -181,14 +179,8 @@ def serve_command(
 def _preflight(settings: Settings) -> None:
     """What the workers would refuse, refused once here with one line and exit code 2."""
     try:
-        check_production(settings)
-        settings.policy_source()
-        engine = make_engine(settings.database_url)
-        try:
-            check_schema(engine)
-        finally:
-            engine.dispose()
-    except (StartupError, RefundryError) as err:
+        preflight(settings)
+    except RefundryError as err:
         fail(err.message)
     if settings.dev:
         typer.echo("refundry: dev mode: sandboxes and a development secret are allowed", err=True)

@@ -31,6 +31,7 @@ one-time code: request                  own         no               no     no  
 agent queue: see                        no          no               yes    yes    no
 refund rights: suspend, lift            no          no               yes    yes    no
 metrics figures: see                    no          no               no     yes    no
+bearer token: revoke                    no          no               no     yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -113,6 +114,7 @@ Area = Literal[
     "agent.queue",
     "customer.suspension",
     "metrics.read",
+    "token.revoke",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -123,6 +125,7 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "agent.queue": _DESK,
     "customer.suspension": _DESK,
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
+    "token.revoke": ("admin",),
 }
 
 

@@ -71,6 +71,7 @@ AREAS: dict[str, access.Area] = {
     "agent queue: see": "agent.queue",
     "refund rights: suspend, lift": "customer.suspension",
     "metrics figures: see": "metrics.read",
+    "bearer token: revoke": "token.revoke",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

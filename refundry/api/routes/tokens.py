@@ -14,8 +14,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from refundry.api.auth import token_claims
-from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import problems
+from refundry.services.access import require
 from refundry.services.tokens import revoke_token
 
 __all__ = ["router"]
@@ -48,7 +49,7 @@ class Revoked(BaseModel):
 )
 def revoke(body: RevokeBody, actor: ActorDep, ctx: ContextDep, response: Response) -> Revoked:
     """Revoke a token this server signed (admin only)."""
-    require_roles(actor, "admin")
+    require(actor, "token.revoke")
     settings = ctx.settings
     claims = token_claims(
         settings.token_secrets(), body.token.strip(), current=settings.token_key_id

@@ -297,6 +297,7 @@ gateway_calls = Table(
     Column("answer", Text, nullable=False),  # JSON
     Column("at", When, nullable=False),
     Index("ix_gateway_calls_refund", "refund_id"),
+    Index("ix_gateway_calls_outcome", "outcome"),  # /metrics: calls without an answer
 )
 
 gateway_events = Table(

@@ -1,10 +1,12 @@
-"""Operational metrics for Prometheus: ``GET /metrics`` (text exposition format 0.0.4).
+"""Operational metrics for Prometheus: ``GET /metrics``, written by prometheus-client.
 
-Computed from the database at each scrape with aggregate queries, so every process behind a
-load balancer answers the same figures and nothing is lost on restart. The figures are
-business data (refund rates per merchant), so the endpoint takes an **admin** bearer token:
-``refundry token admin prometheus --days 365`` and, in the scrape config,
-``authorization: {credentials: <token>}``.
+Business figures (services/metrics_figures.py) and the relay's health
+(services/operations_figures.py) are read from the database at each scrape by a custom
+collector, so every process behind a load balancer answers the same figures and nothing is lost
+on restart; the HTTP figures are this process's own (each uvicorn worker counts its requests:
+sum them over instances in the query). The figures are business data (refund rates per
+merchant), so the endpoint takes an **admin** bearer token: ``refundry token admin prometheus
+--days 365`` and, in the scrape config, ``authorization: {credentials: <token>}``.
 
     refundry_cases{state}                          gauge: cases per state (every state listed)
     refundry_case_refund_seconds                   histogram: case opened → refunded
@@ -17,109 +19,149 @@ business data (refund rates per merchant), so the endpoint takes an **admin** be
     refundry_refund_rate{reason}                   gauge: refunds with the reason ÷ orders
     refundry_refunds_by_merchant{merchant}         gauge: refunds that returned units of the
                                                    merchant's lines
-
-The figures are services/metrics_figures.py's (durations from the case timeline in whole
-seconds, ratios exact); this module only writes them as Prometheus text.
+    refundry_outbox_due{topic}                     gauge: messages due, not yet delivered
+    refundry_outbox_lag_seconds{topic}             gauge: how long the oldest due one waited
+    refundry_outbox_dead{topic}                    gauge: dead letters for an operator
+    refundry_gateway_errors_total{outcome}         counter: gateway calls without an answer
+    refundry_worker_heartbeat_age_seconds{worker}  gauge: seconds since the worker's last round
+    refundry_http_request_duration_seconds{method,route}   histogram (this process)
+    refundry_http_requests_total{method,route,status}      counter (this process)
+    process_*, python_*                            prometheus-client's own (this process)
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
+from collections.abc import Iterator
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import problems
 from refundry.services.metrics_figures import BUCKETS, Figures, metrics_figures
+from refundry.services.operations_figures import OperationsFigures, operations_figures
 
-__all__ = ["BUCKETS", "exposition", "router"]
+__all__ = ["BUCKETS", "MEDIA", "business_metrics", "operations_metrics", "router"]
 
 router = APIRouter(tags=["operations"])
 
 MEDIA = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _label(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: int | Fraction) -> str:
-    if isinstance(value, Fraction):
-        return (
-            repr(value.numerator / value.denominator)
-            if value.denominator != 1
-            else (f"{value.numerator}.0")
-        )
-    return str(value)
-
-
-class _Text:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-
-    def sample(self, name: str, value: int | Fraction, **labels: object) -> None:
-        inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        self.lines.append(
-            f"{name}{{{inner}}} {_number(value)}" if inner else f"{name} {_number(value)}"
-        )
-
-    def render(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def exposition(figures: Figures) -> str:
-    """The figures in the text exposition format 0.0.4, in the order of the list above."""
-    out = _Text()
-    out.family("refundry_cases", "gauge", "Cases per state.")
+def business_metrics(figures: Figures) -> Iterator[Metric]:
+    cases = GaugeMetricFamily("refundry_cases", "Cases per state.", labels=["state"])
     for state, count in figures.cases.items():
-        out.sample("refundry_cases", count, state=state)
-    name = "refundry_case_refund_seconds"
+        cases.add_metric([state], count)
+    yield cases
     hist = figures.refund_seconds
-    out.family(name, "histogram", "Seconds from opening a case to its refund being confirmed.")
-    for bound, count in hist.at_most.items():
-        out.sample(f"{name}_bucket", count, le=f"{bound}.0")
-    out.sample(f"{name}_bucket", hist.count, le="+Inf")
-    out.sample(f"{name}_sum", hist.total_seconds)
-    out.sample(f"{name}_count", hist.count)
-    name = "refundry_case_stage_seconds"
-    out.family(name, "summary", "Seconds cases spent in each state before leaving it.")
-    for stage in figures.stages:
-        out.sample(f"{name}_sum", stage.total_seconds, stage=stage.stage)
-        out.sample(f"{name}_count", stage.count, stage=stage.stage)
-    out.family(
-        "refundry_auto_approval_ratio", "gauge", "Cases approved by the review rules / all cases."
+    yield HistogramMetricFamily(
+        "refundry_case_refund_seconds",
+        "Seconds from opening a case to its refund being confirmed.",
+        buckets=[*((f"{b}.0", n) for b, n in hist.at_most.items()), ("+Inf", hist.count)],
+        sum_value=hist.total_seconds,
     )
-    out.sample("refundry_auto_approval_ratio", figures.auto_approval_ratio)
-    name = "refundry_clawback_minor_units_total"
-    out.family(name, "counter", "Deductions taken from refunds, per kind, in minor units.")
+    stages = SummaryMetricFamily(
+        "refundry_case_stage_seconds",
+        "Seconds cases spent in each state before leaving it.",
+        labels=["stage"],
+    )
+    for stage in figures.stages:
+        stages.add_metric([stage.stage], count_value=stage.count, sum_value=stage.total_seconds)
+    yield stages
+    yield GaugeMetricFamily(
+        "refundry_auto_approval_ratio",
+        "Cases approved by the review rules / all cases.",
+        value=float(figures.auto_approval_ratio),
+    )
+    claws = CounterMetricFamily(
+        "refundry_clawback_minor_units",
+        "Deductions taken from refunds, per kind, in minor units.",
+        labels=["kind", "currency"],
+    )
     for claw in figures.clawbacks:
-        out.sample(name, claw.total, kind=claw.kind, currency=claw.currency)
-    out.family("refundry_orders", "gauge", "Orders ingested.")
-    out.sample("refundry_orders", figures.orders)
-    out.family("refundry_refund_rate", "gauge", "Refunds with the reason / orders ingested.")
+        claws.add_metric([claw.kind, claw.currency], claw.total)
+    yield claws
+    yield GaugeMetricFamily("refundry_orders", "Orders ingested.", value=figures.orders)
+    rates = GaugeMetricFamily(
+        "refundry_refund_rate", "Refunds with the reason / orders ingested.", labels=["reason"]
+    )
     for reason, rate in figures.refund_rate.items():
-        out.sample("refundry_refund_rate", rate, reason=reason)
-    out.family(
-        "refundry_refunds_by_merchant", "gauge", "Refunds that returned units of the merchant."
+        rates.add_metric([reason], float(rate))
+    yield rates
+    merchants = GaugeMetricFamily(
+        "refundry_refunds_by_merchant",
+        "Refunds that returned units of the merchant.",
+        labels=["merchant"],
     )
     for merchant, count in figures.refunds_by_merchant.items():
-        out.sample("refundry_refunds_by_merchant", count, merchant=merchant)
-    return out.render()
+        merchants.add_metric([merchant], count)
+    yield merchants
+
+
+def operations_metrics(ops: OperationsFigures) -> Iterator[Metric]:
+    families = (
+        ("refundry_outbox_due", "Outbox messages due now, not yet delivered.", ops.due),
+        (
+            "refundry_outbox_lag_seconds",
+            "Seconds the oldest due outbox message has waited.",
+            ops.lag_seconds,
+        ),
+        ("refundry_outbox_dead", "Dead letters waiting for an operator.", ops.dead),
+    )
+    for name, help_text, values in families:
+        family = GaugeMetricFamily(name, help_text, labels=["topic"])
+        for topic, value in values.items():
+            family.add_metric([topic], value)
+        yield family
+    errors = CounterMetricFamily(
+        "refundry_gateway_errors", "Gateway calls without an answer.", labels=["outcome"]
+    )
+    for outcome, n in ops.gateway_errors.items():
+        errors.add_metric([outcome], n)
+    yield errors
+    beats = GaugeMetricFamily(
+        "refundry_worker_heartbeat_age_seconds",
+        "Seconds since the worker last finished a round.",
+        labels=["worker"],
+    )
+    for worker, age in ops.heartbeat_age_seconds.items():
+        beats.add_metric([worker], age)
+    yield beats
+
+
+class _Scrape(Collector):
+    """The figures of one scrape, read from the database before it is written."""
+
+    def __init__(self, figures: Figures, ops: OperationsFigures) -> None:
+        self.figures, self.ops = figures, ops
+
+    def collect(self) -> Iterator[Metric]:
+        yield from business_metrics(self.figures)
+        yield from operations_metrics(self.ops)
 
 
 @router.get(
     "/metrics",
-    response_class=PlainTextResponse,
+    response_class=Response,
     responses={
         200: {"content": {MEDIA: {}}, "description": "Prometheus text format 0.0.4"},
         **problems(401, 403),
     },
 )
-def metrics(actor: ActorDep, ctx: ContextDep) -> PlainTextResponse:
+def metrics(actor: ActorDep, ctx: ContextDep) -> Response:
     """Prometheus metrics (admin token)."""
-    body = exposition(metrics_figures(ctx.engine, actor))
-    return PlainTextResponse(body, media_type=MEDIA)
+    figures = metrics_figures(ctx.engine, actor)  # refuses a non-admin first
+    ops = operations_figures(ctx.engine, actor, now=ctx.now())
+    scrape = CollectorRegistry(auto_describe=False)
+    scrape.register(_Scrape(figures, ops))
+    body = generate_latest(scrape) + generate_latest(REGISTRY)
+    return Response(body, media_type=MEDIA)

@@ -1,4 +1,4 @@
-"""operations: worker_heartbeats (/readyz, /metrics) and revoked_tokens
+"""operations: worker_heartbeats (/readyz, /metrics), revoked_tokens, an index for /metrics
 
 Revision ID: 0007
 Revises: 0006
@@ -37,9 +37,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_revoked_tokens")),
     )
     op.create_index("ix_revoked_tokens_expires", "revoked_tokens", ["expires_at"])
+    op.create_index("ix_gateway_calls_outcome", "gateway_calls", ["outcome"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_gateway_calls_outcome", table_name="gateway_calls")
     op.drop_index("ix_revoked_tokens_expires", table_name="revoked_tokens")
     op.drop_table("revoked_tokens")
     op.drop_table("worker_heartbeats")

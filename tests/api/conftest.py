@@ -35,6 +35,7 @@ from refundry.api.app import create_app
 from refundry.api.auth import issue_token
 from refundry.services.case_open import open_case
 from refundry.services.cases import Actor
+from refundry.services.heartbeats import beat
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
@@ -208,6 +209,7 @@ def build_world(db_url: str) -> Iterator[World]:
     ctx = app.state.ctx
     engine: Engine = ctx.engine
     policy = ctx.desk.policy
+    beat(engine, name="worker", at=NOW)  # a worker is running: /readyz answers 200
     _ingest(
         engine,
         policy,

@@ -24,7 +24,7 @@ from refundry.domain.errors import RefundryError
 from refundry.services.audit import AuditTrail
 from refundry.services.case_refund import follow_refund
 from refundry.services.faults import fault_point
-from refundry.services.outbox import enqueue
+from refundry.services.outbox import Topic, enqueue
 from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier, PaymentGateway
 from refundry.services.shipments import record_booking
 from refundry.services.uow import UnitOfWork
@@ -35,7 +35,12 @@ log = structlog.get_logger("refundry.relay")
 __all__ = ["Relay", "backoff", "settle_refund_status"]
 
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = {"gateway.refund": 12, "notify": 8, "event": 8, "logistics.book": 12}
+MAX_ATTEMPTS: dict[str, int] = {
+    Topic.GATEWAY_REFUND: 12,
+    Topic.NOTIFY: 8,
+    Topic.EVENT: 8,
+    Topic.LOGISTICS_BOOK: 12,
+}
 FINAL_TENDER = ("succeeded", "failed", "to_wallet")
 TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
 
@@ -69,13 +74,18 @@ class Relay:
                 order_id=payload.get("order_id"),
                 refund_id=payload.get("refund_id"),
             )
-            if row.topic == "gateway.refund":
+            try:
+                topic = Topic(row.topic)
+            except ValueError:  # written by a newer version, or by hand: never guess
+                self._park(row.id, f"unknown topic {row.topic!r}")
+                continue
+            if topic is Topic.GATEWAY_REFUND:
                 self._gateway(row.id, row.attempts, payload)
-            elif row.topic == "logistics.book":
+            elif topic is Topic.LOGISTICS_BOOK:
                 self._book_return(row.id, row.attempts, row.key, payload)
             else:
-                send = self.notifier.send if row.topic == "notify" else self.publisher.publish
-                self._deliver(row.id, row.attempts, row.topic, partial(send, payload, key=row.key))
+                send = self.notifier.send if topic is Topic.NOTIFY else self.publisher.publish
+                self._deliver(row.id, row.attempts, topic, partial(send, payload, key=row.key))
         structlog.contextvars.unbind_contextvars(
             "request_id", "message_id", "topic", "order_id", "refund_id"
         )
@@ -122,6 +132,17 @@ class Relay:
             .where(outbox.c.id == message_id)
             .values(status="done", done_at=now, last_error=None)
         )
+
+    def _park(self, message_id: int, error: str) -> None:
+        """A message the relay cannot deliver at all: dead at once, for an operator."""
+        log.error("relay.dead", error=error)
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=error[:2000])
+            )
+            uow.commit()
 
     def _retry_later(self, message_id: int, attempts: int, topic: str, error: str) -> bool:
         """Schedule another try; returns True when the message has used up its attempts."""

@@ -173,19 +173,7 @@ def inspect(
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
         require_case_action(row, actor, "inspect")
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
-        if result == "pass":
-            kept = dict(asked)
-        elif result == "partial":
-            kept = dict(accepted or {})
-            bad = [k for k, q in kept.items() if k not in asked or not 0 <= q <= asked[k]]
-            if bad or not any(kept.values()) or kept == asked:
-                raise InvalidInput(
-                    "accepted quantities must be within the case's units, some but not all",
-                    code="case.inspection_invalid",
-                    field="accepted",
-                )
-        else:
-            kept = {}
+        kept = _accepted_units(result, asked, accepted)
         lines = [{"line_id": k, "quantity": q} for k, q in kept.items() if q]
         inspection = {"result": result, "accepted": lines, "reason": reason}
         template = {
@@ -222,22 +210,7 @@ def inspect(
                 values={"debt": debt},
             )
         if row.express and row.refund_id:
-            debt = _express_debt(conn, row, accepted=kept)
-            row = move(
-                conn,
-                row,
-                "settle",
-                actor=actor,
-                at=now,
-                trail=trail,
-                data={"refund_id": row.refund_id, "debt": debt},
-                values={"debt": debt},
-            )
-            money = conn.execute(
-                select(refunds.c.status).where(refunds.c.id == row.refund_id)
-            ).scalar_one()
-            follow_refund(conn, refund_id=row.refund_id, status=money, at=now, trail=trail)
-            return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+            return _settle_express(conn, row, kept, actor=actor, at=now, trail=trail)
         return refund_case(
             conn,
             row,
@@ -250,6 +223,53 @@ def inspect(
         )
 
     return _act(desk, case_id, actor, now, body)
+
+
+def _accepted_units(
+    result: str, asked: dict[str, int], accepted: dict[str, int] | None
+) -> dict[str, int]:
+    """The units the inspection accepts, per line: every one (pass), none (fail), or some but
+    not all, within the case's (partial)."""
+    if result == "pass":
+        return dict(asked)
+    if result == "fail":
+        return {}
+    kept = dict(accepted or {})
+    bad = [k for k, q in kept.items() if k not in asked or not 0 <= q <= asked[k]]
+    if bad or not any(kept.values()) or kept == asked:
+        raise InvalidInput(
+            "accepted quantities must be within the case's units, some but not all",
+            code="case.inspection_invalid",
+            field="accepted",
+        )
+    return kept
+
+
+def _settle_express(
+    conn: Connection,
+    row: CaseRow,
+    kept: dict[str, int],
+    *,
+    actor: Actor,
+    at: datetime,
+    trail: AuditTrail,
+) -> CaseRow:
+    """极速退款 paid at approval: the case follows that refund's money, and what it paid for
+    units the inspection refused is the case's debt."""
+    debt = _express_debt(conn, row, accepted=kept)
+    row = move(
+        conn,
+        row,
+        "settle",
+        actor=actor,
+        at=at,
+        trail=trail,
+        data={"refund_id": row.refund_id, "debt": debt},
+        values={"debt": debt},
+    )
+    money = conn.execute(select(refunds.c.status).where(refunds.c.id == row.refund_id)).scalar_one()
+    follow_refund(conn, refund_id=row.refund_id, status=money, at=at, trail=trail)
+    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
 
 
 def _restock(conn: Connection, row: CaseRow, lines: list[dict[str, Any]], at: datetime) -> None:

@@ -214,3 +214,37 @@ def test_docs_configuration_lists_every_setting_with_its_default() -> None:
             assert shown == "`{}`", name
         else:
             assert shown == f"`{default}`", name
+
+
+ADAPTER_CLASSES = {
+    "HttpGateway",
+    "SandboxGateway",
+    "HttpLogistics",
+    "SandboxLogistics",
+    "SandboxSms",
+    "SmtpEmailSender",
+    "SandboxEmail",
+    "RedisStreamPublisher",
+    "RecordingPublisher",
+    "InboxNotifier",
+    "ChannelNotifier",
+}
+
+
+def test_nothing_but_the_bootstrap_constructs_an_adapter() -> None:
+    """Production code gets its adapters from refundry.bootstrap.build; the demo hands build
+    the seeded sandboxes it drives (injection, as tests do); adapters build their own parts."""
+    import ast
+
+    root = Path(__file__).parent.parent / "refundry"
+    allowed = {root / "bootstrap.py"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path in allowed or root / "adapters" in path.parents or root / "demo" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute):
+                name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                if name in ADAPTER_CLASSES:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    assert found == []

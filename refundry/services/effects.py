@@ -310,8 +310,11 @@ def _apply_effect(step: _Step, effect: dict[str, Any]) -> dict[str, Any]:
     """Change the store for one effect; returns before/after figures for the audit entry. An
     effect kind the table does not know raises (a plan from a newer engine, or a bug): it must
     never be committed as if it had been stored."""
-    kind = EffectKind(effect["type"])
-    return _HANDLERS[kind](step, kind, effect)
+    kind = effect["type"]
+    handler = _HANDLERS.get(kind)  # a StrEnum key is found by its text: no EffectKind(kind) call
+    if handler is None:
+        raise ValueError(f"{kind!r} is not a valid EffectKind")
+    return handler(step, kind, effect)
 
 
 def _reverse(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
+from refundry.api.serve import (
+    ConfigOption,
+    DevOption,
+    SetOption,
+    serve_command,
+    settings_from_cli,
+    token_command,
+)
 from refundry.domain.errors import RefundryError
 from refundry.domain.json_io import dumps_plan, plan_from_json
 from refundry.domain.policy import policy_from_toml
@@ -110,8 +118,14 @@ def db_upgrade(url: UrlOption = None) -> None:
     from refundry.store.engine import database_url
     from refundry.store.migrate import upgrade
 
+    url = _database_url(url)
     upgrade(url)
     typer.echo(f"refundry: schema up to date at {_safe(database_url(url))}")
+
+
+def _database_url(url: str | None) -> str | None:
+    """--url, else the settings' (environment, then $REFUNDRY_CONFIG), else the default."""
+    return settings_from_cli(config=None, assignments=None, database_url=url).database_url
 
 
 def _safe(url: str) -> str:
@@ -142,7 +156,7 @@ def import_command(
     except OSError as exc:
         _fail(f"import {file}: cannot read ({exc.strerror})")
     pol = _load_policy(policy)
-    engine = make_engine(url)
+    engine = make_engine(_database_url(url))
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -189,7 +203,7 @@ def audit_verify(url: UrlOption = None) -> None:
     from refundry.services.uow import UnitOfWork
     from refundry.store.engine import make_engine
 
-    engine = make_engine(url)
+    engine = make_engine(_database_url(url))
     with UnitOfWork(engine, readonly=True) as uow:
         report = verify_chain(uow.conn)
     engine.dispose()
@@ -211,31 +225,51 @@ def worker_command(
     interval: Annotated[float, typer.Option(help="Seconds to sleep when idle.")] = 1.0,
     name: Annotated[str, typer.Option(help="This worker's name in the audit log.")] = "worker",
     gateway_url: Annotated[
-        str | None, typer.Option(help="Payment gateway REST base URL; default: the sandbox.")
+        str | None,
+        typer.Option(help="Payment gateway REST base URL (gateway = http; needs gateway_api_key)."),
     ] = None,
     logistics_url: Annotated[
-        str | None, typer.Option(help="Logistics REST base URL; default: the sandbox.")
+        str | None,
+        typer.Option(help="Carrier REST base URL (carrier = http; needs carrier_api_key)."),
     ] = None,
     smtp: Annotated[
-        str | None, typer.Option(help="SMTP server host:port for email; default: no email.")
+        str | None, typer.Option(help="SMTP server host:port (email = smtp; needs smtp_sender).")
     ] = None,
     redis_url: Annotated[
-        str | None, typer.Option(help="Redis URL for domain events; default: kept in memory.")
+        str | None, typer.Option(help="Redis URL for domain events (events = redis).")
     ] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy TOML file.")] = None,
+    dev: DevOption = False,
+    config: ConfigOption = None,
+    assignments: SetOption = None,
 ) -> None:
     """Run the outbox relay (gateway refunds, notifications, events, return bookings) and the
-    SLA timers until stopped (Ctrl-C), or one round with --once."""
-    from refundry.wiring import build_worker
+    SLA timers until stopped (Ctrl-C), or one round with --once. Outside --dev every adapter
+    must be named (docs/configuration.md)."""
+    from refundry.bootstrap import StartupError, build
+    from refundry.observability import configure_logging
+    from refundry.worker import Worker
 
-    worker = build_worker(
-        url=url,
-        name=name,
-        gateway_url=gateway_url,
-        logistics_url=logistics_url,
-        smtp=smtp,
-        redis_url=redis_url,
-        policy_text=policy.read_text(encoding="utf-8") if policy else None,
+    flags: dict[str, Any] = {"database_url": url, "policy": policy, "dev": dev}
+    if gateway_url:
+        flags.update(gateway="http", gateway_url=gateway_url)
+    if logistics_url:
+        flags.update(carrier="http", carrier_url=logistics_url)
+    if smtp:
+        host, _, port = smtp.partition(":")
+        flags.update(email="smtp", smtp_host=host, smtp_port=port or None)
+    if redis_url:
+        flags.update(events="redis", redis_url=redis_url)
+    settings = settings_from_cli(config=config, assignments=assignments, **flags)
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        runtime = build(settings)
+    except RefundryError as err:
+        _fail(err.message if isinstance(err, StartupError) else f"{err.code}: {err.message}")
+    if settings.dev:
+        typer.echo("refundry: dev mode: sandboxes and a development secret are allowed", err=True)
+    worker = Worker(
+        desk=runtime.desk, relay=runtime.relay(name=name), clock=runtime.clock, name=name
     )
     if once:
         sent, fired = worker.run_once()
@@ -250,8 +284,6 @@ def worker_command(
     except KeyboardInterrupt:
         typer.echo("refundry: worker stopped")
 
-
-from refundry.api.serve import serve_command, token_command  # noqa: E402
 
 app.command("token")(token_command)
 app.command("serve")(serve_command)

@@ -2,7 +2,9 @@
 
 Several workers may run against one PostgreSQL database: the relay claims messages and the
 timers claim cases with ``FOR UPDATE SKIP LOCKED``. On SQLite run one worker per database.
-The adapters are chosen by flags; the sandboxes are the default (the demo and tests use them).
+The adapters come from the bootstrap (refundry/bootstrap.py). Each round that did something
+is logged (structlog), and the worker's heartbeat is recorded every ``beat_every`` for
+``/readyz`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import structlog
+
 from refundry.services.case_open import CaseDesk
+from refundry.services.heartbeats import beat
 from refundry.services.housekeeping import sweep_api_keys
 from refundry.services.relay import Relay
 from refundry.services.timers import TimerReport, run_timers
 
 __all__ = ["Worker"]
+
+log = structlog.get_logger("refundry.worker")
 
 
 @dataclass(slots=True)
@@ -28,7 +35,9 @@ class Worker:
     name: str = "worker"
     sweep_every: timedelta = timedelta(minutes=5)  # expired API idempotency keys
     swept: int = 0  # keys deleted so far
+    beat_every: timedelta = timedelta(seconds=10)
     _swept_at: datetime | None = field(default=None, init=False, repr=False)
+    _beat_at: datetime | None = field(default=None, init=False, repr=False)
 
     def run_once(self) -> tuple[int, TimerReport]:
         """One round: deliver what is due, then fire the timers that are due (and, every
@@ -36,14 +45,31 @@ class Worker:
         sent = self.relay.run_once()
         now = self.clock()
         fired = run_timers(self.desk, now=now, worker=self.name)
+        swept = 0
         if self._swept_at is None or now - self._swept_at >= self.sweep_every:
-            self.swept += sweep_api_keys(self.desk.engine, now=now)
+            swept = sweep_api_keys(self.desk.engine, now=now)
+            self.swept += swept
             self._swept_at = now
+        if sent or swept or fired.approved or fired.closed or fired.refunded or fired.completed:
+            log.info(
+                "worker.round",
+                worker=self.name,
+                messages=sent,
+                timers_approved=fired.approved,
+                timers_closed=fired.closed,
+                timers_refunded=fired.refunded,
+                timers_completed=fired.completed,
+                keys_swept=swept,
+            )
+        if self._beat_at is None or now - self._beat_at >= self.beat_every:
+            beat(self.desk.engine, name=self.name, at=now)
+            self._beat_at = now
         return sent, fired
 
     def run_forever(
         self, *, interval: float = 1.0, stop: Callable[[], bool] = lambda: False
     ) -> None:
+        log.info("worker.started", worker=self.name, interval=interval)
         while not stop():
             sent, fired = self.run_once()
             busy = sent or fired.approved or fired.closed or fired.refunded or fired.completed

@@ -2,15 +2,21 @@
 
 PostgreSQL tests run against the server at REFUNDRY_TEST_PG (default
 postgresql://postgres@127.0.0.1:5432/postgres), each run in a throwaway database that is dropped
-afterwards. Without a server they are skipped with one line saying how to run them; under
-CI=true a missing server fails the run instead.
+afterwards. The schema is migrated once per run on each backend (``sqlite_template``,
+``pg_template``); each test gets a copy: the SQLite file copied, the PostgreSQL database made
+with ``CREATE DATABASE … TEMPLATE``. Without a server they are skipped with one line saying how
+to run them; under CI=true a missing server fails the run instead.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -70,13 +76,13 @@ def pg_url() -> Iterator[str]:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _fresh_pg(pg_url: str) -> str:
-    """A new database per test (cheap on PostgreSQL: CREATE DATABASE from template0)."""
+def _fresh_pg(pg_url: str, *, template: str = "template0") -> str:
+    """A new database (cheap on PostgreSQL: a file copy of ``template``)."""
     import psycopg
 
     name = f"{pg_url.rsplit('/', 1)[1]}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return f"{pg_url.rsplit('/', 1)[0]}/{name}"
 
 
@@ -88,23 +94,60 @@ def _drop_pg(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_template(pg_url: str) -> str:
+    """A database migrated once per run; each test's database is cloned from it
+    (``CREATE DATABASE … TEMPLATE``), instead of running every migration per test."""
+    import psycopg
+
+    url = _fresh_pg(pg_url)
+    upgrade(url)
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        # a template must have no other session when it is copied
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per run, checkpointed so the file alone holds the schema;
+    each test's database is a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "refundry.sqlite"
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@contextmanager
+def migrated_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated, empty database URL on ``backend`` (sqlite | postgresql), dropped after."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path_factory.mktemp("db") / "refundry.sqlite"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    pg = request.getfixturevalue("pg_url")
+    url = _fresh_pg(pg, template=request.getfixturevalue("pg_template"))
+    try:
+        yield url
+    finally:
+        _drop_pg(url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A migrated, empty database URL on each backend."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'refundry.sqlite'}"
-        upgrade(url)
+    with migrated_database(request.param, request, tmp_path_factory) as url:
         yield url
-        return
-    pg = request.getfixturevalue("pg_url")
-    url = _fresh_pg(pg)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _drop_pg(url)
 
 
 @pytest.fixture()

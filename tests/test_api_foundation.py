@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token, read_token
 from refundry.api.deps import ActorDep
-from refundry.api.settings import Settings
 from refundry.domain.errors import RefundryError
+from refundry.settings import Settings
 
 SECRET = b"test-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -38,7 +38,8 @@ def _probe(body: Echo, actor: ActorDep) -> dict[str, object]:
 @pytest.fixture()
 def client(db_url: str) -> Iterator[TestClient]:
     app = create_app(
-        Settings(database_url=db_url, secret=SECRET, max_body_bytes=1000), clock=lambda: NOW
+        Settings(database_url=db_url, secret=SECRET, max_body_bytes=1024, dev=True),
+        clock=lambda: NOW,
     )
     app.include_router(probe)
     calls.clear()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.cli import app
+from refundry.demo import worked_examples as ex
 
 NOW = ["--now", ex.NOW]
 

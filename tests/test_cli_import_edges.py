@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.cli import app
 from refundry.store.engine import make_engine
 from refundry.store.tables import customers, order_lines, orders

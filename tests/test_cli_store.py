@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.cli import app
+from refundry.demo import worked_examples as ex
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.tables import orders

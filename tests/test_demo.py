@@ -4,7 +4,7 @@ import io
 
 from rich.console import Console
 
-from refundry.demo import run
+from refundry.demo.walkthrough import run
 
 
 def test_demo_walks_every_worked_example_and_matches_spec() -> None:
@@ -27,7 +27,7 @@ def test_demo_walks_every_worked_example_and_matches_spec() -> None:
 def test_shop_demo_applies_real_cases_on_sqlite(tmp_path: object) -> None:
     from pathlib import Path
 
-    from refundry.demo_shop import run_shop
+    from refundry.demo.shop import run_shop
 
     out = io.StringIO()
     result = run_shop(Console(file=out, width=160), path=Path(str(tmp_path)) / "demo.sqlite")
@@ -55,7 +55,7 @@ def test_shop_demo_applies_real_cases_on_sqlite(tmp_path: object) -> None:
 def test_case_demo_runs_three_journeys_and_tells_the_customer(tmp_path: object) -> None:
     from pathlib import Path
 
-    from refundry.demo_cases import run_cases
+    from refundry.demo.cases import run_cases
 
     out = io.StringIO()
     result = run_cases(Console(file=out, width=160), path=Path(str(tmp_path)) / "cases.sqlite")

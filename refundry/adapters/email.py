@@ -7,11 +7,40 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import ssl
+import threading
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
 
-__all__ = ["SmtpEmailSender", "message_id_for"]
+__all__ = ["SandboxEmail", "SentEmail", "SmtpEmailSender", "message_id_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class SentEmail:
+    to: str
+    subject: str
+    body: str
+    key: str
+
+
+class SandboxEmail:
+    """Implements ``EmailSender`` without a server: keeps each message once per key (like a
+    provider that collapses duplicates by Message-ID), for the demo and for shops that chose
+    the sandbox explicitly."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[str, SentEmail] = {}
+
+    def send(self, *, to: str, subject: str, body: str, key: str) -> None:
+        with self._lock:
+            self._by_key.setdefault(key, SentEmail(to, subject, body, key))
+
+    @property
+    def sent(self) -> list[SentEmail]:
+        with self._lock:
+            return list(self._by_key.values())
 
 
 def message_id_for(key: str, domain: str) -> str:

@@ -9,26 +9,32 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from refundry.adapters.sms import SandboxSms
+from refundry.adapters.clock import utc_now
 from refundry.api import routes
 from refundry.api.auth import read_token
 from refundry.api.deps import ApiContext
 from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.limits import RequestLimits
-from refundry.api.problems import http_error, problem, refundry_error, validation_error
-from refundry.api.settings import Settings
+from refundry.api.problems import (
+    http_error,
+    problem,
+    refundry_error,
+    server_error,
+    validation_error,
+)
+from refundry.api.request_log import RequestLog
+from refundry.bootstrap import Runtime, build
 from refundry.domain.errors import RefundryError
-from refundry.services.case_open import CaseDesk
 from refundry.services.ports import PaymentGateway, SmsSender
-from refundry.store.engine import make_engine
-from refundry.wiring import policies
+from refundry.services.tokens import RevocationList
+from refundry.settings import Settings, load_settings
 
 __all__ = ["create_app"]
 
@@ -55,13 +61,25 @@ class BodyLimit:
 def create_app(
     settings: Settings | None = None,
     *,
+    runtime: Runtime | None = None,
     sms: SmsSender | None = None,
     gateway: PaymentGateway | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = utc_now,
+    schema_check: bool = True,
 ) -> FastAPI:
-    settings = settings or Settings.from_env()
-    engine = make_engine(settings.database_url)
-    policy, process = policies(settings.policy_text)
+    """The app over ``runtime``, or over one built here from ``settings`` (default: the
+    environment) by ``refundry.bootstrap.build``, with ``sms``/``gateway``/``clock`` replacing
+    what the settings name (tests). ``schema_check=False`` serves a database that is not
+    migrated (only the OpenAPI document is read from such an app)."""
+    if runtime is None:
+        runtime = build(
+            settings or load_settings(),
+            clock=clock,
+            sms=sms,
+            gateway=gateway,
+            schema_check=schema_check,
+        )
+    settings = runtime.settings
     app = FastAPI(
         title="refundry",
         version="1",
@@ -70,21 +88,26 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.ctx = ApiContext(
-        engine=engine,
+        engine=runtime.engine,
         settings=settings,
-        desk=CaseDesk(engine, policy, process, identity_secret=settings.secret),
-        sms=sms or SandboxSms(),
-        gateway=gateway,
-        clock=clock,
+        desk=runtime.desk,
+        sms=runtime.sms,
+        gateway=runtime.gateway,
+        clock=runtime.clock,
+        runtime=runtime,
+        revocations=RevocationList(runtime.engine),
     )
     app.add_exception_handler(RefundryError, refundry_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
     for info in pkgutil.iter_modules(routes.__path__):
         module = importlib.import_module(f"{routes.__name__}.{info.name}")
         router = getattr(module, "router", None)
         if router is not None:
             app.include_router(router)
+
+    keys = settings.token_secrets()
 
     def subject_of(headers: dict[bytes, bytes]) -> str | None:
         raw = headers.get(b"authorization", b"").decode("latin-1")
@@ -92,16 +115,19 @@ def create_app(
         if scheme.lower() != "bearer":
             return None
         try:
-            actor = read_token(settings.secret, token.strip(), now=clock())
+            actor = read_token(
+                keys, token.strip(), now=runtime.clock(), current=settings.token_key_id
+            )
         except RefundryError:
             return None
         return actor.tag
 
     app.add_middleware(
         IdempotencyMiddleware,
-        engine=engine,
+        engine=runtime.engine,
         subject_of=subject_of,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
     )
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)
     return app

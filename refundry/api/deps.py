@@ -10,10 +10,13 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from refundry.api.auth import Unauthorized, read_token
-from refundry.api.settings import Settings
+from refundry.bootstrap import Runtime
+from refundry.services.access import require_role as require_roles  # access decides, not routes
 from refundry.services.case_open import CaseDesk
 from refundry.services.cases import Actor
 from refundry.services.ports import PaymentGateway, SmsSender
+from refundry.services.tokens import RevocationList
+from refundry.settings import Settings
 
 __all__ = ["ActorDep", "ApiContext", "ContextDep", "current_actor", "require_roles"]
 
@@ -26,6 +29,8 @@ class ApiContext:
     sms: SmsSender
     gateway: PaymentGateway | None
     clock: object  # callable returning an aware datetime
+    runtime: Runtime
+    revocations: RevocationList
 
     def now(self) -> datetime:
         return self.clock()  # type: ignore[operator,no-any-return]
@@ -44,14 +49,14 @@ def current_actor(request: Request, ctx: ContextDep) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required", code="auth.unauthorized")
-    return read_token(ctx.settings.secret, token.strip(), now=ctx.now())
+    settings, now = ctx.settings, ctx.now()
+    return read_token(
+        settings.token_secrets(),
+        token.strip(),
+        now=now,
+        current=settings.token_key_id,
+        revoked=lambda jti: ctx.revocations.is_revoked(jti, now=now),
+    )
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
-
-
-def require_roles(actor: Actor, *roles: str) -> None:
-    from refundry.services.errors import Forbidden
-
-    if actor.role not in roles:
-        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")

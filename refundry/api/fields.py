@@ -23,10 +23,12 @@ from refundry.domain.reader import ID_LENGTH, MAX_INT32, text_problem
 
 __all__ = [
     "INVALID_TEXT",
+    "BearerToken",
     "EvidenceRef",
     "FreeText",
     "Id",
     "NonBlankText",
+    "Note",
     "OneLine",
     "OtpCode",
     "Quantity",
@@ -69,7 +71,10 @@ FreeText = Annotated[str, _FREE, StringConstraints(max_length=2000)]
 NonBlankText = Annotated[
     str, _FREE, StringConstraints(min_length=1, max_length=2000, pattern=r"\S")
 ]
-# An agent's reason to suspend or restore refund rights.
+# An agent's reason to suspend or restore refund rights; an admin's note on a revocation.
 Reason = Annotated[str, _FREE, StringConstraints(min_length=1, max_length=500)]
+Note = Annotated[str, _FREE, StringConstraints(max_length=500)]
+# A bearer token handed back to be revoked.
+BearerToken = Annotated[str, _ONE_LINE, StringConstraints(min_length=1, max_length=4096)]
 # A unit count in a body: the store's INTEGER columns are 32-bit.
 Quantity = Annotated[int, Field(strict=True, ge=0, le=MAX_INT32)]

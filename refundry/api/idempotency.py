@@ -14,13 +14,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from refundry.api.problems import MEDIA, PROBLEM_TYPE
-from refundry.services.uow import UnitOfWork
-from refundry.store.tables import api_idempotency
+from refundry.services.idempotency_keys import Earlier, claim_key, finish_key
 
 __all__ = ["IdempotencyMiddleware"]
 
@@ -69,10 +67,9 @@ class IdempotencyMiddleware:
         # The store is synchronous: keep it off the event loop.
         answer = await anyio.to_thread.run_sync(self._start, key, digest, now)
         if answer is not None:
-            kind, status, stored = answer
-            if kind == "replay":
-                await _send_raw(send, status, stored, replayed=True)
-            elif kind == "reused":
+            if answer.kind == "replay":
+                await _send_raw(send, answer.status, answer.body, replayed=True)
+            elif answer.kind == "reused":
                 await _send_problem(
                     send,
                     422,
@@ -105,44 +102,11 @@ class IdempotencyMiddleware:
         finally:
             await anyio.to_thread.run_sync(self._finish, key, code[0], b"".join(chunks))
 
-    def _start(self, key: str, digest: str, now: datetime) -> tuple[str, int, bytes] | None:
-        with UnitOfWork(self.engine) as uow:
-            uow.conn.execute(
-                delete(api_idempotency).where(
-                    api_idempotency.c.key == key, api_idempotency.c.created_at < now - self.ttl
-                )
-            )
-            row = uow.conn.execute(
-                select(api_idempotency).where(api_idempotency.c.key == key)
-            ).first()
-            if row is None:
-                try:
-                    uow.conn.execute(
-                        insert(api_idempotency).values(
-                            key=key, request_hash=digest, state="in_flight", created_at=now
-                        )
-                    )
-                    uow.commit()
-                    return None
-                except IntegrityError:
-                    return ("in_flight", 409, b"")
-            if row.request_hash != digest:
-                return ("reused", 422, b"")
-            if row.state != "done":
-                return ("in_flight", 409, b"")
-            return ("replay", int(row.status), (row.body or "").encode())
+    def _start(self, key: str, digest: str, now: datetime) -> Earlier | None:
+        return claim_key(self.engine, key=key, request_hash=digest, now=now, ttl=self.ttl)
 
     def _finish(self, key: str, status: int, body: bytes) -> None:
-        with UnitOfWork(self.engine) as uow:
-            if status >= 500:
-                uow.conn.execute(delete(api_idempotency).where(api_idempotency.c.key == key))
-            else:
-                uow.conn.execute(
-                    update(api_idempotency)
-                    .where(api_idempotency.c.key == key)
-                    .values(state="done", status=status, body=body.decode("utf-8", "replace"))
-                )
-            uow.commit()
+        finish_key(self.engine, key=key, status=status, body=body)
 
 
 async def _send_raw(send: Send, status: int, body: bytes, *, replayed: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import structlog
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,9 +26,12 @@ from refundry.domain.errors import (
     RefundryError,
 )
 from refundry.domain.reader import printable
+from refundry.observability import REQUEST_ID_HEADER, current_request_id
 from refundry.services.errors import Conflict, Forbidden, NotFound, PlanStale, Unprocessable
 
-__all__ = ["PROBLEM_TYPE", "problem", "status_for"]
+__all__ = ["PROBLEM_TYPE", "problem", "server_error", "status_for"]
+
+log = structlog.get_logger("refundry.http")
 
 PROBLEM_TYPE = "https://refundry.dev/problems/"
 MEDIA = "application/problem+json"
@@ -82,6 +86,9 @@ def problem(
         "field": None if field is None else printable(field),
     }
     body.update(extra or {})
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     return JSONResponse(body, status_code=status, media_type=MEDIA, headers=headers)
 
 
@@ -172,3 +179,18 @@ def _allowed(request: Request) -> str:
         if re.fullmatch(pattern, request.url.path):
             methods.update(m.upper() for m in operations if m in _METHODS)
     return ", ".join(sorted(methods))
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected: a 500 problem+json with the request id, never a plain-text page.
+    The exception is logged with its traceback; the answer says nothing of the internals."""
+    log.error("http.unhandled", exc_info=exc, path=request.url.path)
+    response = problem(
+        500,
+        "server.error",
+        "refundry could not answer this request; quote its request_id to the operator",
+    )
+    request_id = current_request_id()
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response

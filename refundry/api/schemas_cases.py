@@ -313,7 +313,7 @@ class CaseView(BaseModel):
     feedback: str | None
     created_at: datetime
     updated_at: datetime
-    allowed_actions: list[CaseAction]  # services.cases.allowed_for
+    allowed_actions: list[CaseAction]  # services.access.case_actions_for
 
 
 class CaseList(BaseModel):

@@ -1,14 +1,15 @@
 """Running the API: ``refundry serve`` (uvicorn) and ``refundry token`` (bearer tokens).
 
-``serve`` runs uvicorn on the factory ``refundry.api.serve:app_factory``, so each worker
-process builds its own app and database engine from the environment (``REFUNDRY_*``, see
-refundry/api/settings.py); ``--url`` is handed to the workers as ``REFUNDRY_DATABASE_URL``.
-Several workers need PostgreSQL: SQLite has one writer at a time and its connections must not
-cross processes, so ``--workers`` above 1 on SQLite is refused. ``--tls-cert``/``--tls-key``
-serve HTTPS directly (PEM files); behind a TLS-terminating proxy leave them out.
+``serve`` checks the settings and the schema once in the parent process (a refusal is one line
+and exit code 2), then runs uvicorn on the factory ``refundry.api.serve:app_factory``, so each
+worker process builds its own runtime (``refundry.bootstrap``) from the same settings: the flags
+given here reach the workers as their ``REFUNDRY_*`` variables. Several workers need PostgreSQL:
+SQLite has one writer at a time and its connections must not cross processes, so ``--workers``
+above 1 on SQLite is refused. ``--tls-cert``/``--tls-key`` serve HTTPS directly (PEM files);
+behind a TLS-terminating proxy leave them out.
 
-``token`` prints a token signed with ``REFUNDRY_SECRET`` (the secret the server reads), for a
-shop's back end to hand to its logged-in customers, or for staff and Prometheus.
+``token`` prints a token signed with the server's secret (``REFUNDRY_SECRET``), for a shop's
+back end to hand to its logged-in customers, or for staff and Prometheus.
 
     python -m refundry.api.serve --port 8000    # the same as `refundry serve`
 """
@@ -18,32 +19,81 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from fastapi import FastAPI
 
 from refundry.api.app import create_app
 from refundry.api.auth import ROLES, issue_token
-from refundry.api.settings import Settings
+from refundry.bootstrap import preflight, uses_sqlite
+from refundry.domain.errors import RefundryError
 from refundry.domain.reader import ID_LENGTH, text_problem
-from refundry.store.engine import ENV as DATABASE_ENV
-from refundry.store.engine import database_url
+from refundry.observability import configure_logging
+from refundry.settings import Settings, load_settings
 
-__all__ = ["app_factory", "serve_command", "token_command"]
+__all__ = [
+    "ConfigOption",
+    "DevOption",
+    "SetOption",
+    "app_factory",
+    "fail",
+    "serve_command",
+    "settings_from_cli",
+    "token_command",
+]
 
 EXIT_INPUT = 2
-DEFAULT_SECRET = "refundry-development-secret"  # Settings.from_env's default
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="TOML file of settings (docs/configuration.md); default $REFUNDRY_CONFIG."
+    ),
+]
+DevOption = Annotated[
+    bool,
+    typer.Option(
+        "--dev", help="Dev mode: unnamed adapters are sandboxes, a development secret signs."
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="NAME=VALUE for any setting (docs/configuration.md); may be repeated."
+    ),
+]
+
+
+def fail(message: str) -> None:
+    typer.echo(f"refundry: {message}", err=True)
+    raise typer.Exit(EXIT_INPUT)
+
+
+def settings_from_cli(
+    *, config: Path | None, assignments: list[str] | None, **flags: Any
+) -> Settings:
+    """Flags over ``--set`` over the environment over the TOML file; a bad value exits 2 with
+    one line naming the setting."""
+    overrides: dict[str, Any] = {}
+    for item in assignments or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            fail(f"--set {item!r}: expected NAME=VALUE")
+        overrides[name.strip().replace("-", "_")] = value
+    overrides.update({k: v for k, v in flags.items() if v is not None and v is not False})
+    try:
+        return load_settings(overrides, config=config)
+    except RefundryError as err:
+        fail(err.message)
+    raise AssertionError("unreachable")
 
 
 def app_factory() -> FastAPI:
     """What each uvicorn worker calls: the app over the environment's settings."""
-    return create_app(Settings.from_env())
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"refundry: {message}", err=True)
-    raise typer.Exit(EXIT_INPUT)
+    settings = load_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    return create_app(settings)
 
 
 def token_command(
@@ -52,27 +102,29 @@ def token_command(
         str, typer.Argument(help="Customer or merchant id, or the agent's / admin's name.")
     ],
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days until it expires.")] = 30,
+    dev: DevOption = False,
+    config: ConfigOption = None,
 ) -> None:
-    """Print a bearer token signed with REFUNDRY_SECRET."""
+    """Print a bearer token signed with the server's secret (REFUNDRY_SECRET)."""
     if role not in ROLES:
-        _fail(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        fail(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if not subject.strip():
-        _fail("subject must not be empty")
+        fail("subject must not be empty")
     problem = text_problem(subject, max_length=ID_LENGTH)
     if problem is not None:
-        _fail(f"subject {problem}")
-    secret = os.environ.get("REFUNDRY_SECRET")
-    if not secret:
-        typer.echo(
-            "refundry: REFUNDRY_SECRET is not set: signing with the development secret",
-            err=True,
-        )
+        fail(f"subject {problem}")
+    settings = settings_from_cli(config=config, assignments=None, dev=dev)
+    if settings.secret is None:
+        if not settings.dev:
+            fail("secret (REFUNDRY_SECRET) is not set: it signs the token (or pass --dev)")
+        typer.echo("refundry: dev mode: signing with the development secret", err=True)
     token = issue_token(
-        (secret or DEFAULT_SECRET).encode(),
+        settings.signing_secret(),
         role=role,
         subject=subject,
         now=datetime.now(UTC),
         ttl=timedelta(days=days),
+        key_id=settings.token_key_id,
     )
     typer.echo(token)
 
@@ -91,22 +143,28 @@ def serve_command(
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (more than 1 needs PostgreSQL).")
     ] = 1,
+    policy: Annotated[Path | None, typer.Option(help="Policy TOML file.")] = None,
+    dev: DevOption = False,
+    config: ConfigOption = None,
+    assignments: SetOption = None,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
-    if url:
-        os.environ[DATABASE_ENV] = url
-    chosen = database_url(url)
-    if workers > 1 and chosen.startswith("sqlite"):
-        _fail(
+    settings = settings_from_cli(
+        config=config, assignments=assignments, database_url=url, policy=policy, dev=dev
+    )
+    if workers > 1 and uses_sqlite(settings):
+        fail(
             f"--workers {workers} needs PostgreSQL: SQLite allows one writer at a time and its "
             "connections cannot be shared across processes; use --workers 1, or --url "
             "postgresql://…"
         )
     if (tls_cert is None) != (tls_key is None):
-        _fail("--tls-cert and --tls-key go together")
+        fail("--tls-cert and --tls-key go together")
     for path in (tls_cert, tls_key):
         if path is not None and not path.is_file():
-            _fail(f"{path}: no such file")
+            fail(f"{path}: no such file")
+    _preflight(settings)
+    _hand_to_workers(settings, config=config, assignments=assignments)
     import uvicorn
 
     uvicorn.run(
@@ -118,7 +176,35 @@ def serve_command(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         proxy_headers=True,
+        log_config=None,  # refundry.observability configures logging in each worker
     )
+
+
+def _preflight(settings: Settings) -> None:
+    """What the workers would refuse, refused once here with one line and exit code 2."""
+    try:
+        preflight(settings)
+    except RefundryError as err:
+        fail(err.message)
+    if settings.dev:
+        typer.echo("refundry: dev mode: sandboxes and a development secret are allowed", err=True)
+
+
+def _hand_to_workers(
+    settings: Settings, *, config: Path | None, assignments: list[str] | None
+) -> None:
+    """The workers read the environment: put the flags there (flags win over it, as here)."""
+    if config is not None:
+        os.environ["REFUNDRY_CONFIG"] = str(config)
+    for item in assignments or ():
+        name, _, value = item.partition("=")
+        os.environ[f"REFUNDRY_{name.strip().replace('-', '_').upper()}"] = value
+    if settings.database_url:
+        os.environ["REFUNDRY_DATABASE_URL"] = settings.database_url
+    if settings.policy is not None:
+        os.environ["REFUNDRY_POLICY"] = str(settings.policy)
+    if settings.dev:
+        os.environ["REFUNDRY_DEV"] = "true"
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ __all__ = [
     "IllegalTransition",
     "allowed_actions",
     "can",
+    "state_diagram",
     "transition",
 ]
 
@@ -110,3 +111,14 @@ def transition(state: CaseState, action: str) -> CaseState:
     if nxt is None:
         raise IllegalTransition(state, action)
     return nxt
+
+
+def state_diagram() -> str:
+    """The process as a Mermaid state diagram, written from ``TRANSITIONS`` (docs/case-process.md
+    shows it; a test keeps the two the same)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {S.REQUESTED.value}"]
+    for (state, action), after in TRANSITIONS.items():
+        lines.append(f"    {state.value} --> {after.value}: {action}")
+    for state in sorted(FINAL_STATES):
+        lines.append(f"    {state.value} --> [*]")
+    return "\n".join(lines)

@@ -1,21 +1,43 @@
-"""The error tree of refundry. Every error has a stable, dotted ``code``.
+"""The error tree of refundry, all of it (each class lives beside the code that raises it).
+Every error has a stable, dotted ``code``; HTTP maps them to problem+json in one place
+(refundry/api/problems.py), the CLI prints ``refundry: <code>: <message>`` and exits 2.
 
-    RefundryError                      base; ``code``, ``message``, ``field`` (path of bad input)
-    ├── InvalidInput                   a document does not have the shape we need
+    RefundryError  refundry.error      base; ``code``, ``message``, ``field`` (path of bad input)
+    ├── InvalidInput  input.invalid    a document does not have the shape we need (422)
     │     codes: order.invalid, snapshot.invalid, request.invalid, history.invalid,
-    │            policy.invalid
-    ├── CurrencyMismatch               money.currency_mismatch
-    ├── OrderRejected                  the order is well-formed but cannot be accepted
+    │            policy.invalid, case.*_invalid, auth.token_without_id …
+    ├── CurrencyMismatch               money.currency_mismatch (422)
+    ├── OrderRejected  order.rejected  the order is well-formed but cannot be accepted (422)
     │     codes: order.line_below_zero, order.tenders_mismatch, order.unknown_line,
     │            order.unknown_campaign, order.duplicate_id, order.points_tender_mismatch,
     │            order.adjustment_without_base
-    └── RefundRefused                  the request cannot be planned on this order
-          codes: order.not_refundable, request.order_mismatch, refund.empty_request,
-                 refund.invalid_quantity, refund.duplicate_line, refund.unknown_line,
-                 refund.units_exhausted, refund.quantity_exceeds_remaining
+    ├── RefundRefused  refund.refused  the request cannot be planned on this order (422)
+    │     codes: order.not_refundable, request.order_mismatch, refund.empty_request,
+    │            refund.invalid_quantity, refund.duplicate_line, refund.unknown_line,
+    │            refund.units_exhausted, refund.quantity_exceeds_remaining
+    ├── IllegalTransition              case.illegal_transition (409; domain/case.py)
+    ├── services/errors.py
+    │   ├── NotFound  service.not_found          *.not_found (404)
+    │   ├── Forbidden  auth.forbidden            case.not_your_lines … (403)
+    │   ├── Conflict  service.conflict           plan.stale (PlanStale), refund.concurrent,
+    │   │                                        idempotency.in_flight, order.conflict … (409)
+    │   ├── Unprocessable  service.unprocessable idempotency.key_reused, plan.needs_manual_review
+    │   │                                        … (422)
+    │   └── RateLimited                          rate.limited (429, Retry-After)
+    ├── Unauthorized (api/auth.py)               auth.unauthorized, auth.token_expired,
+    │                                            auth.token_revoked (401)
+    ├── SettingsError (settings.py)              settings.invalid
+    ├── StartupError (bootstrap.py)              startup.refused
+    ├── GatewayError (adapters/errors.py)        gateway.error: gateway.timeout,
+    │                                            gateway.unavailable, … (the relay's to handle)
+    ├── LogisticsError (adapters/logistics.py)   logistics.error: logistics.timeout, …
+    ├── TemplateError (notifications/templates)  notification.template_error:
+    │                                            notification.unknown_template, …
+    └── DeliveryFailed (notifications/channels)  notification.delivery_failed
 
-Codes are part of the public contract (HTTP maps them to problem+json in one place); messages
-are for people and may change.
+docs/errors.md lists every code; tests/test_error_codes.py fails when a code raised in
+refundry/ is not listed there, or is not dotted. Codes are part of the public contract;
+messages are for people and may change.
 """
 
 from __future__ import annotations

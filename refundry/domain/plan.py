@@ -55,27 +55,8 @@ def plan_refund(
     deductions: list[Deduction] = []
     give_backs: list[Deduction] = []
 
-    goods = 0
-    units: list[UnitRefund] = []
-    for req in request.lines:
-        line = order.line(req.line_id)
-        r0, r1 = before[line.id], after[line.id]
-        paid = order.paid[line.id]
-        moved = cumulative_part(paid, r1, line.quantity) - cumulative_part(paid, r0, line.quantity)
-        goods += moved
-        units.append(
-            UnitRefund(
-                line_id=line.id,
-                sku=line.sku,
-                quantity=req.quantity,
-                gift=line.is_gift,
-                refunded_before=r0,
-                refunded_after=r1,
-                of=line.quantity,
-                list=line.unit_price * req.quantity,
-                paid=moved,
-            )
-        )
+    units = _units(order, request, before, after)
+    goods = sum(u.paid for u in units)
 
     campaigns = evaluate_campaigns(
         order=order, history=history, customer=customer, before=before, after=after, now=now
@@ -89,51 +70,13 @@ def plan_refund(
     shipping_before = any(h.shipping_refunded for h in history)
     shipping = 0
     last_goods = all_goods_after and not all_goods_before and order.shipping_fee > 0
-    last_goods = last_goods and not shipping_before
-    why_shipping = _shipping_due(order, history, request, policy) if last_goods else None
-    if why_shipping:
-        shipping = order.shipping_fee
-        effects.append(
-            Effect(
-                "shipping_refund",
-                {"amount": shipping},
-                reason=f"the last unit of goods is refunded and {why_shipping}",
-                rule=f"policy.shipping_refund={policy.shipping_refund}",
-            )
-        )
-
+    if last_goods and not shipping_before:
+        shipping_effect = _shipping_refund(order, history, request, policy)
+        if shipping_effect is not None:
+            shipping = order.shipping_fee
+            effects.append(shipping_effect)
     if request.uses_label:
-        cost, setting = policy.return_cost(request.return_method)
-        if policy.is_merchant_fault(request.reason):
-            effects.append(
-                Effect(
-                    "return_label",
-                    {"amount": 0, "payer": "merchant"},
-                    reason=f"{request.reason} is the merchant's fault: the merchant pays the label",
-                    rule="policy.merchant_fault_reasons",
-                )
-            )
-        elif cost:
-            rule = f"policy.{setting}"
-            pickup = setting == "return_pickup_cost"
-            what, short = ("pickup", "pickup") if pickup else ("prepaid label", "label")
-            deductions.append(
-                Deduction(
-                    "return_label",
-                    "label",
-                    cost,
-                    reason=f"the {what} of a {request.reason} return is the customer's",
-                    rule=rule,
-                )
-            )
-            effects.append(
-                Effect(
-                    "return_label",
-                    {"amount": cost, "payer": "customer"},
-                    reason=f"the {short}'s cost is deducted from the refund",
-                    rule=rule,
-                )
-            )
+        _return_label(request, policy, deductions, effects)
 
     paid_before = _refunded_paid(order, before)
     progress = _Progress(
@@ -222,6 +165,88 @@ def plan_refund(
         give_backs=tuple(give_backs),
         effects=tuple(effects),
         notices=notices,
+    )
+
+
+def _units(
+    order: Order, request: RefundRequest, before: dict[str, int], after: dict[str, int]
+) -> list[UnitRefund]:
+    """The units the step refunds, each line's paid amount by cumulative rounding (SPEC §1)."""
+    units: list[UnitRefund] = []
+    for req in request.lines:
+        line = order.line(req.line_id)
+        r0, r1 = before[line.id], after[line.id]
+        paid = order.paid[line.id]
+        moved = cumulative_part(paid, r1, line.quantity) - cumulative_part(paid, r0, line.quantity)
+        units.append(
+            UnitRefund(
+                line_id=line.id,
+                sku=line.sku,
+                quantity=req.quantity,
+                gift=line.is_gift,
+                refunded_before=r0,
+                refunded_after=r1,
+                of=line.quantity,
+                list=line.unit_price * req.quantity,
+                paid=moved,
+            )
+        )
+    return units
+
+
+def _shipping_refund(
+    order: Order, history: Sequence[PriorRefund], request: RefundRequest, policy: Policy
+) -> Effect | None:
+    """The step refunds the last unit of goods: the shipping fee comes back if it is due
+    (SPEC §3 item 7)."""
+    why = _shipping_due(order, history, request, policy)
+    if not why:
+        return None
+    return Effect(
+        "shipping_refund",
+        {"amount": order.shipping_fee},
+        reason=f"the last unit of goods is refunded and {why}",
+        rule=f"policy.shipping_refund={policy.shipping_refund}",
+    )
+
+
+def _return_label(
+    request: RefundRequest, policy: Policy, deductions: list[Deduction], effects: list[Effect]
+) -> None:
+    """Who pays the return label or pickup (SPEC §3 item 7): the merchant for its own fault,
+    else the customer, whose refund carries the cost."""
+    cost, setting = policy.return_cost(request.return_method)
+    if policy.is_merchant_fault(request.reason):
+        effects.append(
+            Effect(
+                "return_label",
+                {"amount": 0, "payer": "merchant"},
+                reason=f"{request.reason} is the merchant's fault: the merchant pays the label",
+                rule="policy.merchant_fault_reasons",
+            )
+        )
+        return
+    if not cost:
+        return
+    rule = f"policy.{setting}"
+    pickup = setting == "return_pickup_cost"
+    what, short = ("pickup", "pickup") if pickup else ("prepaid label", "label")
+    deductions.append(
+        Deduction(
+            "return_label",
+            "label",
+            cost,
+            reason=f"the {what} of a {request.reason} return is the customer's",
+            rule=rule,
+        )
+    )
+    effects.append(
+        Effect(
+            "return_label",
+            {"amount": cost, "payer": "customer"},
+            reason=f"the {short}'s cost is deducted from the refund",
+            rule=rule,
+        )
     )
 
 

@@ -12,7 +12,6 @@ in the outbox, the audit entries and the idempotency key.
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,7 +62,7 @@ from refundry.store.tables import (
     refunds,
 )
 
-__all__ = ["ApplyResult", "apply_refund", "naive_mode", "preview_refund"]
+__all__ = ["ApplyResult", "apply_refund", "naive_mode", "preview_refund", "use_naive_apply"]
 
 # How long a previewed plan may be applied "as of" its preview time.
 PREVIEW_MAX_AGE = timedelta(minutes=15)
@@ -153,11 +152,19 @@ def _add_tenders_stmt(n: int) -> Prepared:
     return stmt
 
 
+_naive = False
+
+
+def use_naive_apply(on: bool) -> None:
+    """TEST ONLY. Turns the apply path into the naive read-then-write (state read in its own
+    transaction, absolute writes, no lock, no guard) so the race tests can prove they catch the
+    over-refund it causes. Nothing in production calls it; nothing reads the environment."""
+    global _naive
+    _naive = on
+
+
 def naive_mode() -> bool:
-    """TEST ONLY. ``REFUNDRY_TEST_NAIVE_APPLY=1`` turns the apply path into the naive
-    read-then-write (state read in its own transaction, absolute writes, no lock, no guard) so
-    the race tests can prove they catch the over-refund it causes. Never set it elsewhere."""
-    return os.environ.get("REFUNDRY_TEST_NAIVE_APPLY") == "1"
+    return _naive
 
 
 @dataclass(frozen=True, slots=True)

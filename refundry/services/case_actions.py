@@ -13,11 +13,12 @@ from sqlalchemy import Connection, select, update
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
 from refundry.domain.express import refused_units_debt
+from refundry.services.access import Actor, require_case_action
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
 from refundry.services.case_open import CaseDesk
 from refundry.services.case_refund import follow_refund, refund_case
-from refundry.services.cases import Actor, CaseRow, load_case, move, require_actor
+from refundry.services.cases import CaseRow, load_case, move
 from refundry.services.errors import Unprocessable
 from refundry.services.ledger import post
 from refundry.services.outbox import enqueue
@@ -59,9 +60,7 @@ def approve(
     agent approves one held for manual review."""
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "agent", "merchant")
-        if row.state == CaseState.NEEDS_MANUAL_REVIEW:
-            require_actor(row, actor, "agent")
+        require_case_action(row, actor, "approve")
         review = {
             "decision": "approve",
             "rule": "agent" if actor.role != "merchant" else "merchant",
@@ -82,9 +81,7 @@ def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "agent", "merchant")
-        if row.state == CaseState.NEEDS_MANUAL_REVIEW:
-            require_actor(row, actor, "agent")  # held cases are the agents' to decide
+        require_case_action(row, actor, "reject")
         review = {"decision": "reject", "rule": actor.role, "explain": comment, "by": actor.tag}
         return move(
             conn,
@@ -106,7 +103,7 @@ def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case
     """The customer withdraws the case before the return ships (the table says when)."""
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "customer", "agent")
+        require_case_action(row, actor, "cancel")
         if row.refund_id:
             raise Unprocessable(
                 "money already went back for this case (极速退款)", code="case.already_refunded"
@@ -127,7 +124,7 @@ def ship(
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "customer", "agent", "system")
+        require_case_action(row, actor, "ship")
         return move(
             conn,
             row,
@@ -144,7 +141,7 @@ def ship(
 
 def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> CaseRow:
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "merchant", "agent")
+        require_case_action(row, actor, "receive")
         return move(
             conn, row, "receive", actor=actor, at=now, trail=trail, notify="case.return_received"
         )
@@ -174,21 +171,9 @@ def inspect(
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "merchant", "agent")
+        require_case_action(row, actor, "inspect")
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
-        if result == "pass":
-            kept = dict(asked)
-        elif result == "partial":
-            kept = dict(accepted or {})
-            bad = [k for k, q in kept.items() if k not in asked or not 0 <= q <= asked[k]]
-            if bad or not any(kept.values()) or kept == asked:
-                raise InvalidInput(
-                    "accepted quantities must be within the case's units, some but not all",
-                    code="case.inspection_invalid",
-                    field="accepted",
-                )
-        else:
-            kept = {}
+        kept = _accepted_units(result, asked, accepted)
         lines = [{"line_id": k, "quantity": q} for k, q in kept.items() if q]
         inspection = {"result": result, "accepted": lines, "reason": reason}
         template = {
@@ -225,22 +210,7 @@ def inspect(
                 values={"debt": debt},
             )
         if row.express and row.refund_id:
-            debt = _express_debt(conn, row, accepted=kept)
-            row = move(
-                conn,
-                row,
-                "settle",
-                actor=actor,
-                at=now,
-                trail=trail,
-                data={"refund_id": row.refund_id, "debt": debt},
-                values={"debt": debt},
-            )
-            money = conn.execute(
-                select(refunds.c.status).where(refunds.c.id == row.refund_id)
-            ).scalar_one()
-            follow_refund(conn, refund_id=row.refund_id, status=money, at=now, trail=trail)
-            return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+            return _settle_express(conn, row, kept, actor=actor, at=now, trail=trail)
         return refund_case(
             conn,
             row,
@@ -253,6 +223,53 @@ def inspect(
         )
 
     return _act(desk, case_id, actor, now, body)
+
+
+def _accepted_units(
+    result: str, asked: dict[str, int], accepted: dict[str, int] | None
+) -> dict[str, int]:
+    """The units the inspection accepts, per line: every one (pass), none (fail), or some but
+    not all, within the case's (partial)."""
+    if result == "pass":
+        return dict(asked)
+    if result == "fail":
+        return {}
+    kept = dict(accepted or {})
+    bad = [k for k, q in kept.items() if k not in asked or not 0 <= q <= asked[k]]
+    if bad or not any(kept.values()) or kept == asked:
+        raise InvalidInput(
+            "accepted quantities must be within the case's units, some but not all",
+            code="case.inspection_invalid",
+            field="accepted",
+        )
+    return kept
+
+
+def _settle_express(
+    conn: Connection,
+    row: CaseRow,
+    kept: dict[str, int],
+    *,
+    actor: Actor,
+    at: datetime,
+    trail: AuditTrail,
+) -> CaseRow:
+    """极速退款 paid at approval: the case follows that refund's money, and what it paid for
+    units the inspection refused is the case's debt."""
+    debt = _express_debt(conn, row, accepted=kept)
+    row = move(
+        conn,
+        row,
+        "settle",
+        actor=actor,
+        at=at,
+        trail=trail,
+        data={"refund_id": row.refund_id, "debt": debt},
+        values={"debt": debt},
+    )
+    money = conn.execute(select(refunds.c.status).where(refunds.c.id == row.refund_id)).scalar_one()
+    follow_refund(conn, refund_id=row.refund_id, status=money, at=at, trail=trail)
+    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
 
 
 def _restock(conn: Connection, row: CaseRow, lines: list[dict[str, Any]], at: datetime) -> None:
@@ -315,7 +332,7 @@ def resolve_manual_review(
         )
 
     def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
-        require_actor(row, actor, "agent")
+        require_case_action(row, actor, "resolve")
         if row.state != CaseState.NEEDS_MANUAL_REVIEW:
             from refundry.domain.case import IllegalTransition
 
@@ -377,7 +394,7 @@ def rate(
         )
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
-        require_actor(row, actor, "customer")
+        require_case_action(row, actor, "rate")
         if row.state != CaseState.COMPLETED:
             raise Unprocessable("only a completed case can be rated", code="case.not_completed")
         if row.rating is not None:

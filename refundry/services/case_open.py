@@ -24,11 +24,12 @@ from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.domain.review import CaseFacts, ReviewDecision, auto_review
 from refundry.domain.risk import RiskDecision
+from refundry.services.access import Actor, check_case_opening
 from refundry.services.apply import compute_plan
 from refundry.services.audit import AuditTrail
 from refundry.services.case_approval import approve_case
-from refundry.services.cases import Actor, check_units_free, hold_units, move, new_case_id
-from refundry.services.errors import Forbidden, NotFound, RateLimited, Unprocessable
+from refundry.services.cases import check_units_free, hold_units, move, new_case_id
+from refundry.services.errors import Forbidden, RateLimited, Unprocessable
 from refundry.services.identity import verify_code
 from refundry.services.risk import active_restrictions, assess_customer, record_restriction
 from refundry.services.state import load_plan_inputs
@@ -146,11 +147,9 @@ def open_case(
         owner = conn.execute(
             select(orders.c.customer_id, orders.c.status).where(orders.c.id == req.order_id)
         ).first()
-        if owner is None or (actor.role == "customer" and owner.customer_id != actor.id):
-            raise NotFound(f"no order {req.order_id!r}", code="order.not_found")
-        if actor.role not in ("customer", "agent", "admin"):
-            raise Forbidden("only the customer or an agent opens a case", code="auth.forbidden")
-        customer_id = owner.customer_id
+        customer_id = check_case_opening(
+            actor, order_id=req.order_id, customer_id=owner.customer_id if owner else None
+        )
         restrictions = active_restrictions(conn, customer_id, now=now)
         if "suspend" in restrictions:
             raise Forbidden(

@@ -10,18 +10,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from refundry.domain.case import FINAL_STATES, CaseState, can, transition
+from refundry.domain.case import FINAL_STATES, CaseState, transition
+from refundry.services.access import Actor, may_see_case
+from refundry.services.access import case_actions_for as allowed_for
+from refundry.services.access import require_case_actor as require_actor
 from refundry.services.audit import AuditTrail
-from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessable
+from refundry.services.errors import Conflict, NotFound, Unprocessable
 from refundry.services.outbox import enqueue, notify_customer
 from refundry.store.tables import case_events, case_units, cases, order_lines
 
+# Actor and the case's access rules live in services/access.py; Actor, allowed_for and
+# require_actor stay importable from here for the callers that know them as the case service's.
 __all__ = [
     "Actor",
     "CaseRow",
@@ -35,22 +39,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts: ``role`` is customer | merchant | agent | admin | system."""
-
-    role: str
-    id: str
-
-    @property
-    def tag(self) -> str:
-        return f"{self.role}:{self.id}"
-
-    @property
-    def is_staff(self) -> bool:
-        return self.role in ("agent", "admin", "system")
-
-
 CaseRow = Any  # a SQLAlchemy Row of the cases table
 
 
@@ -61,51 +49,9 @@ def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = Fals
     if lock:
         query = query.with_for_update()
     row = conn.execute(query).first()
-    if row is None or not may_see(row, actor):
+    if row is None or not may_see_case(row, actor):
         raise NotFound(f"no case {case_id!r}", code="case.not_found")
     return row
-
-
-def may_see(row: CaseRow, actor: Actor) -> bool:
-    if actor.is_staff:
-        return True
-    if actor.role == "customer":
-        return bool(row.customer_id == actor.id)
-    if actor.role == "merchant":
-        return actor.id in json.loads(row.merchant_ids)
-    return False
-
-
-def allowed_for(row: CaseRow, actor: Actor) -> list[str]:
-    """What ``actor`` may do to the case now: the transition table and the role rules of
-    services/case_actions.py, in one place for every front end to show."""
-    state = CaseState(row.state)
-    staff = actor.role in ("agent", "admin")
-    customer = actor.role == "customer" and row.customer_id == actor.id
-    own_lines = actor.role == "merchant" and json.loads(row.merchant_ids) == [actor.id]
-    held = state == CaseState.NEEDS_MANUAL_REVIEW  # held cases are the agents' to decide
-    checks = [
-        ("approve", can(state, "approve") and (staff or (own_lines and not held))),
-        ("reject", can(state, "reject") and (staff or (own_lines and not held))),
-        ("cancel", can(state, "cancel") and not row.refund_id and (customer or staff)),
-        ("ship", can(state, "ship") and (customer or staff)),
-        ("receive", can(state, "receive") and (staff or own_lines)),
-        ("inspect", can(state, "inspect") and (staff or own_lines)),
-        ("resolve", can(state, "resolve") and staff),
-        ("rate", state == CaseState.COMPLETED and row.rating is None and customer),
-    ]
-    return [action for action, ok in checks if ok]
-
-
-def require_actor(row: CaseRow, actor: Actor, *roles: str) -> None:
-    """``actor`` must have one of ``roles``; a merchant only on a case whose lines are all its
-    own (merchants act on their own lines only)."""
-    if actor.role not in roles and not (actor.role == "admin" and "agent" in roles):
-        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")
-    if actor.role == "merchant" and json.loads(row.merchant_ids) != [actor.id]:
-        raise Forbidden(
-            "this case asks for lines of other merchants too", code="case.not_your_lines"
-        )
 
 
 def move(

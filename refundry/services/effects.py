@@ -8,6 +8,8 @@ every effect gets its audit entry and, where the customer is told, its notificat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from refundry.domain.json_text import compact
 from refundry.domain.order import Order
+from refundry.domain.plan_types import EffectKind
 from refundry.services.audit import AuditTrail
 from refundry.services.batch import RowBatch
 from refundry.services.ledger import move_accounts, post
@@ -102,8 +105,8 @@ _REDUCE_REWARD = Prepared(
 
 # Effects that are a ledger posting: (ledger kind, the effect's field with the amount, memo).
 _REVERSALS = {
-    "points_reverse_earned": ("points", "from_balance", "earned points reversed"),
-    "growth_reverse": ("growth", "amount", "growth value reversed"),
+    EffectKind.POINTS_REVERSE_EARNED: ("points", "from_balance", "earned points reversed"),
+    EffectKind.GROWTH_REVERSE: ("growth", "amount", "growth value reversed"),
 }
 
 
@@ -254,18 +257,10 @@ def record_effects(
     then not read again before they change."""
     cid = order.customer_id
     rows = []
+    step = _Step(conn, order, refund_id, at, batch, balances, states or {})
     for position, effect in enumerate(plan["effects"]):
         kind = effect["type"]
-        before_after = _apply_effect(
-            conn,
-            effect,
-            order=order,
-            refund_id=refund_id,
-            at=at,
-            batch=batch,
-            balances=balances,
-            states=states or {},
-        )
+        before_after = _apply_effect(step, effect)
         rows.append(
             {
                 "refund_id": refund_id,
@@ -298,89 +293,158 @@ def record_effects(
         )
 
 
-def _apply_effect(
-    conn: Connection,
-    effect: dict[str, Any],
-    *,
-    order: Order,
-    refund_id: str,
-    at: datetime,
-    batch: RowBatch,
-    balances: dict[str, int] | None = None,
-    states: dict[str, str],
-) -> dict[str, Any]:
-    """Change the store for one effect; returns before/after figures for the audit entry."""
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What every effect of one applied refund is stored against."""
+
+    conn: Connection
+    order: Order
+    refund_id: str
+    at: datetime
+    batch: RowBatch
+    balances: dict[str, int] | None
+    states: dict[str, str]
+
+
+def _apply_effect(step: _Step, effect: dict[str, Any]) -> dict[str, Any]:
+    """Change the store for one effect; returns before/after figures for the audit entry. An
+    effect kind the table does not know raises (a plan from a newer engine, or a bug): it must
+    never be committed as if it had been stored."""
     kind = effect["type"]
-    cid = order.customer_id
-    reversal = _REVERSALS.get(kind)
-    if reversal is not None and effect[reversal[1]]:
-        ledger_kind, field_name, memo = reversal
-        journal_id = f"refund:{refund_id}:{kind}"
-        after = post(
-            conn,
-            journal_id=journal_id,
-            kind=ledger_kind,
-            customer_id=cid,
-            amount=-effect[field_name],
-            at=at,
-            order_id=order.id,
-            refund_id=refund_id,
-            memo=memo,
-            batch=batch,
-            after=balances.pop(journal_id, None) if balances else None,
-        )
-        return {"balance_before": after + effect[field_name], "balance_after": after}
-    if kind == "tier_change":
-        _SET_TIER.run(conn, {"b_customer_id": cid, "b_tier": effect["to"]})
+    handler = _HANDLERS.get(kind)  # a StrEnum key is found by its text: no EffectKind(kind) call
+    if handler is None:
+        raise ValueError(f"{kind!r} is not a valid EffectKind")
+    return handler(step, kind, effect)
+
+
+def _reverse(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    ledger_kind, field_name, memo = _REVERSALS[kind]
+    if not effect[field_name]:
         return {}
-    if kind in ("coupon_return", "entitlement_reactivate"):
-        item = effect.get("coupon_id") or effect["entitlement_id"]
-        return _set_state(conn, item, "available", at, before=states.get(item))
-    if kind in ("coupon_forfeit", "entitlement_forfeit"):
-        item = effect.get("coupon_id") or effect["entitlement_id"]
-        return _set_state(conn, item, "forfeited", at, before=states.get(item))
-    if kind in ("coupon_reissue", "entitlement_reissue"):
-        item = effect.get("coupon_id") or effect["entitlement_id"]
-        old = _ENTITLEMENT.first(conn, {"b_item_id": item})
-        new_id = f"{item}~{refund_id}"
-        _INSERT_ENTITLEMENT.run(
-            conn,
-            {
-                "id": new_id,
-                "customer_id": cid,
-                "category": old.category,
-                "kind": old.kind,
-                "value": effect["value"],
-                "valid_until": datetime.fromisoformat(effect["valid_until"]),
-                "state": "available",
-                "reissued_from": item,
-                "updated_at": at,
-            },
-        )
-        _set_state(conn, item, "replaced", at, before=old.state)
-        return {"replacement_id": new_id}
-    if kind == "campaign_spend_decrease":
-        _LESS_SPEND.run(
-            conn,
-            {
-                "b_customer_id": cid,
-                "b_campaign_id": effect["campaign_id"],
-                "b_amount": effect["amount"],
-            },
-        )
-        return {}
-    if kind in ("quota_release", "first_purchase_restored"):
-        _RELEASE_QUOTA.run(conn, {"b_customer_id": cid, "b_campaign_id": effect["campaign_id"]})
-        return {}
-    if kind in ("reward_clawback", "reward_cancel"):
-        final = "clawed_back" if kind == "reward_clawback" else "cancelled"
-        row = _REDUCE_REWARD.first(
-            conn,
-            {"b_reward_id": effect["reward_id"], "b_amount": effect["amount"], "b_final": final},
-        )
-        after = int(row.reduced)
-        return {"reduced_before": after - effect["amount"], "reduced_after": after}
+    journal_id = f"refund:{step.refund_id}:{kind}"
+    after = post(
+        step.conn,
+        journal_id=journal_id,
+        kind=ledger_kind,
+        customer_id=step.order.customer_id,
+        amount=-effect[field_name],
+        at=step.at,
+        order_id=step.order.id,
+        refund_id=step.refund_id,
+        memo=memo,
+        batch=step.batch,
+        after=step.balances.pop(journal_id, None) if step.balances else None,
+    )
+    return {"balance_before": after + effect[field_name], "balance_after": after}
+
+
+def _tier(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    _SET_TIER.run(step.conn, {"b_customer_id": step.order.customer_id, "b_tier": effect["to"]})
     return {}
+
+
+_ITEM_STATE = {
+    EffectKind.COUPON_RETURN: "available",
+    EffectKind.ENTITLEMENT_REACTIVATE: "available",
+    EffectKind.COUPON_FORFEIT: "forfeited",
+    EffectKind.ENTITLEMENT_FORFEIT: "forfeited",
+}
+
+
+def _item_state(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    item = effect.get("coupon_id") or effect["entitlement_id"]
+    return _set_state(step.conn, item, _ITEM_STATE[kind], step.at, before=step.states.get(item))
+
+
+def _reissue(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    item = effect.get("coupon_id") or effect["entitlement_id"]
+    old = _ENTITLEMENT.first(step.conn, {"b_item_id": item})
+    new_id = f"{item}~{step.refund_id}"
+    _INSERT_ENTITLEMENT.run(
+        step.conn,
+        {
+            "id": new_id,
+            "customer_id": step.order.customer_id,
+            "category": old.category,
+            "kind": old.kind,
+            "value": effect["value"],
+            "valid_until": datetime.fromisoformat(effect["valid_until"]),
+            "state": "available",
+            "reissued_from": item,
+            "updated_at": step.at,
+        },
+    )
+    _set_state(step.conn, item, "replaced", step.at, before=old.state)
+    return {"replacement_id": new_id}
+
+
+def _less_spend(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    _LESS_SPEND.run(
+        step.conn,
+        {
+            "b_customer_id": step.order.customer_id,
+            "b_campaign_id": effect["campaign_id"],
+            "b_amount": effect["amount"],
+        },
+    )
+    return {}
+
+
+def _release_quota(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    _RELEASE_QUOTA.run(
+        step.conn,
+        {"b_customer_id": step.order.customer_id, "b_campaign_id": effect["campaign_id"]},
+    )
+    return {}
+
+
+def _reduce_reward(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    final = "clawed_back" if kind == EffectKind.REWARD_CLAWBACK else "cancelled"
+    row = _REDUCE_REWARD.first(
+        step.conn,
+        {"b_reward_id": effect["reward_id"], "b_amount": effect["amount"], "b_final": final},
+    )
+    after = int(row.reduced)
+    return {"reduced_before": after - effect["amount"], "reduced_after": after}
+
+
+def _recorded_elsewhere(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+    """Money and what the plan only says: the tenders and redeemed points are moved by
+    record_tenders / move_balances, deductions and give-backs are in the refund's amount, and
+    eligibility, shipping and label figures need no row beside the effect itself."""
+    return {}
+
+
+_Handler = Callable[[_Step, EffectKind, dict[str, Any]], dict[str, Any]]
+_K = EffectKind
+# Every kind, exactly once: tests/services/test_effects_table.py checks the table is complete.
+_HANDLERS: dict[EffectKind, _Handler] = {
+    _K.POINTS_REVERSE_EARNED: _reverse,
+    _K.GROWTH_REVERSE: _reverse,
+    _K.TIER_CHANGE: _tier,
+    _K.COUPON_RETURN: _item_state,
+    _K.ENTITLEMENT_REACTIVATE: _item_state,
+    _K.COUPON_FORFEIT: _item_state,
+    _K.ENTITLEMENT_FORFEIT: _item_state,
+    _K.COUPON_REISSUE: _reissue,
+    _K.ENTITLEMENT_REISSUE: _reissue,
+    _K.CAMPAIGN_SPEND_DECREASE: _less_spend,
+    _K.QUOTA_RELEASE: _release_quota,
+    _K.FIRST_PURCHASE_RESTORED: _release_quota,
+    _K.REWARD_CLAWBACK: _reduce_reward,
+    _K.REWARD_CANCEL: _reduce_reward,
+    _K.REFUND_TO_TENDER: _recorded_elsewhere,
+    _K.POINTS_RETURN_REDEEMED: _recorded_elsewhere,
+    _K.POINTS_CANCEL_PENDING: _recorded_elsewhere,
+    _K.DISCOUNT_CLAWBACK: _recorded_elsewhere,
+    _K.DISCOUNT_GIVE_BACK: _recorded_elsewhere,
+    _K.KEPT_GIFT_DEDUCTION: _recorded_elsewhere,
+    _K.KEPT_GIFT_GIVE_BACK: _recorded_elsewhere,
+    _K.ELIGIBILITY_RESTORED: _recorded_elsewhere,
+    _K.ELIGIBILITY_WITHHELD: _recorded_elsewhere,
+    _K.SHIPPING_REFUND: _recorded_elsewhere,
+    _K.RETURN_LABEL: _recorded_elsewhere,
+}
 
 
 def _set_state(

@@ -20,7 +20,7 @@ __all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "RateLimited", "Unp
 
 
 class NotFound(RefundryError):
-    code = "not_found"
+    code = "service.not_found"
 
 
 class Forbidden(RefundryError):
@@ -30,11 +30,11 @@ class Forbidden(RefundryError):
 
 
 class Conflict(RefundryError):
-    code = "conflict"
+    code = "service.conflict"
 
 
 class Unprocessable(RefundryError):
-    code = "unprocessable"
+    code = "service.unprocessable"
 
 
 class RateLimited(RefundryError):

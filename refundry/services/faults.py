@@ -1,11 +1,11 @@
 """Named fault points for crash tests.
 
 Code that must survive a crash calls ``fault_point("apply.before_commit")`` at the moments where
-a crash is most dangerous. In production this does nothing. A crash test sets
-``REFUNDRY_FAULT=<name>`` (and optionally ``REFUNDRY_FAULT_LOG=<file>``) in a worker process's
-environment (read when this module is imported): the worker then kills itself with SIGKILL when
-it reaches that point, exactly like a power cut, and every point reached is appended to the log
-so the test can prove each one was hit.
+a crash is most dangerous. In production this does nothing: nothing here reads the environment.
+A crash test's worker process calls :func:`arm` with a point (and optionally a log file) before
+it starts working: it then kills itself with SIGKILL when it reaches that point, exactly like a
+power cut, and every point reached is appended to the log so the test can prove each one was
+hit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["FAULT_POINTS", "fault_point"]
+__all__ = ["FAULT_POINTS", "arm", "fault_point"]
 
 FAULT_POINTS = (
     "apply.after_plan",  # plan computed and checked, nothing written
@@ -25,11 +25,17 @@ FAULT_POINTS = (
 )
 
 
-# Read once, when the module is imported: a crash test sets them in the worker's environment
-# before it starts (reading os.environ at each of a refund's fault points cost ~2% of applying
-# it, bench/apply_bench.py).
-_FAULT = os.environ.get("REFUNDRY_FAULT")
-_LOG = os.environ.get("REFUNDRY_FAULT_LOG")
+# Module globals, not a lookup per call: reading configuration at each of a refund's fault
+# points cost ~2% of applying it (bench/apply_bench.py).
+_FAULT: str | None = None
+_LOG: str | None = None
+
+
+def arm(point: str | None, *, log: str | None = None) -> None:
+    """TEST ONLY: die at ``point`` (None: never), logging every point reached to ``log``."""
+    global _FAULT, _LOG
+    assert point is None or point in FAULT_POINTS, point
+    _FAULT, _LOG = point, log
 
 
 def fault_point(name: str) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
@@ -23,16 +24,23 @@ from refundry.domain.errors import RefundryError
 from refundry.services.audit import AuditTrail
 from refundry.services.case_refund import follow_refund
 from refundry.services.faults import fault_point
-from refundry.services.outbox import enqueue
+from refundry.services.outbox import Topic, enqueue
 from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier, PaymentGateway
 from refundry.services.shipments import record_booking
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
 
+log = structlog.get_logger("refundry.relay")
+
 __all__ = ["Relay", "backoff", "settle_refund_status"]
 
 LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = {"gateway.refund": 12, "notify": 8, "event": 8, "logistics.book": 12}
+MAX_ATTEMPTS: dict[str, int] = {
+    Topic.GATEWAY_REFUND: 12,
+    Topic.NOTIFY: 8,
+    Topic.EVENT: 8,
+    Topic.LOGISTICS_BOOK: 12,
+}
 FINAL_TENDER = ("succeeded", "failed", "to_wallet")
 TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
 
@@ -59,13 +67,28 @@ class Relay:
         fault_point("relay.after_claim")
         for row in claimed:
             payload = json.loads(row.payload)
-            if row.topic == "gateway.refund":
+            structlog.contextvars.bind_contextvars(
+                request_id=payload.get("request_id"),
+                message_id=row.id,
+                topic=row.topic,
+                order_id=payload.get("order_id"),
+                refund_id=payload.get("refund_id"),
+            )
+            try:
+                topic = Topic(row.topic)
+            except ValueError:  # written by a newer version, or by hand: never guess
+                self._park(row.id, f"unknown topic {row.topic!r}")
+                continue
+            if topic is Topic.GATEWAY_REFUND:
                 self._gateway(row.id, row.attempts, payload)
-            elif row.topic == "logistics.book":
+            elif topic is Topic.LOGISTICS_BOOK:
                 self._book_return(row.id, row.attempts, row.key, payload)
             else:
-                send = self.notifier.send if row.topic == "notify" else self.publisher.publish
-                self._deliver(row.id, row.attempts, row.topic, partial(send, payload, key=row.key))
+                send = self.notifier.send if topic is Topic.NOTIFY else self.publisher.publish
+                self._deliver(row.id, row.attempts, topic, partial(send, payload, key=row.key))
+        structlog.contextvars.unbind_contextvars(
+            "request_id", "message_id", "topic", "order_id", "refund_id"
+        )
         return len(claimed)
 
     def drain(self, *, rounds: int = 100) -> int:
@@ -110,10 +133,24 @@ class Relay:
             .values(status="done", done_at=now, last_error=None)
         )
 
+    def _park(self, message_id: int, error: str) -> None:
+        """A message the relay cannot deliver at all: dead at once, for an operator."""
+        log.error("relay.dead", error=error)
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=error[:2000])
+            )
+            uow.commit()
+
     def _retry_later(self, message_id: int, attempts: int, topic: str, error: str) -> bool:
         """Schedule another try; returns True when the message has used up its attempts."""
         now = self.clock()
         dead = attempts + 1 >= MAX_ATTEMPTS[topic]
+        (log.error if dead else log.warning)(
+            "relay.dead" if dead else "relay.retry", attempts=attempts + 1, error=error[:300]
+        )
         with UnitOfWork(self.engine) as uow:
             uow.conn.execute(
                 update(outbox)
@@ -245,6 +282,7 @@ class Relay:
             self._dead_letter(message_id, p, exc)
             return
         fault_point("relay.after_send")
+        log.info("relay.gateway_answer", status=answer.status, code=answer.code)
         self._record_call(p, "request", answer.status, answer.raw or {"status": answer.status})
         self._settle_tender(
             p,
@@ -277,6 +315,7 @@ class Relay:
         )
 
     def _dead_letter(self, message_id: int, p: dict[str, Any], exc: GatewayError) -> None:
+        log.error("relay.dead_letter", error=exc.code, detail=exc.message[:300])
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
             uow.conn.execute(

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine
 
 from refundry.store.engine import database_url
 
-__all__ = ["alembic_config", "upgrade"]
+__all__ = ["alembic_config", "schema_revisions", "upgrade"]
 
 HERE = Path(__file__).parent / "migrations"
 
@@ -24,3 +25,17 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (creating the SQLite file if needed)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the revision the database is at, or None when never migrated; the newest revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head

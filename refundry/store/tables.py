@@ -297,6 +297,7 @@ gateway_calls = Table(
     Column("answer", Text, nullable=False),  # JSON
     Column("at", When, nullable=False),
     Index("ix_gateway_calls_refund", "refund_id"),
+    Index("ix_gateway_calls_outcome", "outcome"),  # /metrics: calls without an answer
 )
 
 gateway_events = Table(
@@ -522,4 +523,30 @@ api_idempotency = Table(
     Column("body", Text),
     Column("created_at", When, nullable=False),
     Index("ix_api_idempotency_created", "created_at"),
+)
+
+# -- operations (issue 11) -----------------------------------------------------------------------
+
+# One row per `refundry worker` (by --name): when it last finished a round. /readyz and
+# /metrics read it; a worker that stopped beating is a stuck outbox.
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("beat_at", When, nullable=False),
+    Column("rounds", BigInteger, nullable=False, server_default="0"),
+)
+
+# Bearer tokens an admin revoked before they expired (by the token's jti); rows past expires_at
+# can be deleted: the token is refused as expired anyway.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("subject", String(140), nullable=False),  # "<role>:<subject>" the token named
+    Column("expires_at", When, nullable=False),
+    Column("revoked_at", When, nullable=False),
+    Column("revoked_by", String(140), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_revoked_tokens_expires", "expires_at"),
 )

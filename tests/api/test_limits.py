@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import Engine
 from starlette.types import Message, Receive, Scope, Send
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.api.auth import issue_token
 from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.limits import MAX_HEADER_BYTES, MAX_HEADERS, RequestLimits
@@ -85,8 +85,11 @@ class Answer:
     sent: int  # body bytes the client had sent when the answer came
 
     def problem(self) -> dict[str, Any]:
+        """The problem+json body without its request id, which is the answer's X-Request-Id
+        (RequestLog, outside the limits, numbers every request, refused ones too)."""
         assert self.headers["content-type"] == PROBLEM, self.headers
         value: dict[str, Any] = json.loads(self.body)
+        assert value.pop("request_id") == self.headers["x-request-id"]
         return value
 
 

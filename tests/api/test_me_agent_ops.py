@@ -32,7 +32,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway import GatewayEvent, event_to_body
@@ -44,7 +43,7 @@ from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token, read_token
 from refundry.api.serve import serve_command, token_command
-from refundry.api.settings import Settings
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.services.case_actions import approve
@@ -55,6 +54,7 @@ from refundry.services.ingest import ingest_order
 from refundry.services.relay import Relay
 from refundry.services.shipments import record_booking
 from refundry.services.uow import UnitOfWork
+from refundry.settings import Settings
 from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade
 from refundry.store.tables import (
@@ -65,6 +65,8 @@ from refundry.store.tables import (
     refund_tenders,
     shipment_events,
 )
+from tests.api.conftest import production_env
+from tests.tools import promtool
 
 SECRET = b"me-agent-ops-secret"
 WEBHOOK_SECRET = b"me-agent-ops-webhook"
@@ -167,7 +169,13 @@ def shop(db_url: str) -> Iterator[Shop]:
         request=_request("o-coupon", "A", reason="not_received", kind="refund_only"),
     ).case_id
     approve(desk, failed, actor=AGENT, now=clock())
-    settings = Settings(database_url=db_url, secret=SECRET, webhook_secret=WEBHOOK_SECRET)
+    settings = Settings(
+        database_url=db_url,
+        secret=SECRET,
+        gateway_webhook_secret=WEBHOOK_SECRET,
+        carrier_webhook_secret=WEBHOOK_SECRET,
+        dev=True,
+    )
     app = create_app(settings, clock=clock)
     with TestClient(app) as client:
         world = Shop(client, engine, clock, gateway, relay, desk, refunded, under_review, failed)
@@ -561,28 +569,44 @@ def test_metrics_exposition_has_exact_samples_and_needs_an_admin(shop: Shop) -> 
         if line.startswith("# TYPE"):
             assert line.split()[3] in ("gauge", "counter", "histogram", "summary")
     expected = {
-        'refundry_cases{state="refunded"}': "1",
-        'refundry_cases{state="under_review"}': "1",
-        'refundry_cases{state="refund_failed"}': "1",
-        'refundry_cases{state="completed"}': "0",
-        'refundry_case_refund_seconds_bucket{le="60.0"}': "1",
-        'refundry_case_refund_seconds_bucket{le="+Inf"}': "1",
-        "refundry_case_refund_seconds_sum": "10",
-        "refundry_case_refund_seconds_count": "1",
+        'refundry_cases{state="refunded"}': "1.0",
+        'refundry_cases{state="under_review"}': "1.0",
+        'refundry_cases{state="refund_failed"}': "1.0",
+        'refundry_cases{state="completed"}': "0.0",
+        'refundry_case_refund_seconds_bucket{le="60.0"}': "1.0",
+        'refundry_case_refund_seconds_bucket{le="+Inf"}': "1.0",
+        "refundry_case_refund_seconds_sum": "10.0",
+        "refundry_case_refund_seconds_count": "1.0",
         # both money cases left refunding 10 s after opening: one confirmed, one refused
-        'refundry_case_stage_seconds_sum{stage="refunding"}': "20",
-        'refundry_case_stage_seconds_count{stage="refunding"}': "2",
-        'refundry_case_stage_seconds_sum{stage="requested"}': "0",
-        'refundry_case_stage_seconds_count{stage="requested"}': "3",
-        'refundry_case_stage_seconds_count{stage="under_review"}': "2",
+        'refundry_case_stage_seconds_sum{stage="refunding"}': "20.0",
+        'refundry_case_stage_seconds_count{stage="refunding"}': "2.0",
+        'refundry_case_stage_seconds_sum{stage="requested"}': "0.0",
+        'refundry_case_stage_seconds_count{stage="requested"}': "3.0",
+        'refundry_case_stage_seconds_count{stage="under_review"}': "2.0",
         "refundry_auto_approval_ratio": "0.3333333333333333",
-        'refundry_clawback_minor_units_total{kind="discount_clawback",currency="CNY"}': "6667",
-        "refundry_orders": "5",
+        'refundry_clawback_minor_units_total{currency="CNY",kind="discount_clawback"}': "6667.0",
+        "refundry_orders": "5.0",
         'refundry_refund_rate{reason="not_received"}': "0.4",
-        'refundry_refunds_by_merchant{merchant="m-1"}': "2",
+        'refundry_refunds_by_merchant{merchant="m-1"}': "2.0",
     }
     assert {k: samples.get(k) for k in expected} == expected
     assert "# TYPE refundry_case_refund_seconds histogram" in lines
+    # the relay's health: nothing dead, no gateway error, no worker has run in this shop
+    assert samples['refundry_gateway_errors_total{outcome="timeout"}'] == "0.0"
+    assert not [k for k in samples if k.startswith("refundry_outbox_dead{")]
+    assert "# TYPE refundry_worker_heartbeat_age_seconds gauge" in lines
+    assert any(k.startswith("refundry_http_requests_total{") for k in samples)
+
+
+def test_metrics_pass_promtool_check_metrics(shop: Shop) -> None:
+    """Prometheus's own linter accepts the exposition (names, types, help, units)."""
+    tool = promtool()
+    r = shop.client.get("/metrics", headers=bearer("admin", "prometheus"))
+    assert r.status_code == 200
+    checked = subprocess.run(
+        [tool, "check", "metrics"], input=r.content, capture_output=True, timeout=60, check=False
+    )
+    assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
 
 
 # -- the CLI commands and a real server ---------------------------------------------------------
@@ -627,7 +651,7 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     url = f"sqlite:///{tmp_path / 'served.sqlite'}"
     upgrade(url)
     port = _free_port()
-    env = {**os.environ, "REFUNDRY_SECRET": "served-secret"}
+    env = {**os.environ, **production_env("served-secret")}
     env.pop("REFUNDRY_DATABASE_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "refundry.api.serve", "--port", str(port), "--url", url, *extra],

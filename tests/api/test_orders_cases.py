@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, insert, select
 
-from refundry import worked_examples as ex
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
-from refundry.api.settings import Settings
-from refundry.store.tables import customer_contacts
+from refundry.demo import worked_examples as ex
+from refundry.settings import Settings
+from refundry.store.tables import customer_contacts, outbox
 
 SECRET = b"orders-cases-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -107,7 +108,7 @@ def make_shop(db_url: str) -> Iterator[Callable[..., Shop]]:
     def make(**settings: Any) -> Shop:
         sms, clock = SandboxSms(), ManualClock(NOW)
         app = create_app(
-            Settings(database_url=db_url, secret=SECRET, policy_text=POLICY, **settings),
+            Settings(database_url=db_url, secret=SECRET, policy_text=POLICY, dev=True, **settings),
             sms=sms,
             clock=clock,
         )
@@ -601,3 +602,19 @@ def test_case_above_the_code_amount_needs_the_code_texted_to_the_customer(shop: 
     assert (merchant.status_code, merchant.json()["code"]) == (403, "auth.forbidden")
     other = shop.client.post("/v1/identity/codes", json={"purpose": "login"}, headers=CUSTOMER)
     assert (other.status_code, other.json()["code"]) == (422, "request.invalid")
+
+
+def test_the_request_id_reaches_the_outbox_messages_the_request_wrote(shop: Shop) -> None:
+    """A gateway call or a message can be traced to the HTTP request that caused it."""
+    r = shop.client.post(
+        "/v1/cases",
+        json=case_body(ex.THRESHOLD["id"], "Y", reason="quality_issue"),
+        headers={**CUSTOMER, "X-Request-Id": "shop-req-7"},
+    )
+    assert r.status_code == 201, r.json()
+    assert r.headers["X-Request-Id"] == "shop-req-7"
+    with shop.engine.connect() as conn:
+        payloads = [json.loads(p) for (p,) in conn.execute(select(outbox.c.payload))]
+    mine = [p for p in payloads if p.get("case_id") == r.json()["id"]]
+    assert mine, payloads
+    assert {p["request_id"] for p in mine} == {"shop-req-7"}

@@ -26,9 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
-from refundry import worked_examples as ex
 from refundry.api.auth import issue_token
+from refundry.demo import worked_examples as ex
 from refundry.store.migrate import upgrade
+from tests.api.conftest import production_env
 
 SECRET = "real-server-secret"
 POLICY = """
@@ -78,7 +79,7 @@ def _start(url: str, tmp: Path) -> Iterator[Server]:
     env = {
         **os.environ,
         "REFUNDRY_DATABASE_URL": url,
-        "REFUNDRY_SECRET": SECRET,
+        **production_env(SECRET),
         "REFUNDRY_POLICY": str(policy),
     }
     log = tmp / "uvicorn.log"

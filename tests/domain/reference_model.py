@@ -501,6 +501,8 @@ class ReferenceModel:
             new_spend[cid] = new
             if old != new:
                 spend_decrease[cid] = old - new
+            if step_paid == 0:
+                continue  # a step that takes nothing off the spend re-evaluates no reward
             # The customer keeps what the highest tier reached by the new spend pays; the rest of
             # what it holds goes back, highest-threshold reward first (SPEC §3.5).
             earned = max(

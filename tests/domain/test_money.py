@@ -38,7 +38,7 @@ def test_money_split_keeps_currency_and_sum() -> None:
 
 
 def test_tender_in_another_currency_than_the_order_is_refused() -> None:
-    from refundry import worked_examples as ex
+    from refundry.demo import worked_examples as ex
     from refundry.domain.json_io import parse_order
 
     order = ex.order("o-usd", [ex.line("A", 1000)], 1000)

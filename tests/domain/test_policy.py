@@ -56,7 +56,7 @@ def test_process_tables_beside_top_level_refund_settings_are_not_refund_settings
 
 
 def _return_cost(policy: dict[str, object] | None, method: str, reason: str) -> list[object]:
-    from refundry import worked_examples as ex
+    from refundry.demo import worked_examples as ex
     from refundry.domain.json_io import plan_from_json
 
     request = {**ex.request(ex.THRESHOLD["id"], "Y", reason=reason)}

@@ -793,7 +793,7 @@ def test_stored_orders_read_back_as_parse_order_reads_them(sc: Scenario) -> None
 
 
 def test_stored_orders_read_back_the_worked_examples() -> None:
-    from refundry import worked_examples as ex
+    from refundry.demo import worked_examples as ex
 
     documents = [v for v in vars(ex).values() if isinstance(v, dict) and "lines" in v]
     assert len(documents) >= 6

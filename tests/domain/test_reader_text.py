@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_order, parse_request, parse_snapshot
 from refundry.domain.reader import MAX_INT32, MAX_INTEGER, printable, text_problem

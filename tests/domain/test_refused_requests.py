@@ -329,7 +329,7 @@ def test_refusal_codes_are_stable_strings() -> None:
 
 
 def test_history_naming_a_line_the_order_lacks_is_history_invalid() -> None:
-    from refundry import worked_examples as ex
+    from refundry.demo import worked_examples as ex
     from refundry.domain.errors import InvalidInput
     from refundry.domain.json_io import plan_from_json
 
@@ -349,7 +349,7 @@ def test_history_naming_a_line_the_order_lacks_is_history_invalid() -> None:
 
 
 def test_history_over_refunding_a_tender_is_history_invalid() -> None:
-    from refundry import worked_examples as ex
+    from refundry.demo import worked_examples as ex
     from refundry.domain.errors import InvalidInput
     from refundry.domain.json_io import plan_from_json
 

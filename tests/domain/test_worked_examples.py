@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import plan_from_json
 
 

@@ -32,7 +32,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, func, insert, select
 
-from refundry import worked_examples as ex
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.email import SmtpEmailSender, message_id_for
 from refundry.adapters.gateway_sandbox import SandboxGateway
@@ -41,6 +40,7 @@ from refundry.adapters.logistics import TrackingEvent
 from refundry.adapters.logistics_sandbox import SandboxLogistics
 from refundry.adapters.redis_events import RedisStreamPublisher
 from refundry.adapters.sms import SandboxSms
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.notifications.channels import ChannelNotifier

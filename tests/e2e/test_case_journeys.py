@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import MERCHANT_FAULT_REASONS, REASONS
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy, RiskRule
 from refundry.services.case_actions import approve, cancel, inspect, receive, ship

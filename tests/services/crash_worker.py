@@ -9,6 +9,7 @@ re-delivers what it had not recorded. With REFUNDRY_FAULT=<point> it dies (SIGKI
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from refundry.adapters.clock import utc_now
 from refundry.adapters.gateway_http import HttpGateway
 from refundry.adapters.inbox import InboxNotifier
 from refundry.domain.policy import Policy
+from refundry.services import faults
 from refundry.services.apply import apply_refund
 from refundry.services.relay import Relay
 from refundry.store.engine import make_engine
@@ -35,6 +37,8 @@ class FilePublisher:
 
 
 def main(db_url: str, gateway_url: str, script: Path, events: Path) -> None:
+    # The test harness's switch, armed here: production code never reads the environment.
+    faults.arm(os.environ.get("REFUNDRY_FAULT"), log=os.environ.get("REFUNDRY_FAULT_LOG"))
     engine = make_engine(db_url)
     relay = Relay(
         engine=engine,

@@ -11,7 +11,7 @@ the outcome on the results queue. An outcome is a plain dict:
 
 A job (a picklable dict) names the database, the order, the request, the previewed plan hash,
 this racer's idempotency key, the time and whether the test-only naive apply is switched on
-(``REFUNDRY_TEST_NAIVE_APPLY``, read by ``apply_refund`` at call time).
+(``refundry.services.apply.use_naive_apply``, a test-only switch the harness sets).
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from sqlalchemy import Engine
 
 from refundry.domain.errors import RefundryError
 from refundry.domain.policy import Policy
-from refundry.services.apply import apply_refund
+from refundry.services.apply import apply_refund, use_naive_apply
 from refundry.services.errors import Conflict
 from refundry.store.engine import make_engine
 
-__all__ = ["BARRIER_TIMEOUT", "NAIVE_ENV", "attempt", "race", "serve"]
+__all__ = ["BARRIER_TIMEOUT", "attempt", "race", "serve"]
 
-NAIVE_ENV = "REFUNDRY_TEST_NAIVE_APPLY"
 BARRIER_TIMEOUT = 90.0  # seconds; a racer that never arrives breaks the barrier, not the run
 
 Outcome = dict[str, Any]
@@ -89,10 +88,7 @@ def race(engine: Engine, job: dict[str, Any], barrier: Any) -> Outcome:
 def serve(jobs: Any, results: Any, barrier: Any) -> None:
     """Process body (spawn context): one fresh engine per job until the job ``None`` arrives."""
     while (job := jobs.get()) is not None:
-        if job.get("naive"):
-            os.environ[NAIVE_ENV] = "1"
-        else:
-            os.environ.pop(NAIVE_ENV, None)
+        use_naive_apply(bool(job.get("naive")))
         engine = make_engine(job["db_url"])
         try:
             outcome = race(engine, job, barrier)

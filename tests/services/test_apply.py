@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.apply import apply_refund, preview_refund
 from refundry.services.audit import verify_chain

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import dumps_plan, dumps_plan_compact
 from refundry.domain.policy import Policy
 from refundry.services import apply as apply_service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.services.apply import _add_tenders_stmt, _take_units_stmt
 from refundry.services.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork

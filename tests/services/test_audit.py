@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, select, update
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.cli import app
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.apply import apply_refund, preview_refund
 from refundry.services.audit import _canonical, verify_chain

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import IdentityPolicy, ProcessPolicy
 from refundry.services.case_open import CaseDesk, CaseRate, check_case_rate, open_case

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from refundry import worked_examples as ex
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.adapters.inbox import InboxNotifier
+from refundry.demo import worked_examples as ex
 from refundry.domain.case import IllegalTransition
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy

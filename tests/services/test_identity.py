@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from refundry import worked_examples as ex
 from refundry.adapters.sms import SandboxSms, SentSms
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import IdentityPolicy
 from refundry.services.errors import Conflict, Unprocessable

@@ -4,14 +4,15 @@ Each racer is a thread or a separate process (multiprocessing "spawn") with its 
 connection, released together at a barrier, with its own idempotency key, applying the same
 previewed plan. On SQLite (a WAL file) and on the running PostgreSQL.
 
-The order is SPEC's 满500减100 example (refundry.worked_examples.THRESHOLD) paid 400 by card
+The order is SPEC's 满500减100 example (refundry.demo.worked_examples.THRESHOLD) paid 400 by card
 and 100 from the wallet, with points and growth earned: refunding line Y moves money to the
 external card (gateway outbox) and the wallet, and takes back points and growth (ledger
 postings), so a double refund shows in the outbox, the tenders and the ledgers.
 
 ``violations()`` is the race's whole check. With the locking on it must find nothing; with the
-test-only naive apply (``REFUNDRY_TEST_NAIVE_APPLY=1``: read, then write absolute values without
-lock or guard) it must find the over-refund, which proves the check can catch the bug.
+test-only naive apply (``refundry.services.apply.use_naive_apply``: read, then write absolute
+values without lock or guard) it must find the over-refund, which proves the check can catch
+the bug.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.apply import preview_refund
+from refundry.services.apply import preview_refund, use_naive_apply
 from refundry.services.audit import verify_chain
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
@@ -51,7 +52,7 @@ from refundry.store.tables import (
     refunds,
 )
 from tests.services import race_worker
-from tests.services.race_worker import NAIVE_ENV, Outcome
+from tests.services.race_worker import Outcome
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 POLICY = Policy()
@@ -148,16 +149,15 @@ def race_threads(
     def run(i: int) -> None:
         outcomes[i] = race_worker.race(engines[i], todo[i], barrier)
 
-    with monkeypatch.context() as env:
-        if naive:
-            env.setenv(NAIVE_ENV, "1")
-        else:
-            env.delenv(NAIVE_ENV, raising=False)
+    use_naive_apply(naive)
+    try:
         threads = [threading.Thread(target=run, args=(i,)) for i in range(RACERS)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(race_worker.BARRIER_TIMEOUT + 60)
+    finally:
+        use_naive_apply(False)
     for eng in engines:
         eng.dispose()
     assert not any(t.is_alive() for t in threads), "a racer thread hung"

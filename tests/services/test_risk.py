@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy, RiskRule
 from refundry.domain.risk import RiskDecision, RiskFeatures, RuleMatch

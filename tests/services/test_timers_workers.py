@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from refundry import worked_examples as ex
 from refundry.cli import app
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.services.case_open import CaseDesk, open_case
@@ -82,6 +82,6 @@ def test_two_workers_approve_each_silent_case_once(db_url: str, engine: Engine) 
 
 def test_worker_command_runs_one_round(db_url: str, engine: Engine) -> None:
     seed(engine)
-    result = CliRunner().invoke(app, ["worker", "--once", "--url", db_url])
+    result = CliRunner().invoke(app, ["worker", "--once", "--dev", "--url", db_url])
     assert result.exit_code == 0, result.output
     assert "messages handled" in result.stdout

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.ingest import ingest_order
 from refundry.services.uow import UnitOfWork

@@ -1,9 +1,10 @@
-"""The agents' work queue: ``GET /v1/agent/queue`` (agent and admin tokens).
+"""The agents' work queue: ``GET /v1/agent/queue`` (agent and admin tokens), read by
+services/agent_queue.py.
 
 A case is in the queue while it waits for a person: ``under_review`` (no rule decided),
 ``needs_manual_review`` (risk, or a plan whose deductions exceed its amount),
 ``refund_failed`` (the gateway refused: retry or move the money to the wallet) and
-and any case with a debt left to recover (极速退款 paid for goods the inspection refused:
+any case with a debt left to recover (极速退款 paid for goods the inspection refused:
 ``rejected_after_inspection``, or ``refunding``/``refunded``/``completed`` after a partial
 inspection).
 Each item carries the risk decision with its reasons and the review explanation stored on the
@@ -12,32 +13,20 @@ case. Oldest first (by the time the case entered its state), with an opaque curs
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, or_, select
 
-from refundry.api.deps import ActorDep, ContextDep, require_roles
-from refundry.api.routes.me import Amount, Cursor, Limit, decode_cursor, encode_cursor
+from refundry.api.deps import ActorDep, ContextDep
+from refundry.api.routes.me import Amount, Cursor, Limit
 from refundry.api.schemas_cases import problems
-from refundry.domain.errors import InvalidInput
-from refundry.services.uow import UnitOfWork
-from refundry.store.tables import cases, orders, refund_tenders
+from refundry.services.agent_queue import agent_queue
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
-
-_WAITING = ("under_review", "needs_manual_review", "refund_failed")
-_WHY = {
-    "under_review": "no review rule decided: an agent approves or rejects",
-    "needs_manual_review": "held for manual review: resolve with a waiver or a wallet debit",
-    "refund_failed": "the gateway refused the refund: retry, or move the money to the wallet",
-}
-_DEBT = "an express refund paid for goods the inspection refused: recover the debt"
 
 
 class QueueItem(BaseModel):
@@ -64,67 +53,8 @@ class Queue(BaseModel):
     next_cursor: str | None
 
 
-def _json(text: str | None) -> dict[str, Any] | None:
-    return json.loads(text) if text else None
-
-
 @router.get("/queue", response_model=Queue, responses=problems(401, 403, 422))
 def queue(actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor = None) -> Queue:
     """Cases waiting for an agent, with their risk and review explanations."""
-    require_roles(actor, "agent", "admin")
-    c = cases.c
-    query = (
-        select(cases, orders.c.currency)
-        .join(orders, orders.c.id == c.order_id)
-        .where(or_(c.state.in_(_WAITING), c.debt > 0))
-    )
-    if cursor is not None:
-        since, case_id = decode_cursor(cursor, 2)
-        try:
-            after = datetime.fromisoformat(since)
-            if after.tzinfo is None:
-                raise ValueError(since)
-        except ValueError:
-            raise InvalidInput(
-                "cursor is not one this API gave", code="request.invalid", field="cursor"
-            ) from None
-        query = query.where(
-            or_(c.state_since > after, and_(c.state_since == after, c.id > case_id))
-        )
-    with UnitOfWork(ctx.engine, readonly=True) as uow:
-        rows = uow.conn.execute(query.order_by(c.state_since, c.id).limit(limit + 1)).all()
-        failed = [r.refund_id for r in rows if r.state == "refund_failed" and r.refund_id]
-        codes: dict[str, list[str]] = {}
-        for refund_id, code in uow.conn.execute(
-            select(refund_tenders.c.refund_id, refund_tenders.c.failure_code)
-            .where(refund_tenders.c.refund_id.in_(failed), refund_tenders.c.status == "failed")
-            .order_by(refund_tenders.c.tender_id)
-        ):
-            codes.setdefault(refund_id, []).append(str(code))
-    page = rows[:limit]
-    return Queue(
-        items=[
-            QueueItem(
-                case_id=r.id,
-                order_id=r.order_id,
-                customer_id=r.customer_id,
-                state=r.state,
-                state_since=r.state_since,
-                kind=r.kind,
-                reason=r.reason,
-                amount=Amount(amount=int(r.amount), currency=r.currency),
-                debt=Amount(amount=int(r.debt), currency=r.currency),
-                why=_WHY.get(r.state, _DEBT),
-                risk=_json(r.risk),
-                review=_json(r.review),
-                inspection=_json(r.inspection),
-                failure_codes=codes.get(r.refund_id, []) if r.refund_id else [],
-            )
-            for r in page
-        ],
-        next_cursor=(
-            encode_cursor(page[-1].state_since.isoformat(), page[-1].id)
-            if len(rows) > limit
-            else None
-        ),
-    )
+    waiting = agent_queue(ctx.engine, actor, limit=limit, cursor=cursor)
+    return Queue.model_validate(waiting, from_attributes=True)

@@ -6,8 +6,9 @@ import secrets
 
 from fastapi import APIRouter
 
-from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import CodeIssued, CodeRequest, problems
+from refundry.services import access
 from refundry.services.identity import request_code
 
 __all__ = ["router"]
@@ -25,7 +26,7 @@ def issue_code(body: CodeRequest, actor: ActorDep, ctx: ContextDep) -> CodeIssue
     """Text a one-time code to the customer's phone. The answer names the code (``code_id``,
     given back with the code as ``otp``) but never contains it. 422 ``identity.no_phone`` without
     a phone number; 409 ``identity.locked`` after too many wrong codes."""
-    require_roles(actor, "customer")
+    access.require(actor, "identity.request_code")
     identity = ctx.desk.process.identity
     code_id = request_code(
         ctx.engine,
@@ -34,7 +35,7 @@ def issue_code(body: CodeRequest, actor: ActorDep, ctx: ContextDep) -> CodeIssue
         now=ctx.now(),
         policy=identity,
         sms=ctx.sms,
-        secret=ctx.settings.secret,
+        secret=ctx.desk.identity_secret,
         rng=secrets,  # secrets.randbelow: SystemRandom has no randbelow
     )
     return CodeIssued(code_id=code_id, expires_in_seconds=identity.code_ttl_seconds)

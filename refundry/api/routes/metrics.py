@@ -1,10 +1,12 @@
-"""Operational metrics for Prometheus: ``GET /metrics`` (text exposition format 0.0.4).
+"""Operational metrics for Prometheus: ``GET /metrics``, written by prometheus-client.
 
-Computed from the database at each scrape with aggregate queries, so every process behind a
-load balancer answers the same figures and nothing is lost on restart. The figures are
-business data (refund rates per merchant), so the endpoint takes an **admin** bearer token:
-``refundry token admin prometheus --days 365`` and, in the scrape config,
-``authorization: {credentials: <token>}``.
+Business figures (services/metrics_figures.py) and the relay's health
+(services/operations_figures.py) are read from the database at each scrape by a custom
+collector, so every process behind a load balancer answers the same figures and nothing is lost
+on restart; the HTTP figures are this process's own (each uvicorn worker counts its requests:
+sum them over instances in the query). The figures are business data (refund rates per
+merchant), so the endpoint takes an **admin** bearer token: ``refundry token admin prometheus
+--days 365`` and, in the scrape config, ``authorization: {credentials: <token>}``.
 
     refundry_cases{state}                          gauge: cases per state (every state listed)
     refundry_case_refund_seconds                   histogram: case opened → refunded
@@ -17,242 +19,149 @@ business data (refund rates per merchant), so the endpoint takes an **admin** be
     refundry_refund_rate{reason}                   gauge: refunds with the reason ÷ orders
     refundry_refunds_by_merchant{merchant}         gauge: refunds that returned units of the
                                                    merchant's lines
-
-Durations come from the case timeline (``case_events``) in whole seconds.
+    refundry_outbox_due{topic}                     gauge: messages due, not yet delivered
+    refundry_outbox_lag_seconds{topic}             gauge: how long the oldest due one waited
+    refundry_outbox_dead{topic}                    gauge: dead letters for an operator
+    refundry_gateway_errors_total{outcome}         counter: gateway calls without an answer
+    refundry_worker_heartbeat_age_seconds{worker}  gauge: seconds since the worker's last round
+    refundry_http_request_duration_seconds{method,route}   histogram (this process)
+    refundry_http_requests_total{method,route,status}      counter (this process)
+    process_*, python_*                            prometheus-client's own (this process)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from fractions import Fraction
-from typing import Any
+from collections.abc import Iterator
 
 from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
-from sqlalchemy import (
-    Connection,
-    Integer,
-    cast,
-    distinct,
-    extract,
-    func,
-    select,
-    text,
+from fastapi.responses import Response
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
 )
-from sqlalchemy import (
-    case as sql_case,
-)
-from sqlalchemy.sql.elements import ColumnElement
+from prometheus_client.registry import Collector
 
-from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import problems
-from refundry.domain.case import CaseState
-from refundry.services.uow import UnitOfWork
-from refundry.store.tables import case_events, cases, orders, refunds
+from refundry.services.metrics_figures import BUCKETS, Figures, metrics_figures
+from refundry.services.operations_figures import OperationsFigures, operations_figures
 
-__all__ = ["BUCKETS", "router"]
+__all__ = ["BUCKETS", "MEDIA", "business_metrics", "operations_metrics", "router"]
 
 router = APIRouter(tags=["operations"])
 
 MEDIA = "text/plain; version=0.0.4; charset=utf-8"
-# Seconds from opening to refund: a minute, 5 and 30 minutes, 1 and 6 hours, 1, 3, 7, 14 days.
-BUCKETS = (60, 300, 1800, 3600, 21600, 86400, 259200, 604800, 1209600)
-AUTO_REVIEWER = "system:review"  # the actor of approvals decided by the review rules
-
-# Deductions and refunded units live in the applied plan (JSON text): unnest them in SQL.
-_CLAWBACKS = {
-    "sqlite": """
-        SELECT json_extract(r.plan, '$.currency') AS currency,
-               json_extract(d.value, '$.kind') AS kind,
-               SUM(json_extract(d.value, '$.amount')) AS total
-        FROM refunds r, json_each(r.plan, '$.deductions') d
-        GROUP BY 1, 2 ORDER BY 2, 1""",
-    "postgresql": """
-        SELECT r.plan::jsonb ->> 'currency' AS currency, d ->> 'kind' AS kind,
-               SUM((d ->> 'amount')::bigint) AS total
-        FROM refunds r, jsonb_array_elements(r.plan::jsonb -> 'deductions') d
-        GROUP BY 1, 2 ORDER BY 2, 1""",
-}
-_BY_MERCHANT = {
-    "sqlite": """
-        SELECT l.merchant_id, COUNT(DISTINCT r.id)
-        FROM refunds r, json_each(r.plan, '$.units') u
-        JOIN order_lines l
-          ON l.order_id = r.order_id AND l.line_id = json_extract(u.value, '$.line_id')
-        WHERE json_extract(u.value, '$.quantity') > 0
-        GROUP BY 1 ORDER BY 1""",
-    "postgresql": """
-        SELECT l.merchant_id, COUNT(DISTINCT r.id)
-        FROM refunds r
-        CROSS JOIN LATERAL jsonb_array_elements(r.plan::jsonb -> 'units') u
-        JOIN order_lines l ON l.order_id = r.order_id AND l.line_id = u ->> 'line_id'
-        WHERE (u ->> 'quantity')::int > 0
-        GROUP BY 1 ORDER BY 1""",
-}
 
 
-def _epoch(conn: Connection, column: Any) -> ColumnElement[int]:
-    """Whole seconds since 1970 of a stored UTC time, on either backend."""
-    if conn.dialect.name == "sqlite":
-        return cast(func.strftime("%s", column), Integer)
-    return cast(func.floor(extract("epoch", column)), Integer)
-
-
-def _label(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: int | Fraction) -> str:
-    if isinstance(value, Fraction):
-        return (
-            repr(value.numerator / value.denominator)
-            if value.denominator != 1
-            else (f"{value.numerator}.0")
-        )
-    return str(value)
-
-
-class _Text:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-
-    def sample(self, name: str, value: int | Fraction, **labels: object) -> None:
-        inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        self.lines.append(
-            f"{name}{{{inner}}} {_number(value)}" if inner else f"{name} {_number(value)}"
-        )
-
-    def render(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _case_states(conn: Connection, out: _Text) -> int:
-    counts: dict[str, int] = {
-        str(state): int(n)
-        for state, n in conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state))
-    }
-    out.family("refundry_cases", "gauge", "Cases per state.")
-    for state in CaseState:
-        out.sample("refundry_cases", counts.get(state.value, 0), state=state.value)
-    return sum(counts.values())
-
-
-def _refund_seconds(conn: Connection, out: _Text) -> None:
-    e = case_events.c
-    at = _epoch(conn, e.at)
-    per_case = (
-        select(
-            func.min(_when(e.action == "open", at)).label("opened"),
-            func.min(_when(e.to_state == "refunded", at)).label("refunded"),
-        )
-        .group_by(e.case_id)
-        .subquery()
+def business_metrics(figures: Figures) -> Iterator[Metric]:
+    cases = GaugeMetricFamily("refundry_cases", "Cases per state.", labels=["state"])
+    for state, count in figures.cases.items():
+        cases.add_metric([state], count)
+    yield cases
+    hist = figures.refund_seconds
+    yield HistogramMetricFamily(
+        "refundry_case_refund_seconds",
+        "Seconds from opening a case to its refund being confirmed.",
+        buckets=[*((f"{b}.0", n) for b, n in hist.at_most.items()), ("+Inf", hist.count)],
+        sum_value=hist.total_seconds,
     )
-    seconds = per_case.c.refunded - per_case.c.opened
-    done = per_case.c.refunded.is_not(None) & per_case.c.opened.is_not(None)
-    row = conn.execute(
-        select(
-            *[func.coalesce(func.sum(_when(seconds <= b, 1, 0)), 0) for b in BUCKETS],
-            func.coalesce(func.sum(seconds), 0),
-            func.count(),
-        ).where(done)
-    ).one()
-    name = "refundry_case_refund_seconds"
-    out.family(name, "histogram", "Seconds from opening a case to its refund being confirmed.")
-    for bound, count in zip(BUCKETS, row[: len(BUCKETS)], strict=True):
-        out.sample(f"{name}_bucket", int(count), le=f"{bound}.0")
-    out.sample(f"{name}_bucket", int(row[-1]), le="+Inf")
-    out.sample(f"{name}_sum", int(row[-2]))
-    out.sample(f"{name}_count", int(row[-1]))
-
-
-def _when(condition: Any, then: Any, otherwise: Any = None) -> Any:
-    return sql_case((condition, then), else_=otherwise)
-
-
-def _stage_seconds(conn: Connection, out: _Text) -> None:
-    e = case_events.c
-    at = _epoch(conn, e.at)
-    steps = select(
-        e.from_state.label("stage"),
-        (at - func.lag(at).over(partition_by=e.case_id, order_by=e.id)).label("seconds"),
-    ).subquery()
-    rows = conn.execute(
-        select(steps.c.stage, func.sum(steps.c.seconds), func.count())
-        .where(steps.c.stage.is_not(None), steps.c.seconds.is_not(None))
-        .group_by(steps.c.stage)
-        .order_by(steps.c.stage)
-    ).all()
-    name = "refundry_case_stage_seconds"
-    out.family(name, "summary", "Seconds cases spent in each state before leaving it.")
-    for stage, total, count in rows:
-        out.sample(f"{name}_sum", int(total), stage=stage)
-        out.sample(f"{name}_count", int(count), stage=stage)
-
-
-def _auto_approval(conn: Connection, out: _Text, total_cases: int) -> None:
-    e = case_events.c
-    auto = conn.execute(
-        select(func.count(distinct(e.case_id))).where(
-            e.action == "approve", e.actor == AUTO_REVIEWER
-        )
-    ).scalar_one()
-    out.family(
-        "refundry_auto_approval_ratio", "gauge", "Cases approved by the review rules / all cases."
+    stages = SummaryMetricFamily(
+        "refundry_case_stage_seconds",
+        "Seconds cases spent in each state before leaving it.",
+        labels=["stage"],
     )
-    ratio = Fraction(int(auto), total_cases) if total_cases else Fraction(0)
-    out.sample("refundry_auto_approval_ratio", ratio)
-
-
-def _rows(conn: Connection, queries: dict[str, str]) -> Iterable[Any]:
-    return conn.execute(text(queries[conn.dialect.name])).all()
-
-
-def _money_and_rates(conn: Connection, out: _Text) -> None:
-    name = "refundry_clawback_minor_units_total"
-    out.family(name, "counter", "Deductions taken from refunds, per kind, in minor units.")
-    for currency, kind, total in _rows(conn, _CLAWBACKS):
-        out.sample(name, int(total), kind=kind, currency=currency)
-    order_count = int(conn.execute(select(func.count()).select_from(orders)).scalar_one())
-    out.family("refundry_orders", "gauge", "Orders ingested.")
-    out.sample("refundry_orders", order_count)
-    out.family("refundry_refund_rate", "gauge", "Refunds with the reason / orders ingested.")
-    for reason, count in conn.execute(
-        select(refunds.c.reason, func.count()).group_by(refunds.c.reason).order_by(refunds.c.reason)
-    ):
-        rate = Fraction(int(count), order_count) if order_count else Fraction(0)
-        out.sample("refundry_refund_rate", rate, reason=reason)
-    out.family(
-        "refundry_refunds_by_merchant", "gauge", "Refunds that returned units of the merchant."
+    for stage in figures.stages:
+        stages.add_metric([stage.stage], count_value=stage.count, sum_value=stage.total_seconds)
+    yield stages
+    yield GaugeMetricFamily(
+        "refundry_auto_approval_ratio",
+        "Cases approved by the review rules / all cases.",
+        value=float(figures.auto_approval_ratio),
     )
-    for merchant, count in _rows(conn, _BY_MERCHANT):
-        out.sample("refundry_refunds_by_merchant", int(count), merchant=merchant)
+    claws = CounterMetricFamily(
+        "refundry_clawback_minor_units",
+        "Deductions taken from refunds, per kind, in minor units.",
+        labels=["kind", "currency"],
+    )
+    for claw in figures.clawbacks:
+        claws.add_metric([claw.kind, claw.currency], claw.total)
+    yield claws
+    yield GaugeMetricFamily("refundry_orders", "Orders ingested.", value=figures.orders)
+    rates = GaugeMetricFamily(
+        "refundry_refund_rate", "Refunds with the reason / orders ingested.", labels=["reason"]
+    )
+    for reason, rate in figures.refund_rate.items():
+        rates.add_metric([reason], float(rate))
+    yield rates
+    merchants = GaugeMetricFamily(
+        "refundry_refunds_by_merchant",
+        "Refunds that returned units of the merchant.",
+        labels=["merchant"],
+    )
+    for merchant, count in figures.refunds_by_merchant.items():
+        merchants.add_metric([merchant], count)
+    yield merchants
 
 
-def exposition(conn: Connection) -> str:
-    out = _Text()
-    total = _case_states(conn, out)
-    _refund_seconds(conn, out)
-    _stage_seconds(conn, out)
-    _auto_approval(conn, out, total)
-    _money_and_rates(conn, out)
-    return out.render()
+def operations_metrics(ops: OperationsFigures) -> Iterator[Metric]:
+    families = (
+        ("refundry_outbox_due", "Outbox messages due now, not yet delivered.", ops.due),
+        (
+            "refundry_outbox_lag_seconds",
+            "Seconds the oldest due outbox message has waited.",
+            ops.lag_seconds,
+        ),
+        ("refundry_outbox_dead", "Dead letters waiting for an operator.", ops.dead),
+    )
+    for name, help_text, values in families:
+        family = GaugeMetricFamily(name, help_text, labels=["topic"])
+        for topic, value in values.items():
+            family.add_metric([topic], value)
+        yield family
+    errors = CounterMetricFamily(
+        "refundry_gateway_errors", "Gateway calls without an answer.", labels=["outcome"]
+    )
+    for outcome, n in ops.gateway_errors.items():
+        errors.add_metric([outcome], n)
+    yield errors
+    beats = GaugeMetricFamily(
+        "refundry_worker_heartbeat_age_seconds",
+        "Seconds since the worker last finished a round.",
+        labels=["worker"],
+    )
+    for worker, age in ops.heartbeat_age_seconds.items():
+        beats.add_metric([worker], age)
+    yield beats
+
+
+class _Scrape(Collector):
+    """The figures of one scrape, read from the database before it is written."""
+
+    def __init__(self, figures: Figures, ops: OperationsFigures) -> None:
+        self.figures, self.ops = figures, ops
+
+    def collect(self) -> Iterator[Metric]:
+        yield from business_metrics(self.figures)
+        yield from operations_metrics(self.ops)
 
 
 @router.get(
     "/metrics",
-    response_class=PlainTextResponse,
+    response_class=Response,
     responses={
         200: {"content": {MEDIA: {}}, "description": "Prometheus text format 0.0.4"},
         **problems(401, 403),
     },
 )
-def metrics(actor: ActorDep, ctx: ContextDep) -> PlainTextResponse:
+def metrics(actor: ActorDep, ctx: ContextDep) -> Response:
     """Prometheus metrics (admin token)."""
-    require_roles(actor, "admin")
-    with UnitOfWork(ctx.engine, readonly=True) as uow:
-        body = exposition(uow.conn)
-    return PlainTextResponse(body, media_type=MEDIA)
+    figures = metrics_figures(ctx.engine, actor)  # refuses a non-admin first
+    ops = operations_figures(ctx.engine, actor, now=ctx.now())
+    scrape = CollectorRegistry(auto_describe=False)
+    scrape.register(_Scrape(figures, ops))
+    body = generate_latest(scrape) + generate_latest(REGISTRY)
+    return Response(body, media_type=MEDIA)

@@ -5,7 +5,7 @@ agent rule (rule ``agent``, the agent's reason as its explanation) through the r
 the row, the customer's notification and the audit entry (the agent as actor) are written in
 one transaction exactly as a risk rule's would be. It lasts until an agent lifts it:
 ``DELETE`` with a reason restores the rights (``lift_suspension``). While suspended, opening a
-case is refused with ``case.refund_rights_suspended``.
+case is refused with ``case.refund_rights_suspended``. Both are services/suspensions.py's.
 """
 
 from __future__ import annotations
@@ -16,20 +16,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict
 
-from refundry.api.deps import ActorDep, ContextDep, require_roles
+from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, Reason
 from refundry.api.schemas_cases import problems
-from refundry.domain.risk import RiskDecision, RuleMatch
-from refundry.services.audit import AuditTrail
-from refundry.services.risk import lift_suspension, record_restriction
-from refundry.services.uow import UnitOfWork
+from refundry.services import suspensions
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/customers", tags=["risk"])
 
 CustomerId = Annotated[Id, Path()]
-AGENT_RULE = "agent"  # the rule name of a suspension an agent decided by hand
 
 
 class SuspendBody(BaseModel):
@@ -68,19 +64,12 @@ def suspend(
     response: Response,
 ) -> Suspension:
     """Suspend the customer's refund rights until an agent lifts it."""
-    require_roles(actor, "agent", "admin")
-    now = ctx.now()
-    decision = RiskDecision("suspend", (RuleMatch(AGENT_RULE, "suspend", 0, body.reason.strip()),))
-    with UnitOfWork(ctx.engine) as uow:
-        trail = AuditTrail(actor=actor.tag, at=now)
-        ids = record_restriction(uow.conn, customer_id, decision=decision, now=now, trail=trail)
-        trail.flush(uow.conn)
-        uow.commit()
-    if not ids:
-        response.status_code = 200
-    return Suspension(
-        customer_id=customer_id, suspended=True, created=bool(ids), restriction_ids=ids, at=now
+    done = suspensions.suspend(
+        ctx.engine, actor=actor, customer_id=customer_id, reason=body.reason, now=ctx.now()
     )
+    if not done.created:
+        response.status_code = 200
+    return Suspension.model_validate(done, from_attributes=True)
 
 
 @router.delete(
@@ -90,11 +79,7 @@ def suspend(
 )
 def lift(customer_id: CustomerId, body: LiftBody, actor: ActorDep, ctx: ContextDep) -> Suspension:
     """Restore the customer's refund rights (409 ``risk.not_suspended`` if none in force)."""
-    require_roles(actor, "agent", "admin")
-    now = ctx.now()
-    ids = lift_suspension(
-        ctx.engine, customer_id=customer_id, actor=actor.tag, reason=body.reason.strip(), now=now
+    done = suspensions.lift(
+        ctx.engine, actor=actor, customer_id=customer_id, reason=body.reason, now=ctx.now()
     )
-    return Suspension(
-        customer_id=customer_id, suspended=False, created=False, restriction_ids=ids, at=now
-    )
+    return Suspension.model_validate(done, from_attributes=True)

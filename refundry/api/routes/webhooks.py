@@ -1,7 +1,8 @@
 """Webhooks from the payment gateway and the carrier: ``POST /v1/webhooks/{gateway,logistics}``.
 
 No bearer token: the ``Refundry-Signature`` header (``t=<unix seconds>,v1=<hex HMAC-SHA256 of
-"<t>.<raw body>">``, keyed by ``settings.webhook_secret``) authenticates the sender. A missing,
+"<t>.<raw body>">``, keyed by the sender's own secret, ``gateway_webhook_secret`` or
+``carrier_webhook_secret``: one sender cannot sign for the other) authenticates it. A missing,
 wrong or stale signature (outside ``settings.webhook_tolerance_seconds``) is 401 with
 ``gateway.webhook_signature`` / ``logistics.webhook_signature`` and nothing is read or written.
 A signed body that does not parse is 400 (``*.webhook_invalid``).
@@ -71,11 +72,11 @@ _BODY: dict[str, Any] = {
 }
 
 
-def _verify(ctx: ApiContext, request: Request, body: bytes, code: str) -> None:
+def _verify(ctx: ApiContext, request: Request, body: bytes, code: str, sender: str) -> None:
     settings = ctx.settings
     try:
         verify_webhook(
-            settings.webhook_secret,
+            ctx.runtime.webhook_secret(sender),
             request.headers.get(SIGNATURE_HEADER),
             body,
             now=ctx.now(),
@@ -88,7 +89,7 @@ def _verify(ctx: ApiContext, request: Request, body: bytes, code: str) -> None:
 @router.post("/gateway", response_model=WebhookOutcome, responses=_DOC, openapi_extra=_BODY)
 def gateway_webhook(request: Request, body: RawBody, ctx: ContextDep) -> WebhookOutcome:
     """A refund's final word from the payment gateway."""
-    _verify(ctx, request, body, "gateway.webhook_signature")
+    _verify(ctx, request, body, "gateway.webhook_signature", "gateway")
     event = parse_webhook(body)
     return WebhookOutcome(outcome=handle_gateway_event(ctx.engine, event, now=ctx.now()))
 
@@ -104,7 +105,7 @@ def gateway_webhook(request: Request, body: RawBody, ctx: ContextDep) -> Webhook
 )
 def logistics_webhook(request: Request, body: RawBody, ctx: ContextDep) -> WebhookOutcome:
     """A scan of a return parcel from the carrier."""
-    _verify(ctx, request, body, "logistics.webhook_signature")
+    _verify(ctx, request, body, "logistics.webhook_signature", "carrier")
     event = parse_tracking_webhook(body)
     outcome = handle_tracking_event(
         ctx.engine,

@@ -20,9 +20,8 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 
 from refundry.adapters.clock import ManualClock
-from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.inbox import InboxNotifier
+from refundry.bootstrap import build
 from refundry.domain.policy import Policy
 from refundry.render import format_minor
 from refundry.services.apply import ApplyResult, apply_refund, preview_refund
@@ -33,8 +32,8 @@ from refundry.services.ingest import ingest_order
 from refundry.services.ledger import balance
 from refundry.services.relay import Relay
 from refundry.services.uow import UnitOfWork
+from refundry.settings import Settings
 from refundry.store import tables as t
-from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade
 
 __all__ = ["run_shop"]
@@ -260,7 +259,6 @@ def run_shop(console: Console, path: Path = Path("refundry-demo.sqlite")) -> dic
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     upgrade(url)
-    engine = make_engine(url)
     clock = ManualClock(START + timedelta(days=13))
     gateway = SandboxGateway(
         clock=clock,
@@ -269,21 +267,10 @@ def run_shop(console: Console, path: Path = Path("refundry-demo.sqlite")) -> dic
         reorder_webhooks=True,
         confirm_after=timedelta(seconds=5),
     )
-    shop = Shop(
-        engine,
-        clock,
-        gateway,
-        Relay(
-            engine=engine,
-            gateway=gateway,
-            notifier=InboxNotifier(engine),
-            publisher=RecordingPublisher(),
-            clock=clock,
-            worker="demo-relay",
-        ),
-        Policy(),
-        console,
-    )
+    # Dev mode: every adapter a sandbox, the gateway one that misbehaves on purpose.
+    runtime = build(Settings(dev=True, database_url=url), clock=clock, gateway=gateway)
+    engine = runtime.engine
+    shop = Shop(engine, clock, gateway, runtime.relay(name="demo-relay"), Policy(), console)
     orders = _seed(shop)
     console.print(f"Seeded {len(orders)} paid orders of 40 customers into {path} (SQLite, WAL).")
     rows: list[tuple[str, str, str, str]] = []

@@ -19,31 +19,26 @@ from rich.table import Table
 from sqlalchemy import insert, select
 
 from refundry.adapters.clock import ManualClock
-from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway import GatewayEvent
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.inbox import InboxNotifier
 from refundry.adapters.logistics import TrackingEvent
 from refundry.adapters.logistics_sandbox import SandboxLogistics
 from refundry.adapters.sms import SandboxSms
-from refundry.domain.policy import Policy
-from refundry.domain.process_policy import ProcessPolicy
+from refundry.bootstrap import build
 from refundry.notifications import render
-from refundry.notifications.channels import ChannelNotifier
 from refundry.render import format_minor
 from refundry.services.audit import verify_chain
 from refundry.services.case_actions import approve, inspect, receive
-from refundry.services.case_open import CaseDesk, open_case
+from refundry.services.case_open import open_case
 from refundry.services.cases import Actor
 from refundry.services.errors import Unprocessable
 from refundry.services.gateway_events import handle_gateway_event
 from refundry.services.identity import request_code
 from refundry.services.ingest import ingest_order
-from refundry.services.relay import Relay
 from refundry.services.shipments import handle_tracking_event
 from refundry.services.timers import run_timers
 from refundry.services.uow import UnitOfWork
-from refundry.store.engine import make_engine
+from refundry.settings import Settings
 from refundry.store.migrate import upgrade
 from refundry.store.tables import case_events, customer_contacts, inbox_messages, shipments
 
@@ -99,23 +94,22 @@ def run_cases(console: Console, path: Path = Path("refundry-demo-cases.sqlite"))
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
     upgrade(url)
-    engine = make_engine(url)
     clock = ManualClock(START)
     gateway = SandboxGateway(
         clock=clock, seed=5, duplicate_webhook_rate=0.5, confirm_after=timedelta(seconds=5)
     )
     carrier = SandboxLogistics(clock, seed=5, duplicate_event_rate=0.5, reorder_events=True)
     sms, email = SandboxSms(), _Outbox()
-    notifier = ChannelNotifier(engine, sms=sms, email=email, inbox=InboxNotifier(engine))
-    relay = Relay(
-        engine=engine,
-        gateway=gateway,
-        notifier=notifier,
-        publisher=RecordingPublisher(),
+    # Dev mode: every adapter a sandbox; these ones are seeded and misbehave on purpose.
+    runtime = build(
+        Settings(dev=True, database_url=url),
         clock=clock,
+        gateway=gateway,
         logistics=carrier,
+        sms=sms,
+        email=email,
     )
-    desk = CaseDesk(engine, Policy(), ProcessPolicy())
+    engine, relay, desk = runtime.engine, runtime.relay(name="relay"), runtime.desk
     orders = [
         _order(
             "o-jacket",

@@ -1,9 +1,9 @@
 """`make demo`: SPEC §3's worked examples, then a seeded shop on SQLite with real refunds.
 
 Part one computes the plan of every worked example and checks it against SPEC's figures. Part
-two (refundry/demo_shop.py) seeds a shop in ./refundry-demo.sqlite and applies refunds through
+two (refundry/demo/shop.py) seeds a shop in ./refundry-demo.sqlite and applies refunds through
 the store, the outbox relay, the sandbox gateway and its webhooks. Part three
-(refundry/demo_cases.py) runs after-sales cases end to end in ./refundry-demo-cases.sqlite.
+(refundry/demo/cases.py) runs after-sales cases end to end in ./refundry-demo-cases.sqlite.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.rule import Rule
 
-from refundry import worked_examples as ex
+from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import plan_from_json
 from refundry.render import format_minor, plan_panel
 
@@ -105,15 +105,11 @@ def run(console: Console | None = None) -> list[Json]:
 def main() -> None:
     console = Console()
     run(console)
-    from refundry.demo_shop import run_shop
+    from refundry.demo.shop import run_shop
 
     console.print(Rule("A shop on the embedded SQLite store: real refund cases"))
     run_shop(console)
-    from refundry.demo_cases import run_cases
+    from refundry.demo.cases import run_cases
 
     console.print(Rule("After-sales cases: request, review, return, inspection, refund"))
     run_cases(console)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,78 @@
+"""Every HTTP request gets an id, one structured log line and its latency and status counted.
+
+Outermost middleware: the id (``refundry.observability``) is bound before anything else runs,
+so the body limit's 413, the idempotency layer and every route log and answer with it; the
+``X-Request-Id`` header is added to every answer, the 500s of ``problems.server_error``
+included (which set it themselves: they are written outside this middleware).
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from refundry.observability import REQUEST_ID_HEADER, new_request_id, request_id_var
+
+__all__ = ["HTTP_LATENCY", "HTTP_REQUESTS", "RequestLog"]
+
+log = structlog.get_logger("refundry.http")
+
+HTTP_LATENCY = Histogram(
+    "refundry_http_request_duration_seconds",
+    "Time from a request's arrival to its answer, by route template and method.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+HTTP_REQUESTS = Counter(
+    "refundry_http_requests",
+    "Requests answered, by route template, method and status.",
+    ["method", "route", "status"],
+)
+_HEADER = REQUEST_ID_HEADER.lower().encode()
+
+
+class RequestLog:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(_HEADER)
+        request_id = new_request_id(given.decode("latin-1") if given else None)
+        scope.setdefault("state", {})["request_id"] = request_id
+        request_id_var.set(request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0] != _HEADER]
+                headers.append((_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            log.info(
+                "http.request",
+                method=method,
+                path=scope["path"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )

@@ -1,0 +1,316 @@
+"""Who may see or do what: every access decision of refundry, for every front end.
+
+The read models and the use cases ask these functions; the API's routes and the pages never
+decide access themselves, so an endpoint and a page cannot disagree. Two refusals, kept apart
+on purpose:
+
+- an object the actor may not see is *not found* (``order.not_found``, ``case.not_found``),
+  exactly as if it did not exist, so ids cannot be probed;
+- an object the actor sees but may not act on, or an area its role does not reach, is
+  *forbidden*: ``auth.forbidden``, or ``case.not_your_lines`` for a merchant on a case that
+  also asks for other merchants' lines.
+
+======================================  ==========  ===============  =====  =====  ======
+object: action                          customer    merchant         agent  admin  system
+======================================  ==========  ===============  =====  =====  ======
+order: see lines, tenders, cases        own         its lines (1)    all    all    no
+order: ingest                           no          no               no     yes    no
+order: preview a refund                 own         no               all    all    no
+order audit: see entries                own         its entries (2)  all    all    no
+case: see                               own         its lines (3)    all    all    all
+case: open                              own order   no               all    all    no
+case: approve, reject                   no          own case (4)     all    all    no
+case: cancel                            own (5)     no               all    all    no
+case: ship the return                   own         no               all    all    all
+case: receive, inspect                  no          own case (4)     all    all    no
+case: resolve a manual review           no          no               all    all    no
+case: rate                              own (6)     no               no     no     no
+case risk: see                          no          no               all    all    no
+coupons, points, eligibility, inbox     own         no               no     no     no
+one-time code: request                  own         no               no     no     no
+agent queue: see                        no          no               yes    yes    no
+refund rights: suspend, lift            no          no               yes    yes    no
+metrics figures: see                    no          no               no     yes    no
+bearer token: revoke                    no          no               no     yes    no
+======================================  ==========  ===============  =====  =====  ======
+
+(1) an order holding one of its lines: its own lines only, no tenders (the payment is the
+    customer's), no amount on a case that also asks for other merchants' lines.
+(2) on an order shared with other merchants, only the entries that name one of its own lines
+    and none of the others' (fail closed: any value equal to another merchant's line id hides
+    the entry).
+(3) a case asking for one of its lines: its own lines only, no amount when others' are in it.
+(4) every line of the case is its own (else ``case.not_your_lines``), and the case is not held
+    for manual review (held cases are the agents' to decide).
+(5) until money went back for the case (极速退款): ``case.already_refunded``.
+(6) once, after completion.
+
+``system`` is refundry acting on its own (the review rules, the timers, the carrier's tracking
+events); it never comes from a token. A role outside the table sees nothing and may do nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, exists, select
+
+from refundry.domain.case import CaseState, can
+from refundry.services.errors import Forbidden, NotFound
+from refundry.store.tables import order_lines, orders
+
+__all__ = [
+    "Actor",
+    "Area",
+    "CaseAction",
+    "audit_entry_filter",
+    "case_actions_for",
+    "case_list_scope",
+    "check_case_opening",
+    "may_see_case",
+    "may_see_order",
+    "order_not_found",
+    "require",
+    "require_case_action",
+    "require_case_actor",
+    "require_role",
+    "sees_only_own_lines",
+    "sees_risk",
+    "sees_tenders",
+    "visible_order",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: ``role`` is customer | merchant | agent | admin | system."""
+
+    role: str
+    id: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.role}:{self.id}"
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in ("agent", "admin", "system")
+
+
+# The people at the service desk: they see every order and case (system sees cases only).
+_DESK = ("agent", "admin")
+
+# What a whole role may or may not do, whatever the object: the table's rows without a
+# per-object answer. Object rules (own orders, own lines) are the functions below.
+Area = Literal[
+    "order.ingest",
+    "order.preview_refund",
+    "case.open",
+    "customer.assets",
+    "identity.request_code",
+    "agent.queue",
+    "customer.suspension",
+    "metrics.read",
+    "token.revoke",
+]
+_ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
+    "order.ingest": ("admin",),  # the shop's back end holds an admin token
+    "order.preview_refund": ("customer", "agent", "admin"),
+    "case.open": ("customer", "agent", "admin"),
+    "customer.assets": ("customer",),  # /me: read for the token's subject only
+    "identity.request_code": ("customer",),
+    "agent.queue": _DESK,
+    "customer.suspension": _DESK,
+    "metrics.read": ("admin",),  # business figures (refund rates per merchant)
+    "token.revoke": ("admin",),
+}
+
+
+def require(actor: Actor, area: Area) -> None:
+    """``auth.forbidden`` unless the actor's role reaches ``area``."""
+    require_role(actor, *_ROLES_FOR[area])
+
+
+def require_role(actor: Actor, *roles: str) -> None:
+    if actor.role not in roles:
+        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")
+
+
+# -- orders ----------------------------------------------------------------------------------
+
+
+def order_not_found(order_id: str) -> NotFound:
+    return NotFound(f"no order {order_id!r}", code="order.not_found")
+
+
+def may_see_order(actor: Actor, *, customer_id: str, merchant_ids: Collection[str]) -> bool:
+    """The order of ``customer_id`` whose lines are the merchants' ``merchant_ids``."""
+    if actor.role in _DESK:
+        return True
+    if actor.role == "customer":
+        return customer_id == actor.id
+    if actor.role == "merchant":
+        return actor.id in merchant_ids
+    return False
+
+
+def visible_order(conn: Connection, order_id: str, actor: Actor) -> Any:
+    """The order's row if ``actor`` may see it, else ``order.not_found``."""
+    row = conn.execute(select(orders).where(orders.c.id == order_id)).first()
+    if row is None:
+        raise order_not_found(order_id)
+    merchants: Collection[str] = ()
+    if actor.role == "merchant":
+        mine = exists().where(
+            order_lines.c.order_id == order_id, order_lines.c.merchant_id == actor.id
+        )
+        merchants = (actor.id,) if conn.execute(select(mine)).scalar() else ()
+    if not may_see_order(actor, customer_id=row.customer_id, merchant_ids=merchants):
+        raise order_not_found(order_id)
+    return row
+
+
+def sees_tenders(actor: Actor) -> bool:
+    """A merchant sees no tenders: how the customer paid is not the merchant's."""
+    return actor.role != "merchant"
+
+
+# -- cases -----------------------------------------------------------------------------------
+
+
+def may_see_case(row: Any, actor: Actor) -> bool:
+    """``row`` is a row of the cases table (``customer_id``, ``merchant_ids``)."""
+    if actor.is_staff:
+        return True
+    if actor.role == "customer":
+        return bool(row.customer_id == actor.id)
+    if actor.role == "merchant":
+        return actor.id in json.loads(row.merchant_ids)
+    return False
+
+
+def case_list_scope(actor: Actor) -> Literal["own", "own_lines", "all", "none"]:
+    """Which cases a list may hold for ``actor``, for the store to narrow its query by:
+    ``own`` the customer's, ``own_lines`` those asking for the merchant's lines, ``none``
+    for a role that lists nothing (system acts on cases by id, it does not browse them)."""
+    if actor.role == "customer":
+        return "own"
+    if actor.role == "merchant":
+        return "own_lines"
+    return "all" if actor.role in _DESK else "none"
+
+
+def sees_only_own_lines(row: Any, actor: Actor) -> bool:
+    """A merchant on a case that also asks for other merchants' lines: it sees its own lines
+    only, and no total (the total would tell the others' amounts)."""
+    return actor.role == "merchant" and json.loads(row.merchant_ids) != [actor.id]
+
+
+def sees_risk(actor: Actor) -> bool:
+    """The risk decision and its reasons are for the desk only."""
+    return actor.role in _DESK
+
+
+def check_case_opening(actor: Actor, *, order_id: str, customer_id: str | None) -> str:
+    """May ``actor`` open a case on the order of ``customer_id`` (None: no such order)?
+    Returns the customer the case is for."""
+    if customer_id is None or (actor.role == "customer" and customer_id != actor.id):
+        raise order_not_found(order_id)
+    if actor.role not in ("customer", *_DESK):
+        raise Forbidden("only the customer or an agent opens a case", code="auth.forbidden")
+    return customer_id
+
+
+def require_case_actor(row: Any, actor: Actor, *roles: str) -> None:
+    """``actor`` must have one of ``roles`` (an admin may do what an agent may); a merchant
+    acts only on a case whose lines are all its own."""
+    if actor.role not in roles and not (actor.role == "admin" and "agent" in roles):
+        raise Forbidden(f"a {actor.role} cannot do this", code="auth.forbidden")
+    if actor.role == "merchant" and json.loads(row.merchant_ids) != [actor.id]:
+        raise Forbidden(
+            "this case asks for lines of other merchants too", code="case.not_your_lines"
+        )
+
+
+# Who may take each action on a case they see; require_case_actor adds the merchant's
+# own-lines rule, require_case_action the agents' hold on a case under manual review.
+CaseAction = Literal["approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "rate"]
+_CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
+    "approve": ("agent", "merchant"),
+    "reject": ("agent", "merchant"),
+    "cancel": ("customer", "agent"),
+    "ship": ("customer", "agent", "system"),  # system: refundry on the carrier's tracking
+    "receive": ("merchant", "agent"),
+    "inspect": ("merchant", "agent"),
+    "resolve": ("agent",),
+    "rate": ("customer",),
+}
+
+
+def require_case_action(row: Any, actor: Actor, action: CaseAction) -> None:
+    """``auth.forbidden`` (or ``case.not_your_lines``) unless ``actor``, who sees the case,
+    may take ``action`` on it; the state machine answers separately whether it may be taken
+    now."""
+    require_case_actor(row, actor, *_CASE_ROLES[action])
+    if action in ("approve", "reject") and row.state == CaseState.NEEDS_MANUAL_REVIEW:
+        require_case_actor(row, actor, "agent")  # held cases are the agents' to decide
+
+
+def case_actions_for(row: Any, actor: Actor) -> list[str]:
+    """What ``actor`` may do to the case now: the transition table and the role rules the
+    case services enforce (services/case_actions.py), for every front end to show."""
+    state = CaseState(row.state)
+    desk = actor.role in _DESK
+    customer = actor.role == "customer" and row.customer_id == actor.id
+    own_lines = actor.role == "merchant" and json.loads(row.merchant_ids) == [actor.id]
+    held = state == CaseState.NEEDS_MANUAL_REVIEW  # held cases are the agents' to decide
+    checks = [
+        ("approve", can(state, "approve") and (desk or (own_lines and not held))),
+        ("reject", can(state, "reject") and (desk or (own_lines and not held))),
+        ("cancel", can(state, "cancel") and not row.refund_id and (customer or desk)),
+        ("ship", can(state, "ship") and (customer or desk)),
+        ("receive", can(state, "receive") and (desk or own_lines)),
+        ("inspect", can(state, "inspect") and (desk or own_lines)),
+        ("resolve", can(state, "resolve") and desk),
+        ("rate", state == CaseState.COMPLETED and row.rating is None and customer),
+    ]
+    return [action for action, ok in checks if ok]
+
+
+# -- audit entries ---------------------------------------------------------------------------
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, keys included (tender and line ids can be keys)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def audit_entry_filter(
+    actor: Actor, line_owners: Mapping[str, str]
+) -> Callable[[Any], bool] | None:
+    """Which audit entries of an order ``actor`` sees, given the merchant of each of the
+    order's lines: a predicate on an entry's data, or None when it sees them all."""
+    if actor.role != "merchant":
+        return None
+    own = {line for line, owner in line_owners.items() if owner == actor.id}
+    others = {line for line, owner in line_owners.items() if owner != actor.id}
+    if not others:
+        return None
+    own_only = own - others
+
+    def visible(data: Any) -> bool:
+        seen = set(_strings(data))
+        return not (seen & others) and bool(seen & own_only)
+
+    return visible

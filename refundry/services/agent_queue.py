@@ -1,0 +1,119 @@
+"""The agents' work queue: the cases that wait for a person.
+
+A case is in the queue while it waits for a person: ``under_review`` (no rule decided),
+``needs_manual_review`` (risk, or a plan whose deductions exceed its amount),
+``refund_failed`` (the gateway refused: retry or move the money to the wallet), and any case
+with a debt left to recover (极速退款 paid for goods the inspection refused:
+``rejected_after_inspection``, or ``refunding``/``refunded``/``completed`` after a partial
+inspection). Each item carries the risk decision with its reasons and the review explanation
+stored on the case. Oldest first (by the time the case entered its state), with an opaque
+cursor. The desk only (services/access.py, area ``agent.queue``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select
+
+from refundry.services import access
+from refundry.services.access import Actor
+from refundry.services.reads import Amount, decode_time_cursor, encode_cursor
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import cases, orders, refund_tenders
+
+__all__ = ["Queue", "QueueItem", "agent_queue"]
+
+_WAITING = ("under_review", "needs_manual_review", "refund_failed")
+_WHY = {
+    "under_review": "no review rule decided: an agent approves or rejects",
+    "needs_manual_review": "held for manual review: resolve with a waiver or a wallet debit",
+    "refund_failed": "the gateway refused the refund: retry, or move the money to the wallet",
+}
+_DEBT = "an express refund paid for goods the inspection refused: recover the debt"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    case_id: str
+    order_id: str
+    customer_id: str
+    state: str
+    state_since: datetime
+    kind: str  # refund_only | return_and_refund
+    reason: str
+    amount: Amount  # the plan's total when the case was opened
+    debt: Amount  # what an express refund paid for goods the inspection refused
+    why: str  # why the case waits for an agent
+    risk: dict[str, Any] | None  # the risk decision and its reasons (cases.risk)
+    review: dict[str, Any] | None  # the review rule and its explanation (cases.review)
+    inspection: dict[str, Any] | None
+    failure_codes: tuple[str, ...]  # the gateway's codes, for refund_failed
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    items: tuple[QueueItem, ...]
+    next_cursor: str | None
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    return json.loads(text) if text else None
+
+
+def agent_queue(
+    engine: Engine, actor: Actor, *, limit: int = 20, cursor: str | None = None
+) -> Queue:
+    """Cases waiting for an agent, with their risk and review explanations."""
+    access.require(actor, "agent.queue")
+    c = cases.c
+    query = (
+        select(cases, orders.c.currency)
+        .join(orders, orders.c.id == c.order_id)
+        .where(or_(c.state.in_(_WAITING), c.debt > 0))
+    )
+    if cursor is not None:
+        after, case_id = decode_time_cursor(cursor)
+        query = query.where(
+            or_(c.state_since > after, and_(c.state_since == after, c.id > case_id))
+        )
+    with UnitOfWork(engine, readonly=True) as uow:
+        rows = uow.conn.execute(query.order_by(c.state_since, c.id).limit(limit + 1)).all()
+        failed = [r.refund_id for r in rows if r.state == "refund_failed" and r.refund_id]
+        codes: dict[str, list[str]] = {}
+        for refund_id, code in uow.conn.execute(
+            select(refund_tenders.c.refund_id, refund_tenders.c.failure_code)
+            .where(refund_tenders.c.refund_id.in_(failed), refund_tenders.c.status == "failed")
+            .order_by(refund_tenders.c.tender_id)
+        ):
+            codes.setdefault(refund_id, []).append(str(code))
+    page = rows[:limit]
+    return Queue(
+        items=tuple(
+            QueueItem(
+                case_id=r.id,
+                order_id=r.order_id,
+                customer_id=r.customer_id,
+                state=r.state,
+                state_since=r.state_since,
+                kind=r.kind,
+                reason=r.reason,
+                amount=Amount(amount=int(r.amount), currency=r.currency),
+                debt=Amount(amount=int(r.debt), currency=r.currency),
+                why=_WHY.get(r.state, _DEBT),
+                risk=_json(r.risk),
+                review=_json(r.review),
+                inspection=_json(r.inspection),
+                failure_codes=tuple(codes.get(r.refund_id, [])) if r.refund_id else (),
+            )
+            for r in page
+        ),
+        next_cursor=(
+            encode_cursor(page[-1].state_since.isoformat(), page[-1].id)
+            if len(rows) > limit
+            else None
+        ),
+    )

@@ -1,0 +1,194 @@
+"""The one typed settings object every front end is built from (``refundry.bootstrap``).
+
+Where a value comes from, the later wins: the defaults below, an optional TOML file
+(``REFUNDRY_CONFIG`` or ``--config``), the environment (``REFUNDRY_<NAME>``, e.g.
+``REFUNDRY_GATEWAY_API_KEY``), then the command line's flags. docs/configuration.md lists every
+setting; a value that does not parse is a :class:`SettingsError` whose message names the setting
+in one line (the CLI prints it and exits 2).
+
+Adapters are chosen by name. Outside dev mode nothing falls back to a sandbox silently: each of
+gateway, carrier, sms, email and events must be named (a real implementation, or ``sandbox``
+explicitly, which logs a warning at start), and the token secret and each webhook sender's
+secret must be set (``refundry.bootstrap.check_production``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from refundry.domain.errors import RefundryError
+
+__all__ = ["DEV_SECRET", "Settings", "SettingsError", "load_settings"]
+
+# Signs tokens in dev mode only; the server refuses to start with it outside dev mode.
+DEV_SECRET = "refundry-development-secret"
+
+GatewayChoice = Literal["http", "sandbox"]
+CarrierChoice = Literal["http", "sandbox"]
+SmsChoice = Literal["sandbox"]
+EmailChoice = Literal["smtp", "sandbox", "off"]
+EventsChoice = Literal["redis", "sandbox"]
+
+
+# The TOML file load_settings reads under the environment (a context variable, not a field:
+# where the settings come from is not itself a setting).
+_config_file: ContextVar[Path | None] = ContextVar("refundry_config_file", default=None)
+
+
+class SettingsError(RefundryError):
+    """A setting that is missing or does not parse; the message names it."""
+
+    code = "settings.invalid"
+
+
+class Settings(BaseSettings):
+    """Every setting of refundry, with its default (docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REFUNDRY_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    # Mode and store
+    dev: bool = False  # sandboxes and a development secret allowed; never in production
+    database_url: str | None = None  # None: sqlite:///refundry.sqlite
+    policy: Path | None = None  # policy TOML (refund + case process); None: SPEC defaults
+    policy_text: str | None = None  # the policy itself (embedding, tests); wins over policy
+
+    # Secrets
+    secret: SecretStr | None = None  # signs bearer tokens, keys one-time codes
+    token_key_id: str = "k1"  # written into each token: which secret signed it
+    previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)  # key id -> secret
+    gateway_webhook_secret: SecretStr | None = None  # the gateway's webhooks to us
+    carrier_webhook_secret: SecretStr | None = None  # the carrier's webhooks to us
+    webhook_tolerance_seconds: Annotated[int, Field(ge=1)] = 300
+
+    # Adapters (None: not named; allowed in dev mode only, where it means the sandbox)
+    gateway: GatewayChoice | None = None
+    gateway_url: str | None = None
+    gateway_api_key: SecretStr | None = None
+    carrier: CarrierChoice | None = None
+    carrier_url: str | None = None
+    carrier_api_key: SecretStr | None = None
+    sms: SmsChoice | None = None
+    email: EmailChoice | None = None
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str | None = None
+    events: EventsChoice | None = None
+    redis_url: str | None = None
+
+    # HTTP
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    case_rate_limit: Annotated[int, Field(ge=1)] = 10  # cases a customer may open per window
+    case_rate_window_seconds: Annotated[int, Field(ge=1)] = 3600
+    idempotency_ttl_hours: Annotated[int, Field(ge=1)] = (
+        48  # Idempotency-Key answers kept this long
+    )
+
+    # Operations
+    worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
+
+    # Logs
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("token_key_id")
+    @classmethod
+    def _key_id(cls, value: str) -> str:
+        if not value or not value.isascii() or not value.replace("-", "").isalnum():
+            raise ValueError("letters, digits and '-' only")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags over the environment over the TOML file; no .env or secrets directory
+        path = _config_file.get()
+        if path is None:
+            return init_settings, env_settings
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
+
+    def token_secrets(self) -> dict[str, bytes]:
+        """Key id -> secret, the current one included: every secret a token may be signed with."""
+        keys = {kid: s.get_secret_value().encode() for kid, s in self.previous_secrets.items()}
+        keys[self.token_key_id] = self.signing_secret()
+        return keys
+
+    def signing_secret(self) -> bytes:
+        if self.secret is None:
+            return DEV_SECRET.encode()
+        return self.secret.get_secret_value().encode()
+
+    def policy_source(self) -> str | None:
+        """The policy's TOML text, or None for SPEC's defaults."""
+        if self.policy_text is not None:
+            return self.policy_text
+        if self.policy is None:
+            return None
+        try:
+            return self.policy.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(
+                f"policy: {self.policy}: cannot read ({exc.strerror})", field="policy"
+            ) from None
+
+
+def _one_line(error: ValidationError) -> SettingsError:
+    first = error.errors()[0]
+    name = ".".join(str(p) for p in first["loc"]) or "settings"
+    if first["type"] == "extra_forbidden":
+        return SettingsError(f"{name}: not a setting (docs/configuration.md)", field=name)
+    shown = first.get("input")
+    value = f" (got {shown!r})" if isinstance(shown, str | int | float) else ""
+    env = f"REFUNDRY_{name.upper()}"
+    return SettingsError(f"{name} ({env}): {first['msg']}{value}", field=name)
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None, *, config: Path | None = None
+) -> Settings:
+    """The settings from ``overrides`` (flags; ``None`` values are left out, so an unset flag
+    does not hide the environment), the environment, then the TOML file ``config`` (default
+    ``$REFUNDRY_CONFIG``), the earlier winning."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if config is None and os.environ.get("REFUNDRY_CONFIG"):
+        config = Path(os.environ["REFUNDRY_CONFIG"])
+    if config is not None:
+        try:
+            tomllib.loads(config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(
+                f"config: {config}: cannot read ({exc.strerror})", field="config"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(
+                f"config: {config}: not valid TOML: {exc}", field="config"
+            ) from None
+    token = _config_file.set(config)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise _one_line(exc) from None
+    finally:
+        _config_file.reset(token)

@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from refundry.demo import worked_examples as ex
 from refundry.cli import app
+from refundry.demo import worked_examples as ex
 from refundry.store.engine import make_engine
 from refundry.store.tables import customers, order_lines, orders
 

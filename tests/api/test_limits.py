@@ -27,10 +27,10 @@ import pytest
 from sqlalchemy import Engine
 from starlette.types import Message, Receive, Scope, Send
 
-from refundry.demo import worked_examples as ex
 from refundry.api.auth import issue_token
 from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.limits import MAX_HEADER_BYTES, MAX_HEADERS, RequestLimits
+from refundry.demo import worked_examples as ex
 from refundry.store.engine import make_engine
 from tests.api.conftest import db_snapshot, snapshot_diff
 from tests.api.test_real_server import SECRET, _start

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from refundry.adapters.clock import utc_now
 from refundry.api import routes
@@ -24,7 +23,6 @@ from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.limits import RequestLimits
 from refundry.api.problems import (
     http_error,
-    problem,
     refundry_error,
     server_error,
     validation_error,
@@ -37,25 +35,6 @@ from refundry.services.tokens import RevocationList
 from refundry.settings import Settings, load_settings
 
 __all__ = ["create_app"]
-
-
-class BodyLimit:
-    """Refuses bodies larger than the limit with 413 before the route reads them."""
-
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                response = problem(
-                    413, "request.too_large", f"the body is larger than {self.limit} bytes"
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def create_app(

@@ -56,9 +56,9 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from refundry.domain.policy import Policy
-from refundry.services.apply import apply_refund, preview_refund
-from refundry.services.ingest import ingest_order
-from refundry.services.memo import forget_all
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.apply import apply_refund, preview_refund
+from refundry.services.refunds.memo import forget_all
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade

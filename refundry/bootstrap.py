@@ -25,7 +25,8 @@ from refundry.domain.errors import RefundryError
 from refundry.domain.policy import Policy, policy_from_toml
 from refundry.domain.process_policy import ProcessPolicy, process_policy_from_toml
 from refundry.notifications.channels import ChannelNotifier
-from refundry.services.case_open import CaseDesk
+from refundry.services.cases.opening import CaseDesk
+from refundry.services.outbox.relay import Relay
 from refundry.services.ports import (
     EmailSender,
     EventPublisher,
@@ -33,7 +34,6 @@ from refundry.services.ports import (
     PaymentGateway,
     SmsSender,
 )
-from refundry.services.relay import Relay
 from refundry.settings import DEV_SECRET, Settings
 from refundry.store.engine import database_url, make_engine
 

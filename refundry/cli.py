@@ -148,7 +148,7 @@ def import_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from refundry.services.bulk_import import import_lines
+    from refundry.services.orders.bulk_import import import_lines
     from refundry.store.engine import make_engine
 
     try:
@@ -199,7 +199,7 @@ def _load_policy(path: Path | None) -> Any:
 @audit_app.command("verify")
 def audit_verify(url: UrlOption = None) -> None:
     """Check the audit log's hash chain; name the first entry that does not verify."""
-    from refundry.services.audit import verify_chain
+    from refundry.services.audit.chain import verify_chain
     from refundry.services.uow import UnitOfWork
     from refundry.store.engine import make_engine
 

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from refundry.services.case_open import CaseDesk
-from refundry.services.heartbeats import beat
-from refundry.services.housekeeping import sweep_api_keys
-from refundry.services.relay import Relay
-from refundry.services.timers import TimerReport, run_timers
+from refundry.services.cases.opening import CaseDesk
+from refundry.services.cases.timers import TimerReport, run_timers
+from refundry.services.operations.heartbeats import beat
+from refundry.services.operations.housekeeping import sweep_api_keys
+from refundry.services.outbox.relay import Relay
 
 __all__ = ["Worker"]
 

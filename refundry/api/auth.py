@@ -20,7 +20,7 @@ from typing import Any
 
 from refundry.domain.errors import RefundryError
 from refundry.domain.reader import ID_LENGTH, text_problem
-from refundry.services.cases import Actor
+from refundry.services.cases.process import Actor
 
 __all__ = ["ROLES", "Unauthorized", "issue_token", "read_token", "token_claims"]
 

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from refundry.api.auth import Unauthorized, read_token
 from refundry.bootstrap import Runtime
 from refundry.services.access import require_role as require_roles  # access decides, not routes
-from refundry.services.case_open import CaseDesk
-from refundry.services.cases import Actor
+from refundry.services.cases.opening import CaseDesk
+from refundry.services.cases.process import Actor
 from refundry.services.ports import PaymentGateway, SmsSender
 from refundry.services.tokens import RevocationList
 from refundry.settings import Settings

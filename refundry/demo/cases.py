@@ -27,16 +27,16 @@ from refundry.adapters.sms import SandboxSms
 from refundry.bootstrap import build
 from refundry.notifications import render
 from refundry.render import format_minor
-from refundry.services.audit import verify_chain
-from refundry.services.case_actions import approve, inspect, receive
-from refundry.services.case_open import open_case
-from refundry.services.cases import Actor
+from refundry.services.audit.chain import verify_chain
+from refundry.services.cases.actions import approve, inspect, receive
+from refundry.services.cases.opening import open_case
+from refundry.services.cases.process import Actor
+from refundry.services.cases.shipments import handle_tracking_event
+from refundry.services.cases.timers import run_timers
+from refundry.services.customers.identity import request_code
 from refundry.services.errors import Unprocessable
-from refundry.services.gateway_events import handle_gateway_event
-from refundry.services.identity import request_code
-from refundry.services.ingest import ingest_order
-from refundry.services.shipments import handle_tracking_event
-from refundry.services.timers import run_timers
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.gateway_events import handle_gateway_event
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.migrate import upgrade

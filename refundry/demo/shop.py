@@ -24,13 +24,13 @@ from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.bootstrap import build
 from refundry.domain.policy import Policy
 from refundry.render import format_minor
-from refundry.services.apply import ApplyResult, apply_refund, preview_refund
-from refundry.services.audit import verify_chain
-from refundry.services.failed_refunds import refund_to_wallet
-from refundry.services.gateway_events import handle_gateway_event
-from refundry.services.ingest import ingest_order
-from refundry.services.ledger import balance
-from refundry.services.relay import Relay
+from refundry.services.audit.chain import verify_chain
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.outbox.relay import Relay
+from refundry.services.refunds.apply import ApplyResult, apply_refund, preview_refund
+from refundry.services.refunds.failed_refunds import refund_to_wallet
+from refundry.services.refunds.gateway_events import handle_gateway_event
+from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store import tables as t

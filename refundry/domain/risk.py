@@ -3,7 +3,7 @@
 Every rule that matches is kept as a reason, worded with the customer's actual value
 ("refund_count_30d = 9 ≥ 8: 8 or more refunds in 30 days"), so the decision can be explained
 on the case. The decision is the most severe among the matched rules; with none, ``approve``.
-Pure: the features are computed by ``refundry.services.risk`` from the store.
+Pure: the features are computed by ``refundry.services.customers.risk`` from the store.
 """
 
 from __future__ import annotations

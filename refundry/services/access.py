@@ -261,7 +261,7 @@ def require_case_action(row: Any, actor: Actor, action: CaseAction) -> None:
 
 def case_actions_for(row: Any, actor: Actor) -> list[str]:
     """What ``actor`` may do to the case now: the transition table and the role rules the
-    case services enforce (services/case_actions.py), for every front end to show."""
+    case services enforce (services/cases/actions.py), for every front end to show."""
     state = CaseState(row.state)
     desk = actor.role in _DESK
     customer = actor.role == "customer" and row.customer_id == actor.id

@@ -4,8 +4,8 @@ A key is claimed by inserting its row ``in_flight`` (the table's primary key mak
 race-free across processes), then finished with the answer to replay, or dropped when the
 answer was a server error so that the same key may be retried. A key older than its time to
 live is dropped when it comes again (``refundry worker`` sweeps the others:
-services/housekeeping.py). The HTTP side — reading the header, replaying the bytes — is the
-API's middleware (refundry/api/idempotency.py).
+services/operations/housekeeping.py). The HTTP side — reading the header, replaying the
+bytes — is the API's middleware (refundry/api/idempotency.py).
 """
 
 from __future__ import annotations

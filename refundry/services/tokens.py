@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from refundry.services.audit import AuditTrail
+from refundry.services.audit.chain import AuditTrail
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import revoked_tokens
 

@@ -33,10 +33,10 @@ from refundry.adapters.inbox import InboxNotifier
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
-from refundry.services.case_open import open_case
-from refundry.services.cases import Actor
-from refundry.services.heartbeats import beat
-from refundry.services.ingest import ingest_order
+from refundry.services.cases.opening import open_case
+from refundry.services.cases.process import Actor
+from refundry.services.operations.heartbeats import beat
+from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts, inbox_messages

@@ -128,7 +128,7 @@ def test_the_check_sees_every_way_of_importing_the_store(source: str) -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        "from refundry.services.order_views import read_order",
+        "from refundry.services.orders.views import read_order",
         "from refundry.services import store_free",  # a name that merely starts alike
         "from . import deps",
         "import refundry.storefront",

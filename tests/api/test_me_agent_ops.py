@@ -46,13 +46,13 @@ from refundry.api.serve import serve_command, token_command
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
-from refundry.services.case_actions import approve
-from refundry.services.case_open import CaseDesk, open_case
-from refundry.services.cases import Actor, load_case
+from refundry.services.cases.actions import approve
+from refundry.services.cases.opening import CaseDesk, open_case
+from refundry.services.cases.process import Actor, load_case
+from refundry.services.cases.shipments import record_booking
 from refundry.services.errors import Forbidden
-from refundry.services.ingest import ingest_order
-from refundry.services.relay import Relay
-from refundry.services.shipments import record_booking
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.outbox.relay import Relay
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.engine import make_engine

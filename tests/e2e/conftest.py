@@ -44,15 +44,15 @@ from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
 from refundry.notifications.channels import ChannelNotifier
-from refundry.services.audit import verify_chain
-from refundry.services.case_open import CaseDesk
-from refundry.services.cases import Actor, load_case
-from refundry.services.gateway_events import handle_gateway_event
-from refundry.services.ingest import ingest_order
-from refundry.services.ledger import balance
-from refundry.services.relay import Relay
-from refundry.services.shipments import handle_tracking_event
-from refundry.services.timers import run_timers
+from refundry.services.audit.chain import verify_chain
+from refundry.services.cases.opening import CaseDesk
+from refundry.services.cases.process import Actor, load_case
+from refundry.services.cases.shipments import handle_tracking_event
+from refundry.services.cases.timers import run_timers
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.outbox.relay import Relay
+from refundry.services.refunds.gateway_events import handle_gateway_event
+from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     campaign_rewards,

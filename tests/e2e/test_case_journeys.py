@@ -25,15 +25,15 @@ from sqlalchemy import select
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import MERCHANT_FAULT_REASONS, REASONS
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy, RiskRule
-from refundry.services.case_actions import approve, cancel, inspect, receive, ship
-from refundry.services.case_open import OpenedCase, open_case
-from refundry.services.cases import Actor
+from refundry.services.cases.actions import approve, cancel, inspect, receive, ship
+from refundry.services.cases.opening import OpenedCase, open_case
+from refundry.services.cases.process import Actor
+from refundry.services.cases.shipments import handle_tracking_event
+from refundry.services.customers.identity import request_code
+from refundry.services.customers.risk import active_restrictions, lift_suspension
 from refundry.services.errors import Conflict, Forbidden, Unprocessable
-from refundry.services.failed_refunds import refund_to_wallet, retry_failed_refund
-from refundry.services.identity import request_code
-from refundry.services.ledger import balance
-from refundry.services.risk import active_restrictions, lift_suspension
-from refundry.services.shipments import handle_tracking_event
+from refundry.services.refunds.failed_refunds import refund_to_wallet, retry_failed_refund
+from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     audit_log,

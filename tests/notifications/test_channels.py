@@ -19,8 +19,8 @@ from refundry.adapters.inbox import InboxNotifier
 from refundry.adapters.sms import SandboxSms
 from refundry.notifications.channels import ChannelNotifier, DeliveryFailed
 from refundry.notifications.templates import UnknownTemplate
-from refundry.services.outbox import enqueue
-from refundry.services.relay import Relay
+from refundry.services.outbox.messages import enqueue
+from refundry.services.outbox.relay import Relay
 from refundry.store.tables import (
     customer_contacts,
     customers,

@@ -20,8 +20,8 @@ from refundry.adapters.gateway_http import HttpGateway
 from refundry.adapters.inbox import InboxNotifier
 from refundry.domain.policy import Policy
 from refundry.services import faults
-from refundry.services.apply import apply_refund
-from refundry.services.relay import Relay
+from refundry.services.outbox.relay import Relay
+from refundry.services.refunds.apply import apply_refund
 from refundry.store.engine import make_engine
 
 

@@ -11,7 +11,7 @@ the outcome on the results queue. An outcome is a plain dict:
 
 A job (a picklable dict) names the database, the order, the request, the previewed plan hash,
 this racer's idempotency key, the time and whether the test-only naive apply is switched on
-(``refundry.services.apply.use_naive_apply``, a test-only switch the harness sets).
+(``refundry.services.refunds.apply.use_naive_apply``, a test-only switch the harness sets).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from sqlalchemy import Engine
 
 from refundry.domain.errors import RefundryError
 from refundry.domain.policy import Policy
-from refundry.services.apply import apply_refund, use_naive_apply
 from refundry.services.errors import Conflict
+from refundry.services.refunds.apply import apply_refund, use_naive_apply
 from refundry.store.engine import make_engine
 
 __all__ = ["BARRIER_TIMEOUT", "attempt", "race", "serve"]

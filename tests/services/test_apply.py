@@ -11,11 +11,11 @@ from sqlalchemy import Engine, func, select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.apply import apply_refund, preview_refund
-from refundry.services.audit import verify_chain
+from refundry.services.audit.chain import verify_chain
 from refundry.services.errors import PlanStale, Unprocessable
-from refundry.services.ingest import ingest_order
-from refundry.services.ledger import balance
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.apply import apply_refund, preview_refund
+from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     campaign_rewards,

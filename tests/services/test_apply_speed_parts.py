@@ -12,12 +12,12 @@ from sqlalchemy import Engine, select
 from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import dumps_plan, dumps_plan_compact
 from refundry.domain.policy import Policy
-from refundry.services import apply as apply_service
-from refundry.services import state
-from refundry.services.apply import preview_refund
-from refundry.services.ledger import balance, move_accounts
-from refundry.services.memo import forget_all
-from refundry.services.state import load_plan_inputs
+from refundry.services.refunds import apply as apply_service
+from refundry.services.refunds import state
+from refundry.services.refunds.apply import preview_refund
+from refundry.services.refunds.ledger import balance, move_accounts
+from refundry.services.refunds.memo import forget_all
+from refundry.services.refunds.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.tables import audit_log, entitlements, ledger_postings, refunds

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from refundry.demo import worked_examples as ex
-from refundry.services.apply import _add_tenders_stmt, _take_units_stmt
-from refundry.services.state import load_plan_inputs
+from refundry.services.refunds.apply import _add_tenders_stmt, _take_units_stmt
+from refundry.services.refunds.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import order_lines, order_tenders
 from tests.services.test_apply import POLICY, apply, ingest

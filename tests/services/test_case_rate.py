@@ -16,10 +16,10 @@ from sqlalchemy import Engine, func, select
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import IdentityPolicy, ProcessPolicy
-from refundry.services.case_open import CaseDesk, CaseRate, check_case_rate, open_case
-from refundry.services.cases import Actor
+from refundry.services.cases.opening import CaseDesk, CaseRate, check_case_rate, open_case
+from refundry.services.cases.process import Actor
 from refundry.services.errors import RateLimited
-from refundry.services.ingest import ingest_order
+from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases
 

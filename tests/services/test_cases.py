@@ -17,8 +17,8 @@ from refundry.demo import worked_examples as ex
 from refundry.domain.case import IllegalTransition
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
-from refundry.services.audit import verify_chain
-from refundry.services.case_actions import (
+from refundry.services.audit.chain import verify_chain
+from refundry.services.cases.actions import (
     approve,
     cancel,
     inspect,
@@ -28,14 +28,14 @@ from refundry.services.case_actions import (
     resolve_manual_review,
     ship,
 )
-from refundry.services.case_open import CaseDesk, open_case
-from refundry.services.cases import Actor, load_case
+from refundry.services.cases.opening import CaseDesk, open_case
+from refundry.services.cases.process import Actor, load_case
+from refundry.services.cases.timers import run_timers
 from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessable
-from refundry.services.gateway_events import handle_gateway_event
-from refundry.services.ingest import ingest_order
-from refundry.services.ledger import balance
-from refundry.services.relay import Relay
-from refundry.services.timers import run_timers
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.outbox.relay import Relay
+from refundry.services.refunds.gateway_events import handle_gateway_event
+from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import case_events, inbox_messages, order_lines
 

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from refundry.adapters.gateway_http_sandbox import SandboxHttpServer, serve_sandbox_http
 from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.domain.policy import Policy
-from refundry.services.apply import preview_refund
-from refundry.services.audit import verify_chain
+from refundry.services.audit.chain import verify_chain
 from refundry.services.faults import FAULT_POINTS
-from refundry.services.ingest import ingest_order
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.apply import preview_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store import tables as t
 from refundry.store.engine import make_engine
@@ -104,7 +104,7 @@ def fresh_db(tmp: Path, name: str, pg_url: str | None = None) -> str:
 def script_for(tmp: Path, pg_url: str | None) -> Path:
     """Preview both refunds on a scratch database (applying the first in between) so the
     workers apply exactly these plans."""
-    from refundry.services.apply import apply_refund
+    from refundry.services.refunds.apply import apply_refund
 
     url = fresh_db(tmp, "planning", pg_url)
     engine = make_engine(url)

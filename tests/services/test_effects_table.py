@@ -10,7 +10,7 @@ import pytest
 
 from refundry.domain.json_io import plan_from_json
 from refundry.domain.plan_types import EffectKind
-from refundry.services import effects
+from refundry.services.refunds import effects
 from tests.domain.test_scenarios import SCENARIOS
 
 
@@ -57,7 +57,7 @@ def test_an_unknown_outbox_topic_is_refused_when_written_and_parked_when_read(
 
     from refundry.adapters.clock import ManualClock
     from refundry.bootstrap import build
-    from refundry.services.outbox import enqueue
+    from refundry.services.outbox.messages import enqueue
     from refundry.services.uow import UnitOfWork
     from refundry.settings import Settings
     from refundry.store.tables import outbox

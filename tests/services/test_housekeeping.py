@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from refundry.services.housekeeping import API_KEY_TTL, sweep_api_keys
+from refundry.services.operations.housekeeping import API_KEY_TTL, sweep_api_keys
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import api_idempotency
 

@@ -17,9 +17,9 @@ from refundry.adapters.sms import SandboxSms, SentSms
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import IdentityPolicy
+from refundry.services.customers.identity import request_code, verify_code
 from refundry.services.errors import Conflict, Unprocessable
-from refundry.services.identity import request_code, verify_code
-from refundry.services.ingest import ingest_order
+from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log, customer_contacts, metadata, otp_codes, otp_locks
 

@@ -10,9 +10,9 @@ external card (gateway outbox) and the wallet, and takes back points and growth 
 postings), so a double refund shows in the outbox, the tenders and the ledgers.
 
 ``violations()`` is the race's whole check. With the locking on it must find nothing; with the
-test-only naive apply (``refundry.services.apply.use_naive_apply``: read, then write absolute
-values without lock or guard) it must find the over-refund, which proves the check can catch
-the bug.
+test-only naive apply (``refundry.services.refunds.apply.use_naive_apply``: read, then write
+absolute values without lock or guard) it must find the over-refund, which proves the check
+can catch the bug.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from sqlalchemy import Engine, func, select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.apply import preview_refund, use_naive_apply
-from refundry.services.audit import verify_chain
-from refundry.services.ingest import ingest_order
+from refundry.services.audit.chain import verify_chain
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.apply import preview_refund, use_naive_apply
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.tables import (

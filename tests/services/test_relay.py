@@ -14,14 +14,14 @@ from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.adapters.inbox import InboxNotifier
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.apply import apply_refund, preview_refund
-from refundry.services.audit import verify_chain
+from refundry.services.audit.chain import verify_chain
 from refundry.services.errors import Conflict
-from refundry.services.failed_refunds import refund_to_wallet, retry_failed_refund
-from refundry.services.gateway_events import handle_gateway_event
-from refundry.services.ingest import ingest_order
-from refundry.services.ledger import balance
-from refundry.services.relay import Relay
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.outbox.relay import Relay
+from refundry.services.refunds.apply import apply_refund, preview_refund
+from refundry.services.refunds.failed_refunds import refund_to_wallet, retry_failed_refund
+from refundry.services.refunds.gateway_events import handle_gateway_event
+from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, inbox_messages, outbox, refund_tenders, refunds
 

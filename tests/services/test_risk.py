@@ -14,11 +14,8 @@ from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy, RiskRule
 from refundry.domain.risk import RiskDecision, RiskFeatures, RuleMatch
 from refundry.notifications import render
-from refundry.services.apply import apply_refund, preview_refund
-from refundry.services.audit import AuditTrail, verify_chain
-from refundry.services.errors import Conflict, NotFound
-from refundry.services.ingest import ingest_order
-from refundry.services.risk import (
+from refundry.services.audit.chain import AuditTrail, verify_chain
+from refundry.services.customers.risk import (
     active_restrictions,
     assess_customer,
     lift_suspension,
@@ -26,6 +23,9 @@ from refundry.services.risk import (
     risk_features,
     risk_flags_for_plan,
 )
+from refundry.services.errors import Conflict, NotFound
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log, cases, outbox, refunds, risk_restrictions
 

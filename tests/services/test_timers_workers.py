@@ -12,10 +12,10 @@ from refundry.cli import app
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
-from refundry.services.case_open import CaseDesk, open_case
-from refundry.services.cases import Actor
-from refundry.services.ingest import ingest_order
-from refundry.services.timers import TimerReport, run_timers
+from refundry.services.cases.opening import CaseDesk, open_case
+from refundry.services.cases.process import Actor
+from refundry.services.cases.timers import TimerReport, run_timers
+from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.tables import case_events, cases

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.ingest import ingest_order
+from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
 from refundry.store.migrate import alembic_config, upgrade

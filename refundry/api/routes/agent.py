@@ -1,5 +1,5 @@
 """The agents' work queue: ``GET /v1/agent/queue`` (agent and admin tokens), read by
-services/agent_queue.py.
+services/cases/queue.py.
 
 A case is in the queue while it waits for a person: ``under_review`` (no rule decided),
 ``needs_manual_review`` (risk, or a plan whose deductions exceed its amount),
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.routes.me import Amount, Cursor, Limit
 from refundry.api.schemas_cases import problems
-from refundry.services.agent_queue import agent_queue
+from refundry.services.cases.queue import agent_queue
 
 __all__ = ["router"]
 

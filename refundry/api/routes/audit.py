@@ -7,7 +7,7 @@ and none of the others' (order totals and other merchants' lines stay hidden; fa
 entry is hidden if any of its values equals another merchant's line id). The answer
 carries the order's entries and whether the whole hash chain verifies now (``verify_chain``
 walks every entry, so an edited, deleted or reordered row anywhere shows). The rules are
-services/access.py's, the reading services/audit_views.py's.
+services/access.py's, the reading services/audit/views.py's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
 from refundry.api.schemas_cases import problems
-from refundry.services import audit_views
+from refundry.services.audit import views as audit_views
 
 __all__ = ["router"]
 

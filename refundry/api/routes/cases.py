@@ -3,7 +3,7 @@
 Object-level access is the services' (services/access.py: another customer's or merchant's
 case is ``case.not_found``); the list applies the same rule in its query. Every answer is the
 case as the caller may see it, with the actions the caller may take now
-(services/case_views.py).
+(services/cases/views.py).
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from refundry.api.schemas_cases import (
     problems,
 )
 from refundry.domain.case import CaseState
-from refundry.services import case_actions, case_views
 from refundry.services.access import Actor
-from refundry.services.case_open import CaseRate
-from refundry.services.case_submission import submit_case
-from refundry.services.case_views import CaseFilter, read_case
+from refundry.services.cases import actions as case_actions
+from refundry.services.cases import views as case_views
+from refundry.services.cases.opening import CaseRate
+from refundry.services.cases.submission import submit_case
+from refundry.services.cases.views import CaseFilter, read_case
 from refundry.services.errors import RateLimited
 
 __all__ = ["RateLimited", "router"]

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from refundry.api.deps import ContextDep
-from refundry.services.readiness import readiness
+from refundry.services.operations.readiness import readiness
 
 router = APIRouter(tags=["operations"])
 

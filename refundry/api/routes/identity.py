@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import CodeIssued, CodeRequest, problems
 from refundry.services import access
-from refundry.services.identity import request_code
+from refundry.services.customers.identity import request_code
 
 __all__ = ["router"]
 

@@ -5,7 +5,7 @@ risk restrictions in force, and the in-app inbox. Lists are newest first with an
 ``cursor`` (``next_cursor`` of the previous page). Everything is read for the token's subject
 only, so another customer's rows are never reachable: they are simply not in the lists, and
 ``POST /v1/me/inbox/{id}/read`` answers 404 for a message that is not the caller's. The reads
-are services/customer_views.py's.
+are services/customers/views.py's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import OneLine
 from refundry.api.schemas_cases import Empty, problems
-from refundry.services import customer_views
+from refundry.services.customers import views as customer_views
 from refundry.services.reads import ROW_ID_MAX
 
 __all__ = ["Amount", "Cursor", "Limit", "router"]

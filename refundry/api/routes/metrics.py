@@ -1,7 +1,7 @@
 """Operational metrics for Prometheus: ``GET /metrics``, written by prometheus-client.
 
-Business figures (services/metrics_figures.py) and the relay's health
-(services/operations_figures.py) are read from the database at each scrape by a custom
+Business figures (services/operations/metrics_figures.py) and the relay's health
+(services/operations/operations_figures.py) are read from the database at each scrape by a custom
 collector, so every process behind a load balancer answers the same figures and nothing is lost
 on restart; the HTTP figures are this process's own (each uvicorn worker counts its requests:
 sum them over instances in the query). The figures are business data (refund rates per
@@ -47,8 +47,8 @@ from prometheus_client.registry import Collector
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import problems
-from refundry.services.metrics_figures import BUCKETS, Figures, metrics_figures
-from refundry.services.operations_figures import OperationsFigures, operations_figures
+from refundry.services.operations.metrics_figures import BUCKETS, Figures, metrics_figures
+from refundry.services.operations.operations_figures import OperationsFigures, operations_figures
 
 __all__ = ["BUCKETS", "MEDIA", "business_metrics", "operations_metrics", "router"]
 

@@ -2,7 +2,7 @@
 
 Who sees an order: its customer; a merchant with lines in it (its own lines only, no tenders);
 agents and admins. Anyone else is told there is no such order (``order.not_found``). The rules
-are services/access.py's; the view is services/order_views.py's.
+are services/access.py's; the view is services/orders/views.py's.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from refundry.api.schemas_cases import (
     problems,
 )
 from refundry.services.access import Actor
-from refundry.services.order_intake import receive_order
-from refundry.services.order_views import preview_order_refund, read_order
+from refundry.services.orders.intake import receive_order
+from refundry.services.orders.views import preview_order_refund, read_order
 
 __all__ = ["router"]
 

@@ -5,7 +5,7 @@ agent rule (rule ``agent``, the agent's reason as its explanation) through the r
 the row, the customer's notification and the audit entry (the agent as actor) are written in
 one transaction exactly as a risk rule's would be. It lasts until an agent lifts it:
 ``DELETE`` with a reason restores the rights (``lift_suspension``). While suspended, opening a
-case is refused with ``case.refund_rights_suspended``. Both are services/suspensions.py's.
+case is refused with ``case.refund_rights_suspended``. Both are services/customers/suspensions.py's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, Reason
 from refundry.api.schemas_cases import problems
-from refundry.services import suspensions
+from refundry.services.customers import suspensions
 
 __all__ = ["router"]
 

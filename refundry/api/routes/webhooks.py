@@ -27,9 +27,9 @@ from refundry.adapters.webhook_signing import SIGNATURE_HEADER, verify_webhook
 from refundry.api.auth import Unauthorized
 from refundry.api.deps import ApiContext, ContextDep
 from refundry.api.schemas_cases import problems
+from refundry.services.cases.shipments import handle_tracking_event
 from refundry.services.errors import Conflict
-from refundry.services.gateway_events import handle_gateway_event
-from refundry.services.shipments import handle_tracking_event
+from refundry.services.refunds.gateway_events import handle_gateway_event
 
 __all__ = ["router"]
 

@@ -1,0 +1,15 @@
+"""The after-sales case (售后单): opening, review, returns, inspection, refund, timers.
+
+* ``process``     moving a case through the state table; units held by open cases
+* ``opening``     open_case: the request, risk, identity, automatic review (CaseDesk)
+* ``submission``  a front end's submission: role check and rate, then open_case
+* ``approval``    approving: the return label, 极速退款
+* ``actions``     every other action: reject, cancel, ship, receive, inspect, resolve, rate
+* ``refund``      a case's refund applied and followed
+* ``shipments``   return labels and the carrier's tracking events
+* ``timers``      the SLA timers the worker fires
+* ``views``       the case read model and lists
+* ``queue``       the agents' work queue
+"""
+
+__all__: list[str] = []  # import the modules themselves

@@ -1,0 +1,411 @@
+"""What people do to a case after it is opened: decide, cancel, ship, receive, inspect, resolve,
+rate. Each call is one transaction; who may do what is checked here, for every front end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from refundry.domain.case import CaseState
+from refundry.domain.errors import InvalidInput
+from refundry.domain.express import refused_units_debt
+from refundry.services.access import Actor, require_case_action
+from refundry.services.audit.chain import AuditTrail
+from refundry.services.cases.approval import approve_case
+from refundry.services.cases.opening import CaseDesk
+from refundry.services.cases.process import CaseRow, load_case, move
+from refundry.services.cases.refund import follow_refund, refund_case
+from refundry.services.errors import Unprocessable
+from refundry.services.outbox.messages import enqueue
+from refundry.services.refunds.ledger import post
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import cases, order_lines, refunds
+
+__all__ = [
+    "approve",
+    "cancel",
+    "inspect",
+    "rate",
+    "receive",
+    "reject",
+    "resolve_manual_review",
+    "ship",
+]
+
+
+def _act(
+    desk: CaseDesk,
+    case_id: str,
+    actor: Actor,
+    now: datetime,
+    body: Callable[[Connection, CaseRow, AuditTrail], CaseRow],
+) -> CaseRow:
+    with UnitOfWork(desk.engine) as uow:
+        row = load_case(uow.conn, case_id, actor, lock=True)
+        trail = AuditTrail(actor=actor.tag, at=now)
+        row = body(uow.conn, row, trail)
+        trail.flush(uow.conn)
+        uow.commit()
+    return row
+
+
+def approve(
+    desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment: str = ""
+) -> CaseRow:
+    """An agent (any case) or the merchant (its own lines) approves a case under review, or an
+    agent approves one held for manual review."""
+
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "approve")
+        review = {
+            "decision": "approve",
+            "rule": "agent" if actor.role != "merchant" else "merchant",
+            "explain": comment or "approved",
+            "by": actor.tag,
+        }
+        return approve_case(conn, desk, row, actor=actor, at=now, trail=trail, review=review)
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment: str) -> CaseRow:
+    if not comment.strip():
+        raise InvalidInput(
+            "a rejection needs a comment the customer will read",
+            code="case.comment_required",
+            field="comment",
+        )
+
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "reject")
+        review = {"decision": "reject", "rule": actor.role, "explain": comment, "by": actor.tag}
+        return move(
+            conn,
+            row,
+            "reject",
+            actor=actor,
+            at=now,
+            trail=trail,
+            data=review,
+            values={"review": json.dumps(review, ensure_ascii=False)},
+            notify="case.rejected",
+            params={"reason": comment},
+        )
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> CaseRow:
+    """The customer withdraws the case before the return ships (the table says when)."""
+
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "cancel")
+        if row.refund_id:
+            raise Unprocessable(
+                "money already went back for this case (极速退款)", code="case.already_refunded"
+            )
+        return move(conn, row, "cancel", actor=actor, at=now, trail=trail, notify="case.cancelled")
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def ship(
+    desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, tracking_number: str
+) -> CaseRow:
+    if not tracking_number.strip() or len(tracking_number) > 100:
+        raise InvalidInput(
+            "a tracking number of 1 to 100 characters",
+            code="case.tracking_number_invalid",
+            field="tracking_number",
+        )
+
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "ship")
+        return move(
+            conn,
+            row,
+            "ship",
+            actor=actor,
+            at=now,
+            trail=trail,
+            data={"tracking_number": tracking_number},
+            values={"tracking_number": tracking_number.strip()},
+        )
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> CaseRow:
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "receive")
+        return move(
+            conn, row, "receive", actor=actor, at=now, trail=trail, notify="case.return_received"
+        )
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def inspect(
+    desk: CaseDesk,
+    case_id: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    result: str,
+    accepted: dict[str, int] | None = None,
+    reason: str = "",
+) -> CaseRow:
+    """Record the inspection: ``pass`` (every unit), ``partial`` (``accepted`` units per line),
+    ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked."""
+    if result not in ("pass", "partial", "fail"):
+        raise InvalidInput(
+            "result must be pass, partial or fail", code="case.inspection_invalid", field="result"
+        )
+    if result == "fail" and not reason.strip():
+        raise InvalidInput(
+            "a failed inspection needs a reason", code="case.inspection_invalid", field="reason"
+        )
+
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "inspect")
+        asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
+        kept = _accepted_units(result, asked, accepted)
+        lines = [{"line_id": k, "quantity": q} for k, q in kept.items() if q]
+        inspection = {"result": result, "accepted": lines, "reason": reason}
+        template = {
+            "pass": "case.inspection_passed",
+            "partial": "case.inspection_partial",
+            "fail": "case.inspection_failed",
+        }[result]
+        row = move(
+            conn,
+            row,
+            "inspect",
+            actor=actor,
+            at=now,
+            trail=trail,
+            data=inspection,
+            values={
+                "inspection": json.dumps(inspection, ensure_ascii=False),
+                "accepted": json.dumps(lines),
+            },
+            notify=template,
+            params={"reason": reason},
+        )
+        _restock(conn, row, lines, now)
+        if result == "fail":
+            debt = _express_debt(conn, row, accepted={})
+            return move(
+                conn,
+                row,
+                "reject_goods",
+                actor=actor,
+                at=now,
+                trail=trail,
+                data={"reason": reason, "debt": debt},
+                values={"debt": debt},
+            )
+        if row.express and row.refund_id:
+            return _settle_express(conn, row, kept, actor=actor, at=now, trail=trail)
+        return refund_case(
+            conn,
+            row,
+            action="refund",
+            actor=actor,
+            at=now,
+            trail=trail,
+            policy=desk.policy,
+            lines=lines,
+        )
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def _accepted_units(
+    result: str, asked: dict[str, int], accepted: dict[str, int] | None
+) -> dict[str, int]:
+    """The units the inspection accepts, per line: every one (pass), none (fail), or some but
+    not all, within the case's (partial)."""
+    if result == "pass":
+        return dict(asked)
+    if result == "fail":
+        return {}
+    kept = dict(accepted or {})
+    bad = [k for k, q in kept.items() if k not in asked or not 0 <= q <= asked[k]]
+    if bad or not any(kept.values()) or kept == asked:
+        raise InvalidInput(
+            "accepted quantities must be within the case's units, some but not all",
+            code="case.inspection_invalid",
+            field="accepted",
+        )
+    return kept
+
+
+def _settle_express(
+    conn: Connection,
+    row: CaseRow,
+    kept: dict[str, int],
+    *,
+    actor: Actor,
+    at: datetime,
+    trail: AuditTrail,
+) -> CaseRow:
+    """极速退款 paid at approval: the case follows that refund's money, and what it paid for
+    units the inspection refused is the case's debt."""
+    debt = _express_debt(conn, row, accepted=kept)
+    row = move(
+        conn,
+        row,
+        "settle",
+        actor=actor,
+        at=at,
+        trail=trail,
+        data={"refund_id": row.refund_id, "debt": debt},
+        values={"debt": debt},
+    )
+    money = conn.execute(select(refunds.c.status).where(refunds.c.id == row.refund_id)).scalar_one()
+    follow_refund(conn, refund_id=row.refund_id, status=money, at=at, trail=trail)
+    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+
+
+def _restock(conn: Connection, row: CaseRow, lines: list[dict[str, Any]], at: datetime) -> None:
+    for item in lines:
+        sku = conn.execute(
+            select(order_lines.c.sku).where(
+                order_lines.c.order_id == row.order_id, order_lines.c.line_id == item["line_id"]
+            )
+        ).scalar_one()
+        enqueue(
+            conn,
+            topic="event",
+            key=f"event:restock:{row.id}:{item['line_id']}",
+            at=at,
+            payload={
+                "type": "restock",
+                "case_id": row.id,
+                "order_id": row.order_id,
+                "line_id": item["line_id"],
+                "sku": sku,
+                "quantity": item["quantity"],
+            },
+        )
+
+
+def _express_debt(conn: Connection, row: CaseRow, *, accepted: dict[str, int]) -> int:
+    """极速退款 paid before the goods came back: what it paid for the units the inspection
+    refused is owed by the customer (domain.express); an agent recovers it."""
+    if not (row.express and row.refund_id):
+        return 0
+    refund = conn.execute(
+        select(refunds.c.total, refunds.c.plan).where(refunds.c.id == row.refund_id)
+    ).one()
+    line_paid = {
+        line_id: int(paid)
+        for line_id, paid in conn.execute(
+            select(order_lines.c.line_id, order_lines.c.paid).where(
+                order_lines.c.order_id == row.order_id
+            )
+        )
+    }
+    return refused_units_debt(
+        units=json.loads(refund.plan)["units"],
+        accepted=accepted,
+        line_paid=line_paid,
+        total=int(refund.total),
+    )
+
+
+def resolve_manual_review(
+    desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, resolution: str, comment: str
+) -> CaseRow:
+    """An agent lets a held plan apply: ``waiver`` (the excess is forgiven) or ``wallet_debit``
+    (the excess is taken from the customer's wallet). Audited either way."""
+    if resolution not in ("waiver", "wallet_debit"):
+        raise InvalidInput(
+            "resolution must be waiver or wallet_debit",
+            code="case.resolution_invalid",
+            field="resolution",
+        )
+
+    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+        require_case_action(row, actor, "resolve")
+        if row.state != CaseState.NEEDS_MANUAL_REVIEW:
+            from refundry.domain.case import IllegalTransition
+
+            raise IllegalTransition(CaseState(row.state), "resolve")
+        events = json.loads(_last_escalation(conn, row.id))
+        excess = int(events.get("excess", 0))
+        if resolution == "wallet_debit" and excess:
+            post(
+                conn,
+                journal_id=f"case:{row.id}:wallet_debit",
+                kind="wallet",
+                customer_id=row.customer_id,
+                amount=-excess,
+                at=now,
+                order_id=row.order_id,
+                memo="manual review: excess deductions debited from the wallet",
+            )
+        trail.record(
+            "case.manual_review_resolved",
+            order_id=row.order_id,
+            case_id=row.id,
+            resolution=resolution,
+            excess=excess,
+            comment=comment,
+        )
+        return refund_case(
+            conn,
+            row,
+            action="resolve",
+            actor=actor,
+            at=now,
+            trail=trail,
+            policy=desk.policy,
+            concession=(resolution, excess),
+        )
+
+    return _act(desk, case_id, actor, now, body)
+
+
+def _last_escalation(conn: Connection, case_id: str) -> str:
+    from refundry.store.tables import case_events
+
+    found = conn.execute(
+        select(case_events.c.data)
+        .where(case_events.c.case_id == case_id, case_events.c.action == "escalate")
+        .order_by(case_events.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return str(found or "{}")
+
+
+def rate(
+    desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, rating: int, feedback: str = ""
+) -> CaseRow:
+    """After completion the customer rates the experience (1-5) and may leave feedback."""
+    if type(rating) is not int or not 1 <= rating <= 5:
+        raise InvalidInput(
+            "rating must be an integer from 1 to 5", code="case.rating_invalid", field="rating"
+        )
+    with UnitOfWork(desk.engine) as uow:
+        row = load_case(uow.conn, case_id, actor, lock=True)
+        require_case_action(row, actor, "rate")
+        if row.state != CaseState.COMPLETED:
+            raise Unprocessable("only a completed case can be rated", code="case.not_completed")
+        if row.rating is not None:
+            raise Unprocessable("this case was rated already", code="case.already_rated")
+        uow.conn.execute(
+            update(cases)
+            .where(cases.c.id == case_id)
+            .values(rating=rating, feedback=feedback[:2000], updated_at=now)
+        )
+        trail = AuditTrail(actor=actor.tag, at=now)
+        trail.record("case.rated", order_id=row.order_id, case_id=case_id, rating=rating)
+        trail.flush(uow.conn)
+        uow.commit()
+        return uow.conn.execute(select(cases).where(cases.c.id == case_id)).one()

@@ -1,0 +1,369 @@
+"""Opening a case and its automatic review, in one transaction.
+
+The customer asks for units of one of its orders. The case service itself enforces what every
+front end must: refund rights not suspended, units not refunded or held by another open case,
+a one-time code when the plan moves more than the policy amount or risk asks. Then the risk
+rules and the review rules decide — approve, reject or the agent queue — and the case records
+which rule decided and why. An approved refund_only case is refunded at once; an approved
+return gets its RMA (services/case_returns.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from refundry.domain.errors import InvalidInput, RefundRefused
+from refundry.domain.json_io import parse_request
+from refundry.domain.policy import Policy
+from refundry.domain.process_policy import ProcessPolicy
+from refundry.domain.review import CaseFacts, ReviewDecision, auto_review
+from refundry.domain.risk import RiskDecision
+from refundry.services.access import Actor, check_case_opening
+from refundry.services.audit.chain import AuditTrail
+from refundry.services.cases.approval import approve_case
+from refundry.services.cases.process import check_units_free, hold_units, move, new_case_id
+from refundry.services.customers.identity import verify_code
+from refundry.services.customers.risk import (
+    active_restrictions,
+    assess_customer,
+    record_restriction,
+)
+from refundry.services.errors import Forbidden, RateLimited, Unprocessable
+from refundry.services.refunds.apply import compute_plan
+from refundry.services.refunds.state import load_plan_inputs
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import case_events, cases, customers, order_lines, orders
+
+__all__ = ["CaseDesk", "CaseRate", "OpenedCase", "check_case_rate", "open_case"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDesk:
+    """What the case services need besides the database: the policies, and the secret that
+    keys one-time codes (services/customers/identity.py)."""
+
+    engine: Engine
+    policy: Policy
+    process: ProcessPolicy
+    identity_secret: bytes = b"refundry-development-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRate:
+    """At most ``limit`` cases opened by a customer in any ``window``."""
+
+    limit: int
+    window: timedelta
+
+
+def check_case_rate(conn: Connection, customer_id: str, now: datetime, rate: CaseRate) -> None:
+    """Raise ``rate.limited`` if the customer opened ``rate.limit`` cases in the window, with
+    the seconds until the oldest of them leaves it. Race-free only inside the transaction that
+    opens the case, after ``lock_customer`` (see open_case)."""
+    recent = list(
+        conn.execute(
+            select(cases.c.created_at)
+            .where(cases.c.customer_id == customer_id, cases.c.created_at > now - rate.window)
+            .order_by(cases.c.created_at)
+        ).scalars()
+    )
+    if len(recent) >= rate.limit:
+        frees_at = recent[len(recent) - rate.limit] + rate.window
+        wait = max(1, math.ceil((frees_at - now).total_seconds()))
+        raise RateLimited(
+            f"at most {rate.limit} cases per {rate.window.total_seconds():.0f} seconds; "
+            f"try again in {wait} seconds",
+            retry_after=wait,
+        )
+
+
+def lock_customer(conn: Connection, customer_id: str) -> None:
+    """PostgreSQL: the customer's row lock, so that two cases of one customer are opened one
+    after the other (SQLite: the write transaction already holds the database). Taken after
+    the order's lock, in the order the apply path takes them (order, then the customer's rows)."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(customers.c.id).where(customers.c.id == customer_id).with_for_update())
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedCase:
+    case_id: str
+    state: str
+    review: dict[str, Any]
+    plan: dict[str, Any]
+
+
+def open_case(
+    desk: CaseDesk,
+    *,
+    actor: Actor,
+    request: dict[str, Any],
+    now: datetime,
+    description: str = "",
+    evidence: list[str] | None = None,
+    otp: tuple[str, str] | None = None,
+    rate: CaseRate | None = None,
+) -> OpenedCase:
+    """Open a case for ``request`` (docs/plan-json.md request document) and review it.
+
+    When the plan moves more than ``identity.otp_above_amount`` or the risk rules ask for a
+    review, a customer must give ``otp`` = (code id, code) from ``request_code(purpose=
+    "case.submit")``; without it ``identity.code_required`` is raised and nothing is written;
+    a wrong, expired or used code raises its own error (services/customers/identity.py).
+
+    ``rate``: a customer who opened ``rate.limit`` cases in the window gets ``rate.limited``,
+    checked in the transaction that opens the case under the customer's lock, so concurrent
+    requests cannot all pass at ``limit - 1``."""
+    req = parse_request(request)
+    verified = False
+    if actor.role == "customer" and _needs_code(desk, request, req.order_id, actor, now):
+        if otp is None:
+            raise Unprocessable(
+                "this request needs the one-time code sent to your phone",
+                code="identity.code_required",
+            )
+        verify_code(
+            desk.engine,
+            customer_id=actor.id,
+            purpose="case.submit",
+            code_id=otp[0],
+            code=otp[1],
+            now=now,
+            policy=desk.process.identity,
+            secret=desk.identity_secret,
+        )
+        verified = True
+    if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
+        raise InvalidInput(
+            "a refund_only case has no return",
+            code="request.invalid",
+            field="request.return_method",
+        )
+    evidence = list(evidence or [])
+    with UnitOfWork(desk.engine) as uow:
+        conn = uow.conn
+        owner = conn.execute(
+            select(orders.c.customer_id, orders.c.status).where(orders.c.id == req.order_id)
+        ).first()
+        customer_id = check_case_opening(
+            actor, order_id=req.order_id, customer_id=owner.customer_id if owner else None
+        )
+        restrictions = active_restrictions(conn, customer_id, now=now)
+        if "suspend" in restrictions:
+            raise Forbidden(
+                "refund rights are suspended; an agent can lift the suspension",
+                code="case.refund_rights_suspended",
+            )
+        inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True, now=now)
+        if rate is not None and actor.role == "customer":
+            lock_customer(conn, customer_id)
+            check_case_rate(conn, customer_id, now, rate)
+        lines = [{"line_id": u.line_id, "quantity": u.quantity} for u in req.lines]
+        check_units_free(conn, req.order_id, lines)
+        plan = compute_plan(inputs, request, desk.policy, now)
+        risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
+        needs_code = plan["amount"][
+            "total"
+        ] > desk.process.identity.otp_above_amount or asks_review(risk)
+        if needs_code and not verified and actor.role == "customer":
+            raise Unprocessable(
+                "this request needs the one-time code sent to your phone",
+                code="identity.code_required",
+            )
+        hold_units(conn, req.order_id, lines)
+        merchants = sorted(
+            {
+                m
+                for (m,) in conn.execute(
+                    select(order_lines.c.merchant_id).where(
+                        order_lines.c.order_id == req.order_id,
+                        order_lines.c.line_id.in_([x["line_id"] for x in lines]),
+                    )
+                )
+            }
+        )
+        case_id = new_case_id()
+        risk_doc = {
+            "decision": risk.decision,
+            "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],
+        }
+        conn.execute(
+            insert(cases).values(
+                id=case_id,
+                order_id=req.order_id,
+                customer_id=customer_id,
+                kind=req.kind,
+                reason=req.reason,
+                return_method=req.return_method,
+                state="requested",
+                state_since=now,
+                lines=json.dumps(lines),
+                merchant_ids=json.dumps(merchants),
+                description=description,
+                evidence=json.dumps(evidence),
+                amount=plan["amount"]["total"],
+                risk=json.dumps(risk_doc, ensure_ascii=False),
+                express=False,
+                debt=0,
+                units_held=True,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        conn.execute(
+            insert(case_events).values(
+                case_id=case_id,
+                at=now,
+                actor=actor.tag,
+                action="open",
+                from_state=None,
+                to_state="requested",
+                data=json.dumps(
+                    {"plan_hash": plan["plan_hash"], "amount": plan["amount"]["total"]}
+                ),
+            )
+        )
+        trail = AuditTrail(actor=actor.tag, at=now)
+        trail.record(
+            "case.opened",
+            order_id=req.order_id,
+            case_id=case_id,
+            lines=lines,
+            reason=req.reason,
+            kind=req.kind,
+            amount=plan["amount"]["total"],
+            identity_verified=verified,
+            risk=risk_doc,
+        )
+        row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+        row = move(
+            conn,
+            row,
+            "review",
+            actor=actor,
+            at=now,
+            trail=trail,
+            notify="case.received",
+            params={"amount": plan["amount"]["total"], "currency": plan["currency"]},
+        )
+        if risk.decision in ("restrict_high_value", "suspend"):
+            record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
+        decision = _decide(conn, desk, row, plan, risk.decision, restrictions, now)
+        review_doc = {
+            "decision": decision.decision,
+            "rule": decision.rule,
+            "explain": decision.explain,
+            "by": "rules",
+        }
+        system = Actor("system", "review")
+        if decision.decision == "approve":
+            row = approve_case(
+                conn, desk, row, actor=system, at=now, trail=trail, review=review_doc
+            )
+        elif decision.decision == "reject":
+            row = move(
+                conn,
+                row,
+                "reject",
+                actor=system,
+                at=now,
+                trail=trail,
+                values={"review": json.dumps(review_doc, ensure_ascii=False)},
+                data=review_doc,
+                notify="case.rejected",
+                params={"reason": decision.explain},
+            )
+        elif asks_review(risk):
+            row = move(
+                conn,
+                row,
+                "escalate",
+                actor=system,
+                at=now,
+                trail=trail,
+                values={"review": json.dumps(review_doc, ensure_ascii=False)},
+                data={**review_doc, "risk": risk_doc},
+                notify="case.needs_review",
+            )
+        else:  # no rule decided: the case stays under review, in the agent queue
+            conn.execute(
+                update(cases)
+                .where(cases.c.id == row.id)
+                .values(review=json.dumps(review_doc, ensure_ascii=False))
+            )
+        trail.flush(conn)
+        uow.commit()
+    return OpenedCase(case_id, row.state, review_doc, plan)
+
+
+def asks_review(risk: RiskDecision) -> bool:
+    """A matched manual-review rule asks for a code and an agent, whatever else matched (a
+    restriction decided alongside it must not let the case skip the review)."""
+    return risk.decision == "manual_review" or any(
+        m.decision == "manual_review" for m in risk.matches
+    )
+
+
+# The plan's refusals of units refunded already: a case answers them as units not free.
+_UNITS_REFUNDED = ("refund.units_exhausted", "refund.quantity_exceeds_remaining")
+
+
+def _needs_code(
+    desk: CaseDesk, request: dict[str, Any], order_id: str, actor: Actor, now: datetime
+) -> bool:
+    """Read-only look ahead: would this submission need a one-time code?"""
+    with UnitOfWork(desk.engine, readonly=True) as uow:
+        owner = uow.conn.execute(
+            select(orders.c.customer_id).where(orders.c.id == order_id)
+        ).scalar()
+        if owner != actor.id:
+            return False  # the main transaction answers not-found
+        inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy, now=now)
+        try:
+            plan = compute_plan(inputs, request, desk.policy, now)
+        except RefundRefused as refused:
+            if refused.code in _UNITS_REFUNDED:
+                return False  # the main transaction answers case.units_unavailable
+            raise
+        risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
+    return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
+
+
+def _decide(
+    conn: Any,
+    desk: CaseDesk,
+    row: Any,
+    plan: dict[str, Any],
+    risk_decision: str,
+    restrictions: set[str],
+    now: datetime,
+) -> ReviewDecision:
+    if risk_decision == "suspend":
+        return ReviewDecision("reject", "risk.suspend", "refund rights suspended by risk rules")
+    delivered = _delivered_at(conn, row.order_id)
+    days = (now - delivered).days if delivered else None
+    facts = CaseFacts(
+        reason=row.reason,
+        kind=row.kind,
+        amount=plan["amount"]["total"],
+        evidence=len(json.loads(row.evidence)),
+        good_standing=risk_decision == "approve" and not restrictions,
+        days_since_delivery=days,
+    )
+    return auto_review(facts, desk.process.review_rules)
+
+
+def _delivered_at(conn: Any, order_id: str) -> datetime | None:
+    """When the order reached the customer: the order's ``delivered_at``, else its paid time."""
+    doc = json.loads(
+        conn.execute(select(orders.c.document).where(orders.c.id == order_id)).scalar_one()
+    )
+    when = doc.get("delivered_at") or doc.get("paid_at")
+    return datetime.fromisoformat(when) if when else None

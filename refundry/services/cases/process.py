@@ -1,0 +1,218 @@
+"""The after-sales case: opening it, moving it, and what every move writes.
+
+Every move goes through ``move``: it checks the transition table (refundry/domain/case.py),
+updates the case under a version check, appends the timeline, the audit entry, the
+notification and the domain event — all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from refundry.domain.case import FINAL_STATES, CaseState, transition
+from refundry.services.access import Actor, may_see_case
+from refundry.services.access import case_actions_for as allowed_for
+from refundry.services.access import require_case_actor as require_actor
+from refundry.services.audit.chain import AuditTrail
+from refundry.services.errors import Conflict, NotFound, Unprocessable
+from refundry.services.outbox.messages import enqueue, notify_customer
+from refundry.store.tables import case_events, case_units, cases, order_lines
+
+# Actor and the case's access rules live in services/access.py; Actor, allowed_for and
+# require_actor stay importable from here for the callers that know them as the case service's.
+__all__ = [
+    "Actor",
+    "CaseRow",
+    "allowed_for",
+    "check_units_free",
+    "hold_units",
+    "load_case",
+    "move",
+    "release_units",
+    "require_actor",
+]
+
+
+CaseRow = Any  # a SQLAlchemy Row of the cases table
+
+
+def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> CaseRow:
+    """The case if ``actor`` may see it. Another customer's or merchant's case is reported as
+    not found, so ids cannot be probed."""
+    query = select(cases).where(cases.c.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None or not may_see_case(row, actor):
+        raise NotFound(f"no case {case_id!r}", code="case.not_found")
+    return row
+
+
+def move(
+    conn: Connection,
+    row: CaseRow,
+    action: str,
+    *,
+    actor: Actor,
+    at: datetime,
+    trail: AuditTrail,
+    data: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    notify: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> CaseRow:
+    """Apply one transition to the case; returns the updated row."""
+    before = CaseState(row.state)
+    after = transition(before, action)
+    changes = {
+        "state": after.value,
+        "state_since": at,
+        "updated_at": at,
+        "version": row.version + 1,
+        **(values or {}),
+    }
+    done = conn.execute(
+        update(cases).where(cases.c.id == row.id, cases.c.version == row.version).values(changes)
+    )
+    if done.rowcount != 1:
+        raise Conflict(f"case {row.id} changed meanwhile; reload it", code="case.concurrent")
+    detail = data or {}
+    conn.execute(
+        insert(case_events).values(
+            case_id=row.id,
+            at=at,
+            actor=actor.tag,
+            action=action,
+            from_state=before.value,
+            to_state=after.value,
+            data=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        )
+    )
+    entry = {
+        "case_id": row.id,
+        "state_before": before.value,
+        "state_after": after.value,
+        **{k: v for k, v in detail.items() if k != "refund_id"},
+    }
+    trail.record(
+        f"case.{action}",
+        order_id=row.order_id,
+        refund_id=detail.get("refund_id", changes.get("refund_id", row.refund_id)),
+        **entry,
+    )
+    if notify:
+        notify_customer(
+            conn,
+            customer_id=row.customer_id,
+            at=at,
+            template=notify,
+            key=f"notify:{row.id}:{row.version + 1}:{notify}",
+            params={"case_id": row.id, **(params or {})},
+            order_id=row.order_id,
+            case_id=row.id,
+            refund_id=changes.get("refund_id", row.refund_id),
+        )
+    enqueue(
+        conn,
+        topic="event",
+        key=f"event:case:{row.id}:{row.version + 1}",
+        at=at,
+        payload={
+            "type": f"case.{after.value}",
+            "case_id": row.id,
+            "order_id": row.order_id,
+            "customer_id": row.customer_id,
+            "action": action,
+            "from": before.value,
+            "to": after.value,
+        },
+    )
+    if after in FINAL_STATES:
+        release_units(conn, row)
+    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+
+
+def check_units_free(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
+    """``case.units_unavailable`` when a line asked has fewer units free — not refunded, not
+    held by another open case — than asked. ``open_case`` asks before computing the plan, so
+    units refunded already get this answer (docs/case-process.md) rather than the plan's
+    ``refund.units_exhausted``; a line the order lacks, or a quantity that is not a positive
+    integer, is left to the plan's own refusal."""
+    for item in lines:
+        quantity = item["quantity"]
+        if type(quantity) is int and quantity > 0:
+            found = _free_units(conn, order_id, item["line_id"])
+            if found is not None:
+                _refuse_short(item, free=found[0])
+
+
+def hold_units(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
+    """Reserve units for an open case; refuses units already refunded or held by another."""
+    for item in lines:
+        found = _free_units(conn, order_id, item["line_id"])
+        if found is None:
+            raise Unprocessable(
+                f"order {order_id} has no line {item['line_id']!r}", code="refund.unknown_line"
+            )
+        free, held_row = found
+        _refuse_short(item, free=free)
+        where = (case_units.c.order_id == order_id) & (case_units.c.line_id == item["line_id"])
+        if held_row is None:
+            conn.execute(
+                insert(case_units).values(
+                    order_id=order_id, line_id=item["line_id"], held=item["quantity"]
+                )
+            )
+        else:
+            conn.execute(
+                update(case_units).where(where).values(held=case_units.c.held + item["quantity"])
+            )
+
+
+def _free_units(conn: Connection, order_id: str, line_id: str) -> tuple[int, Any] | None:
+    """(units neither refunded nor held by an open case, the line's case_units row or None);
+    None when the order has no such line."""
+    line = conn.execute(
+        select(order_lines.c.quantity, order_lines.c.refunded_qty).where(
+            order_lines.c.order_id == order_id, order_lines.c.line_id == line_id
+        )
+    ).first()
+    if line is None:
+        return None
+    where = (case_units.c.order_id == order_id) & (case_units.c.line_id == line_id)
+    held_row = conn.execute(select(case_units.c.held).where(where)).first()
+    held = int(held_row.held) if held_row else 0
+    return int(line.quantity) - int(line.refunded_qty) - held, held_row
+
+
+def _refuse_short(item: dict[str, Any], *, free: int) -> None:
+    if item["quantity"] > free:
+        raise Conflict(
+            f"line {item['line_id']!r} has {free} unit(s) not refunded and not in another "
+            f"open case; {item['quantity']} asked",
+            code="case.units_unavailable",
+        )
+
+
+def release_units(conn: Connection, row: CaseRow) -> None:
+    """Give back the units a case held (when it ends, or when its refund took them)."""
+    if not row.units_held:
+        return
+    for item in json.loads(row.lines):
+        where = (case_units.c.order_id == row.order_id) & (case_units.c.line_id == item["line_id"])
+        conn.execute(
+            update(case_units)
+            .where(where, case_units.c.held >= item["quantity"])
+            .values(held=case_units.c.held - item["quantity"])
+        )
+    conn.execute(update(cases).where(cases.c.id == row.id).values(units_held=False))
+
+
+def new_case_id() -> str:
+    return "cs_" + uuid.uuid4().hex[:20]

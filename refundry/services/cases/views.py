@@ -1,0 +1,295 @@
+"""A case as the actor may see it, and the list of the cases it may see.
+
+Every view carries the actions the actor may take now (services/access.py,
+``case_actions_for``), so a front end shows exactly the buttons the case services accept. A
+merchant on a case shared with other merchants sees its own lines only and no total; the risk
+decision is for the desk only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select
+
+from refundry.services import access
+from refundry.services.access import Actor
+from refundry.services.cases.process import CaseRow, load_case
+from refundry.services.reads import decode_case_cursor, encode_cursor
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import cases, order_lines, orders
+
+__all__ = [
+    "CaseFilter",
+    "CaseInspection",
+    "CaseLine",
+    "CasePage",
+    "CaseReview",
+    "CaseRisk",
+    "CaseShipment",
+    "CaseView",
+    "RiskReason",
+    "case_view",
+    "list_cases",
+    "read_case",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLine:
+    line_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseReview:
+    decision: str
+    rule: str | None
+    explain: str
+    by: str  # "rules", or the actor tag of the person who decided
+
+
+@dataclass(frozen=True, slots=True)
+class RiskReason:
+    rule: str
+    explain: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRisk:
+    decision: str
+    reasons: tuple[RiskReason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseShipment:
+    service: str | None
+    payer: str | None
+    status: str | None
+    carrier: str | None
+    tracking_number: str | None
+    cost: int | None
+    label: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInspection:
+    result: str
+    accepted: tuple[CaseLine, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    id: str
+    order_id: str
+    customer_id: str
+    state: str
+    kind: str
+    reason: str
+    return_method: str
+    lines: tuple[CaseLine, ...]  # a merchant sees its own lines only
+    accepted: tuple[CaseLine, ...] | None
+    # The plan's total when the case was opened, minor units; None for a merchant on a case
+    # that also asks for other merchants' lines (the total would tell their amounts).
+    amount: int | None
+    currency: str
+    description: str
+    evidence: tuple[str, ...]
+    review: CaseReview | None
+    risk: CaseRisk | None  # agents and admins only
+    rma: str | None
+    return_address: str | None
+    shipment: CaseShipment | None
+    tracking_number: str | None
+    inspection: CaseInspection | None
+    express: bool
+    refund_id: str | None
+    debt: int
+    rating: int | None
+    feedback: str | None
+    created_at: datetime
+    updated_at: datetime
+    allowed_actions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilter:
+    """The list's filters; None lets every value through."""
+
+    state: str | None = None
+    order_id: str | None = None
+    kind: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CasePage:
+    items: tuple[CaseView, ...]
+    next_cursor: str | None  # None on the last page
+
+
+def _lines(raw: Any) -> tuple[CaseLine, ...]:
+    return tuple(CaseLine(line_id=x["line_id"], quantity=x["quantity"]) for x in raw or [])
+
+
+def _review(raw: str | None) -> CaseReview | None:
+    if not raw:
+        return None
+    doc = json.loads(raw)
+    return CaseReview(
+        decision=doc["decision"],
+        rule=doc.get("rule"),
+        explain=doc.get("explain", ""),
+        by=doc.get("by", ""),
+    )
+
+
+def _risk(raw: str | None) -> CaseRisk | None:
+    if not raw:
+        return None
+    doc = json.loads(raw)
+    return CaseRisk(
+        decision=doc["decision"],
+        reasons=tuple(RiskReason(rule=r["rule"], explain=r["explain"]) for r in doc["reasons"]),
+    )
+
+
+def _shipment(raw: str | None) -> CaseShipment | None:
+    if not raw:
+        return None
+    doc = json.loads(raw)  # the booking's fields and more; the view names these
+    return CaseShipment(
+        service=doc.get("service"),
+        payer=doc.get("payer"),
+        status=doc.get("status"),
+        carrier=doc.get("carrier"),
+        tracking_number=doc.get("tracking_number"),
+        cost=doc.get("cost"),
+        label=doc.get("label"),
+    )
+
+
+def case_view(conn: Connection, row: CaseRow, actor: Actor, currency: str) -> CaseView:
+    """The case as ``actor`` sees it (``row`` is one it may see: ``load_case``)."""
+    inspection = json.loads(row.inspection) if row.inspection else None
+    accepted = json.loads(row.accepted) if row.accepted else None
+    lines = json.loads(row.lines)
+    partial = access.sees_only_own_lines(row, actor)
+    if partial:
+        mine = set(
+            conn.execute(
+                select(order_lines.c.line_id).where(
+                    order_lines.c.order_id == row.order_id,
+                    order_lines.c.merchant_id == actor.id,
+                )
+            ).scalars()
+        )
+        lines = [x for x in lines if x["line_id"] in mine]
+        accepted = [x for x in accepted if x["line_id"] in mine] if accepted else accepted
+        if inspection:
+            inspection["accepted"] = [x for x in inspection["accepted"] if x["line_id"] in mine]
+    return CaseView(
+        id=row.id,
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        state=row.state,
+        kind=row.kind,
+        reason=row.reason,
+        return_method=row.return_method,
+        lines=_lines(lines),
+        accepted=_lines(accepted) if accepted is not None else None,
+        amount=None if partial else row.amount,
+        currency=currency,
+        description=row.description,
+        evidence=tuple(json.loads(row.evidence)),
+        review=_review(row.review),
+        risk=_risk(row.risk) if access.sees_risk(actor) else None,
+        rma=row.rma,
+        return_address=row.return_address,
+        shipment=_shipment(row.shipment),
+        tracking_number=row.tracking_number,
+        inspection=CaseInspection(
+            result=inspection["result"],
+            accepted=_lines(inspection.get("accepted")),
+            reason=inspection.get("reason", ""),
+        )
+        if inspection
+        else None,
+        express=bool(row.express),
+        refund_id=row.refund_id,
+        debt=row.debt,
+        rating=row.rating,
+        feedback=row.feedback,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        allowed_actions=tuple(access.case_actions_for(row, actor)),
+    )
+
+
+def read_case(engine: Engine, case_id: str, actor: Actor) -> CaseView:
+    """The case as ``actor`` may see it; ``case.not_found`` when it may not."""
+    with UnitOfWork(engine, readonly=True) as uow:
+        row = load_case(uow.conn, case_id, actor)
+        currency = uow.conn.execute(
+            select(orders.c.currency).where(orders.c.id == row.order_id)
+        ).scalar_one()
+        return case_view(uow.conn, row, actor, currency)
+
+
+def _like_json(value: str) -> str:
+    """A LIKE pattern matching ``value`` as an element of a stored JSON list."""
+    quoted = json.dumps(value)
+    escaped = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_cases(
+    engine: Engine,
+    actor: Actor,
+    *,
+    where: CaseFilter | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> CasePage:
+    """Newest first (created_at, then id): a customer's own cases, a merchant's cases with its
+    lines, every case for the desk. ``cursor`` is the ``next_cursor`` of the previous page."""
+    where = where or CaseFilter()
+    query = select(cases, orders.c.currency).join(orders, orders.c.id == cases.c.order_id)
+    # The scope narrows what the store reads; may_see_case below stays the rule.
+    scope = access.case_list_scope(actor)
+    if scope == "none":
+        return CasePage(items=(), next_cursor=None)
+    if scope == "own":
+        query = query.where(cases.c.customer_id == actor.id)
+    elif scope == "own_lines":
+        query = query.where(cases.c.merchant_ids.like(_like_json(actor.id), escape="\\"))
+    for column, value in (
+        (cases.c.state, where.state),
+        (cases.c.order_id, where.order_id),
+        (cases.c.kind, where.kind),
+        (cases.c.reason, where.reason),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if cursor is not None:
+        at, last_id = decode_case_cursor(cursor)
+        query = query.where(
+            or_(cases.c.created_at < at, and_(cases.c.created_at == at, cases.c.id < last_id))
+        )
+    query = query.order_by(cases.c.created_at.desc(), cases.c.id.desc()).limit(limit + 1)
+    with UnitOfWork(engine, readonly=True) as uow:
+        rows: Sequence[Any] = list(uow.conn.execute(query))
+        page = rows[:limit]
+        items = tuple(
+            case_view(uow.conn, r, actor, r.currency) for r in page if access.may_see_case(r, actor)
+        )
+    more = len(rows) > limit
+    return CasePage(
+        items=items,
+        next_cursor=encode_cursor(page[-1].created_at.isoformat(), page[-1].id) if more else None,
+    )

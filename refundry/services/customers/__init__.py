@@ -1,0 +1,10 @@
+"""The customer: assets read back, inbox, identity checks, risk and refund rights.
+
+* ``views``        coupons, points, eligibility, inbox (read models)
+* ``inbox``        reading a message
+* ``identity``     one-time codes
+* ``risk``         risk features, decisions and restrictions
+* ``suspensions``  an agent suspends or lifts refund rights
+"""
+
+__all__: list[str] = []  # import the modules themselves

@@ -1,0 +1,10 @@
+"""Running refundry: figures for /metrics, readiness, worker heartbeats, housekeeping.
+
+* ``metrics_figures``     the business figures (cases, durations, claw-backs, refund rates)
+* ``operations_figures``  the relay's health (outbox lag, dead letters, gateway errors, beats)
+* ``readiness``           /readyz: database, schema, a worker beating
+* ``heartbeats``          each worker's last finished round
+* ``housekeeping``        expired API idempotency keys deleted
+"""
+
+__all__: list[str] = []  # import the modules themselves

@@ -1,0 +1,9 @@
+"""Orders: ingesting what the shop sends, and reading an order back.
+
+* ``ingest``       one paid order (and its customer) into the store
+* ``intake``       the API's ingest: idempotent, racing requests resolved
+* ``bulk_import``  refundry import: JSON lines, bad lines reported and skipped
+* ``views``        the order read model and the refund preview for a caller
+"""
+
+__all__: list[str] = []  # import the modules themselves

@@ -1,0 +1,177 @@
+"""An order as the actor may see it, and the refund a request would make of it now.
+
+The view comes from the store's rows, not the ingested document, so refunded quantities and
+amounts are current: lines in the document's order with their apportioned paid amounts,
+tenders with what went back to each, and the order's cases. Who sees what is
+services/access.py's (a merchant: its own lines, no tenders, no total of a shared case).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from refundry.domain.policy import Policy
+from refundry.services import access
+from refundry.services.access import Actor
+from refundry.services.refunds.apply import preview_refund
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import cases, order_lines, order_tenders, orders
+
+__all__ = [
+    "OrderCase",
+    "OrderLine",
+    "OrderTender",
+    "OrderView",
+    "order_view",
+    "preview_order_refund",
+    "read_order",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    line_id: str
+    sku: str
+    title: str
+    merchant_id: str
+    quantity: int
+    unit_price: int
+    paid: int  # apportioned paid amount of the whole line, minor units
+    gift_of: str | None
+    refunded_qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTender:
+    tender_id: str
+    kind: str
+    method: str | None
+    amount: int
+    points: int
+    refunded: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCase:
+    id: str
+    state: str
+    kind: str
+    reason: str
+    amount: int | None  # None for a merchant when the case has other merchants' lines
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    id: str
+    customer_id: str
+    currency: str
+    status: str
+    paid_at: datetime | None
+    ingested_at: datetime
+    lines: tuple[OrderLine, ...]
+    tenders: tuple[OrderTender, ...]  # empty for a merchant: the payment is the customer's
+    cases: tuple[OrderCase, ...]
+
+
+def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
+    """The order as ``actor`` may see it; ``order.not_found`` when it may not."""
+    row = conn.execute(select(orders).where(orders.c.id == order_id)).first()
+    if row is None or (actor.role == "customer" and row.customer_id != actor.id):
+        raise access.order_not_found(order_id)  # before reading lines a stranger may not see
+    document: dict[str, Any] = json.loads(row.document)
+    position = {ln["id"]: i for i, ln in enumerate(document.get("lines", []))}
+    titles = {ln["id"]: str(ln.get("title", "")) for ln in document.get("lines", [])}
+    line_rows = sorted(
+        conn.execute(select(order_lines).where(order_lines.c.order_id == order_id)),
+        key=lambda r: position.get(r.line_id, len(position)),
+    )
+    merchants = {r.merchant_id for r in line_rows}
+    if not access.may_see_order(actor, customer_id=row.customer_id, merchant_ids=merchants):
+        raise access.order_not_found(order_id)
+    if actor.role == "merchant":
+        line_rows = [r for r in line_rows if r.merchant_id == actor.id]
+    tenders: tuple[OrderTender, ...] = ()
+    if access.sees_tenders(actor):
+        tenders = tuple(
+            OrderTender(
+                tender_id=t.tender_id,
+                kind=t.kind,
+                method=t.method,
+                amount=t.amount,
+                points=t.points,
+                refunded=t.refunded,
+            )
+            for t in conn.execute(
+                select(order_tenders)
+                .where(order_tenders.c.order_id == order_id)
+                .order_by(order_tenders.c.tender_id)
+            )
+        )
+    case_rows = conn.execute(
+        select(cases).where(cases.c.order_id == order_id).order_by(cases.c.created_at, cases.c.id)
+    )
+    return OrderView(
+        id=row.id,
+        customer_id=row.customer_id,
+        currency=row.currency,
+        status=row.status,
+        paid_at=row.paid_at,
+        ingested_at=row.ingested_at,
+        lines=tuple(
+            OrderLine(
+                line_id=r.line_id,
+                sku=r.sku,
+                title=titles.get(r.line_id, ""),
+                merchant_id=r.merchant_id,
+                quantity=r.quantity,
+                unit_price=r.unit_price,
+                paid=r.paid,
+                gift_of=r.gift_of,
+                refunded_qty=r.refunded_qty,
+            )
+            for r in line_rows
+        ),
+        tenders=tenders,
+        cases=tuple(
+            OrderCase(
+                id=c.id,
+                state=c.state,
+                kind=c.kind,
+                reason=c.reason,
+                amount=None if access.sees_only_own_lines(c, actor) else c.amount,
+                created_at=c.created_at,
+            )
+            for c in case_rows
+            if access.may_see_case(c, actor)
+        ),
+    )
+
+
+def read_order(engine: Engine, order_id: str, actor: Actor) -> OrderView:
+    """``order_view`` in a read-only transaction of its own."""
+    with UnitOfWork(engine, readonly=True) as uow:
+        return order_view(uow.conn, order_id, actor)
+
+
+def preview_order_refund(
+    engine: Engine,
+    *,
+    actor: Actor,
+    order_id: str,
+    request: dict[str, Any],
+    policy: Policy,
+    now: datetime,
+) -> dict[str, Any]:
+    """The plan ``request`` would apply now (docs/plan-json.md, "The plan"); nothing is written.
+    A customer previews its own orders only."""
+    access.require(actor, "order.preview_refund")
+    if actor.role == "customer":
+        with UnitOfWork(engine, readonly=True) as uow:
+            access.visible_order(uow.conn, order_id, actor)
+    return preview_refund(engine, order_id=order_id, request=request, policy=policy, now=now)

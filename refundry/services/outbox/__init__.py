@@ -1,0 +1,7 @@
+"""The outbox: messages written in the use case's transaction, delivered after commit.
+
+* ``messages``  enqueue, Topic, customer notifications
+* ``relay``     claims due messages and delivers them (gateway, carrier, notifier, events)
+"""
+
+__all__: list[str] = []  # import the modules themselves

@@ -1,0 +1,505 @@
+"""The outbox relay: delivers what applies committed — gateway refunds, notifications, events.
+
+A worker claims due messages with a lease (PostgreSQL ``FOR UPDATE SKIP LOCKED``, so several
+workers share the queue; SQLite's write lock does the same for one machine), delivers each
+outside any transaction, then records the answer. A worker that dies mid-way leaves the lease to
+run out and another worker delivers again with the same idempotency key, so the gateway never
+refunds twice and receivers never show a message twice. Every gateway answer is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
+from refundry.domain.errors import RefundryError
+from refundry.services.audit.chain import AuditTrail
+from refundry.services.cases.refund import follow_refund
+from refundry.services.cases.shipments import record_booking
+from refundry.services.faults import fault_point
+from refundry.services.outbox.messages import Topic, enqueue
+from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier, PaymentGateway
+from refundry.services.uow import UnitOfWork
+from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
+
+log = structlog.get_logger("refundry.relay")
+
+__all__ = ["Relay", "backoff", "settle_refund_status"]
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS: dict[str, int] = {
+    Topic.GATEWAY_REFUND: 12,
+    Topic.NOTIFY: 8,
+    Topic.EVENT: 8,
+    Topic.LOGISTICS_BOOK: 12,
+}
+FINAL_TENDER = ("succeeded", "failed", "to_wallet")
+TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
+
+
+def backoff(attempts: int) -> timedelta:
+    """2 s, 4 s, 8 s… capped at 15 minutes."""
+    return timedelta(seconds=min(2 ** max(attempts, 1), 900))
+
+
+@dataclass(slots=True)
+class Relay:
+    engine: Engine
+    gateway: PaymentGateway
+    notifier: Notifier
+    publisher: EventPublisher
+    clock: Callable[[], datetime]
+    worker: str = "relay"
+    lease: timedelta = LEASE  # how long a claimed message is hidden from other workers
+    logistics: LogisticsProvider | None = None  # books return labels and pickups
+
+    def run_once(self, *, batch: int = 50) -> int:
+        """Claim and deliver the messages due now; returns how many were handled."""
+        claimed = self._claim(batch)
+        fault_point("relay.after_claim")
+        for row in claimed:
+            payload = json.loads(row.payload)
+            structlog.contextvars.bind_contextvars(
+                request_id=payload.get("request_id"),
+                message_id=row.id,
+                topic=row.topic,
+                order_id=payload.get("order_id"),
+                refund_id=payload.get("refund_id"),
+            )
+            try:
+                topic = Topic(row.topic)
+            except ValueError:  # written by a newer version, or by hand: never guess
+                self._park(row.id, f"unknown topic {row.topic!r}")
+                continue
+            if topic is Topic.GATEWAY_REFUND:
+                self._gateway(row.id, row.attempts, payload)
+            elif topic is Topic.LOGISTICS_BOOK:
+                self._book_return(row.id, row.attempts, row.key, payload)
+            else:
+                send = self.notifier.send if topic is Topic.NOTIFY else self.publisher.publish
+                self._deliver(row.id, row.attempts, topic, partial(send, payload, key=row.key))
+        structlog.contextvars.unbind_contextvars(
+            "request_id", "message_id", "topic", "order_id", "refund_id"
+        )
+        return len(claimed)
+
+    def drain(self, *, rounds: int = 100) -> int:
+        """Run until nothing is due (tests and the demo); returns messages handled."""
+        total = 0
+        for _ in range(rounds):
+            handled = self.run_once()
+            total += handled
+            if not handled:
+                break
+        return total
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _claim(self, batch: int) -> list[Any]:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            query = (
+                select(
+                    outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.attempts
+                )
+                .where(outbox.c.status == "pending", outbox.c.available_at <= now)
+                .order_by(outbox.c.id)
+                .limit(batch)
+            )
+            if uow.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = uow.conn.execute(query).all()
+            if rows:
+                uow.conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([r.id for r in rows]))
+                    .values(available_at=now + self.lease, attempts=outbox.c.attempts + 1)
+                )
+            uow.commit()
+        return list(rows)
+
+    def _done(self, conn: Connection, message_id: int, now: datetime) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == message_id)
+            .values(status="done", done_at=now, last_error=None)
+        )
+
+    def _park(self, message_id: int, error: str) -> None:
+        """A message the relay cannot deliver at all: dead at once, for an operator."""
+        log.error("relay.dead", error=error)
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=error[:2000])
+            )
+            uow.commit()
+
+    def _retry_later(self, message_id: int, attempts: int, topic: str, error: str) -> bool:
+        """Schedule another try; returns True when the message has used up its attempts."""
+        now = self.clock()
+        dead = attempts + 1 >= MAX_ATTEMPTS[topic]
+        (log.error if dead else log.warning)(
+            "relay.dead" if dead else "relay.retry", attempts=attempts + 1, error=error[:300]
+        )
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(
+                    status="dead" if dead else "pending",
+                    last_error=error[:2000],
+                    available_at=now + backoff(attempts + 1),
+                )
+            )
+            uow.commit()
+        return dead
+
+    # -- notifications and events -----------------------------------------------------------
+
+    def _deliver(
+        self, message_id: int, attempts: int, topic: str, send: Callable[[], None]
+    ) -> None:
+        try:
+            send()
+        except Exception as exc:  # a receiver's failure must not stop the relay
+            self._retry_later(message_id, attempts, topic, f"{type(exc).__name__}: {exc}")
+            return
+        fault_point("relay.after_send")
+        with UnitOfWork(self.engine) as uow:
+            self._done(uow.conn, message_id, self.clock())
+            uow.commit()
+        fault_point("relay.after_record")
+
+    # -- return labels and pickups ----------------------------------------------------------
+
+    def _book_return(self, message_id: int, attempts: int, key: str, p: dict[str, Any]) -> None:
+        if self.logistics is None:
+            self._retry_later(message_id, attempts, "logistics.book", "no logistics provider")
+            return
+        if not self._still_awaiting_return(p["case_id"]):
+            # Cancelled or closed before the label was booked: book nothing.
+            now = self.clock()
+            with UnitOfWork(self.engine) as uow:
+                trail = AuditTrail(actor=self.worker, at=now)
+                trail.record(
+                    "logistics.skipped",
+                    case_id=p["case_id"],
+                    why="the case no longer awaits its return",
+                )
+                trail.flush(uow.conn)
+                self._done(uow.conn, message_id, now)
+                uow.commit()
+            return
+        try:
+            booking = self.logistics.book_return(
+                rma=p["rma"],
+                service=p["service"],
+                from_address=p["from_address"],
+                to_address=p["to_address"],
+                key=key,
+            )
+        except RefundryError as exc:
+            if exc.code.endswith((".timeout", ".unavailable")):
+                self._retry_later(message_id, attempts, "logistics.book", str(exc))
+            else:  # refused (address not served…): an agent arranges the return
+                self._dead_letter_case(message_id, p, exc)
+            return
+        fault_point("relay.after_send")
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            record_booking(
+                uow.conn,
+                case_id=p["case_id"],
+                booking=booking,
+                payer=p["payer"],
+                at=now,
+                actor=self.worker,
+            )
+            self._done(uow.conn, message_id, now)
+            uow.commit()
+        fault_point("relay.after_record")
+
+    def _still_awaiting_return(self, case_id: str) -> bool:
+        from refundry.store.tables import cases
+
+        with UnitOfWork(self.engine, readonly=True) as uow:
+            state = uow.conn.execute(select(cases.c.state).where(cases.c.id == case_id)).scalar()
+        return state == "awaiting_return"
+
+    def _dead_letter_case(self, message_id: int, p: dict[str, Any], exc: RefundryError) -> None:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=f"{exc.code}: {exc.message}"[:2000])
+            )
+            trail = AuditTrail(actor=self.worker, at=now)
+            trail.record(
+                "logistics.refused", case_id=p["case_id"], error=exc.code, message=exc.message
+            )
+            trail.flush(uow.conn)
+            uow.commit()
+
+    # -- gateway refunds --------------------------------------------------------------------
+
+    def _gateway(self, message_id: int, attempts: int, p: dict[str, Any]) -> None:
+        key = p["idempotency_key"]
+        try:
+            try:
+                answer = self.gateway.refund(
+                    idempotency_key=key,
+                    transaction_id=p["transaction_id"],
+                    amount=p["amount"],
+                    currency=p["currency"],
+                )
+            except GatewayTimeout:
+                found = self.gateway.lookup(idempotency_key=key)
+                if found is None:
+                    raise
+                answer = found
+        except (GatewayTimeout, GatewayUnavailable) as exc:
+            outcome = "timeout" if isinstance(exc, GatewayTimeout) else "unavailable"
+            self._record_call(p, "request", outcome, {"error": exc.code, "message": exc.message})
+            if self._retry_later(message_id, attempts, "gateway.refund", str(exc)):
+                self._gave_up(p, message_id)
+            return
+        except GatewayError as exc:
+            # Not a passing fault: a reused key with other parameters, a protocol or credentials
+            # problem. Retrying cannot help; the message is parked for an operator and the
+            # tender stays pending (its outcome at the gateway is not known to be a refusal).
+            self._record_call(p, "request", "error", {"error": exc.code, "message": exc.message})
+            self._dead_letter(message_id, p, exc)
+            return
+        fault_point("relay.after_send")
+        log.info("relay.gateway_answer", status=answer.status, code=answer.code)
+        self._record_call(p, "request", answer.status, answer.raw or {"status": answer.status})
+        self._settle_tender(
+            p,
+            TENDER_STATUS[answer.status],
+            answer.gateway_refund_id,
+            answer.code,
+            message_id=message_id,
+        )
+        fault_point("relay.after_record")
+
+    def _gave_up(self, p: dict[str, Any], message_id: int) -> None:
+        """Attempts used up on timeouts and outages: ask the gateway one last time. Only when
+        it knows nothing of the key is the refund failed (nothing moved); otherwise its answer
+        counts, and if it cannot be asked either the message is parked for an operator."""
+        try:
+            found = self.gateway.lookup(idempotency_key=p["idempotency_key"])
+        except GatewayError as exc:
+            self._dead_letter(message_id, p, exc)
+            return
+        if found is None:
+            self._settle_tender(p, "failed", None, "gateway_unreachable", message_id=None)
+            return
+        self._record_call(p, "lookup", found.status, found.raw or {"status": found.status})
+        self._settle_tender(
+            p,
+            TENDER_STATUS[found.status],
+            found.gateway_refund_id,
+            found.code,
+            message_id=message_id,
+        )
+
+    def _dead_letter(self, message_id: int, p: dict[str, Any], exc: GatewayError) -> None:
+        log.error("relay.dead_letter", error=exc.code, detail=exc.message[:300])
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(status="dead", last_error=f"{exc.code}: {exc.message}"[:2000])
+            )
+            trail = AuditTrail(actor=self.worker, at=now)
+            trail.record(
+                "gateway.dead_letter",
+                order_id=p["order_id"],
+                refund_id=p["refund_id"],
+                tender_id=p["tender_id"],
+                error=exc.code,
+                message=exc.message,
+            )
+            trail.flush(uow.conn)
+            uow.commit()
+
+    def _record_call(
+        self, p: dict[str, Any], kind: str, outcome: str, answer: dict[str, Any]
+    ) -> None:
+        with UnitOfWork(self.engine) as uow:
+            uow.conn.execute(
+                insert(gateway_calls).values(
+                    refund_id=p["refund_id"],
+                    tender_id=p["tender_id"],
+                    idempotency_key=p["idempotency_key"],
+                    kind=kind,
+                    outcome=outcome,
+                    answer=json.dumps(answer, ensure_ascii=False, sort_keys=True, default=str),
+                    at=self.clock(),
+                )
+            )
+            uow.commit()
+
+    def _settle_tender(
+        self,
+        p: dict[str, Any],
+        status: str,
+        gateway_refund_id: str | None,
+        code: str | None,
+        *,
+        message_id: int | None,
+    ) -> None:
+        now = self.clock()
+        with UnitOfWork(self.engine) as uow:
+            record_tender_outcome(
+                uow.conn,
+                refund_id=p["refund_id"],
+                tender_id=p["tender_id"],
+                idempotency_key=p["idempotency_key"],
+                status=status,
+                gateway_refund_id=gateway_refund_id,
+                code=code,
+                at=now,
+                actor=self.worker,
+            )
+            if message_id is not None:
+                self._done(uow.conn, message_id, now)
+            uow.commit()
+
+
+def record_tender_outcome(
+    conn: Connection,
+    *,
+    refund_id: str,
+    tender_id: str,
+    idempotency_key: str,
+    status: str,
+    gateway_refund_id: str | None,
+    code: str | None,
+    at: datetime,
+    actor: str,
+) -> bool:
+    """Move a tender's refund forward (never back: a final state is never overwritten, and an
+    answer for an earlier attempt's key is ignored). Returns True when something changed."""
+    t = refund_tenders.c
+    row = conn.execute(
+        select(t.status, t.idempotency_key, t.order_id, t.amount)
+        .where(t.refund_id == refund_id, t.tender_id == tender_id)
+        .with_for_update()
+    ).first()
+    if row is None or row.idempotency_key != idempotency_key or row.status in FINAL_TENDER:
+        return False
+    if status == "accepted" and row.status == "accepted":
+        return False
+    values: dict[str, Any] = {"status": status, "updated_at": at}
+    if gateway_refund_id:
+        values["gateway_refund_id"] = gateway_refund_id
+    if status == "failed":
+        values["failure_code"] = code
+    conn.execute(
+        update(refund_tenders)
+        .where(t.refund_id == refund_id, t.tender_id == tender_id)
+        .values(**values)
+    )
+    trail = AuditTrail(actor=actor, at=at)
+    trail.record(
+        f"gateway.{status}",
+        order_id=row.order_id,
+        refund_id=refund_id,
+        tender_id=tender_id,
+        amount=int(row.amount),
+        code=code,
+        gateway_refund_id=gateway_refund_id,
+    )
+    settle_refund_status(conn, refund_id=refund_id, at=at, trail=trail)
+    trail.flush(conn)
+    return True
+
+
+def settle_refund_status(
+    conn: Connection, *, refund_id: str, at: datetime, trail: AuditTrail
+) -> str:
+    """The refund's status from its tenders: failed if any failed, refunded when all are done."""
+    rows = conn.execute(
+        select(refund_tenders.c.status, refund_tenders.c.attempt).where(
+            refund_tenders.c.refund_id == refund_id
+        )
+    ).all()
+    states = [r.status for r in rows]
+    # Each status is reached at most once per gateway attempt: a deterministic message key,
+    # the same however often a crashed worker repeats the transaction.
+    attempts = sum(int(r.attempt) for r in rows)
+    refund = conn.execute(
+        select(refunds.c.status, refunds.c.order_id, refunds.c.plan).where(
+            refunds.c.id == refund_id
+        )
+    ).one()
+    if any(s == "failed" for s in states):
+        status = "refund_failed"
+    elif all(s in ("succeeded", "to_wallet") for s in states):
+        status = "refunded"
+    else:
+        status = "refunding"
+    if status != refund.status:
+        conn.execute(
+            update(refunds).where(refunds.c.id == refund_id).values(status=status, updated_at=at)
+        )
+        follow_refund(conn, refund_id=refund_id, status=status, at=at, trail=trail)
+        trail.record(
+            f"refund.{status}",
+            order_id=refund.order_id,
+            refund_id=refund_id,
+            status_before=refund.status,
+            status_after=status,
+        )
+        plan = json.loads(refund.plan)
+        customer = _customer_of(conn, refund.order_id)
+        enqueue(
+            conn,
+            topic="notify",
+            key=f"notify:{refund_id}:{status}:a{attempts}",
+            at=at,
+            payload={
+                "customer_id": customer[0],
+                "locale": customer[1],
+                "order_id": refund.order_id,
+                "refund_id": refund_id,
+                "template": f"refund.{status}",
+                "params": {"amount": plan["amount"]["total"], "currency": plan["currency"]},
+            },
+        )
+        enqueue(
+            conn,
+            topic="event",
+            key=f"event:refund.{status}:{refund_id}:a{attempts}",
+            at=at,
+            payload={
+                "type": f"refund.{status}",
+                "refund_id": refund_id,
+                "order_id": refund.order_id,
+            },
+        )
+    return status
+
+
+def _customer_of(conn: Connection, order_id: str) -> tuple[str, str]:
+    from refundry.store.tables import customers, orders
+
+    row = conn.execute(
+        select(orders.c.customer_id, customers.c.locale)
+        .join(customers, customers.c.id == orders.c.customer_id)
+        .where(orders.c.id == order_id)
+    ).one()
+    return str(row.customer_id), str(row.locale)

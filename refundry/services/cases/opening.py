@@ -22,12 +22,19 @@ from refundry.domain.errors import InvalidInput, RefundRefused
 from refundry.domain.json_io import parse_request
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
+from refundry.domain.request import RefundRequest
 from refundry.domain.review import CaseFacts, ReviewDecision, auto_review
 from refundry.domain.risk import RiskDecision
 from refundry.services.access import Actor, check_case_opening
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
-from refundry.services.cases.process import check_units_free, hold_units, move, new_case_id
+from refundry.services.cases.process import (
+    CaseRow,
+    check_units_free,
+    hold_units,
+    move,
+    new_case_id,
+)
 from refundry.services.customers.identity import verify_code
 from refundry.services.customers.risk import (
     active_restrictions,
@@ -121,24 +128,7 @@ def open_case(
     checked in the transaction that opens the case under the customer's lock, so concurrent
     requests cannot all pass at ``limit - 1``."""
     req = parse_request(request)
-    verified = False
-    if actor.role == "customer" and _needs_code(desk, request, req.order_id, actor, now):
-        if otp is None:
-            raise Unprocessable(
-                "this request needs the one-time code sent to your phone",
-                code="identity.code_required",
-            )
-        verify_code(
-            desk.engine,
-            customer_id=actor.id,
-            purpose="case.submit",
-            code_id=otp[0],
-            code=otp[1],
-            now=now,
-            policy=desk.process.identity,
-            secret=desk.identity_secret,
-        )
-        verified = True
+    verified = _verify_code_first(desk, actor=actor, request=request, req=req, otp=otp, now=now)
     if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
         raise InvalidInput(
             "a refund_only case has no return",
@@ -177,70 +167,20 @@ def open_case(
                 code="identity.code_required",
             )
         hold_units(conn, req.order_id, lines)
-        merchants = sorted(
-            {
-                m
-                for (m,) in conn.execute(
-                    select(order_lines.c.merchant_id).where(
-                        order_lines.c.order_id == req.order_id,
-                        order_lines.c.line_id.in_([x["line_id"] for x in lines]),
-                    )
-                )
-            }
-        )
-        case_id = new_case_id()
-        risk_doc = {
-            "decision": risk.decision,
-            "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],
-        }
-        conn.execute(
-            insert(cases).values(
-                id=case_id,
-                order_id=req.order_id,
-                customer_id=customer_id,
-                kind=req.kind,
-                reason=req.reason,
-                return_method=req.return_method,
-                state="requested",
-                state_since=now,
-                lines=json.dumps(lines),
-                merchant_ids=json.dumps(merchants),
-                description=description,
-                evidence=json.dumps(evidence),
-                amount=plan["amount"]["total"],
-                risk=json.dumps(risk_doc, ensure_ascii=False),
-                express=False,
-                debt=0,
-                units_held=True,
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        conn.execute(
-            insert(case_events).values(
-                case_id=case_id,
-                at=now,
-                actor=actor.tag,
-                action="open",
-                from_state=None,
-                to_state="requested",
-                data=json.dumps(
-                    {"plan_hash": plan["plan_hash"], "amount": plan["amount"]["total"]}
-                ),
-            )
-        )
         trail = AuditTrail(actor=actor.tag, at=now)
-        trail.record(
-            "case.opened",
-            order_id=req.order_id,
-            case_id=case_id,
+        case_id, risk_doc = _record_opening(
+            conn,
+            actor=actor,
+            req=req,
+            customer_id=customer_id,
             lines=lines,
-            reason=req.reason,
-            kind=req.kind,
-            amount=plan["amount"]["total"],
-            identity_verified=verified,
-            risk=risk_doc,
+            plan=plan,
+            risk=risk,
+            description=description,
+            evidence=evidence,
+            verified=verified,
+            now=now,
+            trail=trail,
         )
         row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
         row = move(
@@ -256,51 +196,178 @@ def open_case(
         if risk.decision in ("restrict_high_value", "suspend"):
             record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
         decision = _decide(conn, desk, row, plan, risk.decision, restrictions, now)
-        review_doc = {
-            "decision": decision.decision,
-            "rule": decision.rule,
-            "explain": decision.explain,
-            "by": "rules",
-        }
-        system = Actor("system", "review")
-        if decision.decision == "approve":
-            row = approve_case(
-                conn, desk, row, actor=system, at=now, trail=trail, review=review_doc
-            )
-        elif decision.decision == "reject":
-            row = move(
-                conn,
-                row,
-                "reject",
-                actor=system,
-                at=now,
-                trail=trail,
-                values={"review": json.dumps(review_doc, ensure_ascii=False)},
-                data=review_doc,
-                notify="case.rejected",
-                params={"reason": decision.explain},
-            )
-        elif asks_review(risk):
-            row = move(
-                conn,
-                row,
-                "escalate",
-                actor=system,
-                at=now,
-                trail=trail,
-                values={"review": json.dumps(review_doc, ensure_ascii=False)},
-                data={**review_doc, "risk": risk_doc},
-                notify="case.needs_review",
-            )
-        else:  # no rule decided: the case stays under review, in the agent queue
-            conn.execute(
-                update(cases)
-                .where(cases.c.id == row.id)
-                .values(review=json.dumps(review_doc, ensure_ascii=False))
-            )
+        row, review_doc = _apply_review(
+            conn, desk, row, decision=decision, risk=risk, risk_doc=risk_doc, now=now, trail=trail
+        )
         trail.flush(conn)
         uow.commit()
     return OpenedCase(case_id, row.state, review_doc, plan)
+
+
+def _verify_code_first(
+    desk: CaseDesk,
+    *,
+    actor: Actor,
+    request: dict[str, Any],
+    req: RefundRequest,
+    otp: tuple[str, str] | None,
+    now: datetime,
+) -> bool:
+    """A customer whose request will need the one-time code gives it before anything is
+    written (SPEC §5); True when a code was verified."""
+    if actor.role != "customer" or not _needs_code(desk, request, req.order_id, actor, now):
+        return False
+    if otp is None:
+        raise Unprocessable(
+            "this request needs the one-time code sent to your phone",
+            code="identity.code_required",
+        )
+    verify_code(
+        desk.engine,
+        customer_id=actor.id,
+        purpose="case.submit",
+        code_id=otp[0],
+        code=otp[1],
+        now=now,
+        policy=desk.process.identity,
+        secret=desk.identity_secret,
+    )
+    return True
+
+
+def _record_opening(
+    conn: Connection,
+    *,
+    actor: Actor,
+    req: RefundRequest,
+    customer_id: str,
+    lines: list[dict[str, Any]],
+    plan: dict[str, Any],
+    risk: RiskDecision,
+    description: str,
+    evidence: list[str],
+    verified: bool,
+    now: datetime,
+    trail: AuditTrail,
+) -> tuple[str, dict[str, Any]]:
+    """The case row, its first timeline event and its audit entry; returns the case id and
+    the risk decision as stored on the case."""
+    merchants = sorted(
+        {
+            m
+            for (m,) in conn.execute(
+                select(order_lines.c.merchant_id).where(
+                    order_lines.c.order_id == req.order_id,
+                    order_lines.c.line_id.in_([x["line_id"] for x in lines]),
+                )
+            )
+        }
+    )
+    case_id = new_case_id()
+    risk_doc = {
+        "decision": risk.decision,
+        "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],
+    }
+    conn.execute(
+        insert(cases).values(
+            id=case_id,
+            order_id=req.order_id,
+            customer_id=customer_id,
+            kind=req.kind,
+            reason=req.reason,
+            return_method=req.return_method,
+            state="requested",
+            state_since=now,
+            lines=json.dumps(lines),
+            merchant_ids=json.dumps(merchants),
+            description=description,
+            evidence=json.dumps(evidence),
+            amount=plan["amount"]["total"],
+            risk=json.dumps(risk_doc, ensure_ascii=False),
+            express=False,
+            debt=0,
+            units_held=True,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        insert(case_events).values(
+            case_id=case_id,
+            at=now,
+            actor=actor.tag,
+            action="open",
+            from_state=None,
+            to_state="requested",
+            data=json.dumps({"plan_hash": plan["plan_hash"], "amount": plan["amount"]["total"]}),
+        )
+    )
+    trail.record(
+        "case.opened",
+        order_id=req.order_id,
+        case_id=case_id,
+        lines=lines,
+        reason=req.reason,
+        kind=req.kind,
+        amount=plan["amount"]["total"],
+        identity_verified=verified,
+        risk=risk_doc,
+    )
+    return case_id, risk_doc
+
+
+def _apply_review(
+    conn: Connection,
+    desk: CaseDesk,
+    row: CaseRow,
+    *,
+    decision: ReviewDecision,
+    risk: RiskDecision,
+    risk_doc: dict[str, Any],
+    now: datetime,
+    trail: AuditTrail,
+) -> tuple[CaseRow, dict[str, Any]]:
+    """What the automatic review decided, done by the system: approve, reject, hand to an
+    agent for risk, or leave the case under review in the agent queue."""
+    review_doc = {
+        "decision": decision.decision,
+        "rule": decision.rule,
+        "explain": decision.explain,
+        "by": "rules",
+    }
+    system = Actor("system", "review")
+    review_text = json.dumps(review_doc, ensure_ascii=False)
+    if decision.decision == "approve":
+        row = approve_case(conn, desk, row, actor=system, at=now, trail=trail, review=review_doc)
+    elif decision.decision == "reject":
+        row = move(
+            conn,
+            row,
+            "reject",
+            actor=system,
+            at=now,
+            trail=trail,
+            values={"review": review_text},
+            data=review_doc,
+            notify="case.rejected",
+            params={"reason": decision.explain},
+        )
+    elif asks_review(risk):
+        row = move(
+            conn,
+            row,
+            "escalate",
+            actor=system,
+            at=now,
+            trail=trail,
+            values={"review": review_text},
+            data={**review_doc, "risk": risk_doc},
+            notify="case.needs_review",
+        )
+    else:  # no rule decided: the case stays under review, in the agent queue
+        conn.execute(update(cases).where(cases.c.id == row.id).values(review=review_text))
+    return row, review_doc
 
 
 def asks_review(risk: RiskDecision) -> bool:

@@ -41,6 +41,7 @@ from refundry.domain.json_io import (
     plan_to_dict,
 )
 from refundry.domain.json_text import compact, compact_unsorted, parse_stored
+from refundry.domain.order import Order
 from refundry.domain.plan import plan_refund
 from refundry.domain.policy import Policy
 from refundry.domain.request import RefundRequest
@@ -376,48 +377,7 @@ def _write(
     order = inputs.order
     seq = len(inputs.history) + 1
     trail = AuditTrail(actor=actor, at=at)
-    units = plan["units"]
-    goods_units = sum(unit["quantity"] for unit in units if not unit["gift"])
-    if naive:
-        for unit in units:
-            key = {"b_order_id": order.id, "b_line_id": unit["line_id"]}
-            _NAIVE_SET_UNITS.run_expecting(
-                conn,
-                {**key, "b_after": unit["refunded_after"]},
-                1,
-                Conflict("a concurrent refund took these units", code="refund.concurrent"),
-            )
-    elif units:
-        taken: dict[str, Any] = {"b_order_id": order.id}
-        for i, unit in enumerate(units):
-            taken[f"b_line_{i}"] = unit["line_id"]
-            taken[f"b_seen_{i}"] = unit["refunded_before"]
-            taken[f"b_qty_{i}"] = unit["quantity"]
-        # Every line's guard must hold: one row moved per line (a plan names a line once:
-        # refund.duplicate_line), or none of this refund stands.
-        _take_units_stmt(len(units)).run_expecting(
-            conn,
-            taken,
-            len(units),
-            Conflict("a concurrent refund took these units", code="refund.concurrent"),
-        )
-    shares = [share for share in plan["tenders"] if share["amount"]]
-    if naive:
-        for share in shares:
-            key = {"b_order_id": order.id, "b_tender_id": share["tender_id"]}
-            _NAIVE_SET_TENDER.run(conn, {**key, "b_after": share["refunded_after"]})
-    elif shares:
-        added: dict[str, Any] = {"b_order_id": order.id}
-        for i, share in enumerate(shares):
-            added[f"b_tender_{i}"] = share["tender_id"]
-            added[f"b_amount_{i}"] = share["amount"]
-        _add_tenders_stmt(len(shares)).run(conn, added)
-    counted = {"b_order_id": order.id, "b_seq": seq, "b_goods_units": goods_units}
-    changed = Conflict("a concurrent refund changed this order", code="refund.concurrent")
-    if naive:
-        _NAIVE_COUNT_REFUND.run_expecting(conn, counted, 1, changed)
-    else:
-        _COUNT_REFUND.run_expecting(conn, {**counted, "b_seen": len(inputs.history)}, 1, changed)
+    _guarded_writes(conn, order=order, plan=plan, seq=seq, seen=len(inputs.history), naive=naive)
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])
     status = "refunding" if waiting else "refunded"
@@ -496,6 +456,57 @@ def _write(
     batch.flush(conn)
     trail.flush(conn)
     return status
+
+
+def _guarded_writes(
+    conn: Connection, *, order: Order, plan: dict[str, Any], seq: int, seen: int, naive: bool
+) -> None:
+    """Units taken, tenders credited and the order's refund count moved, each guarded by what
+    the plan read (refunded units, ``seen`` earlier refunds): a concurrent refund that changed
+    any of them makes this one ``refund.concurrent``, and nothing of it stands. ``naive``: the
+    test-only unguarded writes the race tests must catch."""
+    units = plan["units"]
+    goods_units = sum(unit["quantity"] for unit in units if not unit["gift"])
+    if naive:
+        for unit in units:
+            key = {"b_order_id": order.id, "b_line_id": unit["line_id"]}
+            _NAIVE_SET_UNITS.run_expecting(
+                conn,
+                {**key, "b_after": unit["refunded_after"]},
+                1,
+                Conflict("a concurrent refund took these units", code="refund.concurrent"),
+            )
+    elif units:
+        taken: dict[str, Any] = {"b_order_id": order.id}
+        for i, unit in enumerate(units):
+            taken[f"b_line_{i}"] = unit["line_id"]
+            taken[f"b_seen_{i}"] = unit["refunded_before"]
+            taken[f"b_qty_{i}"] = unit["quantity"]
+        # Every line's guard must hold: one row moved per line (a plan names a line once:
+        # refund.duplicate_line), or none of this refund stands.
+        _take_units_stmt(len(units)).run_expecting(
+            conn,
+            taken,
+            len(units),
+            Conflict("a concurrent refund took these units", code="refund.concurrent"),
+        )
+    shares = [share for share in plan["tenders"] if share["amount"]]
+    if naive:
+        for share in shares:
+            key = {"b_order_id": order.id, "b_tender_id": share["tender_id"]}
+            _NAIVE_SET_TENDER.run(conn, {**key, "b_after": share["refunded_after"]})
+    elif shares:
+        added: dict[str, Any] = {"b_order_id": order.id}
+        for i, share in enumerate(shares):
+            added[f"b_tender_{i}"] = share["tender_id"]
+            added[f"b_amount_{i}"] = share["amount"]
+        _add_tenders_stmt(len(shares)).run(conn, added)
+    counted = {"b_order_id": order.id, "b_seq": seq, "b_goods_units": goods_units}
+    changed = Conflict("a concurrent refund changed this order", code="refund.concurrent")
+    if naive:
+        _NAIVE_COUNT_REFUND.run_expecting(conn, counted, 1, changed)
+    else:
+        _COUNT_REFUND.run_expecting(conn, {**counted, "b_seen": seen}, 1, changed)
 
 
 def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:

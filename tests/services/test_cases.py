@@ -445,3 +445,30 @@ def test_plan_exceeding_deductions_is_held_then_waived_by_an_agent(
     with UnitOfWork(world["engine"], readonly=True) as uow:
         assert balance(uow.conn, "wallet", ex.CUSTOMER) == 0
         assert verify_chain(uow.conn).ok
+
+
+def test_what_the_review_rules_decide_is_audited_as_the_system_not_the_customer(
+    world: dict[str, Any], engine: Engine
+) -> None:
+    """Issue 16 point 5: automatic approvals were recorded with the customer as actor."""
+    from refundry.store.tables import audit_log
+
+    desk, clock = world["desk"], world["clock"]
+    opened = open_case(
+        desk,
+        actor=CUSTOMER,
+        now=clock(),
+        request=request("o-1000-200", "B", reason="wrong_item", kind="refund_only"),
+        evidence=["photo-of-the-wrong-item.jpg"],  # review rule wrong_item_with_photo approves
+    )
+    assert opened.review["by"] == "rules" and opened.review["decision"] == "approve", opened.review
+    with UnitOfWork(engine, readonly=True) as uow:
+        actors = {
+            action: actor
+            for action, actor in uow.conn.execute(
+                select(audit_log.c.action, audit_log.c.actor).order_by(audit_log.c.seq)
+            )
+        }
+    assert actors["case.opened"] == f"customer:{ex.CUSTOMER}"
+    assert actors["case.approve"] == "system:review"
+    assert actors["case.review"] == f"customer:{ex.CUSTOMER}"  # the customer asked for review

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,7 +66,10 @@ class AuditTrail:
 
     actor: str
     at: datetime
-    entries: list[tuple[str, str | None, str | None, dict[str, Any]]] = field(default_factory=list)
+    # (action, order id, refund id, data, actor)
+    entries: list[tuple[str, str | None, str | None, dict[str, Any], str]] = field(
+        default_factory=list
+    )
 
     def record(
         self,
@@ -75,7 +79,18 @@ class AuditTrail:
         refund_id: str | None = None,
         **data: Any,
     ) -> None:
-        self.entries.append((action, order_id, refund_id, data))
+        self.entries.append((action, order_id, refund_id, data, self.actor))
+
+    @contextmanager
+    def acting(self, actor: str) -> Iterator[None]:
+        """Entries recorded inside name ``actor``: what refundry decided on its own inside a
+        person's transaction (the automatic review of a case a customer opened) is the
+        system's, not that person's."""
+        previous, self.actor = self.actor, actor
+        try:
+            yield
+        finally:
+            self.actor = previous
 
     def flush(self, conn: Connection) -> None:
         if not self.entries:
@@ -84,14 +99,14 @@ class AuditTrail:
         seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
         when = self.at.isoformat()
         rows = []
-        for action, order_id, refund_id, data in self.entries:
+        for action, order_id, refund_id, data, actor in self.entries:
             seq += 1
             text = compact(data)
             digest = entry_hash(
                 prev,
                 seq=seq,
                 at=when,
-                actor=self.actor,
+                actor=actor,
                 action=action,
                 order_id=order_id,
                 refund_id=refund_id,
@@ -101,7 +116,7 @@ class AuditTrail:
                 {
                     "seq": seq,
                     "at": self.at,
-                    "actor": self.actor,
+                    "actor": actor,
                     "action": action,
                     "order_id": order_id,
                     "refund_id": refund_id,

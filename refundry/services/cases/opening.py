@@ -193,15 +193,29 @@ def open_case(
             notify="case.received",
             params={"amount": plan["amount"]["total"], "currency": plan["currency"]},
         )
+        # what the risk rules and the review rules decide is the system's, not the customer's
         if risk.decision in ("restrict_high_value", "suspend"):
-            record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
+            with trail.acting(SYSTEM_RISK.tag):
+                record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
         decision = _decide(conn, desk, row, plan, risk.decision, restrictions, now)
-        row, review_doc = _apply_review(
-            conn, desk, row, decision=decision, risk=risk, risk_doc=risk_doc, now=now, trail=trail
-        )
+        with trail.acting(SYSTEM_REVIEW.tag):
+            row, review_doc = _apply_review(
+                conn,
+                desk,
+                row,
+                decision=decision,
+                risk=risk,
+                risk_doc=risk_doc,
+                now=now,
+                trail=trail,
+            )
         trail.flush(conn)
         uow.commit()
     return OpenedCase(case_id, row.state, review_doc, plan)
+
+
+SYSTEM_REVIEW = Actor("system", "review")  # the automatic review rules
+SYSTEM_RISK = Actor("system", "risk")  # the risk rules
 
 
 def _verify_code_first(
@@ -336,7 +350,7 @@ def _apply_review(
         "explain": decision.explain,
         "by": "rules",
     }
-    system = Actor("system", "review")
+    system = SYSTEM_REVIEW
     review_text = json.dumps(review_doc, ensure_ascii=False)
     if decision.decision == "approve":
         row = approve_case(conn, desk, row, actor=system, at=now, trail=trail, review=review_doc)

@@ -85,6 +85,16 @@ BOB_PHONE = "+8613800000202"
 ALICE_INBOX_MARKER = "inbox-alice-secret"
 
 
+def problem_of(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    """The problem+json body of ``response``, checked to carry ``status``, ``code`` and
+    ``field``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert (body["status"], body["code"], body["field"]) == (status, code, field), body
+    return body
+
+
 def bearer(
     role: str, subject: str, *, now: datetime = NOW, secret: bytes = SECRET
 ) -> dict[str, str]:

@@ -4,8 +4,6 @@ PostgreSQL; a preview, which holds no units, keeps the plan's own refusal."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.api.conftest import (
     ALICE,
     ALICE_M1,
@@ -17,18 +15,13 @@ from tests.api.conftest import (
     order_doc,
     snapshot_diff,
 )
+from tests.api.conftest import (
+    problem_of as _problem,
+)
 
 AGENT = bearer("agent", "agent-li")
 ADMIN = bearer("admin", "admin-root")
 CUSTOMER = bearer("customer", ALICE)
-
-
-def _problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["code"], body["field"]) == (status, code, field), body
-    return body
 
 
 def test_refunded_units_asked_again_in_a_case_are_409_case_units_unavailable(

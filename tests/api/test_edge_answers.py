@@ -4,8 +4,6 @@ on ``POST /v1/me/inbox/{id}/read``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from refundry.store.tables import inbox_messages
@@ -16,18 +14,13 @@ from tests.api.conftest import (
     db_snapshot,
     snapshot_diff,
 )
+from tests.api.conftest import (
+    problem_of as _problem,
+)
 
 AGENT = bearer("agent", "agent-li")
 ADMIN = bearer("admin", "admin-root")
 CUSTOMER = bearer("customer", ALICE)
-
-
-def _problem(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert (body["status"], body["code"], body["field"]) == (status, code, field), body
-    return body
 
 
 def test_a_body_that_is_not_utf8_is_422_request_not_utf8(world: World) -> None:

@@ -39,6 +39,8 @@ bearer token: revoke                    no          no               no     yes 
 (2) on an order shared with other merchants, only the entries that name one of its own lines
     and none of the others' (fail closed: any value equal to another merchant's line id hides
     the entry).
+    Every role but the desk sees an entry as its other views show it (``redact_audit_entry``):
+    no tender for a merchant, no risk decision for a customer or merchant.
 (3) a case asking for one of its lines: its own lines only, no amount when others' are in it.
 (4) every line of the case is its own (else ``case.not_your_lines``), and the case is not held
     for manual review (held cases are the agents' to decide).
@@ -73,6 +75,7 @@ __all__ = [
     "may_see_case",
     "may_see_order",
     "order_not_found",
+    "redact_audit_entry",
     "require",
     "require_case_action",
     "require_case_actor",
@@ -314,3 +317,35 @@ def audit_entry_filter(
         return not (seen & others) and bool(seen & own_only)
 
     return visible
+
+
+# What the other views hide, hidden in the audit too: a merchant sees no tender (how the
+# customer paid is not the merchant's), a customer or merchant no risk decision.
+_TENDER_ACTIONS = ("refund.tender", "refund.to_wallet", "effect.refund_to_tender", "gateway.")
+_TENDER_KEYS = frozenset(
+    {"tender_id", "tenders", "gateway_txn_id", "transaction_id", "gateway_refund_id"}
+)
+_RISK_KEYS = frozenset({"risk"})
+
+
+def redact_audit_entry(actor: Actor, action: str, data: Any) -> Any | None:
+    """An audit entry's data as ``actor`` may see it, or None when the whole entry is not for
+    it: the redaction of the order and case views (``sees_tenders``, ``sees_risk``)."""
+    hidden: frozenset[str] = frozenset()
+    if not sees_tenders(actor):
+        if action.startswith(_TENDER_ACTIONS):
+            return None
+        hidden |= _TENDER_KEYS
+    if not sees_risk(actor):
+        if action.startswith("risk."):
+            return None
+        hidden |= _RISK_KEYS
+    return _without(data, hidden) if hidden else data
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value

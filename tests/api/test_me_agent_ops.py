@@ -445,8 +445,34 @@ def test_order_audit_is_visible_to_its_parties_only_and_reports_a_broken_chain(
     assert actions[0] == "order.ingested" and "case.opened" in actions
     assert [e["seq"] for e in body["entries"]] == sorted(e["seq"] for e in body["entries"])
     assert (body["chain_verified"], body["chain_problem"]) == (True, None)
-    for headers in (bearer("merchant", "m-1"), bearer("agent", "li"), bearer("admin", "root")):
-        assert shop.client.get(url, headers=headers).json()["entries"] == body["entries"]
+    desk = shop.client.get(url, headers=bearer("agent", "li")).json()["entries"]
+    assert shop.client.get(url, headers=bearer("admin", "root")).json()["entries"] == desk
+    # The customer and the merchant see what their other views show (issue 16 point 5): the
+    # desk's entries, less risk decisions for both and less tenders for the merchant.
+    tender_actions = ("refund.tender", "refund.to_wallet", "effect.refund_to_tender", "gateway.")
+
+    def without(value: Any, keys: set[str]) -> Any:
+        if isinstance(value, dict):
+            return {k: without(v, keys) for k, v in value.items() if k not in keys}
+        if isinstance(value, list):
+            return [without(v, keys) for v in value]
+        return value
+
+    risk_free = [
+        {**e, "data": without(e["data"], {"risk"})}
+        for e in desk
+        if not e["action"].startswith("risk.")
+    ]
+    assert body["entries"] == risk_free
+    tender_keys = {"tender_id", "tenders", "gateway_txn_id", "transaction_id", "gateway_refund_id"}
+    merchant_view = [
+        {**e, "data": without(e["data"], tender_keys)}
+        for e in risk_free
+        if not e["action"].startswith(tender_actions)
+    ]
+    merchant = shop.client.get(url, headers=bearer("merchant", "m-1")).json()["entries"]
+    assert merchant == merchant_view
+    assert len(merchant) < len(body["entries"]) <= len(desk)  # the merchant saw tenders before
     for headers in (bearer("customer", B), bearer("merchant", "m-9")):
         r = shop.client.get(url, headers=headers)
         assert (r.status_code, r.json()["code"]) == (404, "order.not_found")

@@ -472,3 +472,45 @@ def test_what_the_review_rules_decide_is_audited_as_the_system_not_the_customer(
     assert actors["case.opened"] == f"customer:{ex.CUSTOMER}"
     assert actors["case.approve"] == "system:review"
     assert actors["case.review"] == f"customer:{ex.CUSTOMER}"  # the customer asked for review
+
+
+def test_the_order_audit_is_redacted_per_role_like_the_other_views(
+    world: dict[str, Any], engine: Engine
+) -> None:
+    """Issue 16 point 5: a merchant read tender ids and amounts in its order's audit, a customer
+    the risk reasons its case view hides. The desk sees everything."""
+    from refundry.services.audit.views import order_audit
+
+    desk, clock = world["desk"], world["clock"]
+    opened = open_case(
+        desk,
+        actor=CUSTOMER,
+        now=clock(),
+        request=request("o-1000-200", "B", reason="wrong_item", kind="refund_only"),
+        evidence=["photo-of-the-wrong-item.jpg"],
+    )
+    assert opened.review["decision"] == "approve"  # refunded at once: tender entries exist
+
+    def keys(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            return set(value) | {k for v in value.values() for k in keys(v)}
+        if isinstance(value, list):
+            return {k for v in value for k in keys(v)}
+        return set()
+
+    agent = order_audit(engine, "o-1000-200", AGENT)
+    agent_actions = {e.action for e in agent.entries}
+    assert "refund.tender" in agent_actions
+    assert {"tender_id", "risk"} <= {k for e in agent.entries for k in keys(e.data)}
+
+    merchant = order_audit(engine, "o-1000-200", MERCHANT)
+    assert not {a for a in (e.action for e in merchant.entries) if a.startswith("refund.tender")}
+    assert "effect.refund_to_tender" not in {e.action for e in merchant.entries}
+    assert not {"tender_id", "tenders", "risk"} & {
+        k for e in merchant.entries for k in keys(e.data)
+    }
+    assert "case.opened" in {e.action for e in merchant.entries}
+
+    customer = order_audit(engine, "o-1000-200", CUSTOMER)
+    assert "risk" not in {k for e in customer.entries for k in keys(e.data)}
+    assert "refund.tender" in {e.action for e in customer.entries}  # the customer's own money

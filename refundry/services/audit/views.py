@@ -39,6 +39,8 @@ class OrderAudit:
     order_id: str
     entries: tuple[AuditEntry, ...]  # in chain order
     hidden_entries: int  # entries of this order withheld from a merchant (other merchants')
+    # entries the actor's role does not see at all (tenders for a merchant, risk for a customer)
+    # are left out before, and not counted: their number would tell what they are
     chain_verified: bool
     chain_problem: str | None  # where the chain breaks, when it does
 
@@ -64,17 +66,21 @@ def order_audit(engine: Engine, order_id: str, actor: Actor) -> OrderAudit:
             }
             visible = access.audit_entry_filter(actor, owners)
         report = verify_chain(conn)
-    entries = [
-        AuditEntry(
-            seq=r.seq,
-            at=r.at,
-            actor=r.actor,
-            action=r.action,
-            refund_id=r.refund_id,
-            data=json.loads(r.data),
+    entries = []
+    for r in rows:
+        data = access.redact_audit_entry(actor, r.action, json.loads(r.data))
+        if data is None:
+            continue
+        entries.append(
+            AuditEntry(
+                seq=r.seq,
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                refund_id=r.refund_id,
+                data=data,
+            )
         )
-        for r in rows
-    ]
     shown = [e for e in entries if visible(e.data)] if visible is not None else entries
     return OrderAudit(
         order_id=order_id,

@@ -101,3 +101,54 @@ def test_body_over_the_limit_is_413(client: TestClient) -> None:
         headers={**auth(), "content-type": "application/json"},
     )
     assert (r.status_code, r.json()["code"]) == (413, "request.too_large")
+
+
+transient: list[int] = []
+moment = APIRouter()
+
+
+@moment.post("/v1/_moment")
+def _moment(body: Echo, actor: ActorDep) -> dict[str, object]:
+    """Refuses as the moment says (429, then 409), then succeeds."""
+    from refundry.services.errors import Conflict, RateLimited
+
+    transient.append(body.n)
+    if len(transient) == 1:
+        raise RateLimited("too many", retry_after=5)
+    if len(transient) == 2:
+        raise Conflict("the case moved", code="case.illegal_state")
+    return {"n": body.n, "calls": len(transient)}
+
+
+def test_429_and_409_are_not_stored_and_a_retry_with_the_key_runs_again(db_url: str) -> None:
+    """Issue 16 point 4: a 429 rate.limited and state-dependent 409s were stored and replayed."""
+    app = create_app(Settings(database_url=db_url, secret=SECRET, dev=True), clock=lambda: NOW)
+    app.include_router(moment)
+    transient.clear()
+    headers = {**auth(), "Idempotency-Key": "k-moment"}
+    with TestClient(app) as c:
+        assert c.post("/v1/_moment", json={"n": 1}, headers=headers).status_code == 429
+        assert c.post("/v1/_moment", json={"n": 1}, headers=headers).status_code == 409
+        ok = c.post("/v1/_moment", json={"n": 1}, headers=headers)
+        assert (ok.status_code, ok.json()["calls"]) == (200, 3)
+        again = c.post("/v1/_moment", json={"n": 1}, headers=headers)  # now stored: replayed
+        assert (again.json()["calls"], again.headers.get("idempotent-replayed")) == (3, "true")
+    assert transient == [1, 1, 1]
+
+
+def test_a_subject_holding_a_colon_cannot_replay_another_callers_answer(
+    client: TestClient,
+) -> None:
+    """Issue 16 point 4: keys were scoped as role:subject:key with ':' allowed in both."""
+    first = client.post(
+        "/v1/_probe", json={"n": 5}, headers={**auth(sub="a"), "Idempotency-Key": "b:x"}
+    )
+    other = client.post(
+        "/v1/_probe", json={"n": 5}, headers={**auth(sub="a:b"), "Idempotency-Key": "x"}
+    )
+    assert first.json()["actor"] == "customer:a"
+    assert (other.json()["actor"], other.headers.get("idempotent-replayed")) == (
+        "customer:a:b",
+        None,
+    )
+    assert calls == [5, 5]

@@ -4,7 +4,9 @@ The first request with a key runs and its response (status and body) is stored; 
 and the same request replay it (header ``Idempotent-Replayed: true``); the same key with another
 request is 422 ``idempotency.key_reused``; a key whose first request is still running is 409
 ``idempotency.in_flight``. Keys are scoped to the caller (role and subject) and kept at least 24
-hours. Only responses below 500 are stored: a server error may be retried with the same key.
+hours. Answers that depend on the moment are not stored, as Stripe does: a server error (5xx),
+429 ``rate.limited`` and 409 (a conflict with the state, e.g. a case in another state or a
+concurrent refund) release the key, so the same request may be retried with it and run again.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class IdempotencyMiddleware:
             parts.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(parts)
-        key = f"{subject}:{raw_key.decode('latin-1')}"
+        # The subject's length first: a subject may hold ':' (customer "a:b" with key "x" and
+        # customer "a" with key "b:x" must not share a stored answer).
+        key = f"{len(subject)}:{subject}:{raw_key.decode('latin-1')}"
         digest = hashlib.sha256(
             scope["method"].encode() + b" " + scope["path"].encode() + b"\n" + body
         ).hexdigest()

@@ -61,11 +61,16 @@ def claim_key(
         return Earlier("replay", int(row.status), (row.body or "").encode())
 
 
+TRANSIENT = frozenset({409, 429})  # refusals of the moment: retrying may succeed
+
+
 def finish_key(engine: Engine, *, key: str, status: int, body: bytes) -> None:
-    """Store the answer to replay; a server error (5xx) is not stored: the key is dropped."""
+    """Store the answer to replay. An answer that depends on the moment is not stored — a
+    server error (5xx), 429 (rate limited), 409 (the state conflicted) — the key is dropped, so
+    a retry with it runs again."""
     k = api_idempotency.c
     with UnitOfWork(engine) as uow:
-        if status >= 500:
+        if status >= 500 or status in TRANSIENT:
             uow.conn.execute(delete(api_idempotency).where(k.key == key))
         else:
             uow.conn.execute(

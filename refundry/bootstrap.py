@@ -182,7 +182,7 @@ class Runtime:
         value = getattr(self.settings, f"{sender}_webhook_secret")
         if value is None:
             return _DEV_WEBHOOK[sender].encode()  # dev mode (check_production refused it else)
-        return bytes(value.get_secret_value().encode())
+        return bytes(value.get_secret_value().encode())  # getattr: Any to mypy
 
     def relay(self, *, name: str = "worker") -> Relay:
         return Relay(

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from refundry.services.operations.heartbeats import last_beats
+from refundry.store.migrate import head_revision
 
 __all__ = ["readiness"]
-
-
-@cache
-def _head() -> str:
-    """The newest migration (read once: the scripts do not change while the process runs)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from refundry.store.migrate import HERE
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(HERE))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    assert head is not None
-    return head
 
 
 def readiness(engine: Engine, *, now: datetime, max_beat_age_seconds: int) -> dict[str, str]:
@@ -39,8 +24,10 @@ def readiness(engine: Engine, *, now: datetime, max_beat_age_seconds: int) -> di
         checks["database"] = f"unreachable or not migrated: {reason}"
         checks["schema"] = checks["worker"] = "not checked"
         return checks
-    if current != _head():
-        checks["schema"] = f"at {current}, not the newest {_head()}: run `refundry db upgrade`"
+    if current != head_revision():
+        checks["schema"] = (
+            f"at {current}, not the newest {head_revision()}: run `refundry db upgrade`"
+        )
     beats = last_beats(engine) if checks["schema"] == "ok" else {}
     if checks["schema"] != "ok":
         checks["worker"] = "not checked"

@@ -265,6 +265,9 @@ class RiskReason(BaseModel):
 class RiskView(BaseModel):
     decision: str
     reasons: list[RiskReason]
+    # rules not applied because the feature they read is unknown (the shop sent no account
+    # creation time), each with why
+    not_applied: list[RiskReason] = []
 
 
 class ShipmentView(BaseModel):

@@ -32,6 +32,8 @@ agent queue: see                        no          no               yes    yes 
 refund rights: suspend, lift            no          no               yes    yes    no
 metrics figures: see                    no          no               no     yes    no
 bearer token: revoke                    no          no               no     yes    no
+customer: update, see profile           no          no               no     yes    no
+customer: adjust points, wallet         no          no               no     yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -118,6 +120,8 @@ Area = Literal[
     "customer.suspension",
     "metrics.read",
     "token.revoke",
+    "customer.update",
+    "customer.adjust",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -129,6 +133,8 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "customer.suspension": _DESK,
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
     "token.revoke": ("admin",),
+    "customer.update": ("admin",),  # account creation time, contacts: the shop's back end
+    "customer.adjust": ("admin",),  # points / wallet adjustments: the shop's back end
 }
 
 

@@ -91,6 +91,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/v1/agent/queue"): "staff_only",
     ("POST", "/v1/customers/{customer_id}/suspension"): "staff_only",
     ("DELETE", "/v1/customers/{customer_id}/suspension"): "staff_only",
+    ("GET", "/v1/customers/{customer_id}"): "staff_only",  # admin: the shop's back end
+    ("PATCH", "/v1/customers/{customer_id}"): "staff_only",  # admin
+    ("POST", "/v1/customers/{customer_id}/adjustments"): "staff_only",  # admin
     ("POST", "/v1/webhooks/gateway"): "webhook_signed",
     ("POST", "/v1/webhooks/logistics"): "webhook_signed",
 }
@@ -125,6 +128,15 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
     },
     ("POST", "/v1/cases/{case_id}/rate"): lambda w: {"rating": 5, "feedback": "ok"},
     ("POST", "/v1/identity/codes"): lambda w: {"purpose": "case.submit"},
+    ("PATCH", "/v1/customers/{customer_id}"): lambda w: {
+        "account_created_at": "2020-01-01T00:00:00Z",
+        "contact": {"phone": "+8613800009999", "channels": ["sms"]},
+    },
+    ("POST", "/v1/customers/{customer_id}/adjustments"): lambda w: {
+        "kind": "points",
+        "points": 1000,
+        "source": {"type": "goodwill", "id": "gw-1"},
+    },
 }
 _LINE_NEW = {
     "id": "ln-new",

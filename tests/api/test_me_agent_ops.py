@@ -360,7 +360,7 @@ def test_agent_queue_lists_waiting_cases_with_risk_and_review_explanations(shop:
         "explain": "no rule decided: the case waits for an agent",
         "by": "rules",
     }
-    assert waiting["risk"] == {"decision": "approve", "reasons": []}
+    assert waiting["risk"] == {"decision": "approve", "reasons": [], "not_applied": []}
     failed = items[shop.failed]
     assert failed["state"] == "refund_failed" and failed["failure_codes"] != []
     assert failed["why"].startswith("the gateway refused")

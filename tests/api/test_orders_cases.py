@@ -313,7 +313,7 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
     assert (opened["risk"], opened["allowed_actions"]) == (None, ["cancel"])
     assert opened["created_at"] == opened["updated_at"] == "2026-11-24T04:00:00Z"
     as_agent = shop.client.get(f"/v1/cases/{case_id}", headers=AGENT).json()
-    assert as_agent["risk"] == {"decision": "approve", "reasons": []}
+    assert as_agent["risk"] == {"decision": "approve", "reasons": [], "not_applied": []}
     assert as_agent["allowed_actions"] == ["approve", "reject", "cancel"]
 
     shop.clock.advance(timedelta(hours=1))

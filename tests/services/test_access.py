@@ -72,6 +72,8 @@ AREAS: dict[str, access.Area] = {
     "refund rights: suspend, lift": "customer.suspension",
     "metrics figures: see": "metrics.read",
     "bearer token: revoke": "token.revoke",
+    "customer: update, see profile": "customer.update",
+    "customer: adjust points, wallet": "customer.adjust",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

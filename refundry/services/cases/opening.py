@@ -281,6 +281,7 @@ def _record_opening(
     risk_doc = {
         "decision": risk.decision,
         "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],
+        "not_applied": [{"rule": n.rule, "explain": n.explanation} for n in risk.not_applied],
     }
     conn.execute(
         insert(cases).values(

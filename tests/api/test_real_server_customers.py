@@ -1,0 +1,118 @@
+"""A new customer opens a case over HTTP under the default policy (issue 14 point 4, issue 12
+point 3): a real server process on SQLite and PostgreSQL, production settings (every secret
+set, every adapter named), no policy file — so the default risk rules, review rules and
+one-time-code threshold apply.
+
+Before the shop could send the account's creation time, every newly ingested customer counted
+as a 0-day-old account, ``new_account_large`` asked for a one-time code, and the sandbox SMS
+code reaches no phone: the customer could not open a case at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from refundry.demo import worked_examples as ex
+from tests.api.test_real_server import ADMIN, AGENT, Server, _start
+
+SMALL = 5000  # 50.00: under the one-time-code threshold (1000.00) of the default policy
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("server")
+    if request.param == "sqlite":
+        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp, policy_text=None)
+        return
+    from tests.conftest import _drop_pg, _fresh_pg
+
+    url = _fresh_pg(request.getfixturevalue("pg_url"))
+    try:
+        yield from _start(url, tmp, policy_text=None)
+    finally:
+        _drop_pg(url)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ingest(server: Server, name: str, customer: dict[str, Any] | None) -> tuple[str, str]:
+    """A paid, delivered order of 50.00 for a customer refundry has never seen."""
+    customer_id, order_id = f"c-{name}", f"o-{name}"
+    order = ex.order(
+        order_id,
+        [ex.line("A", SMALL)],
+        SMALL,
+        customer_id=customer_id,
+        paid_at=(_now() - timedelta(days=3)).isoformat(),
+    )
+    doc: dict[str, Any] = {"order": order}
+    if customer is not None:
+        doc["customer"] = customer
+    server.call("POST", "/v1/orders", ADMIN, doc, status=201)
+    return customer_id, order_id
+
+
+def _open(server: Server, customer_id: str, order_id: str) -> Any:
+    body = {
+        "order_id": order_id,
+        "lines": [{"line_id": "A", "quantity": 1}],
+        "reason": "quality_issue",
+        "kind": "refund_only",
+    }
+    return server.http.post("/v1/cases", headers=server.token("customer", customer_id), json=body)
+
+
+def _risk(server: Server, case_id: str) -> dict[str, Any]:
+    risk: dict[str, Any] = server.call("GET", f"/v1/cases/{case_id}", AGENT)["risk"]
+    return risk
+
+
+def test_a_new_customer_with_an_old_account_opens_a_case_without_a_code(server: Server) -> None:
+    opened = (_now() - timedelta(days=400)).isoformat().replace("+00:00", "Z")
+    customer, order = _ingest(
+        server,
+        "old-account",
+        {"account_created_at": opened, "contact": {"phone": "+8613800000001"}},
+    )
+    answer = _open(server, customer, order)
+    assert answer.status_code == 201, answer.text
+    risk = _risk(server, answer.json()["id"])
+    assert risk["reasons"] == [] and risk["not_applied"] == []
+    assert risk["decision"] == "approve"
+    profile = server.call("GET", f"/v1/customers/{customer}", ADMIN)
+    assert profile["account_created_at"] == opened
+
+
+def test_a_customer_whose_account_age_is_unknown_is_not_taken_for_a_new_account(
+    server: Server,
+) -> None:
+    customer, order = _ingest(server, "age-unknown", None)
+    answer = _open(server, customer, order)
+    assert answer.status_code == 201, answer.text
+    risk = _risk(server, answer.json()["id"])
+    assert risk["decision"] == "approve" and risk["reasons"] == []
+    assert [n["rule"] for n in risk["not_applied"]] == ["new_account_large"]
+    assert "the shop sent no account creation time" in risk["not_applied"][0]["explain"]
+
+
+def test_a_truly_new_account_still_needs_the_code_until_the_shop_corrects_its_age(
+    server: Server,
+) -> None:
+    two_days = (_now() - timedelta(days=2)).isoformat()
+    customer, order = _ingest(server, "new-account", {"account_created_at": two_days})
+    refused = _open(server, customer, order)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "identity.code_required"
+    # The shop's back end says the account is older (a migrated account): the same request opens.
+    old = (_now() - timedelta(days=30)).isoformat()
+    server.call("PATCH", f"/v1/customers/{customer}", ADMIN, {"account_created_at": old})
+    answer = _open(server, customer, order)
+    assert answer.status_code == 201, answer.text

@@ -145,8 +145,12 @@ class OrderView(BaseModel):
     id: str
     customer_id: str
     currency: str
-    status: str
+    status: str  # current: the shop's status updates change it
     paid_at: datetime | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
     ingested_at: datetime
     lines: list[OrderLineView]
     tenders: list[OrderTenderView]  # empty for a merchant: the payment is the customer's

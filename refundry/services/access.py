@@ -15,6 +15,7 @@ object: action                          customer    merchant         agent  admi
 ======================================  ==========  ===============  =====  =====  ======
 order: see lines, tenders, cases        own         its lines (1)    all    all    no
 order: ingest                           no          no               no     yes    no
+order: update its status                no          no               no     yes    no
 order: preview a refund                 own         no               all    all    no
 order audit: see entries                own         its entries (2)  all    all    no
 case: see                               own         its lines (3)    all    all    all
@@ -112,6 +113,7 @@ _DESK = ("agent", "admin")
 # per-object answer. Object rules (own orders, own lines) are the functions below.
 Area = Literal[
     "order.ingest",
+    "order.update_status",
     "order.preview_refund",
     "case.open",
     "customer.assets",
@@ -125,6 +127,7 @@ Area = Literal[
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
+    "order.update_status": ("admin",),  # shipped, delivered, completed, cancelled
     "order.preview_refund": ("customer", "agent", "admin"),
     "case.open": ("customer", "agent", "admin"),
     "customer.assets": ("customer",),  # /me: read for the token's subject only

@@ -99,6 +99,12 @@ orders = Table(
     Column("goods_refunded", Integer, nullable=False, server_default="0"),
     Column("refund_count", Integer, nullable=False, server_default="0"),
     Column("ingested_at", When, nullable=False),
+    # What the shop told of the order since (services/orders/fulfilment.py); ``status`` and
+    # the document's status and delivered_at are kept current with them.
+    Column("shipped_at", When),
+    Column("delivered_at", When),
+    Column("completed_at", When),
+    Column("cancelled_at", When),
     CheckConstraint("goods_refunded >= 0 AND goods_refunded <= goods_units", name="goods"),
     Index("ix_orders_customer", "customer_id"),
     # Orders not fully refunded, per customer: first-purchase checks skip refunded history.

@@ -68,6 +68,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
+    ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
     ("GET", "/v1/orders/{order_id}"): "owner_only",
     ("POST", "/v1/orders/{order_id}/refund-preview"): "owner_only",
     ("GET", "/v1/orders/{order_id}/audit"): "owner_only",  # its customer, its merchants, staff
@@ -115,6 +116,10 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "order": order_doc("ord-new-by-intruder", ALICE, [dict(_LINE_NEW)])
     },
     ("POST", "/v1/orders/{order_id}/refund-preview"): lambda w: dict(_REQUEST),
+    ("POST", "/v1/orders/{order_id}/status"): lambda w: {
+        "status": "completed",
+        "at": "2026-11-24T03:00:00Z",
+    },
     ("POST", "/v1/cases"): lambda w: {**_REQUEST, "order_id": ALICE_MIXED},
     ("POST", "/v1/cases/{case_id}/approve"): lambda w: {"comment": "looks fine"},
     ("POST", "/v1/cases/{case_id}/reject"): lambda w: {"comment": "not this time"},

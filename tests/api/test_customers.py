@@ -101,7 +101,7 @@ def test_a_refused_adjustment_is_specific_and_changes_nothing(world: World) -> N
     problem_of(
         http.post(path, headers=SHOP, json=GOODWILL),
         422,
-        "idempotency.key_required",
+        "idempotency.key_missing",
         "Idempotency-Key",
     )
     over = {**GOODWILL, "points": -5000}

@@ -158,6 +158,10 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
         "currency": "CNY",
         "status": "delivered",
         "paid_at": "2026-11-01T02:00:00Z",
+        "shipped_at": None,
+        "delivered_at": None,  # the document sent none
+        "completed_at": None,
+        "cancelled_at": None,
         "ingested_at": "2026-11-24T04:00:00Z",
         "lines": [
             {

@@ -6,6 +6,8 @@ one-time-code threshold apply.
 Before the shop could send the account's creation time, every newly ingested customer counted
 as a 0-day-old account, ``new_account_large`` asked for a one-time code, and the sandbox SMS
 code reaches no phone: the customer could not open a case at all.
+
+The last test drives an order's status update (issue 12 point 3) through the same server.
 """
 
 from __future__ import annotations
@@ -116,3 +118,39 @@ def test_a_truly_new_account_still_needs_the_code_until_the_shop_corrects_its_ag
     server.call("PATCH", f"/v1/customers/{customer}", ADMIN, {"account_created_at": old})
     answer = _open(server, customer, order)
     assert answer.status_code == 201, answer.text
+
+
+def test_the_shop_marks_an_order_shipped_and_the_shipping_fee_stays(server: Server) -> None:
+    """Issue 12 point 3 over HTTP: a paid order gives its shipping fee back with its last unit
+    (SPEC §3.7) until the shop says it shipped."""
+    customer, order_id = "c-shipping", "o-shipping"
+    order = ex.order(
+        order_id,
+        [ex.line("A", SMALL)],
+        SMALL + 800,
+        customer_id=customer,
+        status="paid",
+        shipping_fee=800,
+        paid_at=(_now() - timedelta(days=1)).isoformat(),
+    )
+    server.call("POST", "/v1/orders", ADMIN, {"order": order}, status=201)
+    me = ("customer", customer)
+    ask = {
+        "lines": [{"line_id": "A", "quantity": 1}],
+        "reason": "changed_mind",
+        "kind": "refund_only",
+    }
+    path = f"/v1/orders/{order_id}/refund-preview"
+    assert server.call("POST", path, me, ask)["amount"]["shipping"] == 800
+    shipped_at = (_now() - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    view = server.call(
+        "POST", f"/v1/orders/{order_id}/status", ADMIN, {"status": "shipped", "at": shipped_at}
+    )
+    assert (view["status"], view["shipped_at"]) == ("shipped", shipped_at)
+    assert server.call("POST", path, me, ask)["amount"]["shipping"] == 0
+    early = server.http.post(
+        f"/v1/orders/{order_id}/status",
+        headers=server.token(*ADMIN),
+        json={"status": "completed", "at": shipped_at},
+    )
+    assert (early.status_code, early.json()["code"]) == (409, "order.status_out_of_order")

@@ -64,6 +64,7 @@ def _allowed(decide: Any) -> bool:
 # Table rows decided by a whole-role area check.
 AREAS: dict[str, access.Area] = {
     "order: ingest": "order.ingest",
+    "order: update its status": "order.update_status",
     "order: preview a refund": "order.preview_refund",
     "case: open": "case.open",
     "coupons, points, eligibility, inbox": "customer.assets",

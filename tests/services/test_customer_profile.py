@@ -238,7 +238,7 @@ def test_the_same_key_posts_once_and_another_adjustment_with_it_is_refused(
         ),
         ({"kind": "wallet", "points": 5, "source": GOODWILL["source"]}, "k", "adjustment.invalid"),
         ({**GOODWILL, "source": {"type": "goodwill"}}, "k", "adjustment.invalid"),
-        (GOODWILL, "", "idempotency.key_required"),
+        (GOODWILL, "", "idempotency.key_missing"),
     ],
 )
 def test_a_refused_adjustment_changes_nothing(

@@ -443,9 +443,15 @@ def _decide(
 
 
 def _delivered_at(conn: Any, order_id: str) -> datetime | None:
-    """When the order reached the customer: the order's ``delivered_at``, else its paid time."""
-    doc = json.loads(
-        conn.execute(select(orders.c.document).where(orders.c.id == order_id)).scalar_one()
-    )
-    when = doc.get("delivered_at") or doc.get("paid_at")
-    return datetime.fromisoformat(when) if when else None
+    """When the order reached the customer, by its current status (the shop's updates:
+    services/orders/fulfilment.py): None while it is not delivered (paid, shipped); else its
+    ``delivered_at``, or its paid time when the shop never said when."""
+    row = conn.execute(
+        select(orders.c.status, orders.c.delivered_at, orders.c.paid_at).where(
+            orders.c.id == order_id
+        )
+    ).one()
+    if row.status not in ("delivered", "completed"):
+        return None
+    when: datetime | None = row.delivered_at or row.paid_at
+    return when

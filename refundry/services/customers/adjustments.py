@@ -105,7 +105,7 @@ def post_adjustment(
     if not idempotency_key:
         raise InvalidInput(
             "an adjustment needs an Idempotency-Key",
-            code="idempotency.key_required",
+            code="idempotency.key_missing",
             field="Idempotency-Key",
         )
     fields = _parse(doc)

@@ -4,6 +4,7 @@
 * ``intake``       the API's ingest: idempotent, racing requests resolved
 * ``bulk_import``  refundry import: JSON lines, bad lines reported and skipped
 * ``views``        the order read model and the refund preview for a caller
+* ``fulfilment``   the shop's status updates: shipped, delivered, completed, cancelled
 """
 
 __all__: list[str] = []  # import the modules themselves

@@ -227,6 +227,7 @@ def _record_order(
             currency=order.currency,
             status=order.status.value,
             paid_at=order.paid_at,
+            delivered_at=order.delivered_at,
             document=json.dumps(order_doc, ensure_ascii=False, sort_keys=True),
             content_hash=digest,
             goods_units=sum(g[1] for g in order.goods),

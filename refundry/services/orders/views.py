@@ -73,6 +73,10 @@ class OrderView:
     currency: str
     status: str
     paid_at: datetime | None
+    shipped_at: datetime | None  # the shop's status updates (services/orders/fulfilment.py)
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
     ingested_at: datetime
     lines: tuple[OrderLine, ...]
     tenders: tuple[OrderTender, ...]  # empty for a merchant: the payment is the customer's
@@ -122,6 +126,10 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
         currency=row.currency,
         status=row.status,
         paid_at=row.paid_at,
+        shipped_at=row.shipped_at,
+        delivered_at=row.delivered_at,
+        completed_at=row.completed_at,
+        cancelled_at=row.cancelled_at,
         ingested_at=row.ingested_at,
         lines=tuple(
             OrderLine(

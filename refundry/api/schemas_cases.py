@@ -120,7 +120,8 @@ class OrderLineView(BaseModel):
     unit_price: int
     paid: int  # apportioned paid amount of the whole line, minor units
     gift_of: str | None
-    refunded_qty: int
+    refunded_qty: int  # not counting refunds that failed
+    refund_failed_qty: int  # units of refunds the gateway refused (an agent retries them)
 
 
 class OrderTenderView(BaseModel):
@@ -129,7 +130,8 @@ class OrderTenderView(BaseModel):
     method: str | None
     amount: int
     points: int
-    refunded: int
+    refunded: int  # not counting money the gateway refused
+    refund_failed: int
 
 
 class OrderCaseView(BaseModel):

@@ -27,6 +27,8 @@ case: receive, inspect                  no          own case (4)     all    all 
 case: resolve a manual review           no          no               all    all    no
 case: rate                              own (6)     no               no     no     no
 case risk: see                          no          no               all    all    no
+refund: see                             own         no               all    all    no
+refund: apply for an order              no          no               all    all    no
 coupons, points, eligibility, inbox     own         no               no     no     no
 one-time code: request                  own         no               no     no     no
 agent queue: see                        no          no               yes    yes    no
@@ -77,6 +79,7 @@ __all__ = [
     "check_case_opening",
     "may_see_case",
     "may_see_order",
+    "may_see_refund",
     "order_not_found",
     "redact_audit_entry",
     "require",
@@ -122,6 +125,7 @@ Area = Literal[
     "customer.suspension",
     "metrics.read",
     "token.revoke",
+    "refund.apply",
     "customer.update",
     "customer.adjust",
 ]
@@ -136,6 +140,7 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "customer.suspension": _DESK,
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
     "token.revoke": ("admin",),
+    "refund.apply": _DESK,  # the shop's back end and agents, straight from a preview
     "customer.update": ("admin",),  # account creation time, contacts: the shop's back end
     "customer.adjust": ("admin",),  # points / wallet adjustments: the shop's back end
 }
@@ -183,6 +188,14 @@ def visible_order(conn: Connection, order_id: str, actor: Actor) -> Any:
     if not may_see_order(actor, customer_id=row.customer_id, merchant_ids=merchants):
         raise order_not_found(order_id)
     return row
+
+
+def may_see_refund(actor: Actor, customer_id: str) -> bool:
+    """A refund of an order of ``customer_id``: its customer and the desk; merchants see no
+    refund (the payment is the customer's)."""
+    if actor.role in _DESK:
+        return True
+    return actor.role == "customer" and customer_id == actor.id
 
 
 def sees_tenders(actor: Actor) -> bool:

@@ -69,6 +69,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/metrics"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
+    ("POST", "/v1/orders/{order_id}/refunds"): "owner_only",  # the desk; Bob: 404
+    ("GET", "/v1/refunds/{refund_id}"): "owner_only",
+    ("GET", "/v1/refunds"): "self",
     ("GET", "/v1/orders/{order_id}"): "owner_only",
     ("POST", "/v1/orders/{order_id}/refund-preview"): "owner_only",
     ("GET", "/v1/orders/{order_id}/audit"): "owner_only",  # its customer, its merchants, staff
@@ -101,7 +104,7 @@ EXPECTED: dict[tuple[str, str], str] = {
 
 # Path parameters are filled by name with Alice's objects (World.ids); a parameter with a name
 # not there fails test_every_operation_has_a_policy.
-PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id")
+PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id")
 
 _REQUEST = {
     "lines": [{"line_id": LINE_ALICE_M1, "quantity": 1}],
@@ -116,6 +119,10 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "order": order_doc("ord-new-by-intruder", ALICE, [dict(_LINE_NEW)])
     },
     ("POST", "/v1/orders/{order_id}/refund-preview"): lambda w: dict(_REQUEST),
+    ("POST", "/v1/orders/{order_id}/refunds"): lambda w: {
+        **_REQUEST,
+        "expected_plan_hash": "sha256:previewed",
+    },
     ("POST", "/v1/orders/{order_id}/status"): lambda w: {
         "status": "completed",
         "at": "2026-11-24T03:00:00Z",

@@ -174,6 +174,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "paid": 33333,
                 "gift_of": None,
                 "refunded_qty": 0,
+                "refund_failed_qty": 0,
             },
             {
                 "line_id": "Y",
@@ -185,6 +186,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "paid": 16667,
                 "gift_of": None,
                 "refunded_qty": 0,
+                "refund_failed_qty": 0,
             },
         ],
         "tenders": [
@@ -195,6 +197,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "amount": 50000,
                 "points": 0,
                 "refunded": 0,
+                "refund_failed": 0,
             }
         ],
         "cases": [],

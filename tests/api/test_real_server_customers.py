@@ -7,7 +7,8 @@ Before the shop could send the account's creation time, every newly ingested cus
 as a 0-day-old account, ``new_account_large`` asked for a one-time code, and the sandbox SMS
 code reaches no phone: the customer could not open a case at all.
 
-The last test drives an order's status update (issue 12 point 3) through the same server.
+The last tests drive an order's status update (issue 12 point 3) and a refund applied from its
+preview (issue 12 point 1) through the same server.
 """
 
 from __future__ import annotations
@@ -154,3 +155,28 @@ def test_the_shop_marks_an_order_shipped_and_the_shipping_fee_stays(server: Serv
         json={"status": "completed", "at": shipped_at},
     )
     assert (early.status_code, early.json()["code"]) == (409, "order.status_out_of_order")
+
+
+def test_the_shop_applies_a_refund_from_its_preview_and_reads_it(server: Server) -> None:
+    """Issue 12 point 1 over HTTP: preview, apply with the plan hash and a key, read it back;
+    the same key again is the same refund."""
+    customer, order_id = _ingest(server, "direct-refund", None)
+    ask = {
+        "lines": [{"line_id": "A", "quantity": 1}],
+        "reason": "quality_issue",
+        "kind": "refund_only",
+    }
+    plan = server.call("POST", f"/v1/orders/{order_id}/refund-preview", ADMIN, ask)
+    body = {**ask, "expected_plan_hash": plan["plan_hash"]}
+    headers = {**server.token(*ADMIN), "Idempotency-Key": "shop-refund-1"}
+    first = server.http.post(f"/v1/orders/{order_id}/refunds", headers=headers, json=body)
+    assert first.status_code == 201, first.text
+    refund = first.json()
+    assert first.headers["location"] == f"/v1/refunds/{refund['id']}"
+    assert (refund["status"], refund["amount"]) == ("pending", {"amount": SMALL, "currency": "CNY"})
+    again = server.http.post(f"/v1/orders/{order_id}/refunds", headers=headers, json=body)
+    assert again.json()["id"] == refund["id"]
+    mine = server.call("GET", f"/v1/refunds/{refund['id']}", ("customer", customer))
+    assert mine["tenders"][0]["gateway_txn_id"] == f"ali-{order_id}"
+    listed = server.call("GET", f"/v1/refunds?order_id={order_id}", ("customer", customer))
+    assert [r["id"] for r in listed["items"]] == [refund["id"]]

@@ -74,6 +74,7 @@ AREAS: dict[str, access.Area] = {
     "metrics figures: see": "metrics.read",
     "bearer token: revoke": "token.revoke",
     "customer: update, see profile": "customer.update",
+    "refund: apply for an order": "refund.apply",
     "customer: adjust points, wallet": "customer.adjust",
 }
 # Table rows decided per case, on a case the role is most entitled to.
@@ -95,6 +96,7 @@ def test_the_table_names_every_row_these_tests_check() -> None:
         "order audit: see entries",
         "case: see",
         "case risk: see",
+        "refund: see",
     }
     assert set(_table()) == checked
 
@@ -127,6 +129,8 @@ def test_seeing_rows_are_what_the_may_see_functions_decide() -> None:
         assert order == (table["order audit: see entries"][role] != "no"), role
         assert access.may_see_case(FakeCase(), actor) == (table["case: see"][role] != "no"), role
         assert access.sees_risk(actor) == (table["case risk: see"][role] != "no"), role
+        refund = access.may_see_refund(actor, "c-1")
+        assert refund == (table["refund: see"][role] != "no"), role
 
 
 def test_another_customers_or_merchants_objects_are_not_seen() -> None:

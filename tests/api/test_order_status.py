@@ -23,7 +23,9 @@ SHOP = bearer("admin", ADMIN)
 CAROL = "cust-carol"
 
 
-def _ingest(world: World, order_id: str, status: str, paid_days_ago: int) -> None:
+def _ingest(
+    world: World, order_id: str, status: str, paid_days_ago: int, price: int = 20000
+) -> None:
     doc = order_doc(
         order_id,
         CAROL,
@@ -34,7 +36,7 @@ def _ingest(world: World, order_id: str, status: str, paid_days_ago: int) -> Non
                 "title": "Lamp",
                 "merchant_id": M1,
                 "quantity": 1,
-                "unit_price": 20000,  # over the small_amount rule's 100.00
+                "unit_price": price,  # by default over the small_amount rule's 100.00
             }
         ],
     )
@@ -66,7 +68,8 @@ def _changed_mind(world: World, order_id: str) -> dict[str, Any]:
 def test_the_review_rules_count_days_from_the_delivery_the_shop_sent(world: World) -> None:
     """The default ``late_changed_mind`` rule rejects a changed mind more than 7 days after
     delivery. Three orders paid 20 days ago and shipped: one delivered 2 days ago, one 10 days
-    ago, one not delivered yet (no days since delivery: the rule does not hold)."""
+    ago, one not delivered yet (the window counted from delivery has not started: the rule
+    does not hold)."""
     for order_id in ("ord-carol-1", "ord-carol-2", "ord-carol-3"):
         _ingest(world, order_id, "paid", 20)
         assert _status(world, order_id, "shipped", 19).status_code == 200
@@ -82,6 +85,25 @@ def test_the_review_rules_count_days_from_the_delivery_the_shop_sent(world: Worl
     assert _changed_mind(world, "ord-carol-1")["state"] == "under_review"
     assert _changed_mind(world, "ord-carol-2")["state"] == "rejected"
     assert _changed_mind(world, "ord-carol-3")["state"] == "under_review"
+
+
+def test_an_order_not_delivered_yet_is_within_30_days_of_delivery(world: World) -> None:
+    """The default ``small_amount`` rule approves 100.00 or less within 30 days of delivery: a
+    shipped order paid 40 days ago, not delivered yet, is inside that window (it has not
+    started), so a not-received claim on it is approved."""
+    _ingest(world, "ord-carol-late", "paid", 40, price=5000)
+    assert _status(world, "ord-carol-late", "shipped", 39).status_code == 200
+    body = {
+        "order_id": "ord-carol-late",
+        "lines": [{"line_id": "ln-1", "quantity": 1}],
+        "reason": "not_received",
+        "kind": "refund_only",
+    }
+    answer = world.client.post("/v1/cases", headers=bearer("customer", CAROL), json=body)
+    assert answer.status_code == 201, answer.text
+    case = answer.json()
+    agent = world.client.get(f"/v1/cases/{case['id']}", headers=bearer("agent", "li")).json()
+    assert agent["review"]["rule"] == "small_amount", agent["review"]
 
 
 def test_refused_updates_have_their_own_codes_and_change_nothing(world: World) -> None:

@@ -429,7 +429,7 @@ def _decide(
 ) -> ReviewDecision:
     if risk_decision == "suspend":
         return ReviewDecision("reject", "risk.suspend", "refund rights suspended by risk rules")
-    delivered = _delivered_at(conn, row.order_id)
+    delivered = _delivered_at(conn, row.order_id, now)
     days = (now - delivered).days if delivered else None
     facts = CaseFacts(
         reason=row.reason,
@@ -442,16 +442,17 @@ def _decide(
     return auto_review(facts, desk.process.review_rules)
 
 
-def _delivered_at(conn: Any, order_id: str) -> datetime | None:
+def _delivered_at(conn: Any, order_id: str, now: datetime) -> datetime | None:
     """When the order reached the customer, by its current status (the shop's updates:
-    services/orders/fulfilment.py): None while it is not delivered (paid, shipped); else its
-    ``delivered_at``, or its paid time when the shop never said when."""
+    services/orders/fulfilment.py): its ``delivered_at``, or its paid time when the shop never
+    said when. An order not delivered yet (paid, shipped) is at ``now``: a window counted from
+    delivery has not started (within 30 days of delivery holds; more than 7 days does not)."""
     row = conn.execute(
         select(orders.c.status, orders.c.delivered_at, orders.c.paid_at).where(
             orders.c.id == order_id
         )
     ).one()
     if row.status not in ("delivered", "completed"):
-        return None
+        return now
     when: datetime | None = row.delivered_at or row.paid_at
     return when

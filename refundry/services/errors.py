@@ -12,9 +12,8 @@ RefundryError
 
 from __future__ import annotations
 
-from typing import Any
-
 from refundry.domain.errors import RefundryError
+from refundry.domain.plan_doc import PlanDoc
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "RateLimited", "Unprocessable"]
 
@@ -53,6 +52,6 @@ class PlanStale(Conflict):
 
     code = "plan.stale"
 
-    def __init__(self, message: str, *, plan: dict[str, Any] | None):
+    def __init__(self, message: str, *, plan: PlanDoc | None):
         super().__init__(message)
         self.plan = plan

@@ -1,5 +1,6 @@
 """The after-sales case (售后单): opening, review, returns, inspection, refund, timers.
 
+* ``record``      the case as the services hold it (a typed record of its row)
 * ``process``     moving a case through the state table; units held by open cases
 * ``opening``     open_case: the request, risk, identity, automatic review (CaseDesk)
 * ``submission``  a front end's submission: role check and rate, then open_case

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.domain.errors import InvalidInput, RefundRefused
 from refundry.domain.json_io import parse_request
+from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.domain.request import RefundRequest
@@ -29,8 +30,9 @@ from refundry.services.access import Actor, check_case_opening
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
 from refundry.services.cases.process import (
-    CaseRow,
+    Case,
     check_units_free,
+    current_case,
     hold_units,
     move,
     new_case_id,
@@ -103,7 +105,7 @@ class OpenedCase:
     case_id: str
     state: str
     review: dict[str, Any]
-    plan: dict[str, Any]
+    plan: PlanDoc
 
 
 def open_case(
@@ -182,7 +184,7 @@ def open_case(
             now=now,
             trail=trail,
         )
-        row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+        row = current_case(conn, case_id)
         row = move(
             conn,
             row,
@@ -256,7 +258,7 @@ def _record_opening(
     req: RefundRequest,
     customer_id: str,
     lines: list[dict[str, Any]],
-    plan: dict[str, Any],
+    plan: PlanDoc,
     risk: RiskDecision,
     description: str,
     evidence: list[str],
@@ -334,14 +336,14 @@ def _record_opening(
 def _apply_review(
     conn: Connection,
     desk: CaseDesk,
-    row: CaseRow,
+    row: Case,
     *,
     decision: ReviewDecision,
     risk: RiskDecision,
     risk_doc: dict[str, Any],
     now: datetime,
     trail: AuditTrail,
-) -> tuple[CaseRow, dict[str, Any]]:
+) -> tuple[Case, dict[str, Any]]:
     """What the automatic review decided, done by the system: approve, reject, hand to an
     agent for risk, or leave the case under review in the agent queue."""
     review_doc = {
@@ -421,7 +423,7 @@ def _decide(
     conn: Any,
     desk: CaseDesk,
     row: Any,
-    plan: dict[str, Any],
+    plan: PlanDoc,
     risk_decision: str,
     restrictions: set[str],
     now: datetime,

@@ -20,6 +20,7 @@ from refundry.services.access import Actor, may_see_case
 from refundry.services.access import case_actions_for as allowed_for
 from refundry.services.access import require_case_actor as require_actor
 from refundry.services.audit.chain import AuditTrail
+from refundry.services.cases.record import Case, read_case
 from refundry.services.errors import Conflict, NotFound, Unprocessable
 from refundry.services.outbox.messages import enqueue, notify_customer
 from refundry.store.tables import case_events, case_units, cases, order_lines
@@ -28,9 +29,10 @@ from refundry.store.tables import case_events, case_units, cases, order_lines
 # require_actor stay importable from here for the callers that know them as the case service's.
 __all__ = [
     "Actor",
-    "CaseRow",
+    "Case",
     "allowed_for",
     "check_units_free",
+    "current_case",
     "hold_units",
     "load_case",
     "move",
@@ -39,16 +41,10 @@ __all__ = [
 ]
 
 
-CaseRow = Any  # a SQLAlchemy Row of the cases table
-
-
-def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> CaseRow:
+def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> Case:
     """The case if ``actor`` may see it. Another customer's or merchant's case is reported as
     not found, so ids cannot be probed."""
-    query = select(cases).where(cases.c.id == case_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = read_case(conn, cases.c.id == case_id, lock=lock)
     if row is None or not may_see_case(row, actor):
         raise NotFound(f"no case {case_id!r}", code="case.not_found")
     return row
@@ -56,7 +52,7 @@ def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = Fals
 
 def move(
     conn: Connection,
-    row: CaseRow,
+    row: Case,
     action: str,
     *,
     actor: Actor,
@@ -66,7 +62,7 @@ def move(
     values: dict[str, Any] | None = None,
     notify: str | None = None,
     params: dict[str, Any] | None = None,
-) -> CaseRow:
+) -> Case:
     """Apply one transition to the case; returns the updated row."""
     before = CaseState(row.state)
     after = transition(before, action)
@@ -135,7 +131,15 @@ def move(
     )
     if after in FINAL_STATES:
         release_units(conn, row)
-    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+    return current_case(conn, row.id)
+
+
+def current_case(conn: Connection, case_id: str, *, lock: bool = False) -> Case:
+    """The case as this transaction sees it now (after a write to it); ``lock``: for update."""
+    row = read_case(conn, cases.c.id == case_id, lock=lock)
+    if row is None:
+        raise NotFound(f"no case {case_id!r}", code="case.not_found")
+    return row
 
 
 def check_units_free(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
@@ -200,7 +204,7 @@ def _refuse_short(item: dict[str, Any], *, free: int) -> None:
         )
 
 
-def release_units(conn: Connection, row: CaseRow) -> None:
+def release_units(conn: Connection, row: Case) -> None:
     """Give back the units a case held (when it ends, or when its refund took them)."""
     if not row.units_held:
         return

@@ -34,15 +34,17 @@ from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.errors import RefundRefused
 from refundry.domain.fingerprint import fingerprint
-from refundry.domain.json_io import (
-    dumps_plan_compact,
-    hash_and_text,
-    parse_request,
-    plan_to_dict,
-)
+from refundry.domain.json_io import parse_request
 from refundry.domain.json_text import compact, compact_unsorted, parse_stored
 from refundry.domain.order import Order
 from refundry.domain.plan import plan_refund
+from refundry.domain.plan_doc import (
+    PlanDoc,
+    dumps_plan_compact,
+    hash_and_text,
+    load_plan,
+    plan_to_dict,
+)
 from refundry.domain.policy import Policy
 from refundry.domain.request import RefundRequest
 from refundry.services.audit.chain import AuditTrail
@@ -172,7 +174,7 @@ def naive_mode() -> bool:
 class ApplyResult:
     refund_id: str
     status: str
-    plan: dict[str, Any]
+    plan: PlanDoc
     replayed: bool = False
 
 
@@ -186,7 +188,7 @@ _previewed: Memo[str, str] = Memo(1024)
 
 def _compute_text(
     inputs: PlanInputs, req: RefundRequest, policy: Policy, at: datetime, *, remember: bool = False
-) -> tuple[dict[str, Any], str]:
+) -> tuple[PlanDoc, str]:
     """The plan and its stored (compact) text; ``remember``: keep it for the apply to come."""
     digest = fingerprint(
         order=inputs.order,
@@ -199,7 +201,7 @@ def _compute_text(
     )
     text = _previewed.get(digest)
     if text is not None:
-        return parse_stored(text), text
+        return load_plan(text), text
     plan = plan_to_dict(
         plan_refund(
             order=inputs.order,
@@ -219,7 +221,7 @@ def _compute_text(
 
 def preview_refund(
     engine: Engine, *, order_id: str, request: Any, policy: Policy, now: datetime
-) -> dict[str, Any]:
+) -> PlanDoc:
     """The plan a request would apply now (nothing is written)."""
     with UnitOfWork(engine, readonly=True) as uow:
         inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=now)
@@ -367,7 +369,7 @@ def _write(
     conn: Connection,
     *,
     inputs: PlanInputs,
-    plan: dict[str, Any],
+    plan: PlanDoc,
     refund_id: str,
     actor: str,
     at: datetime,
@@ -459,7 +461,7 @@ def _write(
 
 
 def _guarded_writes(
-    conn: Connection, *, order: Order, plan: dict[str, Any], seq: int, seen: int, naive: bool
+    conn: Connection, *, order: Order, plan: PlanDoc, seq: int, seen: int, naive: bool
 ) -> None:
     """Units taken, tenders credited and the order's refund count moved, each guarded by what
     the plan read (refunded units, ``seen`` earlier refunds): a concurrent refund that changed
@@ -509,14 +511,14 @@ def _guarded_writes(
         _COUNT_REFUND.run_expecting(conn, {**counted, "b_seen": seen}, 1, changed)
 
 
-def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
+def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> PlanDoc:
     """The plan of ``request`` over inputs already read (the case process uses this inside its
     own transaction, after taking the order's lock with ``load_plan_inputs(lock=True)``)."""
     return _compute_text(inputs, parse_request(request), policy, at)[0]
 
 
 def record_refund(
-    conn: Connection, *, inputs: PlanInputs, plan: dict[str, Any], actor: str, at: datetime
+    conn: Connection, *, inputs: PlanInputs, plan: PlanDoc, actor: str, at: datetime
 ) -> tuple[str, str]:
     """Write a ready plan's refund in the caller's transaction; returns (refund id, status)."""
     refund_id = "rf_" + uuid.uuid4().hex[:20]

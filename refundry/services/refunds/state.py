@@ -227,7 +227,6 @@ class PlanInputs:
     order: Order
     order_digest: str  # of the stored document and its rewards' current status
     history: list[PriorRefund]
-    history_plans: list[dict[str, Any]]
     customer: CustomerSnapshot
     # With ``load_plan_inputs(idempotency_key=…)``: the key's stored (request hash, response),
     # None if the key is new.
@@ -298,7 +297,6 @@ def load_plan_inputs(
         order=order,
         order_digest=order_digest,
         history=parse_history(plans),
-        history_plans=plans,
         customer=load_customer(conn, customer_id, order, row=row, used=used, now=now),
         key_answer=key_answer,
         entitlement_states={e.id: e.state for e in used},

@@ -140,18 +140,7 @@ def open_case(
     evidence = list(evidence or [])
     with UnitOfWork(desk.engine) as uow:
         conn = uow.conn
-        owner = conn.execute(
-            select(orders.c.customer_id, orders.c.status).where(orders.c.id == req.order_id)
-        ).first()
-        customer_id = check_case_opening(
-            actor, order_id=req.order_id, customer_id=owner.customer_id if owner else None
-        )
-        restrictions = active_restrictions(conn, customer_id, now=now)
-        if "suspend" in restrictions:
-            raise Forbidden(
-                "refund rights are suspended; an agent can lift the suspension",
-                code="case.refund_rights_suspended",
-            )
+        customer_id, restrictions = _opener(conn, actor, req.order_id, now)
         inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True, now=now)
         if rate is not None and actor.role == "customer":
             lock_customer(conn, customer_id)
@@ -160,14 +149,8 @@ def open_case(
         check_units_free(conn, req.order_id, lines)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
-        needs_code = plan["amount"][
-            "total"
-        ] > desk.process.identity.otp_above_amount or asks_review(risk)
-        if needs_code and not verified and actor.role == "customer":
-            raise Unprocessable(
-                "this request needs the one-time code sent to your phone",
-                code="identity.code_required",
-            )
+        if not verified and actor.role == "customer":
+            _require_code_if_asked(desk, plan, risk)
         hold_units(conn, req.order_id, lines)
         trail = AuditTrail(actor=actor.tag, at=now)
         case_id, risk_doc = _record_opening(
@@ -195,22 +178,16 @@ def open_case(
             notify="case.received",
             params={"amount": plan["amount"]["total"], "currency": plan["currency"]},
         )
-        # what the risk rules and the review rules decide is the system's, not the customer's
-        if risk.decision in ("restrict_high_value", "suspend"):
-            with trail.acting(SYSTEM_RISK.tag):
-                record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
-        decision = _decide(conn, desk, row, plan, risk.decision, restrictions, now)
-        with trail.acting(SYSTEM_REVIEW.tag):
-            row, review_doc = _apply_review(
-                conn,
-                desk,
-                row,
-                decision=decision,
-                risk=risk,
-                risk_doc=risk_doc,
-                now=now,
-                trail=trail,
-            )
+        row, review_doc = _system_review(
+            conn,
+            desk,
+            row,
+            plan=plan,
+            risk=(risk, risk_doc),
+            restrictions=restrictions,
+            now=now,
+            trail=trail,
+        )
         trail.flush(conn)
         uow.commit()
     return OpenedCase(case_id, row.state, review_doc, plan)
@@ -218,6 +195,67 @@ def open_case(
 
 SYSTEM_REVIEW = Actor("system", "review")  # the automatic review rules
 SYSTEM_RISK = Actor("system", "risk")  # the risk rules
+
+
+def _opener(conn: Connection, actor: Actor, order_id: str, now: datetime) -> tuple[str, set[str]]:
+    """Who the case is for (the order's customer, if ``actor`` may open a case on it) and the
+    restrictions on that customer now; suspended refund rights refuse the case."""
+    owner = conn.execute(
+        select(orders.c.customer_id, orders.c.status).where(orders.c.id == order_id)
+    ).first()
+    customer_id = check_case_opening(
+        actor, order_id=order_id, customer_id=owner.customer_id if owner else None
+    )
+    restrictions = active_restrictions(conn, customer_id, now=now)
+    if "suspend" in restrictions:
+        raise Forbidden(
+            "refund rights are suspended; an agent can lift the suspension",
+            code="case.refund_rights_suspended",
+        )
+    return customer_id, restrictions
+
+
+def _require_code_if_asked(desk: CaseDesk, plan: PlanDoc, risk: RiskDecision) -> None:
+    """SPEC §5: a case above the policy's amount, or one the risk rules ask to review, needs
+    the one-time code sent to the customer's phone."""
+    if plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk):
+        raise Unprocessable(
+            "this request needs the one-time code sent to your phone",
+            code="identity.code_required",
+        )
+
+
+def _system_review(
+    conn: Connection,
+    desk: CaseDesk,
+    row: Case,
+    *,
+    plan: PlanDoc,
+    risk: tuple[RiskDecision, dict[str, Any]],
+    restrictions: set[str],
+    now: datetime,
+    trail: AuditTrail,
+) -> tuple[Case, dict[str, Any]]:
+    """What the risk rules and the automatic review decide about the new case (SPEC §4
+    automation, §5 risk): recorded as the system's, not the customer's."""
+    decision_of_risk, risk_doc = risk
+    if decision_of_risk.decision in ("restrict_high_value", "suspend"):
+        with trail.acting(SYSTEM_RISK.tag):
+            record_restriction(
+                conn, row.customer_id, decision=decision_of_risk, now=now, trail=trail
+            )
+    decision = _decide(conn, desk, row, plan, decision_of_risk.decision, restrictions, now)
+    with trail.acting(SYSTEM_REVIEW.tag):
+        return _apply_review(
+            conn,
+            desk,
+            row,
+            decision=decision,
+            risk=decision_of_risk,
+            risk_doc=risk_doc,
+            now=now,
+            trail=trail,
+        )
 
 
 def _verify_code_first(

@@ -114,6 +114,24 @@ def move(
             case_id=row.id,
             refund_id=changes.get("refund_id", row.refund_id),
         )
+    _case_event(conn, row, action, before, after, at)
+    if after in FINAL_STATES:
+        release_units(conn, row)
+    return current_case(conn, row.id)
+
+
+def current_case(conn: Connection, case_id: str, *, lock: bool = False) -> Case:
+    """The case as this transaction sees it now (after a write to it); ``lock``: for update."""
+    row = read_case(conn, cases.c.id == case_id, lock=lock)
+    if row is None:
+        raise NotFound(f"no case {case_id!r}", code="case.not_found")
+    return row
+
+
+def _case_event(
+    conn: Connection, row: Case, action: str, before: CaseState, after: CaseState, at: datetime
+) -> None:
+    """The domain event of one move (outbox topic ``event``), keyed by the case's version."""
     enqueue(
         conn,
         topic="event",
@@ -129,17 +147,6 @@ def move(
             "to": after.value,
         },
     )
-    if after in FINAL_STATES:
-        release_units(conn, row)
-    return current_case(conn, row.id)
-
-
-def current_case(conn: Connection, case_id: str, *, lock: bool = False) -> Case:
-    """The case as this transaction sees it now (after a write to it); ``lock``: for update."""
-    row = read_case(conn, cases.c.id == case_id, lock=lock)
-    if row is None:
-        raise NotFound(f"no case {case_id!r}", code="case.not_found")
-    return row
 
 
 def check_units_free(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:

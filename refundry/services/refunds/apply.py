@@ -307,21 +307,7 @@ def apply_refund(
                 replay = _replayed(inputs.key_answer, request_hash)
             if replay is not None:
                 return replay
-            try:
-                plan, text = _compute_text(inputs, req, policy, at)
-            except RefundRefused as exc:
-                # The caller previewed a plan, so these units were refundable then: another
-                # refund took them meanwhile. That is a conflict, not a bad request.
-                raise PlanStale(
-                    f"the order changed since the preview: {exc.message}", plan=None
-                ) from exc
-            if plan["plan_hash"] != expected_plan_hash:
-                raise PlanStale("the refund would now differ from the plan previewed", plan=plan)
-            if plan["status"] != "ready":
-                raise Unprocessable(
-                    "this plan needs an agent's review before it can be applied",
-                    code="plan.needs_manual_review",
-                )
+            plan, text = _plan_as_previewed(inputs, req, policy, at, expected_plan_hash)
             fault_point("apply.after_plan")
             refund_id = "rf_" + uuid.uuid4().hex[:20]
             # PostgreSQL: the writes go out without waiting for each answer (store.prepared).
@@ -336,17 +322,12 @@ def apply_refund(
                     at=now,
                     naive=naive,
                 )
-                # The stored answer embeds the plan's stored text as it is (not encoded again).
-                answer = compact_unsorted({"refund_id": refund_id, "status": status})
-                _INSERT_KEY.run(
+                _remember_answer(
                     conn,
-                    {
-                        "key": idempotency_key,
-                        "scope": "refund.apply",
-                        "request_hash": request_hash,
-                        "created_at": now,
-                        "response": f'{{"plan":{text},{answer[1:]}',
-                    },
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    answer=(refund_id, status, text),
+                    at=now,
                 )
             result = ApplyResult(refund_id, status, plan)
             fault_point("apply.after_writes")
@@ -363,6 +344,46 @@ def apply_refund(
         ) from exc
     fault_point("apply.after_commit")
     return result
+
+
+def _plan_as_previewed(
+    inputs: PlanInputs, req: RefundRequest, policy: Policy, at: datetime, expected_hash: str
+) -> tuple[PlanDoc, str]:
+    """The plan computed now, if it is the one the caller previewed and it can apply alone."""
+    try:
+        plan, text = _compute_text(inputs, req, policy, at)
+    except RefundRefused as exc:
+        # The caller previewed a plan, so these units were refundable then: another refund
+        # took them meanwhile. That is a conflict, not a bad request.
+        raise PlanStale(f"the order changed since the preview: {exc.message}", plan=None) from exc
+    if plan["plan_hash"] != expected_hash:
+        raise PlanStale("the refund would now differ from the plan previewed", plan=plan)
+    if plan["status"] != "ready":
+        raise Unprocessable(
+            "this plan needs an agent's review before it can be applied",
+            code="plan.needs_manual_review",
+        )
+    return plan, text
+
+
+def _remember_answer(
+    conn: Connection, *, key: str, request_hash: str, answer: tuple[str, str, str], at: datetime
+) -> None:
+    """The idempotency key's first answer (refund id, status, the plan's stored text), in the
+    refund's transaction: a retry replays it. The plan's text is embedded as it is (not
+    encoded again)."""
+    refund_id, status, plan_text = answer
+    head = compact_unsorted({"refund_id": refund_id, "status": status})
+    _INSERT_KEY.run(
+        conn,
+        {
+            "key": key,
+            "scope": "refund.apply",
+            "request_hash": request_hash,
+            "created_at": at,
+            "response": f'{{"plan":{plan_text},{head[1:]}',
+        },
+    )
 
 
 def _write(
@@ -401,6 +422,34 @@ def _write(
             "updated_at": at,
         },
     )
+    _record_money_and_effects(
+        conn,
+        inputs=inputs,
+        plan=plan,
+        refund_id=refund_id,
+        at=at,
+        trail=trail,
+        seq=seq,
+        status=status,
+    )
+    return status
+
+
+def _record_money_and_effects(
+    conn: Connection,
+    *,
+    inputs: PlanInputs,
+    plan: PlanDoc,
+    refund_id: str,
+    at: datetime,
+    trail: AuditTrail,
+    seq: int,
+    status: str,
+) -> None:
+    """Money to each tender, the ``refund.applied`` entry, every other effect of the plan
+    (services/refunds/effects.py), in that order, and the ``refund.applied`` event; the
+    customer's ledger balances move once for all their postings."""
+    order = inputs.order
     batch = RowBatch()
     # The customer's ledger balances the postings below move, in one statement.
     balances = move_balances(conn, plan=plan, order=order, refund_id=refund_id)
@@ -457,7 +506,6 @@ def _write(
     )
     batch.flush(conn)
     trail.flush(conn)
-    return status
 
 
 def _guarded_writes(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from refundry.domain.json_text import compact
-from refundry.domain.order import Order
+from refundry.domain.order import Order, Tender
 from refundry.domain.plan_doc import EffectDoc, PlanDoc, TenderDoc
 from refundry.domain.plan_types import EffectKind
 from refundry.services.audit.chain import AuditTrail
@@ -181,22 +181,7 @@ def record_tenders(
         if kind == "external":
             status, waiting = "pending", True
             key = f"{refund_id}:{tender.id}"
-            enqueue(
-                conn,
-                topic=GATEWAY_TOPIC,
-                key=f"gateway:{key}",
-                at=at,
-                payload={
-                    "refund_id": refund_id,
-                    "order_id": order.id,
-                    "tender_id": tender.id,
-                    "transaction_id": tender.gateway_txn_id,
-                    "amount": share["amount"],
-                    "currency": order.currency,
-                    "idempotency_key": key,
-                },
-                batch=batch,
-            )
+            _gateway_request(conn, order, tender, share, refund_id=refund_id, at=at, batch=batch)
         else:
             ledger_kind = "gift_card" if kind == "gift_card" else kind
             amount = share["points"] if kind == "points" else share["amount"]
@@ -241,6 +226,37 @@ def record_tenders(
     if rows:
         _INSERT_TENDERS.run_many(conn, rows)
     return waiting
+
+
+def _gateway_request(
+    conn: Connection,
+    order: Order,
+    tender: Tender,
+    share: TenderDoc,
+    *,
+    refund_id: str,
+    at: datetime,
+    batch: RowBatch,
+) -> None:
+    """An external tender's share goes to the gateway from the outbox, after commit, with the
+    gateway's idempotency key ``<refund id>:<tender id>``."""
+    key = f"{refund_id}:{tender.id}"
+    enqueue(
+        conn,
+        topic=GATEWAY_TOPIC,
+        key=f"gateway:{key}",
+        at=at,
+        payload={
+            "refund_id": refund_id,
+            "order_id": order.id,
+            "tender_id": tender.id,
+            "transaction_id": tender.gateway_txn_id,
+            "amount": share["amount"],
+            "currency": order.currency,
+            "idempotency_key": key,
+        },
+        batch=batch,
+    )
 
 
 def record_effects(

@@ -36,6 +36,7 @@ from refundry.services.cases.process import (
     hold_units,
     move,
     new_case_id,
+    opened_event,
 )
 from refundry.services.customers.identity import verify_code
 from refundry.services.customers.risk import (
@@ -356,6 +357,9 @@ def _record_opening(
             to_state="requested",
             data=json.dumps({"plan_hash": plan["plan_hash"], "amount": plan["amount"]["total"]}),
         )
+    )
+    opened_event(
+        conn, case_id=case_id, order_id=req.order_id, customer_id=customer_id, actor=actor, at=now
     )
     trail.record(
         "case.opened",

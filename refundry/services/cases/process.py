@@ -36,6 +36,7 @@ __all__ = [
     "hold_units",
     "load_case",
     "move",
+    "opened_event",
     "release_units",
     "require_actor",
 ]
@@ -114,7 +115,7 @@ def move(
             case_id=row.id,
             refund_id=changes.get("refund_id", row.refund_id),
         )
-    _case_event(conn, row, action, before, after, at)
+    _case_event(conn, row, action, before, after, at, actor=actor)
     if after in FINAL_STATES:
         release_units(conn, row)
     return current_case(conn, row.id)
@@ -129,9 +130,18 @@ def current_case(conn: Connection, case_id: str, *, lock: bool = False) -> Case:
 
 
 def _case_event(
-    conn: Connection, row: Case, action: str, before: CaseState, after: CaseState, at: datetime
+    conn: Connection,
+    row: Case,
+    action: str,
+    before: CaseState,
+    after: CaseState,
+    at: datetime,
+    *,
+    actor: Actor,
 ) -> None:
-    """The domain event of one move (outbox topic ``event``), keyed by the case's version."""
+    """The domain event of one move (outbox topic ``event``), keyed by the case's version: who
+    moved it, since when it was in the state it left, when it was opened (the /metrics
+    counters' durations come from these)."""
     enqueue(
         conn,
         topic="event",
@@ -143,8 +153,33 @@ def _case_event(
             "order_id": row.order_id,
             "customer_id": row.customer_id,
             "action": action,
+            "actor": actor.tag,
             "from": before.value,
             "to": after.value,
+            "since": row.state_since.isoformat(),
+            "opened_at": row.created_at.isoformat(),
+        },
+    )
+
+
+def opened_event(
+    conn: Connection, *, case_id: str, order_id: str, customer_id: str, actor: Actor, at: datetime
+) -> None:
+    """The domain event of a case just opened (``case.requested``: from no state)."""
+    enqueue(
+        conn,
+        topic="event",
+        key=f"event:case:{case_id}:1",
+        at=at,
+        payload={
+            "type": f"case.{CaseState.REQUESTED.value}",
+            "case_id": case_id,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "action": "open",
+            "actor": actor.tag,
+            "from": None,
+            "to": CaseState.REQUESTED.value,
         },
     )
 

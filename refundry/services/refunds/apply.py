@@ -501,11 +501,24 @@ def _record_money_and_effects(
             "total": plan["amount"]["total"],
             "currency": order.currency,
             "status": status,
+            # what /metrics counts of a refund (services/operations/metric_counters.py)
+            "reason": plan["request"]["reason"],
+            "deductions": _deductions_by_kind(plan),
+            "merchants": sorted(
+                {order.line(u["line_id"]).merchant_id for u in plan["units"] if u["quantity"]}
+            ),
         },
         batch=batch,
     )
     batch.flush(conn)
     trail.flush(conn)
+
+
+def _deductions_by_kind(plan: PlanDoc) -> dict[str, int]:
+    by_kind: dict[str, int] = {}
+    for d in plan["deductions"]:
+        by_kind[d["kind"]] = by_kind.get(d["kind"], 0) + d["amount"]
+    return by_kind
 
 
 def _guarded_writes(

@@ -39,8 +39,10 @@ def two_workers(pg_url: str, tmp_path: Path) -> Iterator[str]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "refundry.cli", "serve", "--workers", "2"]
-            + ["--url", url, "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "refundry.cli", "serve", "--workers", "2"),
+                *("--url", url, "--host", "127.0.0.1", "--port", str(port)),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

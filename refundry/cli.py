@@ -288,6 +288,24 @@ def worker_command(
 app.command("token")(token_command)
 app.command("serve")(serve_command)
 
+metrics_app = typer.Typer(help="/metrics' business figures.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("rebuild")
+def metrics_rebuild(url: UrlOption = None) -> None:
+    """Set /metrics' counters again from a full scan of the store (after editing it by hand)."""
+    from refundry.services.operations.metric_counters import rebuild
+    from refundry.services.uow import UnitOfWork
+    from refundry.store.engine import make_engine
+
+    engine = make_engine(_database_url(url))
+    with UnitOfWork(engine) as uow:
+        rebuild(uow.conn)
+        uow.commit()
+    engine.dispose()
+    typer.echo("refundry: metric counters set from a full scan of the store")
+
 
 def main() -> None:
     app()

@@ -261,7 +261,9 @@ def worker_command(
     if redis_url:
         flags.update(events="redis", redis_url=redis_url)
     settings = settings_from_cli(config=config, assignments=assignments, **flags)
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format, trace_ids=settings.tracing != "off"
+    )
     try:
         runtime = build(settings)
     except RefundryError as err:
@@ -269,7 +271,11 @@ def worker_command(
     if settings.dev:
         typer.echo("refundry: dev mode: sandboxes and a development secret are allowed", err=True)
     worker = Worker(
-        desk=runtime.desk, relay=runtime.relay(name=name), clock=runtime.clock, name=name
+        desk=runtime.desk,
+        relay=runtime.relay(name=name),
+        clock=runtime.clock,
+        name=name,
+        tracer=runtime.tracer,
     )
     if once:
         sent, fired = worker.run_once()

@@ -103,9 +103,11 @@ class Settings(BaseSettings):
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
 
-    # Logs
+    # Logs and traces
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    tracing: Literal["off", "otlp"] = "off"  # otlp: OpenTelemetry spans (the otel extra)
+    tracing_endpoint: str | None = None  # OTLP/HTTP; None: http://localhost:4318/v1/traces
 
     @field_validator("token_key_id")
     @classmethod

@@ -109,4 +109,8 @@ def create_app(
     )
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
+    if runtime.tracer is not None:
+        from refundry.tracing import trace_app
+
+        trace_app(app, runtime.tracer)
     return app

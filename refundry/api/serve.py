@@ -96,7 +96,9 @@ def settings_from_cli(
 def app_factory() -> FastAPI:
     """What each uvicorn worker calls: the app over the environment's settings."""
     settings = load_settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format, trace_ids=settings.tracing != "off"
+    )
     return create_app(settings)
 
 

@@ -454,7 +454,10 @@ otp_codes = Table(
     Column("expires_at", When, nullable=False),
     Column("used_at", When),
     Column("created_at", When, nullable=False),
+    Column("phone", String(32)),  # where it was texted: codes per number per hour (pumping)
     Index("ix_otp_codes_customer", "customer_id", "purpose"),
+    Index("ix_otp_codes_customer_sent", "customer_id", "created_at"),
+    Index("ix_otp_codes_phone_sent", "phone", "created_at"),
 )
 
 otp_locks = Table(

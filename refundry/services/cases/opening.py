@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from refundry.domain.errors import InvalidInput, RefundRefused
+from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_request
 from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
@@ -38,7 +38,7 @@ from refundry.services.cases.process import (
     new_case_id,
     opened_event,
 )
-from refundry.services.customers.identity import verify_code
+from refundry.services.customers.identity import WrongCode, count_wrong_code, spend_code
 from refundry.services.customers.risk import (
     active_restrictions,
     assess_customer,
@@ -125,13 +125,14 @@ def open_case(
     When the plan moves more than ``identity.otp_above_amount`` or the risk rules ask for a
     review, a customer must give ``otp`` = (code id, code) from ``request_code(purpose=
     "case.submit")``; without it ``identity.code_required`` is raised and nothing is written;
-    a wrong, expired or used code raises its own error (services/customers/identity.py).
+    a wrong, expired or used code raises its own error (services/customers/identity.py). The
+    code is spent in the transaction that opens the case, after every other check: a
+    submission refused for another reason (units held, rate, suspended rights) leaves it usable.
 
     ``rate``: a customer who opened ``rate.limit`` cases in the window gets ``rate.limited``,
     checked in the transaction that opens the case under the customer's lock, so concurrent
     requests cannot all pass at ``limit - 1``."""
     req = parse_request(request)
-    verified = _verify_code_first(desk, actor=actor, request=request, req=req, otp=otp, now=now)
     if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
         raise InvalidInput(
             "a refund_only case has no return",
@@ -139,6 +140,41 @@ def open_case(
             field="request.return_method",
         )
     evidence = list(evidence or [])
+    try:
+        return _open(
+            desk,
+            actor=actor,
+            req=req,
+            request=request,
+            now=now,
+            otp=otp,
+            rate=rate,
+            description=description,
+            evidence=evidence,
+        )
+    except WrongCode as wrong:
+        # The case was not opened (its transaction rolled back); the wrong code still counts.
+        raise count_wrong_code(
+            desk.engine,
+            customer_id=actor.id,
+            code_id=str(wrong.args[0]),
+            now=now,
+            policy=desk.process.identity,
+        ) from None
+
+
+def _open(
+    desk: CaseDesk,
+    *,
+    actor: Actor,
+    req: RefundRequest,
+    request: dict[str, Any],
+    now: datetime,
+    otp: tuple[str, str] | None,
+    rate: CaseRate | None,
+    description: str,
+    evidence: list[str],
+) -> OpenedCase:
     with UnitOfWork(desk.engine) as uow:
         conn = uow.conn
         customer_id, restrictions = _opener(conn, actor, req.order_id, now)
@@ -150,10 +186,12 @@ def open_case(
         check_units_free(conn, req.order_id, lines)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
-        if not verified and actor.role == "customer":
-            _require_code_if_asked(desk, plan, risk)
-        hold_units(conn, req.order_id, lines)
         trail = AuditTrail(actor=actor.tag, at=now)
+        verified = False
+        if actor.role == "customer" and _code_asked(desk, plan, risk):
+            _spend_code(conn, desk, customer_id=actor.id, otp=otp, now=now, trail=trail)
+            verified = True
+        hold_units(conn, req.order_id, lines)
         case_id, risk_doc = _record_opening(
             conn,
             actor=actor,
@@ -216,14 +254,36 @@ def _opener(conn: Connection, actor: Actor, order_id: str, now: datetime) -> tup
     return customer_id, restrictions
 
 
-def _require_code_if_asked(desk: CaseDesk, plan: PlanDoc, risk: RiskDecision) -> None:
+def _code_asked(desk: CaseDesk, plan: PlanDoc, risk: RiskDecision) -> bool:
     """SPEC §5: a case above the policy's amount, or one the risk rules ask to review, needs
     the one-time code sent to the customer's phone."""
-    if plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk):
+    return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
+
+
+def _spend_code(
+    conn: Connection,
+    desk: CaseDesk,
+    *,
+    customer_id: str,
+    otp: tuple[str, str] | None,
+    now: datetime,
+    trail: AuditTrail,
+) -> None:
+    if otp is None:
         raise Unprocessable(
             "this request needs the one-time code sent to your phone",
             code="identity.code_required",
         )
+    spend_code(
+        conn,
+        customer_id=customer_id,
+        purpose="case.submit",
+        code_id=otp[0],
+        code=otp[1],
+        now=now,
+        secret=desk.identity_secret,
+        trail=trail,
+    )
 
 
 def _system_review(
@@ -257,37 +317,6 @@ def _system_review(
             now=now,
             trail=trail,
         )
-
-
-def _verify_code_first(
-    desk: CaseDesk,
-    *,
-    actor: Actor,
-    request: dict[str, Any],
-    req: RefundRequest,
-    otp: tuple[str, str] | None,
-    now: datetime,
-) -> bool:
-    """A customer whose request will need the one-time code gives it before anything is
-    written (SPEC §5); True when a code was verified."""
-    if actor.role != "customer" or not _needs_code(desk, request, req.order_id, actor, now):
-        return False
-    if otp is None:
-        raise Unprocessable(
-            "this request needs the one-time code sent to your phone",
-            code="identity.code_required",
-        )
-    verify_code(
-        desk.engine,
-        customer_id=actor.id,
-        purpose="case.submit",
-        code_id=otp[0],
-        code=otp[1],
-        now=now,
-        policy=desk.process.identity,
-        secret=desk.identity_secret,
-    )
-    return True
 
 
 def _record_opening(
@@ -434,31 +463,6 @@ def asks_review(risk: RiskDecision) -> bool:
     return risk.decision == "manual_review" or any(
         m.decision == "manual_review" for m in risk.matches
     )
-
-
-# The plan's refusals of units refunded already: a case answers them as units not free.
-_UNITS_REFUNDED = ("refund.units_exhausted", "refund.quantity_exceeds_remaining")
-
-
-def _needs_code(
-    desk: CaseDesk, request: dict[str, Any], order_id: str, actor: Actor, now: datetime
-) -> bool:
-    """Read-only look ahead: would this submission need a one-time code?"""
-    with UnitOfWork(desk.engine, readonly=True) as uow:
-        owner = uow.conn.execute(
-            select(orders.c.customer_id).where(orders.c.id == order_id)
-        ).scalar()
-        if owner != actor.id:
-            return False  # the main transaction answers not-found
-        inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy, now=now)
-        try:
-            plan = compute_plan(inputs, request, desk.policy, now)
-        except RefundRefused as refused:
-            if refused.code in _UNITS_REFUNDED:
-                return False  # the main transaction answers case.units_unavailable
-            raise
-        risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
-    return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
 
 
 def _decide(

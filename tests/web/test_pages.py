@@ -7,8 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from refundry.api.app import create_app
+from refundry.cli import app as cli
 from refundry.services.access import Actor
 from refundry.services.cases.views import list_cases
 from tests.web.conftest import (
@@ -17,10 +21,12 @@ from tests.web.conftest import (
     MUGS,
     OTHER,
     PHONE,
+    SECRET,
     THRESHOLD,
     Shop,
     csrf_of,
     link_token,
+    settings,
     signed_in,
 )
 
@@ -239,3 +245,23 @@ def test_without_a_session_the_pages_send_you_to_sign_in(shop: Shop) -> None:
         page = client.get(path, follow_redirects=False)
         assert (page.status_code, page.headers["location"]) == (303, "/signin")
     assert "Open your orders from the shop" in client.get("/signin").text
+
+
+def test_refundry_token_minutes_makes_a_sign_in_link(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shop's link token from the CLI (`refundry token customer c-100 --minutes 5`) signs
+    in; a token of days does not (the server's real clock, as `refundry serve` runs)."""
+    app = create_app(settings(db_url))
+    monkeypatch.setenv("REFUNDRY_SECRET", SECRET)
+    for args, status in ((["--minutes", "5"], 303), (["--days", "1"], 403)):
+        made = CliRunner().invoke(cli, ["token", "customer", CUSTOMER, *args])
+        assert made.exit_code == 0, made.output
+        client = TestClient(app)
+        page = client.get("/signin", params={"token": made.stdout.strip()})
+        done = client.post(
+            "/signin",
+            data={"token": made.stdout.strip(), "csrf_token": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        assert done.status_code == status, args

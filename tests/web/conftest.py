@@ -4,7 +4,9 @@ Customer ``c-100`` (phone on file) has SPEC §3's 满500减100 order ``o-500-100
 Y ¥200 with ¥100 off the basket) and ``o-mugs``: three mugs at ¥100 with a ¥10 coupon (each
 unit paid ¥96.66 / ¥96.67 / ¥96.67). Customer ``c-200`` has ``o-other``. The policy asks for a
 one-time code above ¥150, so refunding Y (¥100 back) needs none and refunding X (¥300 back)
-does. ``signed_in`` goes through the shop's sign-in link the way a browser does.
+does; a refund-only case for a quality problem, or one of ¥100 at most, is approved by the
+rules (then the worker pays it). ``signed_in`` goes through the shop's sign-in link the way
+a browser does.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
+from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
@@ -33,6 +36,23 @@ from refundry.store.tables import customer_contacts
 SECRET = "web-test-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 POLICY = """
+[[review.rules]]
+name = "quality_refund_only"
+decision = "approve"
+reasons = ["quality_issue"]
+kinds = ["refund_only"]
+
+[[review.rules]]
+name = "small_amount"
+decision = "approve"
+max_amount = 10000
+
+[[review.rules]]
+name = "late_changed_mind"
+decision = "reject"
+reasons = ["changed_mind"]
+min_days_since_delivery = 8
+
 [identity]
 otp_above_amount = 15000
 """
@@ -66,6 +86,9 @@ def _foreign() -> dict[str, Any]:
     return doc
 
 
+ORDERS = (ex.THRESHOLD, _mugs(), _foreign())
+
+
 def link_token(customer: str, *, now: datetime = NOW, minutes: int = 5) -> str:
     """What the shop puts in its sign-in link: a customer token living a few minutes."""
     return issue_token(
@@ -86,7 +109,7 @@ def settings(db_url: str) -> Settings:
 
 def seed(engine: Engine, policy: Any) -> None:
     with UnitOfWork(engine) as uow:
-        for doc in (ex.THRESHOLD, _mugs(), _foreign()):
+        for doc in ORDERS:
             ingest_order(uow.conn, {"order": doc}, policy=policy, now=NOW - timedelta(days=30))
         uow.conn.execute(
             insert(customer_contacts).values(
@@ -107,9 +130,14 @@ class Shop:
 
 
 def make_shop(db_url: str) -> Shop:
-    """The app over ``db_url`` (fixed clock, sandbox SMS) with the shop seeded."""
+    """The app over ``db_url`` (fixed clock, sandbox SMS, a sandbox gateway holding each
+    order's payment and settling refunds at once) with the shop seeded."""
     sms = SandboxSms()
-    app = create_app(settings(db_url), sms=sms, clock=lambda: NOW)
+    gateway = SandboxGateway(clock=lambda: NOW, confirm_after=timedelta(0))
+    for doc in ORDERS:
+        for tender in doc["tenders"]:
+            gateway.capture(tender["gateway_txn_id"], tender["amount"], doc["currency"])
+    app = create_app(settings(db_url), sms=sms, gateway=gateway, clock=lambda: NOW)
     engine: Engine = app.state.ctx.engine
     seed(engine, app.state.ctx.desk.policy)
     return Shop(app=app, engine=engine, sms=sms)

@@ -12,11 +12,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvicorn
+from playwright.sync_api import Browser, Page
 
 from refundry.worker import Worker
-from tests.web.conftest import Shop
+
+if TYPE_CHECKING:
+    from tests.web.conftest import Shop
 
 CHROMIUM = os.environ.get("REFUNDRY_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,6 +43,22 @@ def _free_port() -> int:
 class Live:
     shop: Shop
     base: str
+
+
+def new_page(
+    browser: Browser, locale: str, width: int, *, js: bool = True, axe: bool = False
+) -> Page:
+    """A page in a fresh context: ``locale`` asked by Accept-Language, ``width`` px wide.
+    ``axe``: the context lets the test inject axe-core despite the pages' CSP."""
+    context = browser.new_context(
+        viewport={"width": width, "height": 900},
+        locale=locale,
+        extra_http_headers={"Accept-Language": f"{locale},en;q=0.5"},
+        java_script_enabled=js,
+        bypass_csp=axe,
+    )
+    context.set_default_timeout(15_000)
+    return context.new_page()
 
 
 @contextmanager

@@ -16,11 +16,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine, insert
 
 from refundry.adapters.gateway_sandbox import SandboxGateway
@@ -32,6 +34,7 @@ from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, Live, serving
 
 SECRET = "web-test-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -168,3 +171,25 @@ def signed_in(client: TestClient, customer: str = CUSTOMER) -> TestClient:
     )
     assert done.status_code == 303, done.text
     return client
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, launched once per run (tests/web/browser.py)."""
+    assert Path(CHROMIUM).exists(), (
+        f"no Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does), "
+        "or set REFUNDRY_TEST_CHROMIUM"
+    )
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture()
+def live(shop: Shop) -> Iterator[Live]:
+    """The shop served by uvicorn on a loopback port, with its worker running."""
+    with serving(shop) as running:
+        yield running

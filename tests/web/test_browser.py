@@ -11,16 +11,14 @@ description must stay text and never run) and in Chinese at 1280 px with JavaScr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from refundry.services.access import Actor
 from refundry.services.cases.views import list_cases
-from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, Live, serving
-from tests.web.conftest import CUSTOMER, FOREIGN, PHONE, THRESHOLD, Shop, link_token
+from tests.web.browser import Live, new_page
+from tests.web.conftest import CUSTOMER, FOREIGN, PHONE, THRESHOLD, link_token
 
 SCRIPT = "<script>window.pwned = 1</script> scratched on arrival"
 
@@ -69,35 +67,8 @@ WORDS = {
 }
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), (
-        f"no Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does), "
-        "or set REFUNDRY_TEST_CHROMIUM"
-    )
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture()
-def live(shop: Shop) -> Iterator[Live]:
-    with serving(shop) as running:
-        yield running
-
-
 def _page(browser: Browser, live: Live, locale: str, width: int, *, js: bool = True) -> Page:
-    context = browser.new_context(
-        viewport={"width": width, "height": 900},
-        locale=locale,
-        extra_http_headers={"Accept-Language": f"{locale},en;q=0.5"},
-        java_script_enabled=js,
-    )
-    context.set_default_timeout(15_000)
-    return context.new_page()
+    return new_page(browser, locale, width, js=js)
 
 
 def _sign_in(page: Page, live: Live, words: dict[str, object], customer: str = CUSTOMER) -> None:

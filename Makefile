@@ -10,7 +10,7 @@ PROMTOOL := .tools/usr/bin/promtool
 AXE_VERSION := 4.14.1
 AXE := .tools/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint typecheck bench clean tools
+.PHONY: demo test lint typecheck bench clean tools screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ $(PROMTOOL):
 
 test: lint typecheck tools
 	$(BIN)/pytest
+
+# The pages' pictures in docs/pages/ (docs/pages.md), taken in Debian's Chromium with a
+# Chinese font (Debian's fonts-wqy-microhei; installed here when missing: needs root).
+screenshots: $(STAMP)
+	@test -x /usr/bin/chromium || apt-get install -y -qq chromium
+	@fc-list | grep -qi "wqy" || apt-get install -y -qq fonts-wqy-microhei
+	$(BIN)/python -m tests.web.screenshots --out docs/pages
 
 bench: $(STAMP)
 	$(BIN)/python bench/plan_bench.py

@@ -13,7 +13,9 @@ from refundry.services.cases.timeline import case_timeline
 from refundry.services.errors import Forbidden, NotFound
 from refundry.services.orders.assets import order_assets
 from refundry.services.orders.lists import customer_orders
+from refundry.services.refunds.views import case_refund
 from tests.web.conftest import (
+    COUPON,
     CUSTOMER,
     FOREIGN,
     MUGS,
@@ -38,7 +40,7 @@ def shop(db_url: str) -> Iterator[Shop]:
 
 def test_customer_orders_lists_the_callers_orders_only(shop: Shop) -> None:
     mine = customer_orders(shop.engine, ME)
-    assert {o.id for o in mine} == {THRESHOLD, MUGS}
+    assert {o.id for o in mine} == {THRESHOLD, MUGS, COUPON}
     mugs = next(o for o in mine if o.id == MUGS)
     assert (mugs.paid, mugs.refunded, mugs.units, mugs.titles) == (29000, 0, 3, ("Blue mug",))
     assert [o.id for o in customer_orders(shop.engine, Actor("customer", OTHER))] == [FOREIGN]
@@ -81,3 +83,24 @@ def test_case_timeline_lists_each_transition_for_the_cases_customer_only(shop: S
     assert {e.by for e in events} <= {"customer", "system"}
     with pytest.raises(NotFound):
         case_timeline(shop.engine, opened.case_id, Actor("customer", OTHER))
+
+
+def test_case_refund_holds_each_tender_with_its_state_and_the_coupon_reissue(shop: Shop) -> None:
+    desk = shop.app.state.ctx.desk
+    request = {
+        "order_id": COUPON,
+        "reason": "quality_issue",
+        "kind": "refund_only",
+        "lines": [{"line_id": "A", "quantity": 1}],
+    }
+    opened = open_case(desk, actor=Actor("agent", "li"), request=request, now=NOW)
+    refund = case_refund(shop.engine, opened.case_id, ME)
+    assert refund is not None
+    assert [(t.tender_id, t.method, t.amount, t.status) for t in refund.tenders] == [
+        ("T1", "alipay", 27000, "pending")  # the worker has not sent it yet
+    ]
+    assert "coupon_reissue" in [e.type for e in refund.effects]
+    assert "refund_to_tender" not in [e.type for e in refund.effects]
+    assert case_refund(shop.engine, opened.case_id, Actor("merchant", "m-1")) is None
+    with pytest.raises(NotFound):
+        case_refund(shop.engine, opened.case_id, Actor("customer", OTHER))

@@ -1,7 +1,8 @@
 """A small shop for the page tests, on each database of the ``db_url`` fixture.
 
 Customer ``c-100`` (phone on file) has SPEC §3's 满500减100 order ``o-500-100`` (X ¥400 and
-Y ¥200 with ¥100 off the basket) and ``o-mugs``: three mugs at ¥100 with a ¥10 coupon (each
+Y ¥200 with ¥100 off the basket), SPEC's ``o-coupon`` (¥300 less the ¥30 coupon CP-30, which
+has expired since: a refund reissues it) and ``o-mugs``: three mugs at ¥100 with a ¥10 coupon (each
 unit paid ¥96.66 / ¥96.67 / ¥96.67). Customer ``c-200`` has ``o-other``. The policy asks for a
 one-time code above ¥150, so refunding Y (¥100 back) needs none and refunding X (¥300 back)
 does; a refund-only case for a quality problem, or one of ¥100 at most, is approved by the
@@ -89,7 +90,8 @@ def _foreign() -> dict[str, Any]:
     return doc
 
 
-ORDERS = (ex.THRESHOLD, _mugs(), _foreign())
+ORDERS = (ex.COUPON, ex.THRESHOLD, _mugs(), _foreign())
+COUPON = "o-coupon"
 
 
 def link_token(customer: str, *, now: datetime = NOW, minutes: int = 5) -> str:
@@ -113,7 +115,10 @@ def settings(db_url: str) -> Settings:
 def seed(engine: Engine, policy: Any) -> None:
     with UnitOfWork(engine) as uow:
         for doc in ORDERS:
-            ingest_order(uow.conn, {"order": doc}, policy=policy, now=NOW - timedelta(days=30))
+            ingested: dict[str, Any] = {"order": doc}
+            if doc is ex.COUPON:  # c-100's first order: the customer comes with it
+                ingested["customer"] = {"coupons": ex.COUPON_SNAPSHOT["coupons"]}
+            ingest_order(uow.conn, ingested, policy=policy, now=NOW - timedelta(days=30))
         uow.conn.execute(
             insert(customer_contacts).values(
                 customer_id=CUSTOMER, phone=PHONE, channels=json.dumps(["in_app"])

@@ -43,6 +43,7 @@ WORDS = {
         "states": ("Refunding", "Refunded", "Completed"),
         "done": ("Refunded", "Completed"),
         "not_found": "Page not found",
+        "back_with_you": "Back with you",
     },
     "zh-CN": {
         "continue": "继续",
@@ -63,6 +64,7 @@ WORDS = {
         "states": ("退款中", "已退款", "已完成"),
         "done": ("已退款", "已完成"),
         "not_found": "找不到页面",
+        "back_with_you": "已退回",
     },
 }
 
@@ -130,6 +132,10 @@ def test_a_customer_asks_for_a_partial_refund_and_follows_the_case(
         page.wait_for_timeout(250)
         page.reload()
     expect(page.locator("#case-state")).to_have_text(done)
+    paid = page.get_by_role("row").filter(
+        has=page.get_by_role("rowheader", name=str(words["alipay"]))
+    )
+    expect(paid.get_by_role("cell")).to_have_text([str(words["back"]), str(words["back_with_you"])])
     if js:
         assert page.evaluate("window.pwned") is None  # the description never ran
     expect(page.get_by_text(SCRIPT)).to_be_visible()

@@ -16,6 +16,7 @@ from refundry.cli import app as cli
 from refundry.services.access import Actor
 from refundry.services.cases.views import list_cases
 from tests.web.conftest import (
+    COUPON,
     CUSTOMER,
     FOREIGN,
     MUGS,
@@ -265,3 +266,33 @@ def test_refundry_token_minutes_makes_a_sign_in_link(
             follow_redirects=False,
         )
         assert done.status_code == status, args
+
+
+def test_the_case_page_shows_what_comes_back_and_the_reissued_coupon(shop: Shop) -> None:
+    client = signed_in(shop.client())
+    ask = {"units.A": "1", "reason": "quality_issue", "kind": "refund_only"}
+    preview = _post(
+        client, f"/orders/{COUPON}/request?line=A", f"/orders/{COUPON}/request/preview", ask
+    )
+    assert "Expired coupon reissued" in preview.text
+    step = _post(
+        client, f"/orders/{COUPON}/request?line=A", f"/orders/{COUPON}/request/submit", ask
+    )
+    sent = shop.sms.last_to(PHONE)
+    assert sent is not None
+    code = re.search(r"(\d{6})", sent.text)
+    code_id = re.search(r'name="code_id" value="([^"]+)"', step.text)
+    assert code is not None and code_id is not None
+    done = client.post(
+        f"/orders/{COUPON}/request/submit",
+        data={
+            **ask,
+            "code_id": code_id.group(1),
+            "code": code.group(1),
+            "csrf_token": csrf_of(step.text),
+        },
+    )
+    text = re.sub(r"\s+", " ", done.text)
+    assert "What comes back" in text
+    assert '<th scope="row">Alipay</th><td>CN¥270.00</td><td>Being sent</td>' in text
+    assert "Expired coupon reissued" in text

@@ -34,6 +34,7 @@ from refundry.services.customers.identity import request_code
 from refundry.services.orders.assets import order_assets
 from refundry.services.orders.lists import customer_orders
 from refundry.services.orders.views import OrderView, preview_order_refund, read_order
+from refundry.services.refunds.views import case_refund
 from refundry.web.pages import NotSignedIn, page_router
 from refundry.web.session import CheckedForm, session_actor
 from refundry.web.templating import render
@@ -272,6 +273,7 @@ def case_page(case_id: str, request: Request, ctx: ContextDep, opened: int = 0) 
         request,
         "orders/case.html",
         case=case,
+        refund=case_refund(ctx.engine, case_id, actor),
         timeline=timeline,
         titles=titles,
         opened=bool(opened),

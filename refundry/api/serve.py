@@ -108,6 +108,14 @@ def token_command(
         str, typer.Argument(help="Customer or merchant id, or the agent's / admin's name.")
     ],
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days until it expires.")] = 30,
+    minutes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1440,
+            help="Minutes until it expires, instead of --days: a sign-in link (docs/pages.md).",
+        ),
+    ] = None,
     dev: DevOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -129,7 +137,7 @@ def token_command(
         role=role,
         subject=subject,
         now=datetime.now(UTC),
-        ttl=timedelta(days=days),
+        ttl=timedelta(minutes=minutes) if minutes is not None else timedelta(days=days),
         key_id=settings.token_key_id,
     )
     typer.echo(token)

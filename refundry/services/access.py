@@ -16,6 +16,7 @@ object: action                          customer    merchant         agent  admi
 order: see lines, tenders, cases        own         its lines (1)    all    all    no
 order: ingest                           no          no               no     yes    no
 order: preview a refund                 own         no               all    all    no
+order: list own (the pages)             own         no               no     no     no
 order audit: see entries                own         its entries (2)  all    all    no
 case: see                               own         its lines (3)    all    all    all
 case: open                              own order   no               all    all    no
@@ -32,6 +33,7 @@ agent queue: see                        no          no               yes    yes 
 refund rights: suspend, lift            no          no               yes    yes    no
 metrics figures: see                    no          no               no     yes    no
 bearer token: revoke                    no          no               no     yes    no
+page session from a sign-in link        yes         no               no     no     no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -119,6 +121,8 @@ Area = Literal[
     "customer.suspension",
     "metrics.read",
     "token.revoke",
+    "order.list_own",
+    "session.sign_in_link",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -130,6 +134,9 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "customer.suspension": _DESK,
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
     "token.revoke": ("admin",),
+    "order.list_own": ("customer",),  # the pages' order list: the caller's orders
+    # the shop's sign-in link opens a page session for a customer; staff sign in otherwise
+    "session.sign_in_link": ("customer",),
 }
 
 

@@ -10,6 +10,7 @@
 * ``shipments``   return labels and the carrier's tracking events
 * ``timers``      the SLA timers the worker fires
 * ``views``       the case read model and lists
+* ``timeline``    a case's transitions with their times (the case page)
 * ``queue``       the agents' work queue
 """
 

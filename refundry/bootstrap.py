@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -118,6 +119,7 @@ def _adapter_problems(settings: Settings) -> list[str]:
         ("carrier", "http"): ("carrier_url", "carrier_api_key"),
         ("email", "smtp"): ("smtp_host", "smtp_sender"),
         ("events", "redis"): ("redis_url",),
+        ("sms", "twilio"): ("twilio_account_sid", "twilio_auth_token", "twilio_sender"),
     }
     out = []
     for (adapter, choice), fields in needs.items():
@@ -148,6 +150,10 @@ def preflight(settings: Settings) -> None:
     serve``): the production checks, the policy file, the schema."""
     check_production(settings)
     settings.policy_source()
+    if settings.tracing != "off":
+        from refundry.tracing import tracer_provider
+
+        tracer_provider(endpoint=settings.tracing_endpoint).shutdown()  # the extra is there
     engine = make_engine(settings.database_url)
     try:
         check_schema(engine)
@@ -176,6 +182,7 @@ class Runtime:
     notifier: ChannelNotifier
     clock: Callable[[], datetime]
     sandboxes: tuple[str, ...] = field(default=())  # adapters running as their sandbox
+    tracer: Any = None  # the OpenTelemetry tracer provider, when tracing is on (tracing.py)
 
     def webhook_secret(self, sender: str) -> bytes:
         """The secret that authenticates ``sender``'s webhooks (gateway | carrier)."""
@@ -211,6 +218,7 @@ def build(
     publisher: EventPublisher | None = None,
     production_checks: bool = True,
     schema_check: bool = True,
+    span_exporter: Any = None,
 ) -> Runtime:
     """Build the runtime. The keyword adapters replace the ones the settings name (tests)."""
     if production_checks:
@@ -233,10 +241,10 @@ def build(
     except ValueError as exc:  # a URL the HTTP client cannot use
         raise StartupError(f"gateway_url / carrier_url: {exc}") from None
     if sms is None:
-        chosen("sms")
-        from refundry.adapters.sms import SandboxSms
-
-        sms = SandboxSms()
+        try:
+            sms = _sms(settings, chosen("sms"))
+        except ValueError as exc:  # a URL the HTTP client cannot use
+            raise StartupError(f"twilio_api_url: {exc}") from None
     email = email or _email(settings, chosen("email"))
     publisher = publisher or _events(settings, chosen("events"))
     from refundry.adapters.inbox import InboxNotifier
@@ -245,6 +253,7 @@ def build(
         engine, sms=sms, email=email, inbox=InboxNotifier(engine), clock=clock
     )
     desk = CaseDesk(engine, policy, process, identity_secret=settings.signing_secret())
+    tracer = _tracer(settings, engine, span_exporter)
     if settings.dev:
         log.warning("dev mode: sandboxes and development secrets allowed; never in production")
     for name in sandboxes:
@@ -264,7 +273,20 @@ def build(
         notifier=notifier,
         clock=clock,
         sandboxes=tuple(sandboxes),
+        tracer=tracer,
     )
+
+
+def _tracer(settings: Settings, engine: Engine, exporter: Any) -> Any:
+    """The tracer provider when ``tracing`` is on (its SQL spans wired to ``engine``), else
+    None; ``exporter`` replaces OTLP (tests)."""
+    if settings.tracing == "off":
+        return None
+    from refundry.tracing import trace_engine, tracer_provider
+
+    provider = tracer_provider(endpoint=settings.tracing_endpoint, exporter=exporter)
+    trace_engine(engine, provider)
+    return provider
 
 
 def _gateway(settings: Settings, choice: str) -> PaymentGateway:
@@ -291,6 +313,23 @@ def _carrier(settings: Settings, choice: str, clock: Callable[[], datetime]) -> 
     from refundry.adapters.logistics_sandbox import SandboxLogistics
 
     return SandboxLogistics(clock)
+
+
+def _sms(settings: Settings, choice: str) -> SmsSender:
+    if choice == "twilio":
+        from refundry.adapters.sms_twilio import TwilioSms
+
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        assert settings.twilio_sender
+        return TwilioSms(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            sender=settings.twilio_sender,
+            api_url=settings.twilio_api_url,
+        )
+    from refundry.adapters.sms import SandboxSms
+
+    return SandboxSms()
 
 
 def _email(settings: Settings, choice: str) -> EmailSender:

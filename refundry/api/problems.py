@@ -27,7 +27,14 @@ from refundry.domain.errors import (
 )
 from refundry.domain.reader import printable
 from refundry.observability import REQUEST_ID_HEADER, current_request_id
-from refundry.services.errors import Conflict, Forbidden, NotFound, PlanStale, Unprocessable
+from refundry.services.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PlanStale,
+    RateLimited,
+    Unprocessable,
+)
 
 __all__ = ["PROBLEM_TYPE", "problem", "server_error", "status_for"]
 
@@ -37,6 +44,7 @@ PROBLEM_TYPE = "https://refundry.dev/problems/"
 MEDIA = "application/problem+json"
 
 _BY_CLASS: list[tuple[type[RefundryError], int]] = [
+    (RateLimited, 429),
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
@@ -50,6 +58,14 @@ _BY_CLASS: list[tuple[type[RefundryError], int]] = [
     (Unprocessable, 422),
 ]
 _BY_CODE = {
+    # an SMS provider did not take the message (adapters/sms_twilio.py): the customer's number
+    # was refused (422), or the provider is down, busy or refused our credentials (503)
+    "sms.rejected": 422,
+    "sms.unavailable": 503,
+    "sms.timeout": 503,
+    "sms.throttled": 503,
+    "sms.auth_failed": 503,
+    "sms.protocol_error": 503,
     "rate.limited": 429,
     "idempotency.in_flight": 409,
     "request.too_large": 413,

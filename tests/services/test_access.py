@@ -76,6 +76,8 @@ AREAS: dict[str, access.Area] = {
     "customer: update, see profile": "customer.update",
     "refund: apply for an order": "refund.apply",
     "customer: adjust points, wallet": "customer.adjust",
+    "order: list own (the pages)": "order.list_own",
+    "page session from a sign-in link": "session.sign_in_link",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

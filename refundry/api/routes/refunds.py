@@ -1,6 +1,6 @@
 """Refunds as a resource: apply one for an order straight from a preview (the shop's back end,
 agents), read one, list them. The read model and who sees what are
-services/refunds/views.py's and services/access.py's; the apply is services/refunds/apply.py's
+services/refunds/resource.py's and services/access.py's; the apply is services/refunds/apply.py's
 exactly-once path.
 """
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, OneLine
 from refundry.api.schemas_cases import RefundRequestBody, problems
-from refundry.services.refunds import views
+from refundry.services.refunds import resource
 
 __all__ = ["router"]
 
@@ -76,7 +76,7 @@ class ApplyBody(RefundRequestBody):
     )
 
 
-def _view(found: views.RefundView) -> RefundView:
+def _view(found: resource.RefundView) -> RefundView:
     return RefundView.model_validate(found, from_attributes=True)
 
 
@@ -101,7 +101,7 @@ def apply_refund(
 ) -> RefundView:
     """Apply a refund of the order as previewed (agents, admins). 409 ``plan.stale`` answers
     with the plan as it would be now; the same key answers the refund applied the first time."""
-    found, replayed = views.apply_order_refund(
+    found, replayed = resource.apply_order_refund(
         ctx.engine,
         actor=actor,
         order_id=order_id,
@@ -120,7 +120,7 @@ def apply_refund(
 @router.get("/refunds/{refund_id}", response_model=RefundView, responses=problems(401, 404, 422))
 def get_refund(refund_id: RefundId, actor: ActorDep, ctx: ContextDep) -> RefundView:
     """The refund with each tender's gateway references and every applied effect."""
-    return _view(views.read_refund(ctx.engine, refund_id, actor))
+    return _view(resource.read_refund(ctx.engine, refund_id, actor))
 
 
 @router.get("/refunds", response_model=RefundList, responses=problems(401, 422))
@@ -135,10 +135,10 @@ def list_refunds(
 ) -> RefundList:
     """Newest first (created_at, then id). A customer sees its own refunds, agents and admins
     all, merchants none. ``next_cursor`` is null on the last page."""
-    page = views.list_refunds(
+    page = resource.list_refunds(
         ctx.engine,
         actor,
-        where=views.RefundFilter(order_id=order_id, status=status, customer_id=customer_id),
+        where=resource.RefundFilter(order_id=order_id, status=status, customer_id=customer_id),
         cursor=cursor,
         limit=limit,
     )

@@ -1,8 +1,8 @@
 """customers: the shop's account creation time; customer_adjustments (points / wallet posted
 by the shop)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 23:45:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

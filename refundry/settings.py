@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: Annotated[int, Field(ge=1)] = (
         48  # Idempotency-Key answers kept this long
     )
+    # a request holding an Idempotency-Key that has not answered after this long is taken to
+    # have died: a retry with the key takes it over (or rebuilds its committed answer)
+    idempotency_lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
 
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz

@@ -106,6 +106,7 @@ def create_app(
         engine=runtime.engine,
         subject_of=subject_of,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
     )
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)

@@ -35,6 +35,7 @@ from refundry.services.cases.process import (
     move,
     new_case_id,
 )
+from refundry.services.claims import note_outcome
 from refundry.services.customers.identity import verify_code
 from refundry.services.customers.risk import (
     active_restrictions,
@@ -210,6 +211,7 @@ def open_case(
                 trail=trail,
             )
         trail.flush(conn)
+        note_outcome(case_id)  # a lost answer is rebuilt from it (services/claims.py)
         uow.commit()
     return OpenedCase(case_id, row.state, review_doc, plan)
 

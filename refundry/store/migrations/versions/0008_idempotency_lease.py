@@ -1,0 +1,35 @@
+"""api_idempotency: a claim's token, lease and outcome (a key whose request died recovers)
+
+Rows claimed before this revision have no token and no lease: a retry with such a key takes it
+over at once (their requests were served by a process that has since been upgraded away).
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-06 23:50:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from refundry.store.types import UTCDateTime
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("api_idempotency") as batch:
+        batch.add_column(sa.Column("token", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("lease_until", UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("outcome", sa.String(length=200), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("api_idempotency") as batch:
+        batch.drop_column("outcome")
+        batch.drop_column("lease_until")
+        batch.drop_column("token")

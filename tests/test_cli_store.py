@@ -33,7 +33,7 @@ def test_upgrade_then_import_keeps_good_lines_and_names_bad_ones(tmp_path: Path)
     ]
     file = tmp_path / "orders.jsonl"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = runner.invoke(app, ["import", str(file), "--url", url])
+    result = runner.invoke(app, ["import", str(file), "--url", url, "--dev"])
     assert result.exit_code == 1
     assert "2 ingested, 1 already present, 2 bad" in result.stdout
     assert f"{file}:2: input.not_json:" in result.stderr

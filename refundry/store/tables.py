@@ -307,7 +307,7 @@ gateway_events = Table(
     Column("received_at", When, nullable=False),
 )
 
-# Tamper-evident audit log: entry n stores sha256(entry n-1's hash + its own content).
+# Tamper-evident audit log: entry n stores HMAC(key, entry n-1's hash + its own content).
 audit_log = Table(
     "audit_log",
     metadata,
@@ -320,6 +320,8 @@ audit_log = Table(
     Column("data", Text, nullable=False),  # JSON: before/after, amounts
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the id of the key whose HMAC ``hash`` is (services/audit/keys.py); None: before 0008
+    Column("key_id", String(16)),
     Index("ix_audit_log_order", "order_id"),
 )
 

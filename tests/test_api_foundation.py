@@ -180,3 +180,15 @@ def test_the_same_json_with_its_keys_in_another_order_is_the_same_request(
     other = client.post("/v1/_pair", content=b'{"b":{"y":2,"x":1},"a":2}', headers=headers)
     assert (other.status_code, other.json()["code"]) == (422, "idempotency.key_reused")
     assert calls == [1]
+
+
+def test_every_post_documents_the_idempotency_key_and_its_refusals(client: TestClient) -> None:
+    """Issue 16 point 7: a POST with the header may answer 409 idempotency.in_flight or 422
+    idempotency.key_reused, which some operations' documents did not list."""
+    doc = client.get("/openapi.json").json()
+    posts = [(path, item["post"]) for path, item in doc["paths"].items() if "post" in item]
+    assert len(posts) >= 15
+    for path, op in posts:
+        names = [p["name"] for p in op.get("parameters", []) if p["in"] == "header"]
+        assert "Idempotency-Key" in names, path
+        assert {"409", "422"} <= set(op["responses"]), path

@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +20,7 @@ from refundry.adapters.clock import utc_now
 from refundry.api import routes
 from refundry.api.auth import read_token
 from refundry.api.deps import ApiContext
-from refundry.api.idempotency import IdempotencyMiddleware
+from refundry.api.idempotency import IdempotencyMiddleware, document_idempotency
 from refundry.api.limits import RequestLimits
 from refundry.api.problems import (
     http_error,
@@ -86,6 +87,14 @@ def create_app(
         if router is not None:
             app.include_router(router)
 
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_idempotency(documented())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     keys = settings.token_secrets()
 
     def subject_of(headers: dict[bytes, bytes]) -> str | None:

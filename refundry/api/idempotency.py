@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from refundry.api.problems import MEDIA, PROBLEM_TYPE
+from refundry.api.schemas_cases import problems
 from refundry.services.claims import CURRENT, Claim
 from refundry.services.faults import fault_point
 from refundry.services.idempotency_keys import (
@@ -45,7 +46,7 @@ from refundry.services.idempotency_keys import (
     take_over,
 )
 
-__all__ = ["IdempotencyMiddleware", "fingerprints", "rebuild_target"]
+__all__ = ["IdempotencyMiddleware", "document_idempotency", "fingerprints", "rebuild_target"]
 
 HEADER = b"idempotency-key"
 
@@ -265,3 +266,41 @@ async def _send_problem(
     ).encode()
     extra = [] if retry_after is None else [(b"retry-after", str(retry_after).encode())]
     await _send_raw(send, status, body, replayed=False, extra=extra)
+
+
+IN_FLIGHT = (
+    "a request with this Idempotency-Key is still running (idempotency.in_flight, see "
+    "Retry-After), or ran past its lease and was taken over (idempotency.lease_lost)"
+)
+
+
+def document_idempotency(doc: dict[str, Any]) -> dict[str, Any]:
+    """Every POST of the OpenAPI document ``doc`` takes the ``Idempotency-Key`` header and may
+    answer 409 for it (and 422 for a reused or invalid key): said on each operation."""
+    content = problems(409)[409]["content"]
+    for item in doc.get("paths", {}).values():
+        op = item.get("post")
+        if op is None:
+            continue
+        params = op.setdefault("parameters", [])
+        if not any(p.get("name") == "Idempotency-Key" for p in params):
+            params.append(
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "replays the first answer to the same request "
+                    "(docs/api.md); at most 200 characters",
+                    "schema": {"type": "string", "maxLength": 200},
+                }
+            )
+        responses = op.setdefault("responses", {})
+        for status, what in (
+            ("409", IN_FLIGHT),
+            ("422", "idempotency.key_reused, idempotency.key_invalid (and the request's own)"),
+        ):
+            responses.setdefault(
+                status,
+                {"description": what, "content": content},
+            )
+    return doc

@@ -5,8 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 PROMTOOL := .tools/usr/bin/promtool
+# axe-core, the accessibility engine tests/web/test_accessibility.py runs in Chromium: the
+# released package from the npm registry (its LICENSE beside it), pinned.
+AXE_VERSION := 4.14.1
+AXE := .tools/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint typecheck bench clean tools
+.PHONY: demo test lint typecheck bench clean tools screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +30,13 @@ typecheck: $(STAMP)
 
 # Outside programs the tests run: promtool (`promtool check metrics`), unpacked from Debian's
 # prometheus package into .tools/ (no service installed). Without apt the tests that need it
-# skip (and fail under CI=true).
-tools: $(PROMTOOL)
+# skip (and fail under CI=true). And axe-core (below), from the npm registry.
+tools: $(PROMTOOL) $(AXE)
+
+$(AXE):
+	@mkdir -p .tools
+	@npm install --prefix .tools --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION) \
+	  >/dev/null 2>&1 || echo "make tools: could not install axe-core (needs npm); its tests fail"
 
 $(PROMTOOL):
 	@mkdir -p .tools
@@ -38,6 +47,13 @@ $(PROMTOOL):
 
 test: lint typecheck tools
 	$(BIN)/pytest
+
+# The pages' pictures in docs/pages/ (docs/pages.md), taken in Debian's Chromium with a
+# Chinese font (Debian's fonts-wqy-microhei; installed here when missing: needs root).
+screenshots: $(STAMP)
+	@test -x /usr/bin/chromium || apt-get install -y -qq chromium
+	@fc-list | grep -qi "wqy" || apt-get install -y -qq fonts-wqy-microhei
+	$(BIN)/python -m tests.web.screenshots --out docs/pages
 
 bench: $(STAMP)
 	$(BIN)/python bench/plan_bench.py

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -166,6 +167,10 @@ def preflight(settings: Settings) -> None:
     serve``): the production checks, the policy file, the schema."""
     check_production(settings)
     settings.policy_source()
+    if settings.tracing != "off":
+        from refundry.tracing import tracer_provider
+
+        tracer_provider(endpoint=settings.tracing_endpoint).shutdown()  # the extra is there
     engine = make_engine(settings.database_url)
     try:
         check_schema(engine)
@@ -194,6 +199,7 @@ class Runtime:
     notifier: ChannelNotifier
     clock: Callable[[], datetime]
     sandboxes: tuple[str, ...] = field(default=())  # adapters running as their sandbox
+    tracer: Any = None  # the OpenTelemetry tracer provider, when tracing is on (tracing.py)
 
     def webhook_secret(self, sender: str) -> bytes:
         """The secret that authenticates ``sender``'s webhooks (gateway | carrier)."""
@@ -229,6 +235,7 @@ def build(
     publisher: EventPublisher | None = None,
     production_checks: bool = True,
     schema_check: bool = True,
+    span_exporter: Any = None,
 ) -> Runtime:
     """Build the runtime. The keyword adapters replace the ones the settings name (tests)."""
     if production_checks:
@@ -264,6 +271,7 @@ def build(
         engine, sms=sms, email=email, inbox=InboxNotifier(engine), clock=clock
     )
     desk = CaseDesk(engine, policy, process, identity_secret=settings.signing_secret())
+    tracer = _tracer(settings, engine, span_exporter)
     if settings.dev:
         log.warning("dev mode: sandboxes and development secrets allowed; never in production")
     for name in sandboxes:
@@ -283,7 +291,20 @@ def build(
         notifier=notifier,
         clock=clock,
         sandboxes=tuple(sandboxes),
+        tracer=tracer,
     )
+
+
+def _tracer(settings: Settings, engine: Engine, exporter: Any) -> Any:
+    """The tracer provider when ``tracing`` is on (its SQL spans wired to ``engine``), else
+    None; ``exporter`` replaces OTLP (tests)."""
+    if settings.tracing == "off":
+        return None
+    from refundry.tracing import trace_engine, tracer_provider
+
+    provider = tracer_provider(endpoint=settings.tracing_endpoint, exporter=exporter)
+    trace_engine(engine, provider)
+    return provider
 
 
 def _gateway(settings: Settings, choice: str) -> PaymentGateway:

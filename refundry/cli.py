@@ -311,7 +311,9 @@ def worker_command(
     if redis_url:
         flags.update(events="redis", redis_url=redis_url)
     settings = settings_from_cli(config=config, assignments=assignments, **flags)
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format, trace_ids=settings.tracing != "off"
+    )
     try:
         runtime = build(settings)
     except RefundryError as err:
@@ -319,7 +321,11 @@ def worker_command(
     if settings.dev:
         typer.echo("refundry: dev mode: sandboxes and a development secret are allowed", err=True)
     worker = Worker(
-        desk=runtime.desk, relay=runtime.relay(name=name), clock=runtime.clock, name=name
+        desk=runtime.desk,
+        relay=runtime.relay(name=name),
+        clock=runtime.clock,
+        name=name,
+        tracer=runtime.tracer,
     )
     if once:
         sent, fired = worker.run_once()
@@ -337,6 +343,24 @@ def worker_command(
 
 app.command("token")(token_command)
 app.command("serve")(serve_command)
+
+metrics_app = typer.Typer(help="/metrics' business figures.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("rebuild")
+def metrics_rebuild(url: UrlOption = None) -> None:
+    """Set /metrics' counters again from a full scan of the store (after editing it by hand)."""
+    from refundry.services.operations.metric_counters import rebuild
+    from refundry.services.uow import UnitOfWork
+    from refundry.store.engine import make_engine
+
+    engine = make_engine(_database_url(url))
+    with UnitOfWork(engine) as uow:
+        rebuild(uow.conn)
+        uow.commit()
+    engine.dispose()
+    typer.echo("refundry: metric counters set from a full scan of the store")
 
 
 def main() -> None:

@@ -58,14 +58,21 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         return None
 
 
-def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
+def configure_logging(*, level: str = "info", fmt: str = "json", trace_ids: bool = False) -> None:
     """Route structlog and the standard library's loggers (uvicorn's included) to stderr, one
-    rendered line each."""
+    rendered line each; ``trace_ids``: with the current span's ids (refundry/tracing.py)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # The trace ids are added by the handler's formatter (made anew here), not the loggers'
+    # chain, which structlog caches at a logger's first use.
+    spans: list[Any] = []
+    if trace_ids:
+        from refundry.tracing import log_trace_ids
+
+        spans.append(log_trace_ids)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -83,6 +90,7 @@ def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                *spans,
                 renderer,
             ],
             foreign_pre_chain=shared,

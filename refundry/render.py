@@ -9,6 +9,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from refundry.domain.plan_doc import PlanDoc
+
 __all__ = ["format_minor", "plan_panel"]
 
 _MINOR_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "KWD": 3, "JOD": 3}
@@ -25,7 +27,7 @@ def format_minor(amount: int, currency: str) -> str:
     return f"{sign}{body} {currency}"
 
 
-def plan_panel(plan: dict[str, Any], *, title: str | None = None) -> Panel:
+def plan_panel(plan: PlanDoc, *, title: str | None = None) -> Panel:
     cur = plan["currency"]
 
     def money(value: int) -> str:
@@ -54,9 +56,9 @@ def plan_panel(plan: dict[str, Any], *, title: str | None = None) -> Panel:
             amount.add_row(key.replace("_", " "), money(a[key]))
     for d in plan["deductions"]:
         amount.add_row(Text(f"− {d['kind']} ({d['ref']})", style="red"), money(-d["amount"]))
-    for key in ("carry", "rounding"):
-        if a[key]:
-            amount.add_row(key, money(a[key]))
+    for key, value in (("carry", a["carry"]), ("rounding", a["rounding"])):
+        if value:
+            amount.add_row(key, money(value))
     amount.add_row(Text("total to refund", style="bold"), Text(money(a["total"]), style="bold"))
 
     tenders = Table(title="Money per tender", expand=True, title_justify="left")
@@ -96,7 +98,5 @@ def plan_panel(plan: dict[str, Any], *, title: str | None = None) -> Panel:
     return Panel(Group(*parts), title=title or "Refund plan", title_align="left")
 
 
-def print_plan(
-    plan: dict[str, Any], *, title: str | None = None, console: Console | None = None
-) -> None:
+def print_plan(plan: PlanDoc, *, title: str | None = None, console: Console | None = None) -> None:
     (console or Console()).print(plan_panel(plan, title=title))

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     audit_key: SecretStr | None = None  # signs the audit log (HMAC); never in the database
     audit_key_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")] = "a1"
     audit_previous_keys: dict[str, SecretStr] = Field(default_factory=dict)  # id -> old key
-    audit_unkeyed_through: Annotated[int, Field(ge=0)] = 0  # last entry from before 0008
+    audit_unkeyed_through: Annotated[int, Field(ge=0)] = 0  # last entry from before 0010
 
     # Adapters (None: not named; allowed in dev mode only, where it means the sandbox)
     gateway: GatewayChoice | None = None
@@ -111,9 +111,11 @@ class Settings(BaseSettings):
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
 
-    # Logs
+    # Logs and traces
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    tracing: Literal["off", "otlp"] = "off"  # otlp: OpenTelemetry spans (the otel extra)
+    tracing_endpoint: str | None = None  # OTLP/HTTP; None: http://localhost:4318/v1/traces
 
     @field_validator("token_key_id")
     @classmethod

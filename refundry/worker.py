@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -36,12 +37,19 @@ class Worker:
     sweep_every: timedelta = timedelta(minutes=5)  # expired API idempotency keys
     swept: int = 0  # keys deleted so far
     beat_every: timedelta = timedelta(seconds=10)
+    tracer: Any = None  # the runtime's tracer provider when tracing is on (refundry/tracing.py)
     _swept_at: datetime | None = field(default=None, init=False, repr=False)
     _beat_at: datetime | None = field(default=None, init=False, repr=False)
 
     def run_once(self) -> tuple[int, TimerReport]:
         """One round: deliver what is due, then fire the timers that are due (and, every
-        ``sweep_every``, delete expired API idempotency keys)."""
+        ``sweep_every``, delete expired API idempotency keys); one trace when tracing is on."""
+        if self.tracer is None:
+            return self._round()
+        with self.tracer.get_tracer("refundry.worker").start_as_current_span("worker.round"):
+            return self._round()
+
+    def _round(self) -> tuple[int, TimerReport]:
         sent = self.relay.run_once()
         now = self.clock()
         fired = run_timers(self.desk, now=now, worker=self.name)

@@ -73,3 +73,29 @@ def test_one_url_chooses_the_database_default_a_wal_file_in_the_working_director
         "explicit.sqlite",
         "refundry.sqlite",
     ]
+
+
+def test_metrics_rebuild_sets_the_counters_from_the_store(tmp_path: Path) -> None:
+    from refundry.services.operations.metric_counters import counted_figures, fold
+    from refundry.services.operations.metrics_figures import scan_figures
+    from refundry.store.tables import metric_counters
+
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade", "--url", url]).exit_code == 0
+    lines = tmp_path / "orders.jsonl"
+    lines.write_text(json.dumps(ex.THRESHOLD) + "\n" + json.dumps(ex.CASHBACK) + "\n")
+    assert runner.invoke(app, ["import", str(lines), "--url", url]).exit_code == 0
+    engine = make_engine(url)
+    with UnitOfWork(engine) as uow:  # counted, then edited by hand: 7 orders is wrong
+        fold(uow.conn)
+        uow.conn.execute(metric_counters.update().values(value=7))
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        assert counted_figures(uow.conn).orders == 7
+    result = runner.invoke(app, ["metrics", "rebuild", "--url", url])
+    assert result.exit_code == 0, result.output
+    with UnitOfWork(engine) as uow:
+        assert counted_figures(uow.conn) == scan_figures(uow.conn)
+        assert counted_figures(uow.conn).orders == 2
+    engine.dispose()

@@ -34,6 +34,7 @@ from refundry.domain.errors import RefundryError
 from refundry.services.ports import PaymentGateway, SmsSender
 from refundry.services.tokens import RevocationList
 from refundry.settings import Settings, load_settings
+from refundry.web.pages import install as install_pages
 
 __all__ = ["create_app"]
 
@@ -86,6 +87,7 @@ def create_app(
         router = getattr(module, "router", None)
         if router is not None:
             app.include_router(router)
+    install_pages(app)  # refundry/web: the pages beside the API (docs/pages.md)
 
     documented = app.openapi
 
@@ -119,4 +121,8 @@ def create_app(
     )
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
+    if runtime.tracer is not None:
+        from refundry.tracing import trace_app
+
+        trace_app(app, runtime.tracer)
     return app

@@ -27,7 +27,14 @@ from refundry.domain.errors import (
 )
 from refundry.domain.reader import printable
 from refundry.observability import REQUEST_ID_HEADER, current_request_id
-from refundry.services.errors import Conflict, Forbidden, NotFound, PlanStale, Unprocessable
+from refundry.services.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PlanStale,
+    RateLimited,
+    Unprocessable,
+)
 
 __all__ = ["PROBLEM_TYPE", "problem", "server_error", "status_for"]
 
@@ -37,6 +44,7 @@ PROBLEM_TYPE = "https://refundry.dev/problems/"
 MEDIA = "application/problem+json"
 
 _BY_CLASS: list[tuple[type[RefundryError], int]] = [
+    (RateLimited, 429),
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),

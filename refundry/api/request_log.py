@@ -42,9 +42,12 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(_HEADER)
-        request_id = new_request_id(given.decode("latin-1") if given else None)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        request_id = state.get("request_id")  # already chosen by the tracing span (tracing.py)
+        if request_id is None:
+            given = dict(scope["headers"]).get(_HEADER)
+            request_id = new_request_id(given.decode("latin-1") if given else None)
+            state["request_id"] = request_id
         request_id_var.set(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -17,6 +17,10 @@ back end to hand to its logged-in customers, or for staff and Prometheus.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,7 +96,9 @@ def settings_from_cli(
 def app_factory() -> FastAPI:
     """What each uvicorn worker calls: the app over the environment's settings."""
     settings = load_settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format, trace_ids=settings.tracing != "off"
+    )
     return create_app(settings)
 
 
@@ -102,6 +108,14 @@ def token_command(
         str, typer.Argument(help="Customer or merchant id, or the agent's / admin's name.")
     ],
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days until it expires.")] = 30,
+    minutes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1440,
+            help="Minutes until it expires, instead of --days: a sign-in link (docs/pages.md).",
+        ),
+    ] = None,
     dev: DevOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -123,7 +137,7 @@ def token_command(
         role=role,
         subject=subject,
         now=datetime.now(UTC),
-        ttl=timedelta(days=days),
+        ttl=timedelta(minutes=minutes) if minutes is not None else timedelta(days=days),
         key_id=settings.token_key_id,
     )
     typer.echo(token)
@@ -167,6 +181,32 @@ def serve_command(
     _hand_to_workers(settings, config=config, assignments=assignments)
     import uvicorn
 
+    with _shared_http_metrics(workers):
+        _run(uvicorn, host=host, port=port, workers=workers, tls=(tls_cert, tls_key))
+
+
+@contextmanager
+def _shared_http_metrics(workers: int) -> Iterator[None]:
+    """Several workers: each writes its HTTP metrics to a directory of its own run
+    (prometheus-client's multiprocess mode), so /metrics answers the sum over every worker
+    whichever one the scrape reaches. The directory is made new for each run and removed after
+    it: the counters restart from zero, as any process's do after a restart."""
+    if workers <= 1:
+        yield
+        return
+    shared = tempfile.mkdtemp(prefix="refundry-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _run(
+    uvicorn: Any, *, host: str, port: int, workers: int, tls: tuple[Path | None, Path | None]
+) -> None:
+    tls_cert, tls_key = tls
     uvicorn.run(
         "refundry.api.serve:app_factory",
         factory=True,

@@ -15,14 +15,15 @@ from rich.rule import Rule
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import plan_from_json
+from refundry.domain.plan_doc import PlanDoc
 from refundry.render import format_minor, plan_panel
 
 Json = dict[str, Any]
 
 
-def run(console: Console | None = None) -> list[Json]:
+def run(console: Console | None = None) -> list[PlanDoc]:
     console = console or Console()
-    shown: list[Json] = []
+    shown: list[PlanDoc] = []
     cases: list[tuple[str, Json, Json, list[tuple[str, ...]], list[int]]] = [
         (
             "Points earned and granted, balance 120: full refund",
@@ -76,7 +77,7 @@ def run(console: Console | None = None) -> list[Json]:
     ]
     for title, order, snapshot, steps, expected in cases:
         console.print(Rule(title))
-        history: list[Json] = []
+        history: list[PlanDoc] = []
         for i, (line_ids, want) in enumerate(zip(steps, expected, strict=True), start=1):
             plan = plan_from_json(
                 order=order,

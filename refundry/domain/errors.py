@@ -23,11 +23,14 @@ Every error has a stable, dotted ``code``; HTTP maps them to problem+json in one
     │   │                                        idempotency.in_flight, order.conflict … (409)
     │   ├── Unprocessable  service.unprocessable idempotency.key_reused, plan.needs_manual_review
     │   │                                        … (422)
-    │   └── RateLimited                          rate.limited (429, Retry-After)
+    │   └── RateLimited                          rate.limited, identity.resend_too_soon,
+    │                                            identity.customer_code_limit,
+    │                                            identity.phone_code_limit (429, Retry-After)
     ├── Unauthorized (api/auth.py)               auth.unauthorized, auth.token_expired,
     │                                            auth.token_revoked (401)
     ├── SettingsError (settings.py)              settings.invalid
     ├── StartupError (bootstrap.py)              startup.refused
+    ├── TracingUnavailable (tracing.py)          startup.refused (tracing without its extra)
     ├── GatewayError (adapters/errors.py)        gateway.error: gateway.timeout,
     │                                            gateway.unavailable, … (the relay's to handle)
     ├── LogisticsError (adapters/logistics.py)   logistics.error: logistics.timeout, …

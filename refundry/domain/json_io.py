@@ -1,14 +1,13 @@
-"""Reading the plan's input documents (docs/plan-json.md) and writing the plan as JSON.
+"""Reading the plan's input documents (docs/plan-json.md); the plan as JSON is plan_doc.py's.
 
 Parsing is strict: unknown fields, wrong types, naive datetimes and non-integer amounts are
 refused with an ``InvalidInput`` that names the field (``order.lines[2].unit_price``), so a typo
-never silently changes a refund. The plan is written canonically (sorted keys, no floats).
+never silently changes a refund. The plan document and its canonical text are
+refundry/domain/plan_doc.py's (re-exported here).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,6 @@ from refundry.domain.customer import (
 )
 from refundry.domain.errors import CurrencyMismatch, InvalidInput
 from refundry.domain.fingerprint import fingerprint
-from refundry.domain.json_text import compact
 from refundry.domain.order import (
     Adjustment,
     AdjustmentSource,
@@ -39,7 +37,14 @@ from refundry.domain.order import (
     Tier,
 )
 from refundry.domain.plan import plan_refund
-from refundry.domain.plan_types import Plan
+from refundry.domain.plan_doc import (
+    PlanDoc,
+    dumps_plan,
+    dumps_plan_compact,
+    hash_and_text,
+    plan_hash,
+    plan_to_dict,
+)
 from refundry.domain.policy import REASONS, Policy, policy_from_mapping
 from refundry.domain.reader import MAX_INT32, MAX_INTEGER, Reader
 from refundry.domain.request import PriorRefund, RefundRequest, RequestedUnits
@@ -508,71 +513,6 @@ def parse_history(data: Any) -> list[PriorRefund]:
     return prior
 
 
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    req = plan.request
-    return {
-        "schema": "refundry.plan/1",
-        "order_id": plan.order_id,
-        "currency": plan.currency,
-        "now": plan.now.isoformat(),
-        "input_hash": plan.input_hash,
-        "request": {
-            "order_id": req.order_id,
-            "reason": req.reason,
-            "kind": req.kind,
-            "return_method": req.return_method,
-            "lines": [{"line_id": u.line_id, "quantity": u.quantity} for u in req.lines],
-        },
-        "status": plan.status,
-        "manual_review": plan.manual_review,
-        "units": [_slots(u) for u in plan.units],
-        "amount": _slots(plan.amount),
-        "tenders": [_slots(t) for t in plan.tenders],
-        "deductions": [_slots(d) for d in plan.deductions],
-        "give_backs": [_slots(g) for g in plan.give_backs],
-        "effects": [
-            {"type": e.type, **e.data, "reason": e.reason, "rule": e.rule} for e in plan.effects
-        ],
-        "notifications": [{"template": n.template, "params": n.params} for n in plan.notices],
-    }
-
-
-def _slots(obj: Any) -> dict[str, Any]:
-    return dict(obj._asdict())
-
-
-_NOT_CONTENT = ("input_hash", "plan_hash", "now")
-
-
-def plan_hash(plan: dict[str, Any]) -> str:
-    """The hash of what a plan does (amounts, effects, notices), not of when or from what.
-
-    A preview carries it; applying recomputes the plan and refuses with ``plan.stale`` when the
-    hash differs, i.e. when the refund would now do something else than what was shown.
-    """
-    content = {k: v for k, v in plan.items() if k not in _NOT_CONTENT}
-    text = compact(content)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def hash_and_text(plan: dict[str, Any]) -> tuple[str, str]:
-    """``plan_hash(plan)`` and ``dumps_plan_compact`` of the plan with that hash added."""
-    digest = plan_hash(plan)
-    return digest, dumps_plan_compact({**plan, "plan_hash": digest})
-
-
-def dumps_plan(plan: dict[str, Any]) -> str:
-    """The canonical text of a plan: byte-identical for equal plans in any process."""
-    return json.dumps(plan, sort_keys=True, ensure_ascii=False, indent=2)
-
-
-def dumps_plan_compact(plan: dict[str, Any]) -> str:
-    """The canonical compact text of a plan (how the store keeps it): byte-identical for equal
-    plans in any process, the same JSON value as ``dumps_plan`` without its indentation (which
-    makes ``json`` fall back to its pure-Python encoder)."""
-    return compact(plan)
-
-
 def plan_from_json(
     *,
     order: Any,
@@ -581,7 +521,7 @@ def plan_from_json(
     now: Any,
     history: Sequence[Any] = (),
     policy: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> PlanDoc:
     """Parse the five documents, compute the plan and return it as a JSON-ready dict."""
     pol = parse_policy(policy)
     o = parse_order(order, policy=pol)

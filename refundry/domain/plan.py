@@ -48,93 +48,54 @@ def plan_refund(
     now: datetime,
     input_hash: str = "",
 ) -> Plan:
-    """Compute the plan of one refund step. Raises RefundRefused for a request it cannot plan."""
+    """Compute the plan of one refund step. Raises RefundRefused for a request it cannot plan.
+
+    Along SPEC §3: the units and what they paid (§1), the campaigns re-evaluated on the kept
+    basket (items 4–5), shipping and the return label (item 7), the step's amount split over
+    the tenders with points (items 1–2), the other assets (items 3, 5, 6), then the notices."""
     before, moved_before = _history_totals(order, history)
     after = _checked_request(order, request, before)
-    effects: list[Effect] = []
-    deductions: list[Deduction] = []
-    give_backs: list[Deduction] = []
-
     units = _units(order, request, before, after)
     goods = sum(u.paid for u in units)
 
     campaigns = evaluate_campaigns(
         order=order, history=history, customer=customer, before=before, after=after, now=now
     )
-    deductions.extend(campaigns.deductions)
-    give_backs.extend(campaigns.give_backs)
-    effects.extend(campaigns.effects)
+    deductions: list[Deduction] = list(campaigns.deductions)
+    give_backs: list[Deduction] = list(campaigns.give_backs)
+    effects: list[Effect] = list(campaigns.effects)
 
-    all_goods_before = _all_goods_refunded(order, before)
-    all_goods_after = _all_goods_refunded(order, after)
+    progress = _progress(order, before, after, goods)
     shipping_before = any(h.shipping_refunded for h in history)
-    shipping = 0
-    last_goods = all_goods_after and not all_goods_before and order.shipping_fee > 0
-    if last_goods and not shipping_before:
-        shipping_effect = _shipping_refund(order, history, request, policy)
-        if shipping_effect is not None:
-            shipping = order.shipping_fee
-            effects.append(shipping_effect)
-    if request.uses_label:
-        _return_label(request, policy, deductions, effects)
-
-    paid_before = _refunded_paid(order, before)
-    progress = _Progress(
-        paid_before=paid_before,
-        paid_after=paid_before + goods,
-        all_before=all_goods_before,
-        all_after=all_goods_after,
+    shipping = _shipping_and_label(
+        order,
+        history,
+        request,
+        policy,
+        progress=progress,
+        shipping_before=shipping_before,
+        deductions=deductions,
+        effects=effects,
     )
-    entitled_before = (
-        paid_before
-        - campaigns.held_before
-        + (order.shipping_fee if shipping_before else 0)
-        - sum(h.path_deductions for h in history)
-    )
-    carry = entitled_before - sum(moved_before.values())
-    deducted = sum(d.amount for d in deductions)
+    carry = _carry(order, history, progress, campaigns.held_before, shipping_before, moved_before)
     given = sum(g.amount for g in give_backs)
-    pre_total = goods + given + shipping - deducted + carry
+    pre_total = goods + given + shipping - sum(d.amount for d in deductions) + carry
 
-    points_due = progress.part(order.points_earned.points, order.goods_paid)
     split = split_over_tenders(
         order=order,
         policy=policy,
         customer=customer,
         moved_before=moved_before,
         total=pre_total,
-        points_due=points_due,
+        points_due=progress.part(order.points_earned.points, order.goods_paid),
     )
     effects.extend(split.effects)
     if split.shortfall_money:
-        deductions.append(
-            Deduction(
-                "points_shortfall",
-                "points",
-                split.shortfall_money,
-                reason=f"the balance cannot cover {split.shortfall_points} earned points",
-                rule="policy.points_shortfall=deduct_from_refund",
-            )
-        )
+        deductions.append(_points_shortfall(split.shortfall_money, split.shortfall_points))
 
     effects.extend(
-        benefit_effects(
-            order=order, customer=customer, policy=policy, before=before, after=after, now=now
-        )
+        _asset_effects(order, customer, policy, before=before, after=after, now=now, p=progress)
     )
-    effects.extend(
-        quota_effects(
-            order=order,
-            customer=customer,
-            before=before,
-            after=after,
-            now=now,
-            all_goods_before=all_goods_before,
-            all_goods_after=all_goods_after,
-        )
-    )
-    effects.extend(_growth_effects(order, customer, progress))
-
     summary = Amount(
         goods=goods,
         give_backs=given,
@@ -143,9 +104,6 @@ def plan_refund(
         carry=carry,
         rounding=split.rounding,
         total=sum(t.amount for t in split.tenders),
-    )
-    notices = notices_for(
-        effects, amount=summary, currency=order.currency, needs_review=split.excess > 0
     )
     manual: dict[str, int | str | bool | None] | None = None
     if split.excess:
@@ -164,8 +122,105 @@ def plan_refund(
         deductions=tuple(deductions),
         give_backs=tuple(give_backs),
         effects=tuple(effects),
-        notices=notices,
+        notices=notices_for(
+            effects, amount=summary, currency=order.currency, needs_review=split.excess > 0
+        ),
     )
+
+
+def _carry(
+    order: Order,
+    history: Sequence[PriorRefund],
+    progress: _Progress,
+    held_before: int,
+    shipping_before: bool,
+    moved_before: dict[str, int],
+) -> int:
+    """What earlier steps moved more (negative) or less than the rules give them: what the
+    customer was entitled to before this step minus what the tenders got (docs/plan-json.md)."""
+    entitled_before = (
+        progress.paid_before
+        - held_before
+        + (order.shipping_fee if shipping_before else 0)
+        - sum(h.path_deductions for h in history)
+    )
+    return entitled_before - sum(moved_before.values())
+
+
+def _progress(order: Order, before: dict[str, int], after: dict[str, int], goods: int) -> _Progress:
+    paid_before = _refunded_paid(order, before)
+    return _Progress(
+        paid_before=paid_before,
+        paid_after=paid_before + goods,
+        all_before=_all_goods_refunded(order, before),
+        all_after=_all_goods_refunded(order, after),
+    )
+
+
+def _shipping_and_label(
+    order: Order,
+    history: Sequence[PriorRefund],
+    request: RefundRequest,
+    policy: Policy,
+    *,
+    progress: _Progress,
+    shipping_before: bool,
+    deductions: list[Deduction],
+    effects: list[Effect],
+) -> int:
+    """SPEC §3 item 7: the shipping fee this step refunds (with the last unit of goods, when
+    due and not refunded before), and the return label's payer and deduction."""
+    shipping = 0
+    last_goods = progress.all_after and not progress.all_before and order.shipping_fee > 0
+    if last_goods and not shipping_before:
+        shipping_effect = _shipping_refund(order, history, request, policy)
+        if shipping_effect is not None:
+            shipping = order.shipping_fee
+            effects.append(shipping_effect)
+    if request.uses_label:
+        _return_label(request, policy, deductions, effects)
+    return shipping
+
+
+def _points_shortfall(money: int, points: int) -> Deduction:
+    """SPEC §3 item 2: earned points the balance cannot cover, deducted from the cash refund."""
+    return Deduction(
+        "points_shortfall",
+        "points",
+        money,
+        reason=f"the balance cannot cover {points} earned points",
+        rule="policy.points_shortfall=deduct_from_refund",
+    )
+
+
+def _asset_effects(
+    order: Order,
+    customer: CustomerSnapshot,
+    policy: Policy,
+    *,
+    before: dict[str, int],
+    after: dict[str, int],
+    now: datetime,
+    p: _Progress,
+) -> list[Effect]:
+    """SPEC §3 items 3, 5 and 6 beyond money: coupons and benefits re-activated, quotas and
+    first-purchase eligibility released, growth reversed and the tier it leads to."""
+    effects = benefit_effects(
+        order=order, customer=customer, policy=policy, before=before, after=after, now=now
+    )
+    effects.extend(
+        quota_effects(
+            order=order,
+            customer=customer,
+            before=before,
+            after=after,
+            now=now,
+            all_goods_before=p.all_before,
+            all_goods_after=p.all_after,
+        )
+    )
+    effects.extend(_growth_effects(order, customer, p))
+    return effects
 
 
 def _units(

@@ -160,6 +160,9 @@ class IdentityPolicy:
     code_length: int = 6
     max_attempts: int = 5  # wrong codes before submission is locked
     lock_minutes: int = 30
+    resend_cooldown_seconds: int = 60  # between two codes to one customer
+    codes_per_hour: int = 5  # codes one customer may be sent in any hour
+    codes_per_phone_per_hour: int = 10  # codes one number may be sent in any hour (SMS pumping)
 
 
 @dataclass(frozen=True, slots=True)

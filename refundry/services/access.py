@@ -16,6 +16,7 @@ object: action                          customer    merchant         agent  admi
 order: see lines, tenders, cases        own         its lines (1)    all    all    no
 order: ingest                           no          no               no     yes    no
 order: preview a refund                 own         no               all    all    no
+order: list own (the pages)             own         no               no     no     no
 order audit: see entries                own         its entries (2)  all    all    no
 case: see                               own         its lines (3)    all    all    all
 case: open                              own order   no               all    all    no
@@ -32,6 +33,7 @@ agent queue: see                        no          no               yes    yes 
 refund rights: suspend, lift            no          no               yes    yes    no
 metrics figures: see                    no          no               no     yes    no
 bearer token: revoke                    no          no               no     yes    no
+page session from a sign-in link        yes         no               no     no     no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -61,6 +63,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, exists, select
 
 from refundry.domain.case import CaseState, can
+from refundry.services.cases.record import Case
 from refundry.services.errors import Forbidden, NotFound
 from refundry.store.tables import order_lines, orders
 
@@ -118,6 +121,8 @@ Area = Literal[
     "customer.suspension",
     "metrics.read",
     "token.revoke",
+    "order.list_own",
+    "session.sign_in_link",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -129,6 +134,9 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "customer.suspension": _DESK,
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
     "token.revoke": ("admin",),
+    "order.list_own": ("customer",),  # the pages' order list: the caller's orders
+    # the shop's sign-in link opens a page session for a customer; staff sign in otherwise
+    "session.sign_in_link": ("customer",),
 }
 
 
@@ -184,8 +192,7 @@ def sees_tenders(actor: Actor) -> bool:
 # -- cases -----------------------------------------------------------------------------------
 
 
-def may_see_case(row: Any, actor: Actor) -> bool:
-    """``row`` is a row of the cases table (``customer_id``, ``merchant_ids``)."""
+def may_see_case(row: Case, actor: Actor) -> bool:
     if actor.is_staff:
         return True
     if actor.role == "customer":
@@ -206,7 +213,7 @@ def case_list_scope(actor: Actor) -> Literal["own", "own_lines", "all", "none"]:
     return "all" if actor.role in _DESK else "none"
 
 
-def sees_only_own_lines(row: Any, actor: Actor) -> bool:
+def sees_only_own_lines(row: Case, actor: Actor) -> bool:
     """A merchant on a case that also asks for other merchants' lines: it sees its own lines
     only, and no total (the total would tell the others' amounts)."""
     return actor.role == "merchant" and json.loads(row.merchant_ids) != [actor.id]
@@ -227,7 +234,7 @@ def check_case_opening(actor: Actor, *, order_id: str, customer_id: str | None) 
     return customer_id
 
 
-def require_case_actor(row: Any, actor: Actor, *roles: str) -> None:
+def require_case_actor(row: Case, actor: Actor, *roles: str) -> None:
     """``actor`` must have one of ``roles`` (an admin may do what an agent may); a merchant
     acts only on a case whose lines are all its own."""
     if actor.role not in roles and not (actor.role == "admin" and "agent" in roles):
@@ -262,7 +269,7 @@ def require_case_action(row: Any, actor: Actor, action: CaseAction) -> None:
         require_case_actor(row, actor, "agent")  # held cases are the agents' to decide
 
 
-def case_actions_for(row: Any, actor: Actor) -> list[str]:
+def case_actions_for(row: Case, actor: Actor) -> list[str]:
     """What ``actor`` may do to the case now: the transition table and the role rules the
     case services enforce (services/cases/actions.py), for every front end to show."""
     state = CaseState(row.state)

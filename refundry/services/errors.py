@@ -13,9 +13,8 @@ RefundryError
 
 from __future__ import annotations
 
-from typing import Any
-
 from refundry.domain.errors import RefundryError
+from refundry.domain.plan_doc import PlanDoc
 
 __all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "RateLimited", "Unprocessable"]
 
@@ -39,12 +38,13 @@ class Unprocessable(RefundryError):
 
 
 class RateLimited(RefundryError):
-    """Too many cases opened by one customer in the window (HTTP 429 with Retry-After)."""
+    """Too many of something in a window: cases opened by one customer (``rate.limited``),
+    one-time codes sent (``identity.resend_too_soon`` …); HTTP 429 with Retry-After."""
 
     code = "rate.limited"
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
@@ -54,6 +54,6 @@ class PlanStale(Conflict):
 
     code = "plan.stale"
 
-    def __init__(self, message: str, *, plan: dict[str, Any] | None):
+    def __init__(self, message: str, *, plan: PlanDoc | None):
         super().__init__(message)
         self.plan = plan

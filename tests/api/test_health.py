@@ -50,5 +50,6 @@ def test_readyz_refuses_a_schema_behind_the_newest_migration(tmp_path: Path) -> 
     with TestClient(app) as client:
         r = client.get("/readyz")
         assert r.status_code == 503
-        assert r.json()["checks"]["schema"].startswith(f"at 0006, not the newest {head_revision()}")
+        newest = head_revision()
+        assert r.json()["checks"]["schema"].startswith(f"at 0006, not the newest {newest}")
         assert client.get("/healthz").status_code == 200

@@ -1,11 +1,11 @@
 """Dependencies point inward: the API reaches the store only through the services.
 
 Routes parse, call a service (services/*_views.py, services/access.py and the use cases) and
-map the answer to their response schema; the pages to come must call the same functions, so
-no module under refundry/api may import ``refundry.store``, at the top or inside a function,
-absolutely, relatively or by name (``importlib.import_module``). And the services, which the
-pages share, must not lean on the API: no module under refundry/services imports
-``refundry.api``.
+map the answer to their response schema; the pages (refundry/web) call the same functions, so
+no module under refundry/api or refundry/web may import ``refundry.store``, at the top or
+inside a function, absolutely, relatively or by name (``importlib.import_module``). And the
+services, which the pages share, must not lean on the API or the pages: no module under
+refundry/services imports ``refundry.api`` or ``refundry.web``.
 """
 
 from __future__ import annotations
@@ -100,6 +100,17 @@ def test_allowed_exceptions_are_still_needed() -> None:
     found = _violations("api", "refundry.store")
     stale = sorted(path for path in ALLOWED if path not in found)
     assert stale == [], f"no longer import refundry.store, delete them from ALLOWED: {stale}"
+
+
+def test_no_page_module_imports_the_store() -> None:
+    """The pages (refundry/web) call the same read models, use cases and access module as the
+    API: not one of their modules reads a table."""
+    assert (PACKAGE / "web").is_dir()
+    assert _violations("web", "refundry.store") == {}
+
+
+def test_no_service_module_imports_the_pages() -> None:
+    assert _violations("services", "refundry.web") == {}
 
 
 def test_no_service_module_imports_the_api() -> None:

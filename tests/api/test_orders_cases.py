@@ -585,12 +585,16 @@ def test_case_above_the_code_amount_needs_the_code_texted_to_the_customer(shop: 
         "/v1/cases", json={**body, "otp": {"code_id": code_id, "code": code}}, headers=CUSTOMER
     )
     assert (r.status_code, r.json()["state"], r.json()["amount"]) == (201, "under_review", 30000)
-    used = shop.client.post(
+    again = shop.client.post(
         "/v1/cases",
         json={**body, "otp": {"code_id": code_id, "code": code}},
         headers=CUSTOMER,
     )
-    assert (used.status_code, used.json()["code"]) == (422, "identity.code_used")
+    # the units are held by the case just opened: refused for that before the code is spent
+    assert (again.status_code, again.json()["code"]) == (409, "case.units_unavailable")
+    soon = shop.client.post("/v1/identity/codes", json={"purpose": "case.submit"}, headers=CUSTOMER)
+    assert (soon.status_code, soon.json()["code"]) == (429, "identity.resend_too_soon")
+    assert soon.headers["Retry-After"] == "60" and len(shop.sms.sent) == 1
 
     no_phone = shop.client.post(
         "/v1/identity/codes", json={"purpose": "case.submit"}, headers=CUSTOMER_B

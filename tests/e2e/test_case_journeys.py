@@ -53,6 +53,7 @@ MERCHANT = Actor("merchant", "m-1")
 
 # What the outside world sees of each path, in order (the Redis stream's event types).
 RETURN_EVENTS = [
+    "case.requested",
     "case.under_review",
     "case.approved",
     "case.awaiting_return",
@@ -67,6 +68,7 @@ RETURN_EVENTS = [
     "case.completed",
 ]
 REFUND_ONLY_EVENTS = [
+    "case.requested",
     "case.under_review",
     "case.approved",
     "refund.applied",
@@ -1063,6 +1065,7 @@ def test_refund_refused_by_the_card_issuer_is_retried_or_sent_to_the_wallet(
         "case.completed",
     ]
     assert world.stream_types() == [
+        "case.requested",
         "case.under_review",
         "case.approved",
         "refund.applied",
@@ -1218,7 +1221,7 @@ def test_customer_cancels_under_review_and_the_units_are_free_again(world: World
     world.drain()
     assert world.state(opened.case_id) == "cancelled"
     assert world.templates() == ["case.received", "case.cancelled"]
-    assert world.stream_types() == ["case.under_review", "case.cancelled"]
+    assert world.stream_types() == ["case.requested", "case.under_review", "case.cancelled"]
     again = journey(world, req("o-kr", "A", reason="wrong_item", kind="refund_only"))
     assert applied_plan(world, again.case_id)["amount"]["total"] == 30000
     world.assert_told_everywhere()

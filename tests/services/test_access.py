@@ -72,6 +72,8 @@ AREAS: dict[str, access.Area] = {
     "refund rights: suspend, lift": "customer.suspension",
     "metrics figures: see": "metrics.read",
     "bearer token: revoke": "token.revoke",
+    "order: list own (the pages)": "order.list_own",
+    "page session from a sign-in link": "session.sign_in_link",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

@@ -2,9 +2,9 @@
 
 A full rewrite — an entry edited, then every later hash and the head recomputed, so that the
 old unkeyed chain verified again — is caught by ``refundry audit verify`` unless the writer held
-the key; so is the same rewrite made unsigned (a downgrade to the pre-0008 form). An order's
+the key; so is the same rewrite made unsigned (a downgrade to the pre-0010 form). An order's
 audit is checked where it stands, at a cost that does not grow with the chain. Chains written
-before migration 0008 keep verifying after the upgrade, and keys rotate.
+before migration 0010 keep verifying after the upgrade, and keys rotate.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_a_full_rewrite_without_the_key_is_caught_by_audit_verify(
 def test_only_the_key_holder_can_rewrite_the_chain(engine: Engine) -> None:
     """The control: the same rewrite made with the key verifies, so the test above fails for
     the lack of the key alone (and so a rewrite made without the key on the old unkeyed chain,
-    ``unkeyed`` above, verified before 0008)."""
+    ``unkeyed`` above, verified before 0010)."""
     seeded(engine)
     rewrite(engine, 3, the_key)
     assert check(engine).ok
@@ -237,23 +237,23 @@ def test_an_edited_entry_of_the_order_is_caught_by_its_audit(engine: Engine) -> 
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def url_at_0007(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def url_at_0009(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-        upgrade(url, "0007")
+        upgrade(url, "0009")
         yield url
         return
     url = _fresh_pg(request.getfixturevalue("pg_url"))
     try:
-        upgrade(url, "0007")
+        upgrade(url, "0009")
         yield url
     finally:
         _drop_pg(url)
 
 
-def test_a_chain_written_before_0008_keeps_verifying_after_the_upgrade(url_at_0007: str) -> None:
-    """Entries written the old way (unkeyed sha256, no key id) by a shop on 0007."""
-    old = make_engine(url_at_0007)
+def test_a_chain_written_before_0010_keeps_verifying_after_the_upgrade(url_at_0009: str) -> None:
+    """Entries written the old way (unkeyed sha256, no key id) by a shop on 0009."""
+    old = make_engine(url_at_0009)
     prev = GENESIS
     try:
         with old.begin() as conn:
@@ -268,14 +268,14 @@ def test_a_chain_written_before_0008_keeps_verifying_after_the_upgrade(url_at_00
                     data=f'{{"n":{seq}}}',
                 )
                 digest = entry_hash(prev, **entry)
-                # the columns 0007 had (no key_id)
+                # the columns 0009 had (no key_id)
                 conn.execute(insert(audit_log).values(**entry, prev_hash=prev, hash=digest))
                 prev = digest
             conn.execute(insert(audit_head).values(id=1, seq=3, hash=prev))
     finally:
         old.dispose()
-    upgrade(url_at_0007)
-    engine = make_engine(url_at_0007)
+    upgrade(url_at_0009)
+    engine = make_engine(url_at_0009)
     try:
         attach_keys(engine, AuditKeys("a1", KEYS.keys, unkeyed_through=3))
         with UnitOfWork(engine) as uow:

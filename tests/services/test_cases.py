@@ -12,7 +12,6 @@ from sqlalchemy import Engine, select
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.inbox import InboxNotifier
 from refundry.demo import worked_examples as ex
 from refundry.domain.case import IllegalTransition
 from refundry.domain.policy import Policy
@@ -33,11 +32,11 @@ from refundry.services.cases.process import Actor, load_case
 from refundry.services.cases.timers import run_timers
 from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessable
 from refundry.services.orders.ingest import ingest_order
-from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.gateway_events import handle_gateway_event
 from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import case_events, inbox_messages, order_lines
+from tests.tools import runtime_for
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 CUSTOMER = Actor("customer", ex.CUSTOMER)
@@ -62,20 +61,14 @@ def world(engine: Engine) -> dict[str, Any]:
             )
         uow.commit()
     publisher = RecordingPublisher()
-    relay = Relay(
-        engine=engine,
-        gateway=gateway,
-        notifier=InboxNotifier(engine),
-        publisher=publisher,
-        clock=clock,
-    )
+    runtime = runtime_for(engine, clock=clock, gateway=gateway, publisher=publisher)
     return {
         "engine": engine,
         "clock": clock,
         "gateway": gateway,
-        "relay": relay,
+        "relay": runtime.relay(),
         "publisher": publisher,
-        "desk": CaseDesk(engine, Policy(), ProcessPolicy()),
+        "desk": runtime.desk,
     }
 
 

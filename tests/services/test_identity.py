@@ -18,7 +18,7 @@ from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import IdentityPolicy
 from refundry.services.customers.identity import request_code, verify_code
-from refundry.services.errors import Conflict, Unprocessable
+from refundry.services.errors import Conflict, RateLimited, Unprocessable
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log, customer_contacts, metadata, otp_codes, otp_locks
@@ -187,10 +187,11 @@ def test_success_resets_the_failure_count(shop: Engine) -> None:
         refused(verify, shop, first, "111111", at=NOW)
     verify(shop, first, CODE, at=NOW)
     assert lock_row(shop) == (0, None)
-    second = ask(shop, sms, code=5)
+    later = NOW + timedelta(seconds=POLICY.resend_cooldown_seconds)
+    second = ask(shop, sms, code=5, at=later)
     for _ in range(4):
-        assert refused(verify, shop, second, "111111", at=NOW) == "identity.code_invalid"
-    verify(shop, second, "000005", at=NOW)
+        assert refused(verify, shop, second, "111111", at=later) == "identity.code_invalid"
+    verify(shop, second, "000005", at=later)
 
 
 def test_no_phone_no_code(engine: Engine) -> None:
@@ -272,3 +273,69 @@ def test_sms_speaks_the_customers_language(engine: Engine) -> None:
     assert sms.sent[0].text == (
         "Your verification code is 000042. It expires in 5 minutes. Do not share it with anyone."
     )
+
+
+# -- sending limits (SMS pumping) -----------------------------------------------------------
+
+
+def limited(engine: Engine, *, at: datetime, customer: str = CUSTOMER) -> tuple[str, int]:
+    with pytest.raises(RateLimited) as err:
+        request_code(
+            engine,
+            customer_id=customer,
+            purpose=PURPOSE,
+            now=at,
+            policy=POLICY,
+            sms=SandboxSms(),
+            secret=SECRET,
+            rng=FixedSource(1),
+        )
+    return str(err.value.code), err.value.retry_after
+
+
+def test_a_second_code_within_the_cooldown_is_refused_with_the_seconds_to_wait(
+    shop: Engine,
+) -> None:
+    sms = SandboxSms()
+    ask(shop, sms)
+    assert limited(shop, at=NOW + timedelta(seconds=45)) == ("identity.resend_too_soon", 15)
+    assert len(sms.sent) == 1  # nothing texted, nothing stored
+    ask(shop, sms, at=NOW + timedelta(seconds=60))
+    assert len(sms.sent) == 2
+
+
+def test_the_sixth_code_in_an_hour_waits_for_the_first_to_leave_the_hour(shop: Engine) -> None:
+    sms = SandboxSms()
+    for i in range(POLICY.codes_per_hour):
+        ask(shop, sms, at=NOW + timedelta(minutes=2 * i))
+    code, wait = limited(shop, at=NOW + timedelta(minutes=20))
+    assert (code, wait) == ("identity.customer_code_limit", 40 * 60)
+    with UnitOfWork(shop, readonly=True) as uow:
+        assert len(uow.conn.execute(select(otp_codes.c.id)).all()) == POLICY.codes_per_hour
+    ask(shop, sms, at=NOW + timedelta(hours=1, seconds=1))  # the first left the hour
+
+
+def test_one_phone_number_shared_by_many_customers_is_capped(shop: Engine) -> None:
+    """SMS pumping: accounts made to text a number the attacker is paid for."""
+    customers = [f"pump-{i}" for i in range(POLICY.codes_per_phone_per_hour + 1)]
+    with UnitOfWork(shop) as uow:
+        for i, customer in enumerate(customers):
+            doc = ex.order(f"o-pump-{i}", [ex.line("A", 1000)], 1000, customer_id=customer)
+            ingest_order(uow.conn, doc, policy=Policy(), now=NOW)
+            uow.conn.execute(insert(customer_contacts).values(customer_id=customer, phone=PHONE))
+        uow.commit()
+    sms = SandboxSms()
+    for i, customer in enumerate(customers[:-1]):
+        request_code(
+            shop,
+            customer_id=customer,
+            purpose=PURPOSE,
+            now=NOW + timedelta(minutes=i),
+            policy=POLICY,
+            sms=sms,
+            secret=SECRET,
+            rng=FixedSource(i),
+        )
+    code, wait = limited(shop, at=NOW + timedelta(minutes=30), customer=customers[-1])
+    assert (code, wait) == ("identity.phone_code_limit", 30 * 60)
+    assert len(sms.sent) == POLICY.codes_per_phone_per_hour

@@ -9,21 +9,19 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from refundry.adapters.clock import ManualClock
-from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.inbox import InboxNotifier
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.audit.chain import verify_chain
 from refundry.services.errors import Conflict
 from refundry.services.orders.ingest import ingest_order
-from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.refunds.failed_refunds import refund_to_wallet, retry_failed_refund
 from refundry.services.refunds.gateway_events import handle_gateway_event
 from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, inbox_messages, outbox, refund_tenders, refunds
+from tests.tools import runtime_for
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 
@@ -33,13 +31,7 @@ def world(engine: Engine) -> dict[str, Any]:
     clock = ManualClock(START)
     gateway = SandboxGateway(clock=clock, seed=7, confirm_after=timedelta(seconds=5))
     gateway.capture("ali-o-500-100", 50000, "CNY")
-    relay = Relay(
-        engine=engine,
-        gateway=gateway,
-        notifier=InboxNotifier(engine),
-        publisher=RecordingPublisher(),
-        clock=clock,
-    )
+    relay = runtime_for(engine, clock=clock, gateway=gateway).relay()
     with UnitOfWork(engine) as uow:
         ingest_order(uow.conn, ex.THRESHOLD, policy=Policy(), now=START)
         uow.commit()

@@ -1,12 +1,15 @@
 """Operational metrics for Prometheus: ``GET /metrics``, written by prometheus-client.
 
-Business figures (services/operations/metrics_figures.py) and the relay's health
-(services/operations/operations_figures.py) are read from the database at each scrape by a custom
-collector, so every process behind a load balancer answers the same figures and nothing is lost
-on restart; the HTTP figures are this process's own (each uvicorn worker counts its requests:
-sum them over instances in the query). The figures are business data (refund rates per
-merchant), so the endpoint takes an **admin** bearer token: ``refundry token admin prometheus
---days 365`` and, in the scrape config, ``authorization: {credentials: <token>}``.
+Business figures (services/operations/metric_counters.py, maintained from domain events) and the
+relay's health (services/operations/operations_figures.py) are read from the database at each
+scrape by a custom collector, so every process behind a load balancer answers the same figures
+and nothing is lost on restart; the HTTP figures are the server's: under ``refundry serve
+--workers N`` every worker writes them to a directory of the run (prometheus-client's
+multiprocess mode) and a scrape answers their sum, whichever worker it reaches (sum over
+instances, i.e. servers, in the query). The figures are business data
+(refund rates per merchant), so the endpoint takes an **admin** bearer token: ``refundry token
+admin prometheus --days 365`` and, in the scrape config, ``authorization: {credentials:
+<token>}``.
 
     refundry_cases{state}                          gauge: cases per state (every state listed)
     refundry_case_refund_seconds                   histogram: case opened → refunded
@@ -24,18 +27,20 @@ merchant), so the endpoint takes an **admin** bearer token: ``refundry token adm
     refundry_outbox_dead{topic}                    gauge: dead letters for an operator
     refundry_gateway_errors_total{outcome}         counter: gateway calls without an answer
     refundry_worker_heartbeat_age_seconds{worker}  gauge: seconds since the worker's last round
-    refundry_http_request_duration_seconds{method,route}   histogram (this process)
-    refundry_http_requests_total{method,route,status}      counter (this process)
-    process_*, python_*                            prometheus-client's own (this process)
+    refundry_http_request_duration_seconds{method,route}   histogram (every worker's)
+    refundry_http_requests_total{method,route,status}      counter (every worker's)
+    process_*, python_*                            prometheus-client's own (one worker:
+                                                   left out under --workers N)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -47,7 +52,8 @@ from prometheus_client.registry import Collector
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.schemas_cases import problems
-from refundry.services.operations.metrics_figures import BUCKETS, Figures, metrics_figures
+from refundry.services.operations.metric_counters import metrics_figures
+from refundry.services.operations.metrics_figures import BUCKETS, Figures
 from refundry.services.operations.operations_figures import OperationsFigures, operations_figures
 
 __all__ = ["BUCKETS", "MEDIA", "business_metrics", "operations_metrics", "router"]
@@ -163,5 +169,14 @@ def metrics(actor: ActorDep, ctx: ContextDep) -> Response:
     ops = operations_figures(ctx.engine, actor, now=ctx.now())
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_Scrape(figures, ops))
-    body = generate_latest(scrape) + generate_latest(REGISTRY)
-    return Response(body, media_type=MEDIA)
+    return Response(generate_latest(scrape) + _http_metrics(), media_type=MEDIA)
+
+
+def _http_metrics() -> bytes:
+    """This process's HTTP metrics; under ``refundry serve --workers N`` (prometheus-client's
+    multiprocess mode, refundry/api/serve.py) the sum over every worker of the server."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return bytes(generate_latest(REGISTRY))
+    shared = CollectorRegistry()
+    multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(shared))

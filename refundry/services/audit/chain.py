@@ -6,7 +6,7 @@ key is the process's, never the database's (services/audit/keys.py). An edited r
 own hash, a deleted or swapped row breaks the sequence and the link, and a truncated tail no
 longer matches the head row, which is written in the same transaction as every entry. Without
 the key a full rewrite — an edit, then every later hash and the head recomputed — cannot make
-a signature that verifies. Entries written before migration 0008 have no key id and verify as
+a signature that verifies. Entries written before migration 0010 have no key id and verify as
 ``sha256(hash(n-1) | canonical(entry n))``, up to ``audit_unkeyed_through`` only.
 
 ``verify_chain`` walks the whole chain (``refundry audit verify``); ``verify_entries`` checks a
@@ -74,7 +74,7 @@ def _canonical(
 
 
 def entry_hash(prev_hash: str, **entry: Any) -> str:
-    """The unkeyed hash of an entry written before migration 0008."""
+    """The unkeyed hash of an entry written before migration 0010."""
     text = prev_hash + "|" + _canonical(**entry)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -24,7 +24,7 @@ DEV_AUDIT_KEY = b"refundry-development-audit-key"
 class AuditKeys:
     """``current``: the id new entries are signed with; ``keys``: id -> key, every key an
     entry may be signed with (the current one included); ``unkeyed_through``: the last entry
-    written before entries were signed (migration 0008), verified unkeyed — any unkeyed entry
+    written before entries were signed (migration 0010), verified unkeyed — any unkeyed entry
     after it is a break (a rewrite that dropped the signatures)."""
 
     current: str

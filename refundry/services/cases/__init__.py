@@ -1,5 +1,6 @@
 """The after-sales case (售后单): opening, review, returns, inspection, refund, timers.
 
+* ``record``      the case as the services hold it (a typed record of its row)
 * ``process``     moving a case through the state table; units held by open cases
 * ``opening``     open_case: the request, risk, identity, automatic review (CaseDesk)
 * ``submission``  a front end's submission: role check and rate, then open_case
@@ -9,6 +10,7 @@
 * ``shipments``   return labels and the carrier's tracking events
 * ``timers``      the SLA timers the worker fires
 * ``views``       the case read model and lists
+* ``timeline``    a case's transitions with their times (the case page)
 * ``queue``       the agents' work queue
 """
 

@@ -13,11 +13,12 @@ from sqlalchemy import Connection, select, update
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
 from refundry.domain.express import refused_units_debt
+from refundry.domain.plan_doc import load_plan
 from refundry.services.access import Actor, require_case_action
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
 from refundry.services.cases.opening import CaseDesk
-from refundry.services.cases.process import CaseRow, load_case, move
+from refundry.services.cases.process import Case, current_case, load_case, move
 from refundry.services.cases.refund import follow_refund, refund_case
 from refundry.services.errors import Unprocessable
 from refundry.services.outbox.messages import enqueue
@@ -42,8 +43,8 @@ def _act(
     case_id: str,
     actor: Actor,
     now: datetime,
-    body: Callable[[Connection, CaseRow, AuditTrail], CaseRow],
-) -> CaseRow:
+    body: Callable[[Connection, Case, AuditTrail], Case],
+) -> Case:
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
         trail = AuditTrail(actor=actor.tag, at=now)
@@ -55,11 +56,11 @@ def _act(
 
 def approve(
     desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment: str = ""
-) -> CaseRow:
+) -> Case:
     """An agent (any case) or the merchant (its own lines) approves a case under review, or an
     agent approves one held for manual review."""
 
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "approve")
         review = {
             "decision": "approve",
@@ -72,7 +73,7 @@ def approve(
     return _act(desk, case_id, actor, now, body)
 
 
-def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment: str) -> CaseRow:
+def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment: str) -> Case:
     if not comment.strip():
         raise InvalidInput(
             "a rejection needs a comment the customer will read",
@@ -80,7 +81,7 @@ def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment
             field="comment",
         )
 
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "reject")
         review = {"decision": "reject", "rule": actor.role, "explain": comment, "by": actor.tag}
         return move(
@@ -99,10 +100,10 @@ def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment
     return _act(desk, case_id, actor, now, body)
 
 
-def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> CaseRow:
+def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case:
     """The customer withdraws the case before the return ships (the table says when)."""
 
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "cancel")
         if row.refund_id:
             raise Unprocessable(
@@ -115,7 +116,7 @@ def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case
 
 def ship(
     desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, tracking_number: str
-) -> CaseRow:
+) -> Case:
     if not tracking_number.strip() or len(tracking_number) > 100:
         raise InvalidInput(
             "a tracking number of 1 to 100 characters",
@@ -123,7 +124,7 @@ def ship(
             field="tracking_number",
         )
 
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "ship")
         return move(
             conn,
@@ -139,8 +140,8 @@ def ship(
     return _act(desk, case_id, actor, now, body)
 
 
-def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> CaseRow:
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "receive")
         return move(
             conn, row, "receive", actor=actor, at=now, trail=trail, notify="case.return_received"
@@ -158,7 +159,7 @@ def inspect(
     result: str,
     accepted: dict[str, int] | None = None,
     reason: str = "",
-) -> CaseRow:
+) -> Case:
     """Record the inspection: ``pass`` (every unit), ``partial`` (``accepted`` units per line),
     ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked."""
     if result not in ("pass", "partial", "fail"):
@@ -170,7 +171,7 @@ def inspect(
             "a failed inspection needs a reason", code="case.inspection_invalid", field="reason"
         )
 
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "inspect")
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
         kept = _accepted_units(result, asked, accepted)
@@ -247,15 +248,18 @@ def _accepted_units(
 
 def _settle_express(
     conn: Connection,
-    row: CaseRow,
+    row: Case,
     kept: dict[str, int],
     *,
     actor: Actor,
     at: datetime,
     trail: AuditTrail,
-) -> CaseRow:
+) -> Case:
     """极速退款 paid at approval: the case follows that refund's money, and what it paid for
     units the inspection refused is the case's debt."""
+    refund_id = row.refund_id
+    if refund_id is None:  # the caller settles only a case whose refund was paid at approval
+        raise RuntimeError(f"case {row.id}: an express settlement without its refund")
     debt = _express_debt(conn, row, accepted=kept)
     row = move(
         conn,
@@ -264,15 +268,15 @@ def _settle_express(
         actor=actor,
         at=at,
         trail=trail,
-        data={"refund_id": row.refund_id, "debt": debt},
+        data={"refund_id": refund_id, "debt": debt},
         values={"debt": debt},
     )
-    money = conn.execute(select(refunds.c.status).where(refunds.c.id == row.refund_id)).scalar_one()
-    follow_refund(conn, refund_id=row.refund_id, status=money, at=at, trail=trail)
-    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+    money = conn.execute(select(refunds.c.status).where(refunds.c.id == refund_id)).scalar_one()
+    follow_refund(conn, refund_id=refund_id, status=money, at=at, trail=trail)
+    return current_case(conn, row.id)
 
 
-def _restock(conn: Connection, row: CaseRow, lines: list[dict[str, Any]], at: datetime) -> None:
+def _restock(conn: Connection, row: Case, lines: list[dict[str, Any]], at: datetime) -> None:
     for item in lines:
         sku = conn.execute(
             select(order_lines.c.sku).where(
@@ -295,7 +299,7 @@ def _restock(conn: Connection, row: CaseRow, lines: list[dict[str, Any]], at: da
         )
 
 
-def _express_debt(conn: Connection, row: CaseRow, *, accepted: dict[str, int]) -> int:
+def _express_debt(conn: Connection, row: Case, *, accepted: dict[str, int]) -> int:
     """极速退款 paid before the goods came back: what it paid for the units the inspection
     refused is owed by the customer (domain.express); an agent recovers it."""
     if not (row.express and row.refund_id):
@@ -312,7 +316,7 @@ def _express_debt(conn: Connection, row: CaseRow, *, accepted: dict[str, int]) -
         )
     }
     return refused_units_debt(
-        units=json.loads(refund.plan)["units"],
+        units=load_plan(refund.plan)["units"],
         accepted=accepted,
         line_paid=line_paid,
         total=int(refund.total),
@@ -321,7 +325,7 @@ def _express_debt(conn: Connection, row: CaseRow, *, accepted: dict[str, int]) -
 
 def resolve_manual_review(
     desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, resolution: str, comment: str
-) -> CaseRow:
+) -> Case:
     """An agent lets a held plan apply: ``waiver`` (the excess is forgiven) or ``wallet_debit``
     (the excess is taken from the customer's wallet). Audited either way."""
     if resolution not in ("waiver", "wallet_debit"):
@@ -331,7 +335,7 @@ def resolve_manual_review(
             field="resolution",
         )
 
-    def body(conn: Connection, row: CaseRow, trail: AuditTrail) -> CaseRow:
+    def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "resolve")
         if row.state != CaseState.NEEDS_MANUAL_REVIEW:
             from refundry.domain.case import IllegalTransition
@@ -386,7 +390,7 @@ def _last_escalation(conn: Connection, case_id: str) -> str:
 
 def rate(
     desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, rating: int, feedback: str = ""
-) -> CaseRow:
+) -> Case:
     """After completion the customer rates the experience (1-5) and may leave feedback."""
     if type(rating) is not int or not 1 <= rating <= 5:
         raise InvalidInput(
@@ -408,4 +412,4 @@ def rate(
         trail.record("case.rated", order_id=row.order_id, case_id=case_id, rating=rating)
         trail.flush(uow.conn)
         uow.commit()
-        return uow.conn.execute(select(cases).where(cases.c.id == case_id)).one()
+        return current_case(uow.conn, case_id)

@@ -8,10 +8,10 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from refundry.services.audit.chain import AuditTrail
-from refundry.services.cases.process import Actor, CaseRow, move, release_units
+from refundry.services.cases.process import Actor, Case, current_case, move, release_units
 from refundry.services.cases.refund import case_request, refund_case
 from refundry.services.customers.risk import active_restrictions, risk_features
 from refundry.services.outbox.messages import enqueue
@@ -30,13 +30,13 @@ LOGISTICS_TOPIC = "logistics.book"
 def approve_case(
     conn: Connection,
     desk: CaseDesk,
-    row: CaseRow,
+    row: Case,
     *,
     actor: Actor,
     at: datetime,
     trail: AuditTrail,
     review: dict[str, Any],
-) -> CaseRow:
+) -> Case:
     row = move(
         conn,
         row,
@@ -59,7 +59,7 @@ def approve_case(
     return row
 
 
-def express_eligible(conn: Connection, desk: CaseDesk, row: CaseRow, at: datetime) -> bool:
+def express_eligible(conn: Connection, desk: CaseDesk, row: Case, at: datetime) -> bool:
     """Trusted: old enough account, few refunds lately, no restriction, small enough amount."""
     rules = desk.process.express
     if not rules.enabled or row.amount > rules.max_amount:
@@ -76,13 +76,13 @@ def express_eligible(conn: Connection, desk: CaseDesk, row: CaseRow, at: datetim
 def issue_return(
     conn: Connection,
     desk: CaseDesk,
-    row: CaseRow,
+    row: Case,
     *,
     actor: Actor,
     at: datetime,
     trail: AuditTrail,
     express: bool,
-) -> CaseRow:
+) -> Case:
     merchant = json.loads(row.merchant_ids)[0] if json.loads(row.merchant_ids) else ""
     address = desk.process.address_for(merchant)
     rma = "RMA-" + row.id.removeprefix("cs_")[:12].upper()
@@ -131,12 +131,12 @@ def issue_return(
 def _express_refund(
     conn: Connection,
     desk: CaseDesk,
-    row: CaseRow,
+    row: Case,
     *,
     actor: Actor,
     at: datetime,
     trail: AuditTrail,
-) -> CaseRow:
+) -> Case:
     """Apply the refund now while the case waits for the goods; the case keeps its state."""
     inputs = load_plan_inputs(conn, row.order_id, policy=desk.policy, lock=True, now=at)
     plan = compute_plan(inputs, case_request(row), desk.policy, at)
@@ -152,4 +152,4 @@ def _express_refund(
         refund_id=refund_id,
         total=plan["amount"]["total"],
     )
-    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+    return current_case(conn, row.id)

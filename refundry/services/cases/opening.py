@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from refundry.domain.errors import InvalidInput, RefundRefused
+from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_request
+from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.domain.request import RefundRequest
@@ -29,14 +30,16 @@ from refundry.services.access import Actor, check_case_opening
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
 from refundry.services.cases.process import (
-    CaseRow,
+    Case,
     check_units_free,
+    current_case,
     hold_units,
     move,
     new_case_id,
+    opened_event,
 )
 from refundry.services.claims import note_outcome
-from refundry.services.customers.identity import verify_code
+from refundry.services.customers.identity import WrongCode, count_wrong_code, spend_code
 from refundry.services.customers.risk import (
     active_restrictions,
     assess_customer,
@@ -104,7 +107,7 @@ class OpenedCase:
     case_id: str
     state: str
     review: dict[str, Any]
-    plan: dict[str, Any]
+    plan: PlanDoc
 
 
 def open_case(
@@ -123,13 +126,14 @@ def open_case(
     When the plan moves more than ``identity.otp_above_amount`` or the risk rules ask for a
     review, a customer must give ``otp`` = (code id, code) from ``request_code(purpose=
     "case.submit")``; without it ``identity.code_required`` is raised and nothing is written;
-    a wrong, expired or used code raises its own error (services/customers/identity.py).
+    a wrong, expired or used code raises its own error (services/customers/identity.py). The
+    code is spent in the transaction that opens the case, after every other check: a
+    submission refused for another reason (units held, rate, suspended rights) leaves it usable.
 
     ``rate``: a customer who opened ``rate.limit`` cases in the window gets ``rate.limited``,
     checked in the transaction that opens the case under the customer's lock, so concurrent
     requests cannot all pass at ``limit - 1``."""
     req = parse_request(request)
-    verified = _verify_code_first(desk, actor=actor, request=request, req=req, otp=otp, now=now)
     if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
         raise InvalidInput(
             "a refund_only case has no return",
@@ -137,20 +141,44 @@ def open_case(
             field="request.return_method",
         )
     evidence = list(evidence or [])
+    try:
+        return _open(
+            desk,
+            actor=actor,
+            req=req,
+            request=request,
+            now=now,
+            otp=otp,
+            rate=rate,
+            description=description,
+            evidence=evidence,
+        )
+    except WrongCode as wrong:
+        # The case was not opened (its transaction rolled back); the wrong code still counts.
+        raise count_wrong_code(
+            desk.engine,
+            customer_id=actor.id,
+            code_id=str(wrong.args[0]),
+            now=now,
+            policy=desk.process.identity,
+        ) from None
+
+
+def _open(
+    desk: CaseDesk,
+    *,
+    actor: Actor,
+    req: RefundRequest,
+    request: dict[str, Any],
+    now: datetime,
+    otp: tuple[str, str] | None,
+    rate: CaseRate | None,
+    description: str,
+    evidence: list[str],
+) -> OpenedCase:
     with UnitOfWork(desk.engine) as uow:
         conn = uow.conn
-        owner = conn.execute(
-            select(orders.c.customer_id, orders.c.status).where(orders.c.id == req.order_id)
-        ).first()
-        customer_id = check_case_opening(
-            actor, order_id=req.order_id, customer_id=owner.customer_id if owner else None
-        )
-        restrictions = active_restrictions(conn, customer_id, now=now)
-        if "suspend" in restrictions:
-            raise Forbidden(
-                "refund rights are suspended; an agent can lift the suspension",
-                code="case.refund_rights_suspended",
-            )
+        customer_id, restrictions = _opener(conn, actor, req.order_id, now)
         inputs = load_plan_inputs(conn, req.order_id, policy=desk.policy, lock=True, now=now)
         if rate is not None and actor.role == "customer":
             lock_customer(conn, customer_id)
@@ -159,16 +187,12 @@ def open_case(
         check_units_free(conn, req.order_id, lines)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
-        needs_code = plan["amount"][
-            "total"
-        ] > desk.process.identity.otp_above_amount or asks_review(risk)
-        if needs_code and not verified and actor.role == "customer":
-            raise Unprocessable(
-                "this request needs the one-time code sent to your phone",
-                code="identity.code_required",
-            )
-        hold_units(conn, req.order_id, lines)
         trail = AuditTrail(actor=actor.tag, at=now)
+        verified = False
+        if actor.role == "customer" and _code_asked(desk, plan, risk):
+            _spend_code(conn, desk, customer_id=actor.id, otp=otp, now=now, trail=trail)
+            verified = True
+        hold_units(conn, req.order_id, lines)
         case_id, risk_doc = _record_opening(
             conn,
             actor=actor,
@@ -183,7 +207,7 @@ def open_case(
             now=now,
             trail=trail,
         )
-        row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+        row = current_case(conn, case_id)
         row = move(
             conn,
             row,
@@ -194,22 +218,16 @@ def open_case(
             notify="case.received",
             params={"amount": plan["amount"]["total"], "currency": plan["currency"]},
         )
-        # what the risk rules and the review rules decide is the system's, not the customer's
-        if risk.decision in ("restrict_high_value", "suspend"):
-            with trail.acting(SYSTEM_RISK.tag):
-                record_restriction(conn, customer_id, decision=risk, now=now, trail=trail)
-        decision = _decide(conn, desk, row, plan, risk.decision, restrictions, now)
-        with trail.acting(SYSTEM_REVIEW.tag):
-            row, review_doc = _apply_review(
-                conn,
-                desk,
-                row,
-                decision=decision,
-                risk=risk,
-                risk_doc=risk_doc,
-                now=now,
-                trail=trail,
-            )
+        row, review_doc = _system_review(
+            conn,
+            desk,
+            row,
+            plan=plan,
+            risk=(risk, risk_doc),
+            restrictions=restrictions,
+            now=now,
+            trail=trail,
+        )
         trail.flush(conn)
         note_outcome(case_id)  # a lost answer is rebuilt from it (services/claims.py)
         uow.commit()
@@ -220,35 +238,87 @@ SYSTEM_REVIEW = Actor("system", "review")  # the automatic review rules
 SYSTEM_RISK = Actor("system", "risk")  # the risk rules
 
 
-def _verify_code_first(
+def _opener(conn: Connection, actor: Actor, order_id: str, now: datetime) -> tuple[str, set[str]]:
+    """Who the case is for (the order's customer, if ``actor`` may open a case on it) and the
+    restrictions on that customer now; suspended refund rights refuse the case."""
+    owner = conn.execute(
+        select(orders.c.customer_id, orders.c.status).where(orders.c.id == order_id)
+    ).first()
+    customer_id = check_case_opening(
+        actor, order_id=order_id, customer_id=owner.customer_id if owner else None
+    )
+    restrictions = active_restrictions(conn, customer_id, now=now)
+    if "suspend" in restrictions:
+        raise Forbidden(
+            "refund rights are suspended; an agent can lift the suspension",
+            code="case.refund_rights_suspended",
+        )
+    return customer_id, restrictions
+
+
+def _code_asked(desk: CaseDesk, plan: PlanDoc, risk: RiskDecision) -> bool:
+    """SPEC §5: a case above the policy's amount, or one the risk rules ask to review, needs
+    the one-time code sent to the customer's phone."""
+    return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
+
+
+def _spend_code(
+    conn: Connection,
     desk: CaseDesk,
     *,
-    actor: Actor,
-    request: dict[str, Any],
-    req: RefundRequest,
+    customer_id: str,
     otp: tuple[str, str] | None,
     now: datetime,
-) -> bool:
-    """A customer whose request will need the one-time code gives it before anything is
-    written (SPEC §5); True when a code was verified."""
-    if actor.role != "customer" or not _needs_code(desk, request, req.order_id, actor, now):
-        return False
+    trail: AuditTrail,
+) -> None:
     if otp is None:
         raise Unprocessable(
             "this request needs the one-time code sent to your phone",
             code="identity.code_required",
         )
-    verify_code(
-        desk.engine,
-        customer_id=actor.id,
+    spend_code(
+        conn,
+        customer_id=customer_id,
         purpose="case.submit",
         code_id=otp[0],
         code=otp[1],
         now=now,
-        policy=desk.process.identity,
         secret=desk.identity_secret,
+        trail=trail,
     )
-    return True
+
+
+def _system_review(
+    conn: Connection,
+    desk: CaseDesk,
+    row: Case,
+    *,
+    plan: PlanDoc,
+    risk: tuple[RiskDecision, dict[str, Any]],
+    restrictions: set[str],
+    now: datetime,
+    trail: AuditTrail,
+) -> tuple[Case, dict[str, Any]]:
+    """What the risk rules and the automatic review decide about the new case (SPEC §4
+    automation, §5 risk): recorded as the system's, not the customer's."""
+    decision_of_risk, risk_doc = risk
+    if decision_of_risk.decision in ("restrict_high_value", "suspend"):
+        with trail.acting(SYSTEM_RISK.tag):
+            record_restriction(
+                conn, row.customer_id, decision=decision_of_risk, now=now, trail=trail
+            )
+    decision = _decide(conn, desk, row, plan, decision_of_risk.decision, restrictions, now)
+    with trail.acting(SYSTEM_REVIEW.tag):
+        return _apply_review(
+            conn,
+            desk,
+            row,
+            decision=decision,
+            risk=decision_of_risk,
+            risk_doc=risk_doc,
+            now=now,
+            trail=trail,
+        )
 
 
 def _record_opening(
@@ -258,7 +328,7 @@ def _record_opening(
     req: RefundRequest,
     customer_id: str,
     lines: list[dict[str, Any]],
-    plan: dict[str, Any],
+    plan: PlanDoc,
     risk: RiskDecision,
     description: str,
     evidence: list[str],
@@ -319,6 +389,9 @@ def _record_opening(
             data=json.dumps({"plan_hash": plan["plan_hash"], "amount": plan["amount"]["total"]}),
         )
     )
+    opened_event(
+        conn, case_id=case_id, order_id=req.order_id, customer_id=customer_id, actor=actor, at=now
+    )
     trail.record(
         "case.opened",
         order_id=req.order_id,
@@ -336,14 +409,14 @@ def _record_opening(
 def _apply_review(
     conn: Connection,
     desk: CaseDesk,
-    row: CaseRow,
+    row: Case,
     *,
     decision: ReviewDecision,
     risk: RiskDecision,
     risk_doc: dict[str, Any],
     now: datetime,
     trail: AuditTrail,
-) -> tuple[CaseRow, dict[str, Any]]:
+) -> tuple[Case, dict[str, Any]]:
     """What the automatic review decided, done by the system: approve, reject, hand to an
     agent for risk, or leave the case under review in the agent queue."""
     review_doc = {
@@ -394,36 +467,11 @@ def asks_review(risk: RiskDecision) -> bool:
     )
 
 
-# The plan's refusals of units refunded already: a case answers them as units not free.
-_UNITS_REFUNDED = ("refund.units_exhausted", "refund.quantity_exceeds_remaining")
-
-
-def _needs_code(
-    desk: CaseDesk, request: dict[str, Any], order_id: str, actor: Actor, now: datetime
-) -> bool:
-    """Read-only look ahead: would this submission need a one-time code?"""
-    with UnitOfWork(desk.engine, readonly=True) as uow:
-        owner = uow.conn.execute(
-            select(orders.c.customer_id).where(orders.c.id == order_id)
-        ).scalar()
-        if owner != actor.id:
-            return False  # the main transaction answers not-found
-        inputs = load_plan_inputs(uow.conn, order_id, policy=desk.policy, now=now)
-        try:
-            plan = compute_plan(inputs, request, desk.policy, now)
-        except RefundRefused as refused:
-            if refused.code in _UNITS_REFUNDED:
-                return False  # the main transaction answers case.units_unavailable
-            raise
-        risk = assess_customer(uow.conn, actor.id, now=now, policy=desk.process)
-    return plan["amount"]["total"] > desk.process.identity.otp_above_amount or asks_review(risk)
-
-
 def _decide(
     conn: Any,
     desk: CaseDesk,
     row: Any,
-    plan: dict[str, Any],
+    plan: PlanDoc,
     risk_decision: str,
     restrictions: set[str],
     now: datetime,

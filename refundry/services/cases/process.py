@@ -20,6 +20,7 @@ from refundry.services.access import Actor, may_see_case
 from refundry.services.access import case_actions_for as allowed_for
 from refundry.services.access import require_case_actor as require_actor
 from refundry.services.audit.chain import AuditTrail
+from refundry.services.cases.record import Case, read_case
 from refundry.services.errors import Conflict, NotFound, Unprocessable
 from refundry.services.outbox.messages import enqueue, notify_customer
 from refundry.store.tables import case_events, case_units, cases, order_lines
@@ -28,27 +29,23 @@ from refundry.store.tables import case_events, case_units, cases, order_lines
 # require_actor stay importable from here for the callers that know them as the case service's.
 __all__ = [
     "Actor",
-    "CaseRow",
+    "Case",
     "allowed_for",
     "check_units_free",
+    "current_case",
     "hold_units",
     "load_case",
     "move",
+    "opened_event",
     "release_units",
     "require_actor",
 ]
 
 
-CaseRow = Any  # a SQLAlchemy Row of the cases table
-
-
-def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> CaseRow:
+def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = False) -> Case:
     """The case if ``actor`` may see it. Another customer's or merchant's case is reported as
     not found, so ids cannot be probed."""
-    query = select(cases).where(cases.c.id == case_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = read_case(conn, cases.c.id == case_id, lock=lock)
     if row is None or not may_see_case(row, actor):
         raise NotFound(f"no case {case_id!r}", code="case.not_found")
     return row
@@ -56,7 +53,7 @@ def load_case(conn: Connection, case_id: str, actor: Actor, *, lock: bool = Fals
 
 def move(
     conn: Connection,
-    row: CaseRow,
+    row: Case,
     action: str,
     *,
     actor: Actor,
@@ -66,7 +63,7 @@ def move(
     values: dict[str, Any] | None = None,
     notify: str | None = None,
     params: dict[str, Any] | None = None,
-) -> CaseRow:
+) -> Case:
     """Apply one transition to the case; returns the updated row."""
     before = CaseState(row.state)
     after = transition(before, action)
@@ -118,6 +115,33 @@ def move(
             case_id=row.id,
             refund_id=changes.get("refund_id", row.refund_id),
         )
+    _case_event(conn, row, action, before, after, at, actor=actor)
+    if after in FINAL_STATES:
+        release_units(conn, row)
+    return current_case(conn, row.id)
+
+
+def current_case(conn: Connection, case_id: str, *, lock: bool = False) -> Case:
+    """The case as this transaction sees it now (after a write to it); ``lock``: for update."""
+    row = read_case(conn, cases.c.id == case_id, lock=lock)
+    if row is None:
+        raise NotFound(f"no case {case_id!r}", code="case.not_found")
+    return row
+
+
+def _case_event(
+    conn: Connection,
+    row: Case,
+    action: str,
+    before: CaseState,
+    after: CaseState,
+    at: datetime,
+    *,
+    actor: Actor,
+) -> None:
+    """The domain event of one move (outbox topic ``event``), keyed by the case's version: who
+    moved it, since when it was in the state it left, when it was opened (the /metrics
+    counters' durations come from these)."""
     enqueue(
         conn,
         topic="event",
@@ -129,13 +153,35 @@ def move(
             "order_id": row.order_id,
             "customer_id": row.customer_id,
             "action": action,
+            "actor": actor.tag,
             "from": before.value,
             "to": after.value,
+            "since": row.state_since.isoformat(),
+            "opened_at": row.created_at.isoformat(),
         },
     )
-    if after in FINAL_STATES:
-        release_units(conn, row)
-    return conn.execute(select(cases).where(cases.c.id == row.id)).one()
+
+
+def opened_event(
+    conn: Connection, *, case_id: str, order_id: str, customer_id: str, actor: Actor, at: datetime
+) -> None:
+    """The domain event of a case just opened (``case.requested``: from no state)."""
+    enqueue(
+        conn,
+        topic="event",
+        key=f"event:case:{case_id}:1",
+        at=at,
+        payload={
+            "type": f"case.{CaseState.REQUESTED.value}",
+            "case_id": case_id,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "action": "open",
+            "actor": actor.tag,
+            "from": None,
+            "to": CaseState.REQUESTED.value,
+        },
+    )
 
 
 def check_units_free(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
@@ -200,7 +246,7 @@ def _refuse_short(item: dict[str, Any], *, free: int) -> None:
         )
 
 
-def release_units(conn: Connection, row: CaseRow) -> None:
+def release_units(conn: Connection, row: Case) -> None:
     """Give back the units a case held (when it ends, or when its refund took them)."""
     if not row.units_held:
         return

@@ -7,13 +7,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from refundry.domain.case import CaseState
-from refundry.domain.json_io import plan_hash
+from refundry.domain.plan_doc import DeductionDoc, PlanDoc, plan_hash
 from refundry.domain.policy import Policy
 from refundry.services.audit.chain import AuditTrail
-from refundry.services.cases.process import Actor, CaseRow, move, release_units
+from refundry.services.cases.process import Actor, Case, move, release_units
+from refundry.services.cases.record import read_case
 from refundry.services.errors import Conflict
 from refundry.services.refunds.apply import compute_plan, record_refund
 from refundry.services.refunds.state import load_plan_inputs
@@ -24,7 +25,7 @@ __all__ = ["case_request", "conceded", "follow_refund", "refund_case"]
 SYSTEM = Actor("system", "refunds")
 
 
-def case_request(row: CaseRow, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def case_request(row: Case, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The refund request a case stands for (its accepted units after a partial inspection)."""
     asked = lines if lines is not None else json.loads(row.accepted or row.lines)
     return {
@@ -40,7 +41,7 @@ def case_request(row: CaseRow, lines: list[dict[str, Any]] | None = None) -> dic
 
 def refund_case(
     conn: Connection,
-    row: CaseRow,
+    row: Case,
     *,
     action: str,
     actor: Actor,
@@ -49,7 +50,7 @@ def refund_case(
     policy: Policy,
     lines: list[dict[str, Any]] | None = None,
     concession: tuple[str, int] | None = None,
-) -> CaseRow:
+) -> Case:
     """Apply the case's plan now (``action`` is the transition into refunding: refund, resolve…).
 
     A plan that cannot apply alone moves the case to needs_manual_review instead — unless an
@@ -70,7 +71,7 @@ def refund_case(
             trail=trail,
             data={
                 "why": "plan.deductions_exceed_amount",
-                "excess": plan["manual_review"]["excess"],
+                "excess": plan["manual_review"]["excess"] if plan["manual_review"] else 0,
                 "plan_hash": plan["plan_hash"],
             },
             notify="case.needs_review",
@@ -94,29 +95,28 @@ def refund_case(
     return row
 
 
-def conceded(plan: dict[str, Any], resolution: str, excess: int) -> dict[str, Any]:
+def conceded(plan: PlanDoc, resolution: str, excess: int) -> PlanDoc:
     """The held plan, made applicable by an agent's waiver or wallet debit of its excess."""
-    if excess != plan["manual_review"]["excess"]:
+    held = plan["manual_review"]
+    if held is None or excess != held["excess"]:
         raise Conflict("the plan changed since it was held; review it again", code="plan.stale")
-    out = {
+    concession: DeductionDoc = {
+        "kind": resolution,
+        "ref": "agent",
+        "amount": -excess,
+        "reason": "the agent "
+        + ("waived" if resolution == "waiver" else "debited the wallet for")
+        + " the deductions the step "
+        "could not take",
+        "rule": "agent.manual_review",
+    }
+    out: PlanDoc = {
         **plan,
         "status": "ready",
-        "manual_review": {**plan["manual_review"], "resolution": resolution},
+        "manual_review": {**held, "resolution": resolution},
+        "deductions": [*plan["deductions"], concession],
     }
-    out["deductions"] = [
-        *plan["deductions"],
-        {
-            "kind": resolution,
-            "ref": "agent",
-            "amount": -excess,
-            "reason": "the agent "
-            + ("waived" if resolution == "waiver" else "debited the wallet for")
-            + " the deductions the step "
-            "could not take",
-            "rule": "agent.manual_review",
-        },
-    ]
-    out["plan_hash"] = plan_hash({k: v for k, v in out.items() if k != "plan_hash"})
+    out["plan_hash"] = plan_hash(out)  # the hash leaves plan_hash itself out
     return out
 
 
@@ -124,7 +124,7 @@ def follow_refund(
     conn: Connection, *, refund_id: str, status: str, at: datetime, trail: AuditTrail
 ) -> None:
     """Move the case of a refund whose money moved (called where the refund's status changes)."""
-    row = conn.execute(select(cases).where(cases.c.refund_id == refund_id)).first()
+    row = read_case(conn, cases.c.refund_id == refund_id)
     if row is None:
         return
     state = CaseState(row.state)

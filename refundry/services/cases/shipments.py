@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.case import CaseState
 from refundry.services.audit.chain import AuditTrail
-from refundry.services.cases.process import Actor, move
+from refundry.services.cases.process import Actor, current_case, move
 from refundry.services.outbox.messages import notify_customer
 from refundry.services.ports import ReturnBooking
 from refundry.services.uow import UnitOfWork
@@ -41,7 +41,7 @@ _RANK = {
 def record_booking(
     conn: Connection, *, case_id: str, booking: ReturnBooking, payer: str, at: datetime, actor: str
 ) -> None:
-    row = conn.execute(select(cases).where(cases.c.id == case_id).with_for_update()).one()
+    row = current_case(conn, case_id, lock=True)
     void = row.state != "awaiting_return"  # cancelled or closed while the carrier booked
     shipment = {
         **json.loads(row.shipment or "{}"),
@@ -144,9 +144,7 @@ def handle_tracking_event(
                     .where(shipments.c.id == ship.id)
                     .values(status=status, updated_at=now)
                 )
-            row = conn.execute(
-                select(cases).where(cases.c.id == ship.case_id).with_for_update()
-            ).one()
+            row = current_case(conn, ship.case_id, lock=True)
             trail = AuditTrail(actor=CARRIER.tag, at=now)
             if (
                 status in ("picked_up", "in_transit", "delivered")

@@ -22,6 +22,7 @@ from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
 from refundry.services.cases.opening import CaseDesk
 from refundry.services.cases.process import Actor, move
+from refundry.services.cases.record import read_case
 from refundry.services.cases.refund import refund_case
 from refundry.services.errors import Conflict
 from refundry.services.uow import UnitOfWork
@@ -87,10 +88,12 @@ def _count(report: TimerReport, state: CaseState) -> None:
 def _fire(desk: CaseDesk, case_id: str, state: CaseState, now: datetime, actor: Actor) -> bool:
     with UnitOfWork(desk.engine) as uow:
         conn = uow.conn
-        query = select(cases).where(cases.c.id == case_id, cases.c.state == state.value)
-        if uow.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        row = conn.execute(query).first()
+        row = read_case(
+            conn,
+            (cases.c.id == case_id) & (cases.c.state == state.value),
+            lock=True,
+            skip_locked=True,
+        )
         if row is None:
             return False  # moved meanwhile, or another worker holds it
         trail = AuditTrail(actor=actor.tag, at=now)

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 
 from refundry.services import access
 from refundry.services.access import Actor
-from refundry.services.cases.process import CaseRow, load_case
+from refundry.services.cases.process import Case, load_case
+from refundry.services.cases.record import case_from_row
 from refundry.services.reads import decode_case_cursor, encode_cursor
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, orders
@@ -174,7 +175,7 @@ def _shipment(raw: str | None) -> CaseShipment | None:
     )
 
 
-def case_view(conn: Connection, row: CaseRow, actor: Actor, currency: str) -> CaseView:
+def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseView:
     """The case as ``actor`` sees it (``row`` is one it may see: ``load_case``)."""
     inspection = json.loads(row.inspection) if row.inspection else None
     accepted = json.loads(row.accepted) if row.accepted else None
@@ -286,7 +287,9 @@ def list_cases(
         rows: Sequence[Any] = list(uow.conn.execute(query))
         page = rows[:limit]
         items = tuple(
-            case_view(uow.conn, r, actor, r.currency) for r in page if access.may_see_case(r, actor)
+            case_view(uow.conn, c, actor, r.currency)
+            for r in page
+            if access.may_see_case(c := case_from_row(r), actor)
         )
     more = len(rows) > limit
     return CasePage(

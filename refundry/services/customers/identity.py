@@ -4,15 +4,21 @@ Only the code's keyed hash is stored (``refundry.domain.otp``); the code itself 
 process's memory and in the SMS, and is never logged, audited or written anywhere else.
 Wrong codes count per customer (``otp_locks``): ``max_attempts`` of them lock code requests
 and verification for ``lock_minutes``; a correct code resets the count. A failed attempt is
-committed before it is reported, so an error never rolls back the count.
+committed before it is reported, so an error never rolls back the count. A case submission
+spends its code in the transaction that opens the case (``spend_code``): a submission refused
+for any other reason leaves the code usable. Sending is limited per customer (a cooldown, a cap
+an hour) and per phone number (a cap an hour), against SMS pumping.
 
 Refusals: ``identity.no_phone``, ``identity.code_invalid``, ``identity.code_expired``,
-``identity.code_used`` (Unprocessable) and ``identity.locked`` (Conflict: it ends by itself).
+``identity.code_used`` (Unprocessable), ``identity.locked`` (Conflict: it ends by itself),
+``identity.resend_too_soon``, ``identity.customer_code_limit``, ``identity.phone_code_limit``
+(RateLimited: 429 with Retry-After).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,12 +31,18 @@ from refundry.domain.otp import RandomSource, code_hash, matches, new_code
 from refundry.domain.process_policy import IdentityPolicy
 from refundry.notifications import render
 from refundry.services.audit.chain import AuditTrail
-from refundry.services.errors import Conflict, Unprocessable
+from refundry.services.errors import Conflict, RateLimited, Unprocessable
 from refundry.services.ports import SmsSender
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import customer_contacts, customers, otp_codes, otp_locks
 
-__all__ = ["request_code", "verify_code"]
+__all__ = [
+    "WrongCode",
+    "count_wrong_code",
+    "request_code",
+    "spend_code",
+    "verify_code",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +76,16 @@ def request_code(
 ) -> str:
     """Make a code, keep its hash, text it to the customer's phone; returns the code's id.
 
-    The SMS leaves after the commit: a code that was texted can always be verified."""
+    Refused (429 with Retry-After) within ``resend_cooldown_seconds`` of the customer's last
+    code, past ``codes_per_hour`` codes to the customer or ``codes_per_phone_per_hour`` to its
+    number in the last hour (SMS pumping: texts to numbers an attacker earns from). The
+    customer's counter row is locked first, so concurrent requests are counted one after the
+    other. The SMS leaves after the commit: a code that was texted can always be verified."""
     with UnitOfWork(engine) as uow:
         conn = uow.conn
-        until = _locked_until(conn, customer_id, now)
-        if until is not None:
-            raise _locked(customer_id, until)
+        lock = _lock_row(conn, customer_id, uow.dialect)
+        if lock.locked_until is not None and lock.locked_until > now:
+            raise _locked(customer_id, lock.locked_until)
         contact = conn.execute(
             select(customer_contacts.c.phone, customers.c.locale)
             .select_from(customers)
@@ -81,6 +97,7 @@ def request_code(
                 f"customer {customer_id} has no phone number to send a code to",
                 code="identity.no_phone",
             )
+        _check_sending_limits(conn, customer_id, str(contact.phone), now, policy)
         code_id = f"otp-{uuid.uuid4().hex}"
         code = new_code(rng, length=policy.code_length)
         expires_at = now + timedelta(seconds=policy.code_ttl_seconds)
@@ -92,6 +109,7 @@ def request_code(
                 code_hash=code_hash(secret, customer_id=customer_id, purpose=purpose, code=code),
                 expires_at=expires_at,
                 created_at=now,
+                phone=str(contact.phone),
             )
         )
         trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
@@ -109,6 +127,58 @@ def request_code(
     sms.send(phone=str(contact.phone), text=text, key=code_id)
     log.info("one-time code %s sent to customer %s for %s", code_id, customer_id, purpose)
     return code_id
+
+
+_HOUR = timedelta(hours=1)
+
+
+def _seconds_until(when: datetime, now: datetime) -> int:
+    return max(1, math.ceil((when - now).total_seconds()))
+
+
+def _check_sending_limits(
+    conn: Connection, customer_id: str, phone: str, now: datetime, policy: IdentityPolicy
+) -> None:
+    """The cooldown, then the customer's and the number's hourly caps; each its own code."""
+    since = now - _HOUR
+    sent = [
+        at
+        for (at,) in conn.execute(
+            select(otp_codes.c.created_at)
+            .where(otp_codes.c.customer_id == customer_id, otp_codes.c.created_at > since)
+            .order_by(otp_codes.c.created_at)
+        )
+    ]
+    cooldown = timedelta(seconds=policy.resend_cooldown_seconds)
+    if sent and sent[-1] + cooldown > now:
+        raise RateLimited(
+            f"a code was sent less than {policy.resend_cooldown_seconds} s ago; wait before "
+            "asking for another",
+            code="identity.resend_too_soon",
+            retry_after=_seconds_until(sent[-1] + cooldown, now),
+        )
+    if len(sent) >= policy.codes_per_hour:
+        oldest = sent[len(sent) - policy.codes_per_hour]
+        raise RateLimited(
+            f"{policy.codes_per_hour} codes were sent to this customer in the last hour",
+            code="identity.customer_code_limit",
+            retry_after=_seconds_until(oldest + _HOUR, now),
+        )
+    to_phone = [
+        at
+        for (at,) in conn.execute(
+            select(otp_codes.c.created_at)
+            .where(otp_codes.c.phone == phone, otp_codes.c.created_at > since)
+            .order_by(otp_codes.c.created_at)
+        )
+    ]
+    if len(to_phone) >= policy.codes_per_phone_per_hour:
+        oldest = to_phone[len(to_phone) - policy.codes_per_phone_per_hour]
+        raise RateLimited(
+            f"{policy.codes_per_phone_per_hour} codes were sent to this number in the last hour",
+            code="identity.phone_code_limit",
+            retry_after=_seconds_until(oldest + _HOUR, now),
+        )
 
 
 def _lock_row(conn: Connection, customer_id: str, dialect: str) -> Any:
@@ -136,6 +206,73 @@ def _set_failures(
     )
 
 
+class WrongCode(Exception):
+    """``spend_code`` met a wrong code: the caller's transaction rolls back, then
+    ``count_wrong_code`` commits the failure in one of its own and gives the error to raise."""
+
+
+def spend_code(
+    conn: Connection,
+    *,
+    customer_id: str,
+    purpose: str,
+    code_id: str,
+    code: str,
+    now: datetime,
+    secret: bytes,
+    trail: AuditTrail,
+) -> None:
+    """Use the code up in the caller's transaction (the one that opens the case): if that
+    transaction is refused and rolls back, the code is still usable. Raises the refusal of a
+    locked customer, a used or expired code, and ``WrongCode``."""
+    lock = _lock_row(conn, customer_id, conn.dialect.name)
+    if lock.locked_until is not None and lock.locked_until > now:
+        raise _locked(customer_id, lock.locked_until)
+    row = conn.execute(
+        select(otp_codes)
+        .where(
+            otp_codes.c.id == code_id,
+            otp_codes.c.customer_id == customer_id,
+            otp_codes.c.purpose == purpose,
+        )
+        .with_for_update()
+    ).first()
+    if row is not None and row.used_at is not None:
+        raise Unprocessable(f"code {code_id} was already used", code="identity.code_used")
+    if row is not None and row.expires_at <= now:
+        raise Unprocessable(f"code {code_id} has expired", code="identity.code_expired")
+    if row is None or not matches(
+        row.code_hash, secret=secret, customer_id=customer_id, purpose=purpose, candidate=code
+    ):
+        raise WrongCode(code_id)
+    conn.execute(
+        update(otp_codes)
+        .where(otp_codes.c.id == code_id, otp_codes.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    _set_failures(conn, customer_id, 0, None)
+    trail.record("identity.verified", customer_id=customer_id, purpose=purpose, code_id=code_id)
+    log.info("one-time code %s verified for customer %s", code_id, customer_id)
+
+
+def count_wrong_code(
+    engine: Engine, *, customer_id: str, code_id: str, now: datetime, policy: IdentityPolicy
+) -> Unprocessable | Conflict:
+    """Commit one more wrong code for the customer (locking it out at ``max_attempts``);
+    returns the error to raise. A lock that has run out starts a fresh count."""
+    with UnitOfWork(engine) as uow:
+        conn = uow.conn
+        lock = _lock_row(conn, customer_id, uow.dialect)
+        if lock.locked_until is not None and lock.locked_until > now:
+            return _locked(customer_id, lock.locked_until)
+        failures = 0 if lock.locked_until is not None else int(lock.failures)
+        trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+        error = _wrong_code(conn, customer_id, code_id, failures + 1, now, policy, trail)
+        trail.flush(conn)
+        uow.commit()
+    return error
+
+
 def verify_code(
     engine: Engine,
     *,
@@ -147,47 +284,28 @@ def verify_code(
     policy: IdentityPolicy,
     secret: bytes,
 ) -> None:
-    """Accept the code once, or refuse with its reason. A wrong code (or a code id that is not
-    this customer's for this purpose) counts towards the lock; a used or expired one does not:
-    it reveals nothing about the code."""
-    with UnitOfWork(engine) as uow:
-        conn = uow.conn
-        lock = _lock_row(conn, customer_id, uow.dialect)
-        if lock.locked_until is not None and lock.locked_until > now:
-            raise _locked(customer_id, lock.locked_until)
-        # A lock that has run out starts a fresh count.
-        failures = 0 if lock.locked_until is not None else int(lock.failures)
-        row = conn.execute(
-            select(otp_codes)
-            .where(
-                otp_codes.c.id == code_id,
-                otp_codes.c.customer_id == customer_id,
-                otp_codes.c.purpose == purpose,
+    """Accept the code once, in a transaction of its own, or refuse with its reason. A wrong
+    code (or a code id that is not this customer's for this purpose) counts towards the lock; a
+    used or expired one does not: it reveals nothing about the code."""
+    try:
+        with UnitOfWork(engine) as uow:
+            trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+            spend_code(
+                uow.conn,
+                customer_id=customer_id,
+                purpose=purpose,
+                code_id=code_id,
+                code=code,
+                now=now,
+                secret=secret,
+                trail=trail,
             )
-            .with_for_update()
-        ).first()
-        if row is not None and row.used_at is not None:
-            raise Unprocessable(f"code {code_id} was already used", code="identity.code_used")
-        if row is not None and row.expires_at <= now:
-            raise Unprocessable(f"code {code_id} has expired", code="identity.code_expired")
-        trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
-        if row is None or not matches(
-            row.code_hash, secret=secret, customer_id=customer_id, purpose=purpose, candidate=code
-        ):
-            error = _wrong_code(conn, customer_id, code_id, failures + 1, now, policy, trail)
-            trail.flush(conn)
+            trail.flush(uow.conn)
             uow.commit()
-            raise error
-        conn.execute(
-            update(otp_codes)
-            .where(otp_codes.c.id == code_id, otp_codes.c.used_at.is_(None))
-            .values(used_at=now)
-        )
-        _set_failures(conn, customer_id, 0, None)
-        trail.record("identity.verified", customer_id=customer_id, purpose=purpose, code_id=code_id)
-        trail.flush(conn)
-        uow.commit()
-    log.info("one-time code %s verified for customer %s", code_id, customer_id)
+    except WrongCode:
+        raise count_wrong_code(
+            engine, customer_id=customer_id, code_id=code_id, now=now, policy=policy
+        ) from None
 
 
 def _wrong_code(

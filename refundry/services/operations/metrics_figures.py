@@ -1,10 +1,13 @@
-"""Operational figures of the shop's after-sales, computed from the database when asked.
+"""Operational figures of the shop's after-sales: what they are, and how a full scan of the
+store computes them (``scan_figures``).
 
-Aggregate queries at each call, so every process behind a load balancer answers the same
-figures and nothing is lost on restart. They are business data (refund rates per merchant):
-admins only (services/access.py, area ``metrics.read``). Durations come from the case
-timeline (``case_events``) in whole seconds; ratios are exact fractions, for the front end
-to format. The API serves them as Prometheus text (refundry/api/routes/metrics.py).
+/metrics does not run the scan: it reads counters maintained from the outbox's domain events
+(metric_counters.py), which equal the scan (tests/services/test_metric_counters.py); the scan
+sets those counters once (migration 0008, ``metric_counters.rebuild``). They are business data
+(refund rates per merchant): admins only (services/access.py, area ``metrics.read``). Durations
+come from the case timeline (``case_events``) in whole seconds; ratios are exact fractions, for
+the front end to format. The API serves them as Prometheus text
+(refundry/api/routes/metrics.py).
 """
 
 from __future__ import annotations
@@ -14,14 +17,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, cast, distinct, extract, func, select, text
+from sqlalchemy import Connection, Integer, cast, distinct, extract, func, select, text
 from sqlalchemy import case as sql_case
 from sqlalchemy.sql.elements import ColumnElement
 
 from refundry.domain.case import CaseState
-from refundry.services import access
-from refundry.services.access import Actor
-from refundry.services.uow import UnitOfWork
 from refundry.store.tables import case_events, cases, orders, refunds
 
 __all__ = [
@@ -31,8 +31,7 @@ __all__ = [
     "Figures",
     "RefundSeconds",
     "StageSeconds",
-    "figures",
-    "metrics_figures",
+    "scan_figures",
 ]
 
 # Seconds from opening to refund: a minute, 5 and 30 minutes, 1 and 6 hours, 1, 3, 7, 14 days.
@@ -170,8 +169,8 @@ def _stages(conn: Connection) -> tuple[StageSeconds, ...]:
     return tuple(StageSeconds(str(stage), int(total), int(count)) for stage, total, count in rows)
 
 
-def figures(conn: Connection) -> Figures:
-    """Every figure, read in the caller's transaction (one snapshot)."""
+def scan_figures(conn: Connection) -> Figures:
+    """Every figure, by scanning the store in the caller's transaction (one snapshot)."""
     counts: dict[str, int] = {
         str(state): int(n)
         for state, n in conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state))
@@ -205,10 +204,3 @@ def figures(conn: Connection) -> Figures:
             str(merchant): int(count) for merchant, count in _rows(conn, _BY_MERCHANT)
         },
     )
-
-
-def metrics_figures(engine: Engine, actor: Actor) -> Figures:
-    """The figures for an admin, in a read-only transaction of their own."""
-    access.require(actor, "metrics.read")
-    with UnitOfWork(engine, readonly=True) as uow:
-        return figures(uow.conn)

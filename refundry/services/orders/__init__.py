@@ -4,6 +4,8 @@
 * ``intake``       the API's ingest: idempotent, racing requests resolved
 * ``bulk_import``  refundry import: JSON lines, bad lines reported and skipped
 * ``views``        the order read model and the refund preview for a caller
+* ``assets``       what an order touched: units paid, discounts, points, campaigns
+* ``lists``        a customer's own orders, newest first (the pages' order list)
 """
 
 __all__: list[str] = []  # import the modules themselves

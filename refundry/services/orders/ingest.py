@@ -27,6 +27,7 @@ from refundry.domain.policy import Policy
 from refundry.domain.reader import Reader, printable
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.errors import Conflict
+from refundry.services.outbox.messages import enqueue
 from refundry.services.refunds.ledger import post
 from refundry.store.tables import (
     campaign_quotas,
@@ -105,6 +106,19 @@ def ingest_order(
         goods_paid=order.goods_paid,
         shipping_fee=order.shipping_fee,
         tenders={t.id: t.amount for t in order.tenders},
+    )
+    enqueue(
+        conn,
+        topic="event",
+        key=f"event:order.ingested:{order.id}",
+        at=now,
+        payload={
+            "type": "order.ingested",
+            "order_id": order.id,
+            "customer_id": order.customer_id,
+            "currency": order.currency,
+            "goods_paid": order.goods_paid,
+        },
     )
     trail.flush(conn)
     return IngestResult(order.id, created=True)

@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
 from refundry.services import access
 from refundry.services.access import Actor
+from refundry.services.cases.record import case_from_row
 from refundry.services.refunds.apply import preview_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, order_tenders, orders
@@ -147,7 +149,7 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
                 amount=None if access.sees_only_own_lines(c, actor) else c.amount,
                 created_at=c.created_at,
             )
-            for c in case_rows
+            for c in map(case_from_row, case_rows)
             if access.may_see_case(c, actor)
         ),
     )
@@ -167,7 +169,7 @@ def preview_order_refund(
     request: dict[str, Any],
     policy: Policy,
     now: datetime,
-) -> dict[str, Any]:
+) -> PlanDoc:
     """The plan ``request`` would apply now (docs/plan-json.md, "The plan"); nothing is written.
     A customer previews its own orders only."""
     access.require(actor, "order.preview_refund")

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
 from refundry.domain.errors import RefundryError
+from refundry.domain.plan_doc import load_plan
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.refund import follow_refund
 from refundry.services.cases.shipments import record_booking
@@ -464,7 +465,7 @@ def settle_refund_status(
             status_before=refund.status,
             status_after=status,
         )
-        plan = json.loads(refund.plan)
+        plan = load_plan(refund.plan)
         customer = _customer_of(conn, refund.order_id)
         enqueue(
             conn,

@@ -8,6 +8,7 @@
 * ``memo``            per-process memos between a preview and its apply
 * ``gateway_events``  the gateway's final word on a tender (webhooks)
 * ``failed_refunds``  an agent retries a refused refund or sends it to the wallet
+* ``views``           what a case's refund did: money per tender with its state, the effects
 """
 
 __all__: list[str] = []  # import the modules themselves

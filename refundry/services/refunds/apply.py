@@ -34,15 +34,17 @@ from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.errors import RefundRefused
 from refundry.domain.fingerprint import fingerprint
-from refundry.domain.json_io import (
-    dumps_plan_compact,
-    hash_and_text,
-    parse_request,
-    plan_to_dict,
-)
+from refundry.domain.json_io import parse_request
 from refundry.domain.json_text import compact, compact_unsorted, parse_stored
 from refundry.domain.order import Order
 from refundry.domain.plan import plan_refund
+from refundry.domain.plan_doc import (
+    PlanDoc,
+    dumps_plan_compact,
+    hash_and_text,
+    load_plan,
+    plan_to_dict,
+)
 from refundry.domain.policy import Policy
 from refundry.domain.request import RefundRequest
 from refundry.services.audit.chain import AuditTrail
@@ -172,7 +174,7 @@ def naive_mode() -> bool:
 class ApplyResult:
     refund_id: str
     status: str
-    plan: dict[str, Any]
+    plan: PlanDoc
     replayed: bool = False
 
 
@@ -186,7 +188,7 @@ _previewed: Memo[str, str] = Memo(1024)
 
 def _compute_text(
     inputs: PlanInputs, req: RefundRequest, policy: Policy, at: datetime, *, remember: bool = False
-) -> tuple[dict[str, Any], str]:
+) -> tuple[PlanDoc, str]:
     """The plan and its stored (compact) text; ``remember``: keep it for the apply to come."""
     digest = fingerprint(
         order=inputs.order,
@@ -199,7 +201,7 @@ def _compute_text(
     )
     text = _previewed.get(digest)
     if text is not None:
-        return parse_stored(text), text
+        return load_plan(text), text
     plan = plan_to_dict(
         plan_refund(
             order=inputs.order,
@@ -219,7 +221,7 @@ def _compute_text(
 
 def preview_refund(
     engine: Engine, *, order_id: str, request: Any, policy: Policy, now: datetime
-) -> dict[str, Any]:
+) -> PlanDoc:
     """The plan a request would apply now (nothing is written)."""
     with UnitOfWork(engine, readonly=True) as uow:
         inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=now)
@@ -305,21 +307,7 @@ def apply_refund(
                 replay = _replayed(inputs.key_answer, request_hash)
             if replay is not None:
                 return replay
-            try:
-                plan, text = _compute_text(inputs, req, policy, at)
-            except RefundRefused as exc:
-                # The caller previewed a plan, so these units were refundable then: another
-                # refund took them meanwhile. That is a conflict, not a bad request.
-                raise PlanStale(
-                    f"the order changed since the preview: {exc.message}", plan=None
-                ) from exc
-            if plan["plan_hash"] != expected_plan_hash:
-                raise PlanStale("the refund would now differ from the plan previewed", plan=plan)
-            if plan["status"] != "ready":
-                raise Unprocessable(
-                    "this plan needs an agent's review before it can be applied",
-                    code="plan.needs_manual_review",
-                )
+            plan, text = _plan_as_previewed(inputs, req, policy, at, expected_plan_hash)
             fault_point("apply.after_plan")
             refund_id = "rf_" + uuid.uuid4().hex[:20]
             # PostgreSQL: the writes go out without waiting for each answer (store.prepared).
@@ -334,17 +322,12 @@ def apply_refund(
                     at=now,
                     naive=naive,
                 )
-                # The stored answer embeds the plan's stored text as it is (not encoded again).
-                answer = compact_unsorted({"refund_id": refund_id, "status": status})
-                _INSERT_KEY.run(
+                _remember_answer(
                     conn,
-                    {
-                        "key": idempotency_key,
-                        "scope": "refund.apply",
-                        "request_hash": request_hash,
-                        "created_at": now,
-                        "response": f'{{"plan":{text},{answer[1:]}',
-                    },
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    answer=(refund_id, status, text),
+                    at=now,
                 )
             result = ApplyResult(refund_id, status, plan)
             fault_point("apply.after_writes")
@@ -363,11 +346,51 @@ def apply_refund(
     return result
 
 
+def _plan_as_previewed(
+    inputs: PlanInputs, req: RefundRequest, policy: Policy, at: datetime, expected_hash: str
+) -> tuple[PlanDoc, str]:
+    """The plan computed now, if it is the one the caller previewed and it can apply alone."""
+    try:
+        plan, text = _compute_text(inputs, req, policy, at)
+    except RefundRefused as exc:
+        # The caller previewed a plan, so these units were refundable then: another refund
+        # took them meanwhile. That is a conflict, not a bad request.
+        raise PlanStale(f"the order changed since the preview: {exc.message}", plan=None) from exc
+    if plan["plan_hash"] != expected_hash:
+        raise PlanStale("the refund would now differ from the plan previewed", plan=plan)
+    if plan["status"] != "ready":
+        raise Unprocessable(
+            "this plan needs an agent's review before it can be applied",
+            code="plan.needs_manual_review",
+        )
+    return plan, text
+
+
+def _remember_answer(
+    conn: Connection, *, key: str, request_hash: str, answer: tuple[str, str, str], at: datetime
+) -> None:
+    """The idempotency key's first answer (refund id, status, the plan's stored text), in the
+    refund's transaction: a retry replays it. The plan's text is embedded as it is (not
+    encoded again)."""
+    refund_id, status, plan_text = answer
+    head = compact_unsorted({"refund_id": refund_id, "status": status})
+    _INSERT_KEY.run(
+        conn,
+        {
+            "key": key,
+            "scope": "refund.apply",
+            "request_hash": request_hash,
+            "created_at": at,
+            "response": f'{{"plan":{plan_text},{head[1:]}',
+        },
+    )
+
+
 def _write(
     conn: Connection,
     *,
     inputs: PlanInputs,
-    plan: dict[str, Any],
+    plan: PlanDoc,
     refund_id: str,
     actor: str,
     at: datetime,
@@ -399,6 +422,34 @@ def _write(
             "updated_at": at,
         },
     )
+    _record_money_and_effects(
+        conn,
+        inputs=inputs,
+        plan=plan,
+        refund_id=refund_id,
+        at=at,
+        trail=trail,
+        seq=seq,
+        status=status,
+    )
+    return status
+
+
+def _record_money_and_effects(
+    conn: Connection,
+    *,
+    inputs: PlanInputs,
+    plan: PlanDoc,
+    refund_id: str,
+    at: datetime,
+    trail: AuditTrail,
+    seq: int,
+    status: str,
+) -> None:
+    """Money to each tender, the ``refund.applied`` entry, every other effect of the plan
+    (services/refunds/effects.py), in that order, and the ``refund.applied`` event; the
+    customer's ledger balances move once for all their postings."""
+    order = inputs.order
     batch = RowBatch()
     # The customer's ledger balances the postings below move, in one statement.
     balances = move_balances(conn, plan=plan, order=order, refund_id=refund_id)
@@ -450,16 +501,28 @@ def _write(
             "total": plan["amount"]["total"],
             "currency": order.currency,
             "status": status,
+            # what /metrics counts of a refund (services/operations/metric_counters.py)
+            "reason": plan["request"]["reason"],
+            "deductions": _deductions_by_kind(plan),
+            "merchants": sorted(
+                {order.line(u["line_id"]).merchant_id for u in plan["units"] if u["quantity"]}
+            ),
         },
         batch=batch,
     )
     batch.flush(conn)
     trail.flush(conn)
-    return status
+
+
+def _deductions_by_kind(plan: PlanDoc) -> dict[str, int]:
+    by_kind: dict[str, int] = {}
+    for d in plan["deductions"]:
+        by_kind[d["kind"]] = by_kind.get(d["kind"], 0) + d["amount"]
+    return by_kind
 
 
 def _guarded_writes(
-    conn: Connection, *, order: Order, plan: dict[str, Any], seq: int, seen: int, naive: bool
+    conn: Connection, *, order: Order, plan: PlanDoc, seq: int, seen: int, naive: bool
 ) -> None:
     """Units taken, tenders credited and the order's refund count moved, each guarded by what
     the plan read (refunded units, ``seen`` earlier refunds): a concurrent refund that changed
@@ -509,14 +572,14 @@ def _guarded_writes(
         _COUNT_REFUND.run_expecting(conn, {**counted, "b_seen": seen}, 1, changed)
 
 
-def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> dict[str, Any]:
+def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime) -> PlanDoc:
     """The plan of ``request`` over inputs already read (the case process uses this inside its
     own transaction, after taking the order's lock with ``load_plan_inputs(lock=True)``)."""
     return _compute_text(inputs, parse_request(request), policy, at)[0]
 
 
 def record_refund(
-    conn: Connection, *, inputs: PlanInputs, plan: dict[str, Any], actor: str, at: datetime
+    conn: Connection, *, inputs: PlanInputs, plan: PlanDoc, actor: str, at: datetime
 ) -> tuple[str, str]:
     """Write a ready plan's refund in the caller's transaction; returns (refund id, status)."""
     refund_id = "rf_" + uuid.uuid4().hex[:20]

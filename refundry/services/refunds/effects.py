@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from refundry.domain.json_text import compact
-from refundry.domain.order import Order
+from refundry.domain.order import Order, Tender
+from refundry.domain.plan_doc import EffectDoc, PlanDoc, TenderDoc
 from refundry.domain.plan_types import EffectKind
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.outbox.messages import enqueue
@@ -103,14 +104,18 @@ _REDUCE_REWARD = Prepared(
 )
 
 
-# Effects that are a ledger posting: (ledger kind, the effect's field with the amount, memo).
-_REVERSALS = {
-    EffectKind.POINTS_REVERSE_EARNED: ("points", "from_balance", "earned points reversed"),
-    EffectKind.GROWTH_REVERSE: ("growth", "amount", "growth value reversed"),
+# Effects that are a ledger posting: (ledger kind, the amount taken off the balance, memo).
+_REVERSALS: dict[str, tuple[str, Callable[[EffectDoc], int], str]] = {
+    EffectKind.POINTS_REVERSE_EARNED: (
+        "points",
+        lambda e: e.get("from_balance", 0),
+        "earned points reversed",
+    ),
+    EffectKind.GROWTH_REVERSE: ("growth", lambda e: e.get("amount", 0), "growth value reversed"),
 }
 
 
-def _tender_posting(share: dict[str, Any], order: Order, refund_id: str) -> Any:
+def _tender_posting(share: TenderDoc, order: Order, refund_id: str) -> Any:
     """(journal id, ledger kind, amount) of a tender share paid back by posting, else None."""
     if not share["amount"]:
         return None
@@ -122,15 +127,15 @@ def _tender_posting(share: dict[str, Any], order: Order, refund_id: str) -> Any:
     return f"refund:{refund_id}:{tender.id}", kind, amount
 
 
-def _effect_posting(effect: dict[str, Any], refund_id: str) -> Any:
+def _effect_posting(effect: EffectDoc, refund_id: str) -> Any:
     reversal = _REVERSALS.get(effect["type"])
-    if reversal is None or not effect[reversal[1]]:
+    if reversal is None or not (taken := reversal[1](effect)):
         return None
-    return f"refund:{refund_id}:{effect['type']}", reversal[0], -effect[reversal[1]]
+    return f"refund:{refund_id}:{effect['type']}", reversal[0], -taken
 
 
 def move_balances(
-    conn: Connection, *, plan: dict[str, Any], order: Order, refund_id: str
+    conn: Connection, *, plan: PlanDoc, order: Order, refund_id: str
 ) -> dict[str, int]:
     """Move the customer's balances for every posting ``record_tenders`` and ``record_effects``
     will make, in one statement (``ledger.move_accounts``); returns journal id → balance after
@@ -153,7 +158,7 @@ def move_balances(
 def record_tenders(
     conn: Connection,
     *,
-    plan: dict[str, Any],
+    plan: PlanDoc,
     order: Order,
     refund_id: str,
     at: datetime,
@@ -176,22 +181,7 @@ def record_tenders(
         if kind == "external":
             status, waiting = "pending", True
             key = f"{refund_id}:{tender.id}"
-            enqueue(
-                conn,
-                topic=GATEWAY_TOPIC,
-                key=f"gateway:{key}",
-                at=at,
-                payload={
-                    "refund_id": refund_id,
-                    "order_id": order.id,
-                    "tender_id": tender.id,
-                    "transaction_id": tender.gateway_txn_id,
-                    "amount": share["amount"],
-                    "currency": order.currency,
-                    "idempotency_key": key,
-                },
-                batch=batch,
-            )
+            _gateway_request(conn, order, tender, share, refund_id=refund_id, at=at, batch=batch)
         else:
             ledger_kind = "gift_card" if kind == "gift_card" else kind
             amount = share["points"] if kind == "points" else share["amount"]
@@ -238,10 +228,41 @@ def record_tenders(
     return waiting
 
 
+def _gateway_request(
+    conn: Connection,
+    order: Order,
+    tender: Tender,
+    share: TenderDoc,
+    *,
+    refund_id: str,
+    at: datetime,
+    batch: RowBatch,
+) -> None:
+    """An external tender's share goes to the gateway from the outbox, after commit, with the
+    gateway's idempotency key ``<refund id>:<tender id>``."""
+    key = f"{refund_id}:{tender.id}"
+    enqueue(
+        conn,
+        topic=GATEWAY_TOPIC,
+        key=f"gateway:{key}",
+        at=at,
+        payload={
+            "refund_id": refund_id,
+            "order_id": order.id,
+            "tender_id": tender.id,
+            "transaction_id": tender.gateway_txn_id,
+            "amount": share["amount"],
+            "currency": order.currency,
+            "idempotency_key": key,
+        },
+        batch=batch,
+    )
+
+
 def record_effects(
     conn: Connection,
     *,
-    plan: dict[str, Any],
+    plan: PlanDoc,
     order: Order,
     refund_id: str,
     at: datetime,
@@ -306,7 +327,7 @@ class _Step:
     states: dict[str, str]
 
 
-def _apply_effect(step: _Step, effect: dict[str, Any]) -> dict[str, Any]:
+def _apply_effect(step: _Step, effect: EffectDoc) -> dict[str, Any]:
     """Change the store for one effect; returns before/after figures for the audit entry. An
     effect kind the table does not know raises (a plan from a newer engine, or a bug): it must
     never be committed as if it had been stored."""
@@ -314,12 +335,13 @@ def _apply_effect(step: _Step, effect: dict[str, Any]) -> dict[str, Any]:
     handler = _HANDLERS.get(kind)  # a StrEnum key is found by its text: no EffectKind(kind) call
     if handler is None:
         raise ValueError(f"{kind!r} is not a valid EffectKind")
-    return handler(step, kind, effect)
+    return handler(step, EffectKind(kind), effect)
 
 
-def _reverse(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
-    ledger_kind, field_name, memo = _REVERSALS[kind]
-    if not effect[field_name]:
+def _reverse(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
+    ledger_kind, taken_of, memo = _REVERSALS[kind]
+    taken = taken_of(effect)
+    if not taken:
         return {}
     journal_id = f"refund:{step.refund_id}:{kind}"
     after = post(
@@ -327,7 +349,7 @@ def _reverse(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str,
         journal_id=journal_id,
         kind=ledger_kind,
         customer_id=step.order.customer_id,
-        amount=-effect[field_name],
+        amount=-taken,
         at=step.at,
         order_id=step.order.id,
         refund_id=step.refund_id,
@@ -335,10 +357,10 @@ def _reverse(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str,
         batch=step.batch,
         after=step.balances.pop(journal_id, None) if step.balances else None,
     )
-    return {"balance_before": after + effect[field_name], "balance_after": after}
+    return {"balance_before": after + taken, "balance_after": after}
 
 
-def _tier(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _tier(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     _SET_TIER.run(step.conn, {"b_customer_id": step.order.customer_id, "b_tier": effect["to"]})
     return {}
 
@@ -351,13 +373,16 @@ _ITEM_STATE = {
 }
 
 
-def _item_state(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _item_state(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     item = effect.get("coupon_id") or effect["entitlement_id"]
     return _set_state(step.conn, item, _ITEM_STATE[kind], step.at, before=step.states.get(item))
 
 
-def _reissue(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _reissue(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     item = effect.get("coupon_id") or effect["entitlement_id"]
+    valid_until = effect.get("valid_until")
+    if valid_until is None:
+        raise ValueError(f"a {kind} effect without valid_until: {effect!r}")
     old = _ENTITLEMENT.first(step.conn, {"b_item_id": item})
     new_id = f"{item}~{step.refund_id}"
     _INSERT_ENTITLEMENT.run(
@@ -368,7 +393,7 @@ def _reissue(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str,
             "category": old.category,
             "kind": old.kind,
             "value": effect["value"],
-            "valid_until": datetime.fromisoformat(effect["valid_until"]),
+            "valid_until": datetime.fromisoformat(valid_until),
             "state": "available",
             "reissued_from": item,
             "updated_at": step.at,
@@ -378,7 +403,7 @@ def _reissue(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str,
     return {"replacement_id": new_id}
 
 
-def _less_spend(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _less_spend(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     _LESS_SPEND.run(
         step.conn,
         {
@@ -390,7 +415,7 @@ def _less_spend(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[s
     return {}
 
 
-def _release_quota(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _release_quota(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     _RELEASE_QUOTA.run(
         step.conn,
         {"b_customer_id": step.order.customer_id, "b_campaign_id": effect["campaign_id"]},
@@ -398,7 +423,7 @@ def _release_quota(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dic
     return {}
 
 
-def _reduce_reward(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _reduce_reward(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     final = "clawed_back" if kind == EffectKind.REWARD_CLAWBACK else "cancelled"
     row = _REDUCE_REWARD.first(
         step.conn,
@@ -408,17 +433,17 @@ def _reduce_reward(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dic
     return {"reduced_before": after - effect["amount"], "reduced_after": after}
 
 
-def _recorded_elsewhere(step: _Step, kind: EffectKind, effect: dict[str, Any]) -> dict[str, Any]:
+def _recorded_elsewhere(step: _Step, kind: EffectKind, effect: EffectDoc) -> dict[str, Any]:
     """Money and what the plan only says: the tenders and redeemed points are moved by
     record_tenders / move_balances, deductions and give-backs are in the refund's amount, and
     eligibility, shipping and label figures need no row beside the effect itself."""
     return {}
 
 
-_Handler = Callable[[_Step, EffectKind, dict[str, Any]], dict[str, Any]]
+_Handler = Callable[[_Step, EffectKind, EffectDoc], dict[str, Any]]
 _K = EffectKind
 # Every kind, exactly once: tests/services/test_effects_table.py checks the table is complete.
-_HANDLERS: dict[EffectKind, _Handler] = {
+_HANDLERS: dict[str, _Handler] = {
     _K.POINTS_REVERSE_EARNED: _reverse,
     _K.GROWTH_REVERSE: _reverse,
     _K.TIER_CHANGE: _tier,

@@ -227,7 +227,6 @@ class PlanInputs:
     order: Order
     order_digest: str  # of the stored document and its rewards' current status
     history: list[PriorRefund]
-    history_plans: list[dict[str, Any]]
     customer: CustomerSnapshot
     # With ``load_plan_inputs(idempotency_key=…)``: the key's stored (request hash, response),
     # None if the key is new.
@@ -298,7 +297,6 @@ def load_plan_inputs(
         order=order,
         order_digest=order_digest,
         history=parse_history(plans),
-        history_plans=plans,
         customer=load_customer(conn, customer_id, order, row=row, used=used, now=now),
         key_answer=key_answer,
         entitlement_states={e.id: e.state for e in used},
@@ -319,6 +317,53 @@ def load_customer(
     used (from ``order_entitlements``)."""
     if row.t3 is None:
         raise NotFound(f"no customer {customer_id!r}", code="customer.not_found")
+    spend, rewards, quotas, others = _campaign_state(conn, customer_id, order)
+    # Everything the snapshot is made of, as read: the same values give the same (immutable)
+    # snapshot object, so apply re-reading what its preview read builds and hashes nothing.
+    key = (
+        customer_id,
+        order.id,
+        (row.t4, row.t5, row.t6, row.n1, row.n2, row.n3),  # locale … balances
+        tuple(used),
+        tuple(sorted(spend.items())),
+        tuple(rewards),
+        tuple(sorted(quotas.items())),
+        others,
+        now,
+    )
+    snapshot = _snapshots.get(key)
+    if snapshot is not None:
+        return snapshot
+    coupons: dict[str, Entitlement] = {}
+    held: dict[str, Entitlement] = {}
+    for item_id, category, kind, _state, value, valid_until in used:
+        item = Entitlement(id=item_id, kind=kind, value=int(value), valid_until=valid_until)
+        (coupons if category == "coupon" else held)[item_id] = item
+    snapshot = CustomerSnapshot(
+        customer_id=customer_id,
+        locale=row.t4,
+        points_balance=int(row.n1 or 0),
+        wallet_balance=int(row.n2 or 0),
+        growth_value=int(row.n3 or 0),
+        tier_table=tuple(TierLevel(**t) for t in parse_stored(row.t5)),
+        coupons=coupons,
+        entitlements=held,
+        campaign_spend=spend,
+        campaign_rewards=tuple(rewards),
+        quotas_used=quotas,
+        other_orders=others,
+        risk_flags=active_flags(parse_stored(row.t6), now),
+    )
+    _snapshots.put(key, snapshot)
+    return snapshot
+
+
+def _campaign_state(
+    conn: Connection, customer_id: str, order: Order
+) -> tuple[dict[str, int], list[CampaignReward], dict[str, int], tuple[OtherOrder, ...]]:
+    """The customer's campaign state the plan reads (SPEC §3 item 5): spend and rewards of
+    cumulative-spend campaigns, participation quotas used, and another open paid order (for
+    first-purchase eligibility)."""
     # Only the campaigns whose state the plan reads: spend for cumulative cashback, quotas for
     # campaigns that count participations, "another paid order" for first purchase.
     kinds = {c.id: c.kind for c in order.campaigns}
@@ -363,44 +408,7 @@ def load_customer(
         ).first()
         if other is not None:
             others = (OtherOrder(id=other.id, paid=True, fully_refunded=False),)
-    # Everything the snapshot is made of, as read: the same values give the same (immutable)
-    # snapshot object, so apply re-reading what its preview read builds and hashes nothing.
-    key = (
-        customer_id,
-        order.id,
-        (row.t4, row.t5, row.t6, row.n1, row.n2, row.n3),  # locale … balances
-        tuple(used),
-        tuple(sorted(spend.items())),
-        tuple(rewards),
-        tuple(sorted(quotas.items())),
-        others,
-        now,
-    )
-    snapshot = _snapshots.get(key)
-    if snapshot is not None:
-        return snapshot
-    coupons: dict[str, Entitlement] = {}
-    held: dict[str, Entitlement] = {}
-    for item_id, category, kind, _state, value, valid_until in used:
-        item = Entitlement(id=item_id, kind=kind, value=int(value), valid_until=valid_until)
-        (coupons if category == "coupon" else held)[item_id] = item
-    snapshot = CustomerSnapshot(
-        customer_id=customer_id,
-        locale=row.t4,
-        points_balance=int(row.n1 or 0),
-        wallet_balance=int(row.n2 or 0),
-        growth_value=int(row.n3 or 0),
-        tier_table=tuple(TierLevel(**t) for t in parse_stored(row.t5)),
-        coupons=coupons,
-        entitlements=held,
-        campaign_spend=spend,
-        campaign_rewards=tuple(rewards),
-        quotas_used=quotas,
-        other_orders=others,
-        risk_flags=active_flags(parse_stored(row.t6), now),
-    )
-    _snapshots.put(key, snapshot)
-    return snapshot
+    return spend, rewards, quotas, others
 
 
 def active_flags(stored: list[Any], now: datetime | None) -> frozenset[str]:

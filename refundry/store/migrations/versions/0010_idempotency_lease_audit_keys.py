@@ -5,8 +5,8 @@ over at once (their requests were served by a process that has since been upgrad
 Audit entries written before it have no key id and keep verifying unkeyed, up to the setting
 ``audit_unkeyed_through`` (docs/audit.md: set it once to the last of them).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 23:50:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

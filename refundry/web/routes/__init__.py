@@ -1,0 +1,1 @@
+"""One module per area of the pages, each with a ``router`` (refundry/web/pages.py)."""

@@ -85,7 +85,7 @@ def test_metrics_rebuild_sets_the_counters_from_the_store(tmp_path: Path) -> Non
     assert runner.invoke(app, ["db", "upgrade", "--url", url]).exit_code == 0
     lines = tmp_path / "orders.jsonl"
     lines.write_text(json.dumps(ex.THRESHOLD) + "\n" + json.dumps(ex.CASHBACK) + "\n")
-    assert runner.invoke(app, ["import", str(lines), "--url", url]).exit_code == 0
+    assert runner.invoke(app, ["import", str(lines), "--url", url, "--dev"]).exit_code == 0
     engine = make_engine(url)
     with UnitOfWork(engine) as uow:  # counted, then edited by hand: 7 orders is wrong
         fold(uow.conn)

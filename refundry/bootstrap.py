@@ -26,6 +26,7 @@ from refundry.domain.errors import RefundryError
 from refundry.domain.policy import Policy, policy_from_toml
 from refundry.domain.process_policy import ProcessPolicy, process_policy_from_toml
 from refundry.notifications.channels import ChannelNotifier
+from refundry.services.audit.keys import AuditKeys, attach_keys
 from refundry.services.cases.opening import CaseDesk
 from refundry.services.outbox.relay import Relay
 from refundry.services.ports import (
@@ -42,6 +43,7 @@ __all__ = [
     "ADAPTERS",
     "Runtime",
     "StartupError",
+    "audit_keys",
     "build",
     "check_production",
     "check_schema",
@@ -97,9 +99,15 @@ def check_production(settings: Settings) -> None:
         if value is None or not value.get_secret_value():
             env = f"REFUNDRY_{sender.upper()}_WEBHOOK_SECRET"
             problems.append(f"{sender}_webhook_secret ({env}) is not set")
+    if settings.audit_key is None or not settings.audit_key.get_secret_value():
+        problems.append("audit_key (REFUNDRY_AUDIT_KEY) is not set: it signs the audit log")
     given = [v.get_secret_value() for v in webhook.values() if v is not None]
+    if settings.audit_key is not None and settings.audit_key.get_secret_value():
+        given.append(settings.audit_key.get_secret_value())
     if (secret and secret in given) or len(set(given)) < len(given):
-        problems.append("the token secret and each webhook sender's secret must all differ")
+        problems.append(
+            "the token secret, the audit key and each webhook sender's secret must all differ"
+        )
     unnamed = [name for name in ADAPTERS if getattr(settings, name) is None]
     if unnamed:
         problems.append(
@@ -131,6 +139,16 @@ def _adapter_problems(settings: Settings) -> list[str]:
     if (settings.smtp_username is None) != (settings.smtp_password is None):
         out.append("smtp_username and smtp_password go together")
     return out
+
+
+def audit_keys(settings: Settings) -> AuditKeys:
+    """The keys that sign the audit log; outside dev mode ``audit_key`` must be set (a command
+    that writes or verifies audit entries refuses to run without it)."""
+    if not settings.dev and settings.audit_key is None:
+        raise StartupError(
+            "audit_key (REFUNDRY_AUDIT_KEY) is not set: it signs the audit log (or pass --dev)"
+        )
+    return settings.audit_keys()
 
 
 def check_schema(engine: Engine) -> None:
@@ -224,6 +242,7 @@ def build(
     if production_checks:
         check_production(settings)
     engine = engine or make_engine(settings.database_url)
+    attach_keys(engine, audit_keys(settings))
     if schema_check:
         check_schema(engine)
     policy, process = policies(settings.policy_source())

@@ -140,6 +140,7 @@ def import_command(
     file: Annotated[Path, typer.Argument(help="JSON lines: one order (or envelope) per line.")],
     url: UrlOption = None,
     policy: Annotated[Path | None, typer.Option(help="Policy TOML file.")] = None,
+    dev: DevOption = False,
 ) -> None:
     """Ingest paid orders from a JSON-lines file; bad lines are reported and skipped.
 
@@ -149,14 +150,13 @@ def import_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from refundry.services.orders.bulk_import import import_lines
-    from refundry.store.engine import make_engine
 
     try:
         total = sum(1 for _ in file.open(encoding="utf-8"))
     except OSError as exc:
         _fail(f"import {file}: cannot read ({exc.strerror})")
     pol = _load_policy(policy)
-    engine = make_engine(_database_url(url))
+    engine = _signing_engine(url, dev=dev)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -183,6 +183,23 @@ def import_command(
         raise typer.Exit(1)
 
 
+def _signing_engine(url: str | None, *, dev: bool) -> Any:
+    """An engine for --url (else the settings') with the audit keys attached: outside --dev the
+    settings must name ``audit_key`` (exit 2 otherwise)."""
+    from refundry.bootstrap import audit_keys
+    from refundry.services.audit.keys import attach_keys
+    from refundry.store.engine import make_engine
+
+    settings = settings_from_cli(config=None, assignments=None, database_url=url, dev=dev)
+    try:
+        keys = audit_keys(settings)
+    except RefundryError as err:
+        _fail(err.message)
+    engine = make_engine(settings.database_url)
+    attach_keys(engine, keys)
+    return engine
+
+
 def _load_policy(path: Path | None) -> Any:
     from refundry.domain.policy import Policy
 
@@ -197,18 +214,51 @@ def _load_policy(path: Path | None) -> Any:
 
 
 @audit_app.command("verify")
-def audit_verify(url: UrlOption = None) -> None:
-    """Check the audit log's hash chain; name the first entry that does not verify."""
+def audit_verify(
+    url: UrlOption = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH a head printed by an earlier run and kept outside the database: "
+            "the chain must still hold it (a cut or rolled-back tail shows)."
+        ),
+    ] = None,
+    dev: DevOption = False,
+) -> None:
+    """Check the audit log's signed chain; name the first entry that does not verify."""
+    from sqlalchemy import select
+
     from refundry.services.audit.chain import verify_chain
     from refundry.services.uow import UnitOfWork
-    from refundry.store.engine import make_engine
+    from refundry.store.tables import audit_head, audit_log
 
-    engine = make_engine(_database_url(url))
+    seq_hash = None
+    if anchor is not None:
+        seq_text, _, hash_text = anchor.partition(":")
+        if not seq_text.isdigit() or len(hash_text) != 64:
+            _fail(f"--anchor {anchor!r}: expected SEQ:HASH (a number, 64 hex digits)")
+        seq_hash = (int(seq_text), hash_text.lower())
+    engine = _signing_engine(url, dev=dev)
     with UnitOfWork(engine, readonly=True) as uow:
         report = verify_chain(uow.conn)
+        head = uow.conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        held = None
+        if seq_hash is not None:
+            held = uow.conn.execute(
+                select(audit_log.c.hash).where(audit_log.c.seq == seq_hash[0])
+            ).scalar()
     engine.dispose()
+    if report.ok and seq_hash is not None and held != seq_hash[1]:
+        typer.echo(
+            f"refundry: audit chain BROKEN at entry {seq_hash[0]}: the anchor kept outside the "
+            "database is not in the chain (its tail was cut or rewritten)",
+            err=True,
+        )
+        raise typer.Exit(1)
     if report.ok:
         typer.echo(f"refundry: audit chain verified: {report.entries} entries")
+        if head is not None:
+            typer.echo(f"refundry: head (keep it as the next --anchor): {head[0]}:{head[1]}")
         return
     typer.echo(
         f"refundry: audit chain BROKEN at entry {report.first_bad_seq}: {report.problem} "

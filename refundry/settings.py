@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from refundry.domain.errors import RefundryError
+from refundry.services.audit.keys import DEV_AUDIT_KEY, AuditKeys
 
 __all__ = ["DEV_SECRET", "Settings", "SettingsError", "load_settings"]
 
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     gateway_webhook_secret: SecretStr | None = None  # the gateway's webhooks to us
     carrier_webhook_secret: SecretStr | None = None  # the carrier's webhooks to us
     webhook_tolerance_seconds: Annotated[int, Field(ge=1)] = 300
+    audit_key: SecretStr | None = None  # signs the audit log (HMAC); never in the database
+    audit_key_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")] = "a1"
+    audit_previous_keys: dict[str, SecretStr] = Field(default_factory=dict)  # id -> old key
+    audit_unkeyed_through: Annotated[int, Field(ge=0)] = 0  # last entry from before 0010
 
     # Adapters (None: not named; allowed in dev mode only, where it means the sandbox)
     gateway: GatewayChoice | None = None
@@ -103,6 +108,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: Annotated[int, Field(ge=1)] = (
         48  # Idempotency-Key answers kept this long
     )
+    # a request holding an Idempotency-Key that has not answered after this long is taken to
+    # have died: a retry with the key takes it over (or rebuilds its committed answer)
+    idempotency_lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
 
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
@@ -140,6 +148,18 @@ class Settings(BaseSettings):
         keys = {kid: s.get_secret_value().encode() for kid, s in self.previous_secrets.items()}
         keys[self.token_key_id] = self.signing_secret()
         return keys
+
+    def audit_keys(self) -> AuditKeys:
+        """The audit log's keys (services/audit/keys.py): the development key in dev mode
+        without ``audit_key`` (check_production refuses that outside dev mode)."""
+        keys = {kid: s.get_secret_value().encode() for kid, s in self.audit_previous_keys.items()}
+        if self.dev:
+            keys.setdefault("dev", DEV_AUDIT_KEY)
+        current = "dev"
+        if self.audit_key is not None:
+            current = self.audit_key_id
+            keys[current] = self.audit_key.get_secret_value().encode()
+        return AuditKeys(current, keys, self.audit_unkeyed_through)
 
     def signing_secret(self) -> bytes:
         if self.secret is None:

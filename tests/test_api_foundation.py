@@ -35,6 +35,18 @@ def _probe(body: Echo, actor: ActorDep) -> dict[str, object]:
     return {"n": body.n, "calls": len(calls), "actor": actor.tag}
 
 
+class Pair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    a: int
+    b: dict[str, int]
+
+
+@probe.post("/v1/_pair")
+def _pair(body: Pair, actor: ActorDep) -> dict[str, object]:
+    calls.append(body.a)
+    return {"a": body.a, "calls": len(calls)}
+
+
 @pytest.fixture()
 def client(db_url: str) -> Iterator[TestClient]:
     app = create_app(
@@ -152,3 +164,31 @@ def test_a_subject_holding_a_colon_cannot_replay_another_callers_answer(
         None,
     )
     assert calls == [5, 5]
+
+
+def test_the_same_json_with_its_keys_in_another_order_is_the_same_request(
+    client: TestClient,
+) -> None:
+    """Issue 16 point 4: the raw bytes were hashed, so reordered keys (or other spacing) were
+    422 idempotency.key_reused. The fingerprint is over the parsed, canonical body."""
+    headers = {**auth(), "Idempotency-Key": "k-order", "content-type": "application/json"}
+    first = client.post("/v1/_pair", content=b'{"a": 1, "b": {"x": 1, "y": 2}}', headers=headers)
+    again = client.post("/v1/_pair", content=b'{"b":{"y":2,"x":1},"a":1}', headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json() == {"a": 1, "calls": 1}
+    other = client.post("/v1/_pair", content=b'{"b":{"y":2,"x":1},"a":2}', headers=headers)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency.key_reused")
+    assert calls == [1]
+
+
+def test_every_post_documents_the_idempotency_key_and_its_refusals(client: TestClient) -> None:
+    """Issue 16 point 7: a POST with the header may answer 409 idempotency.in_flight or 422
+    idempotency.key_reused, which some operations' documents did not list."""
+    doc = client.get("/openapi.json").json()
+    posts = [(path, item["post"]) for path, item in doc["paths"].items() if "post" in item]
+    assert len(posts) >= 15
+    for path, op in posts:
+        names = [p["name"] for p in op.get("parameters", []) if p["in"] == "header"]
+        assert "Idempotency-Key" in names, path
+        assert {"409", "422"} <= set(op["responses"]), path

@@ -31,7 +31,7 @@ def test_import_refuses_out_of_range_and_bad_text_lines_and_keeps_the_good_ones(
     ]
     file = tmp_path / "orders.jsonl"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["import", str(file), "--url", db_url])
+    result = CliRunner().invoke(app, ["import", str(file), "--url", db_url, "--dev"])
     assert result.exit_code == 1, result.output
     assert "2 ingested, 0 already present, 3 bad" in result.stdout
     assert result.stderr.splitlines() == [

@@ -33,7 +33,7 @@ def test_upgrade_then_import_keeps_good_lines_and_names_bad_ones(tmp_path: Path)
     ]
     file = tmp_path / "orders.jsonl"
     file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = runner.invoke(app, ["import", str(file), "--url", url])
+    result = runner.invoke(app, ["import", str(file), "--url", url, "--dev"])
     assert result.exit_code == 1
     assert "2 ingested, 1 already present, 2 bad" in result.stdout
     assert f"{file}:2: input.not_json:" in result.stderr
@@ -85,7 +85,7 @@ def test_metrics_rebuild_sets_the_counters_from_the_store(tmp_path: Path) -> Non
     assert runner.invoke(app, ["db", "upgrade", "--url", url]).exit_code == 0
     lines = tmp_path / "orders.jsonl"
     lines.write_text(json.dumps(ex.THRESHOLD) + "\n" + json.dumps(ex.CASHBACK) + "\n")
-    assert runner.invoke(app, ["import", str(lines), "--url", url]).exit_code == 0
+    assert runner.invoke(app, ["import", str(lines), "--url", url, "--dev"]).exit_code == 0
     engine = make_engine(url)
     with UnitOfWork(engine) as uow:  # counted, then edited by hand: 7 orders is wrong
         fold(uow.conn)

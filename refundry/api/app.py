@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +20,7 @@ from refundry.adapters.clock import utc_now
 from refundry.api import routes
 from refundry.api.auth import read_token
 from refundry.api.deps import ApiContext
-from refundry.api.idempotency import IdempotencyMiddleware
+from refundry.api.idempotency import IdempotencyMiddleware, document_idempotency
 from refundry.api.limits import RequestLimits
 from refundry.api.problems import (
     http_error,
@@ -88,6 +89,14 @@ def create_app(
             app.include_router(router)
     install_pages(app)  # refundry/web: the pages beside the API (docs/pages.md)
 
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_idempotency(documented())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     keys = settings.token_secrets()
 
     def subject_of(headers: dict[bytes, bytes]) -> str | None:
@@ -108,6 +117,7 @@ def create_app(
         engine=runtime.engine,
         subject_of=subject_of,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
     )
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)

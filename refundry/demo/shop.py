@@ -385,7 +385,7 @@ def run_shop(console: Console, path: Path = Path("refundry-demo.sqlite")) -> dic
     )
     console.print(
         f"Audit chain: {'verified' if chain.ok else 'BROKEN'}, {chain.entries} entries "
-        f"(`refundry audit verify --url {url}`)."
+        f"(`refundry audit verify --dev --url {url}`: signed with the development key)."
     )
     engine.dispose()
     if not chain.ok:

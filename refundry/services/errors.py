@@ -4,7 +4,8 @@ RefundryError
 ├── NotFound                 order.not_found, refund.not_found
 ├── RateLimited              rate.limited (carries retry_after seconds)
 ├── Conflict                 the state moved under the caller; retrying may succeed
-│     codes: plan.stale, refund.concurrent, idempotency.in_flight, order.conflict
+│     codes: plan.stale, refund.concurrent, idempotency.in_flight, order.conflict,
+│            idempotency.lease_lost (services/claims.py)
 └── Unprocessable            the request can never succeed as sent
       codes: idempotency.key_reused, plan.needs_manual_review, refund.not_failed,
              ledger.insufficient_funds

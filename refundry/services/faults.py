@@ -22,6 +22,10 @@ FAULT_POINTS = (
     "relay.after_claim",  # an outbox message is claimed, not yet sent
     "relay.after_send",  # the gateway (or notifier) has it, our record of that does not
     "relay.after_record",  # the answer is recorded, the message not yet marked done
+    # a POST with an Idempotency-Key (services/claims.py, api/idempotency.py):
+    "request.before_commit",  # the use case's rows and the key's mark written, not committed
+    "request.after_commit",  # committed, the answer not yet stored under the key
+    "request.after_answer",  # the answer stored under the key, not yet sent
 )
 
 

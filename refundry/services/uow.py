@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, RootTransaction, event
 
+from refundry.services.claims import CURRENT, mark_committed
+from refundry.services.faults import fault_point
 from refundry.store.engine import SQLITE_BEGIN
 from refundry.store.prepared import driver_in_transaction, run_driver_sql
 
@@ -133,12 +135,20 @@ class UnitOfWork:
         return self
 
     def commit(self) -> None:
+        # A request holding an Idempotency-Key marks it committed in this very transaction
+        # (services/claims.py): one ContextVar read otherwise.
+        claim = None if self._readonly else CURRENT.get()
+        if claim is not None:
+            mark_committed(self.conn, claim)
+            fault_point("request.before_commit")
         if self._open:
             self._end("COMMIT")
-            return
-        assert self._tx is not None
-        self._tx.commit()
-        self._tx = None
+        else:
+            assert self._tx is not None
+            self._tx.commit()
+            self._tx = None
+        if claim is not None:
+            fault_point("request.after_commit")
 
     def _end(self, how: str) -> None:
         """End the driver-begun transaction; if that fails it stays open, and ``__exit__``

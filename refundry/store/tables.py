@@ -323,7 +323,7 @@ gateway_events = Table(
     Column("received_at", When, nullable=False),
 )
 
-# Tamper-evident audit log: entry n stores sha256(entry n-1's hash + its own content).
+# Tamper-evident audit log: entry n stores HMAC(key, entry n-1's hash + its own content).
 audit_log = Table(
     "audit_log",
     metadata,
@@ -336,6 +336,8 @@ audit_log = Table(
     Column("data", Text, nullable=False),  # JSON: before/after, amounts
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the id of the key whose HMAC ``hash`` is (services/audit/keys.py); None: before 0010
+    Column("key_id", String(16)),
     Index("ix_audit_log_order", "order_id"),
 )
 
@@ -557,12 +559,17 @@ notification_deliveries = Table(
 api_idempotency = Table(
     "api_idempotency",
     metadata,
-    Column("key", String(300), primary_key=True),  # "<role>:<subject>:<Idempotency-Key>"
-    Column("request_hash", String(80), nullable=False),  # method, path and body
-    Column("state", String(12), nullable=False),  # in_flight | done
+    # "<len(subject)>:<role>:<subject>:<Idempotency-Key>"
+    Column("key", String(300), primary_key=True),
+    Column("request_hash", String(80), nullable=False),  # method, path, query, canonical body
+    Column("state", String(12), nullable=False),  # in_flight | committed | done
     Column("status", Integer),
     Column("body", Text),
     Column("created_at", When, nullable=False),
+    # the running request's claim (services/claims.py): fences a request whose lease ran out
+    Column("token", String(32)),
+    Column("lease_until", When),  # a retry before this is 409 idempotency.in_flight
+    Column("outcome", String(200)),  # the id of what the committed request created
     Index("ix_api_idempotency_created", "created_at"),
 )
 

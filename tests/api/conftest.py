@@ -50,6 +50,7 @@ def production_env(secret: str) -> dict[str, str]:
     chosen as its sandbox explicitly (the server then warns at start, and does not refuse)."""
     return {
         "REFUNDRY_SECRET": secret,
+        "REFUNDRY_AUDIT_KEY": secret + "-audit",
         "REFUNDRY_GATEWAY_WEBHOOK_SECRET": secret + "-gateway-webhook",
         "REFUNDRY_CARRIER_WEBHOOK_SECRET": secret + "-carrier-webhook",
         "REFUNDRY_GATEWAY": "sandbox",

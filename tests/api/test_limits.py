@@ -31,6 +31,7 @@ from refundry.api.auth import issue_token
 from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.limits import MAX_HEADER_BYTES, MAX_HEADERS, RequestLimits
 from refundry.demo import worked_examples as ex
+from refundry.services.claims import Claim
 from refundry.store.engine import make_engine
 from tests.api.conftest import db_snapshot, snapshot_diff
 from tests.api.test_real_server import SECRET, _start
@@ -315,10 +316,14 @@ def test_idempotency_middleware_reads_many_chunks_in_linear_time() -> None:
         pass
 
     middleware = IdempotencyMiddleware(
-        app, engine=_NoStore(), subject_of=lambda headers: "customer:c-1", ttl=timedelta(hours=1)
+        app,
+        engine=_NoStore(),
+        subject_of=lambda headers: "customer:c-1",
+        ttl=timedelta(hours=1),
+        lease=timedelta(seconds=10),
     )
-    middleware._start = lambda key, digest, now: None  # type: ignore[method-assign]
-    middleware._finish = lambda key, status, body: None  # type: ignore[method-assign]
+    middleware._start = lambda key, digests: Claim(key, "t")  # type: ignore[method-assign]
+    middleware._finish = lambda claim, status, body: None  # type: ignore[method-assign]
     started = time.monotonic()
     asyncio.run(middleware(_scope([(b"idempotency-key", b"k-1")]), Finite(), send))
     elapsed = time.monotonic() - started

@@ -111,11 +111,11 @@ def test_truncated_tail_is_caught(engine: Engine) -> None:
 
 def test_cli_verify_names_the_first_bad_entry(db_url: str, engine: Engine) -> None:
     seeded(engine)
-    ok = CliRunner().invoke(app, ["audit", "verify", "--url", db_url])
+    ok = CliRunner().invoke(app, ["audit", "verify", "--url", db_url, "--dev"])
     assert ok.exit_code == 0
     assert "audit chain verified" in ok.stdout
     tamper(engine, update(audit_log).where(audit_log.c.seq == 2).values(action="forged"))
-    bad = CliRunner().invoke(app, ["audit", "verify", "--url", db_url])
+    bad = CliRunner().invoke(app, ["audit", "verify", "--url", db_url, "--dev"])
     assert bad.exit_code == 1
     assert "BROKEN at entry 2" in bad.stderr
 

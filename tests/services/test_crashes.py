@@ -247,7 +247,9 @@ def test_sigkill_at_every_fault_point_reaches_the_uninterrupted_end_state(
     assert [r[1] for r in expected["refunds"]] == ["refunded", "refunded"]
     assert all(status == "done" for _, _, status in expected["outbox"])
     log.write_text("", encoding="utf-8")
-    for point in FAULT_POINTS:
+    # request.* points are a served request's (tests/api/test_idempotency_crashes.py)
+    points = [p for p in FAULT_POINTS if not p.startswith("request.")]
+    for point in points:
         assert run(point.replace(".", "_"), point) == expected, point
     hit = set(log.read_text(encoding="utf-8").split())
-    assert hit == set(FAULT_POINTS)
+    assert hit == set(points)

@@ -1,9 +1,11 @@
-"""An order's audit trail as the actor may see it, with whether the whole chain verifies now.
+"""An order's audit trail as the actor may see it, with whether its entries verify now.
 
 Who sees an order's entries is services/access.py's (``visible_order``, then
 ``audit_entry_filter`` for a merchant on an order shared with other merchants). The answer
-says whether the whole hash chain verifies now: ``verify_chain`` walks every entry, so an
-edited, deleted or reordered row anywhere shows, not only among this order's entries.
+says whether the order's entries verify where they stand (``verify_entries``): each one's
+signature with the audit key, its link to the entry before it, and the chain's head — a cost
+that grows with the order's entries, not with the chain (it used to walk the whole chain at
+every read: 102 ms at 8,200 entries). The whole chain is walked by ``refundry audit verify``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from refundry.services import access
 from refundry.services.access import Actor
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.chain import verify_entries
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log, order_lines
 
@@ -65,7 +67,7 @@ def order_audit(engine: Engine, order_id: str, actor: Actor) -> OrderAudit:
                 )
             }
             visible = access.audit_entry_filter(actor, owners)
-        report = verify_chain(conn)
+        report = verify_entries(conn, rows)
     entries = []
     for r in rows:
         data = access.redact_audit_entry(actor, r.action, json.loads(r.data))

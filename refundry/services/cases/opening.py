@@ -38,6 +38,7 @@ from refundry.services.cases.process import (
     new_case_id,
     opened_event,
 )
+from refundry.services.claims import note_outcome
 from refundry.services.customers.identity import WrongCode, count_wrong_code, spend_code
 from refundry.services.customers.risk import (
     active_restrictions,
@@ -228,6 +229,7 @@ def _open(
             trail=trail,
         )
         trail.flush(conn)
+        note_outcome(case_id)  # a lost answer is rebuilt from it (services/claims.py)
         uow.commit()
     return OpenedCase(case_id, row.state, review_doc, plan)
 

@@ -1,8 +1,8 @@
 """orders: shipped_at, delivered_at, completed_at, cancelled_at (the shop's status updates);
 delivered_at is filled from the ingested documents that carry it
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07 00:00:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """customers: the shop's account creation time; customer_adjustments (points / wallet posted
 by the shop)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-06 23:45:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

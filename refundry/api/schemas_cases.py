@@ -120,7 +120,8 @@ class OrderLineView(BaseModel):
     unit_price: int
     paid: int  # apportioned paid amount of the whole line, minor units
     gift_of: str | None
-    refunded_qty: int
+    refunded_qty: int  # not counting refunds that failed
+    refund_failed_qty: int  # units of refunds the gateway refused (an agent retries them)
 
 
 class OrderTenderView(BaseModel):
@@ -129,7 +130,8 @@ class OrderTenderView(BaseModel):
     method: str | None
     amount: int
     points: int
-    refunded: int
+    refunded: int  # not counting money the gateway refused
+    refund_failed: int
 
 
 class OrderCaseView(BaseModel):
@@ -145,8 +147,12 @@ class OrderView(BaseModel):
     id: str
     customer_id: str
     currency: str
-    status: str
+    status: str  # current: the shop's status updates change it
     paid_at: datetime | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
     ingested_at: datetime
     lines: list[OrderLineView]
     tenders: list[OrderTenderView]  # empty for a merchant: the payment is the customer's
@@ -265,6 +271,9 @@ class RiskReason(BaseModel):
 class RiskView(BaseModel):
     decision: str
     reasons: list[RiskReason]
+    # rules not applied because the feature they read is unknown (the shop sent no account
+    # creation time), each with why
+    not_applied: list[RiskReason] = []
 
 
 class ShipmentView(BaseModel):

@@ -4,6 +4,13 @@ Every rule that matches is kept as a reason, worded with the customer's actual v
 ("refund_count_30d = 9 ≥ 8: 8 or more refunds in 30 days"), so the decision can be explained
 on the case. The decision is the most severe among the matched rules; with none, ``approve``.
 Pure: the features are computed by ``refundry.services.customers.risk`` from the store.
+
+The account's age is the shop's to tell (its account creation time, sent with the customer).
+When the shop sent none, the age is unknown: refundry only knows the account is at least as
+old as the first time it saw the customer (``known_for_days``). A rule that this lower bound
+decides is decided by it (``account_age_days < 7`` is false for a customer seen 30 days ago;
+``account_age_days >= 90`` is true for one seen 100 days ago); any other rule on the age is not
+applied, and the decision says so (``not_applied``) instead of treating the account as new.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ __all__ = [
     "RiskDecision",
     "RiskFeatures",
     "RuleMatch",
+    "RuleNote",
     "assess",
 ]
 
@@ -58,19 +66,26 @@ class RiskFeatures:
     refund_amount_30d: int = 0  # minor units refunded in the last 30 days
     refund_rate_90d_pct: int = 0  # orders paid in 90 days that have a refund, percent (floor)
     order_count_90d: int = 0  # orders paid in the last 90 days
-    account_age_days: int = 0
+    # Days since the account's creation time the shop sent; None: the shop sent none.
+    account_age_days: int | None = 0
+    known_for_days: int = 0  # days since refundry first saw the customer: a lower bound of the age
 
-    def value(self, feature: str) -> int:
+    @property
+    def account_age_at_least(self) -> int:
+        """The age the account surely has: the shop's figure, else the lower bound."""
+        return self.known_for_days if self.account_age_days is None else self.account_age_days
+
+    def value(self, feature: str) -> int | None:
         if feature not in RISK_FEATURES:
             raise InvalidInput(
                 f"unknown risk feature {feature!r}; known: {', '.join(RISK_FEATURES)}",
                 code="policy.invalid",
                 field="risk.rules.feature",
             )
-        result: int = getattr(self, feature)
+        result: int | None = getattr(self, feature)
         return result
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, int | None]:
         return asdict(self)
 
 
@@ -85,9 +100,18 @@ class RuleMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleNote:
+    """A rule that was not applied because the feature it reads is unknown, and why."""
+
+    rule: str
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
 class RiskDecision:
     decision: str  # approve | manual_review | restrict_high_value | suspend
     matches: tuple[RuleMatch, ...] = ()  # every matched rule, in the policy's order
+    not_applied: tuple[RuleNote, ...] = ()  # rules on a feature the shop did not tell
 
     @property
     def reasons(self) -> tuple[tuple[str, str], ...]:
@@ -112,15 +136,30 @@ class RiskDecision:
             "decision": self.decision,
             "days": self.days,
             "reasons": [{"rule": m.rule, "explanation": m.explanation} for m in self.matches],
+            "not_applied": [
+                {"rule": n.rule, "explanation": n.explanation} for n in self.not_applied
+            ],
         }
 
 
-def _explain(rule: RiskRule, actual: int) -> str:
-    text = f"{rule.feature} = {actual} {_SYMBOL[rule.op]} {rule.value}"
+def _explain(rule: RiskRule, actual: int, *, at_least: bool = False) -> str:
+    value = f"≥ {actual} (known since first seen)" if at_least else f"= {actual}"
+    text = f"{rule.feature} {value} {_SYMBOL[rule.op]} {rule.value}"
     return f"{text}: {rule.explain}" if rule.explain else text
 
 
-def _matches(rule: RiskRule, features: RiskFeatures) -> RuleMatch | None:
+def _bounded(rule: RiskRule, lower: int) -> bool | None:
+    """Whether the rule holds for every value from ``lower`` up (True), for none (False), or
+    depends on the unknown value (None)."""
+    holds = _COMPARE[rule.op](lower, rule.value)
+    if rule.op in (">=", ">"):
+        return True if holds else None
+    if rule.op in ("<", "<="):
+        return None if holds else False
+    return False if lower > rule.value else None  # ==
+
+
+def _matches(rule: RiskRule, features: RiskFeatures) -> RuleMatch | RuleNote | None:
     if rule.op not in _COMPARE:
         raise InvalidInput(
             f"op must be one of {' '.join(OPERATORS)}", code="policy.invalid", field=rule.name
@@ -132,15 +171,30 @@ def _matches(rule: RiskRule, features: RiskFeatures) -> RuleMatch | None:
             field=rule.name,
         )
     actual = features.value(rule.feature)
-    if not _COMPARE[rule.op](actual, rule.value):
-        return None
     if features.order_count_90d < rule.min_orders_90d:
+        return None
+    if actual is None:  # the account's age, unknown: only its lower bound is known
+        lower = features.known_for_days
+        outcome = _bounded(rule, lower)
+        if outcome is None:
+            return RuleNote(
+                rule.name,
+                f"{rule.feature} unknown (the shop sent no account creation time; first seen "
+                f"{lower} days ago): not applied",
+            )
+        if not outcome:
+            return None
+        return RuleMatch(rule.name, rule.decision, rule.days, _explain(rule, lower, at_least=True))
+    if not _COMPARE[rule.op](actual, rule.value):
         return None
     return RuleMatch(rule.name, rule.decision, rule.days, _explain(rule, actual))
 
 
 def assess(features: RiskFeatures, rules: Iterable[RiskRule]) -> RiskDecision:
-    """Every rule is evaluated; the most severe matched decision wins (``approve`` if none)."""
-    matched = tuple(m for m in (_matches(r, features) for r in rules) if m is not None)
+    """Every rule is evaluated; the most severe matched decision wins (``approve`` if none).
+    A rule on an unknown feature is listed in ``not_applied``."""
+    outcomes = [_matches(r, features) for r in rules]
+    matched = tuple(m for m in outcomes if isinstance(m, RuleMatch))
+    notes = tuple(m for m in outcomes if isinstance(m, RuleNote))
     decision = max((m.decision for m in matched), key=SEVERITY.__getitem__, default="approve")
-    return RiskDecision(decision, matched)
+    return RiskDecision(decision, matched, notes)

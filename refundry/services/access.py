@@ -15,6 +15,7 @@ object: action                          customer    merchant         agent  admi
 ======================================  ==========  ===============  =====  =====  ======
 order: see lines, tenders, cases        own         its lines (1)    all    all    no
 order: ingest                           no          no               no     yes    no
+order: update its status                no          no               no     yes    no
 order: preview a refund                 own         no               all    all    no
 order: list own (the pages)             own         no               no     no     no
 order audit: see entries                own         its entries (2)  all    all    no
@@ -27,12 +28,16 @@ case: receive, inspect                  no          own case (4)     all    all 
 case: resolve a manual review           no          no               all    all    no
 case: rate                              own (6)     no               no     no     no
 case risk: see                          no          no               all    all    no
+refund: see                             own         no               all    all    no
+refund: apply for an order              no          no               all    all    no
 coupons, points, eligibility, inbox     own         no               no     no     no
 one-time code: request                  own         no               no     no     no
 agent queue: see                        no          no               yes    yes    no
 refund rights: suspend, lift            no          no               yes    yes    no
 metrics figures: see                    no          no               no     yes    no
 bearer token: revoke                    no          no               no     yes    no
+customer: update, see profile           no          no               no     yes    no
+customer: adjust points, wallet         no          no               no     yes    no
 page session from a sign-in link        yes         no               no     no     no
 ======================================  ==========  ===============  =====  =====  ======
 
@@ -77,6 +82,7 @@ __all__ = [
     "check_case_opening",
     "may_see_case",
     "may_see_order",
+    "may_see_refund",
     "order_not_found",
     "redact_audit_entry",
     "require",
@@ -113,6 +119,7 @@ _DESK = ("agent", "admin")
 # per-object answer. Object rules (own orders, own lines) are the functions below.
 Area = Literal[
     "order.ingest",
+    "order.update_status",
     "order.preview_refund",
     "case.open",
     "customer.assets",
@@ -121,11 +128,15 @@ Area = Literal[
     "customer.suspension",
     "metrics.read",
     "token.revoke",
+    "refund.apply",
+    "customer.update",
+    "customer.adjust",
     "order.list_own",
     "session.sign_in_link",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
+    "order.update_status": ("admin",),  # shipped, delivered, completed, cancelled
     "order.preview_refund": ("customer", "agent", "admin"),
     "case.open": ("customer", "agent", "admin"),
     "customer.assets": ("customer",),  # /me: read for the token's subject only
@@ -134,6 +145,9 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "customer.suspension": _DESK,
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
     "token.revoke": ("admin",),
+    "refund.apply": _DESK,  # the shop's back end and agents, straight from a preview
+    "customer.update": ("admin",),  # account creation time, contacts: the shop's back end
+    "customer.adjust": ("admin",),  # points / wallet adjustments: the shop's back end
     "order.list_own": ("customer",),  # the pages' order list: the caller's orders
     # the shop's sign-in link opens a page session for a customer; staff sign in otherwise
     "session.sign_in_link": ("customer",),
@@ -182,6 +196,14 @@ def visible_order(conn: Connection, order_id: str, actor: Actor) -> Any:
     if not may_see_order(actor, customer_id=row.customer_id, merchant_ids=merchants):
         raise order_not_found(order_id)
     return row
+
+
+def may_see_refund(actor: Actor, customer_id: str) -> bool:
+    """A refund of an order of ``customer_id``: its customer and the desk; merchants see no
+    refund (the payment is the customer's)."""
+    if actor.role in _DESK:
+        return True
+    return actor.role == "customer" and customer_id == actor.id
 
 
 def sees_tenders(actor: Actor) -> bool:

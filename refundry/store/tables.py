@@ -52,7 +52,9 @@ customers = Table(
     Column("tier", String(64)),
     Column("risk_flags", Text, nullable=False, server_default="[]"),  # JSON list
     Column("tier_table", Text, nullable=False, server_default="[]"),  # JSON list
-    Column("created_at", When, nullable=False),
+    Column("created_at", When, nullable=False),  # when refundry first saw the customer
+    # The account's creation time at the shop (risk rules' account age); None: not sent.
+    Column("account_created_at", When),
 )
 
 # Double-entry ledgers: every journal's postings sum to zero; an account's balance is the sum
@@ -97,6 +99,12 @@ orders = Table(
     Column("goods_refunded", Integer, nullable=False, server_default="0"),
     Column("refund_count", Integer, nullable=False, server_default="0"),
     Column("ingested_at", When, nullable=False),
+    # What the shop told of the order since (services/orders/fulfilment.py); ``status`` and
+    # the document's status and delivered_at are kept current with them.
+    Column("shipped_at", When),
+    Column("delivered_at", When),
+    Column("completed_at", When),
+    Column("cancelled_at", When),
     CheckConstraint("goods_refunded >= 0 AND goods_refunded <= goods_units", name="goods"),
     Index("ix_orders_customer", "customer_id"),
     # Orders not fully refunded, per customer: first-purchase checks skip refunded history.
@@ -380,6 +388,28 @@ customer_contacts = Table(
     Column("phone", String(32)),
     Column("email", String(200)),
     Column("channels", Text, nullable=False, server_default='["in_app"]'),  # JSON list
+)
+
+# Points and wallet adjustments the shop posts (a goodwill credit, a correction): each is one
+# ledger journal ``adjustment:<id>``, named by the shop's source and kept once per idempotency
+# key of the customer.
+customer_adjustments = Table(
+    "customer_adjustments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), ForeignKey("customers.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # points | wallet
+    Column("amount", Money, nullable=False),  # points, or minor units; negative takes back
+    Column("currency", String(3)),  # wallet adjustments
+    Column("source_type", String(32), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("memo", String(200), nullable=False, server_default=""),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_hash", String(80), nullable=False),
+    Column("balance_after", Money, nullable=False),
+    Column("actor", String(140), nullable=False),
+    Column("created_at", When, nullable=False),
+    UniqueConstraint("customer_id", "idempotency_key", name="uq_customer_adjustments_key"),
 )
 
 cases = Table(

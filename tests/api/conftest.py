@@ -37,6 +37,7 @@ from refundry.services.cases.opening import open_case
 from refundry.services.cases.process import Actor
 from refundry.services.operations.heartbeats import beat
 from refundry.services.orders.ingest import ingest_order
+from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts, inbox_messages
@@ -72,6 +73,8 @@ ADMIN = "admin-root"
 
 ALICE_MIXED = "ord-alice-mixed"
 ALICE_M1 = "ord-alice-m1"
+ALICE_REFUNDED = "ord-alice-refunded"  # one refund applied straight (no case)
+LINE_ALICE_REFUNDED = "ln-alice-refunded"
 BOB_ORDER = "ord-bob-1"
 LINE_ALICE_M1 = "ln-alice-m1"
 LINE_ALICE_M2 = "ln-alice-m2-secret"
@@ -149,6 +152,7 @@ class World:
     case_alice_mixed: str = ""
     case_alice_m1: str = ""
     case_bob: str = ""
+    refund_alice: str = ""
     inbox_alice: int = 0
     inbox_bob: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -160,6 +164,7 @@ class World:
             "case_id": self.case_alice_mixed,
             "customer_id": ALICE,
             "message_id": self.inbox_alice,
+            "refund_id": self.refund_alice,
         }
 
     def alice_markers(self) -> list[str]:
@@ -175,6 +180,8 @@ class World:
             ALICE_INBOX_MARKER,
             self.case_alice_mixed,
             self.case_alice_m1,
+            self.refund_alice,
+            ALICE_REFUNDED,
         ]
 
 
@@ -246,6 +253,29 @@ def build_world(db_url: str) -> Iterator[World]:
     _ingest(
         engine,
         policy,
+        {"order": order_doc(ALICE_REFUNDED, ALICE, [_line(LINE_ALICE_REFUNDED, M1, 9000)])},
+        ALICE_PHONE,
+    )
+    asked = {
+        "order_id": ALICE_REFUNDED,
+        "lines": [{"line_id": LINE_ALICE_REFUNDED, "quantity": 1}],
+        "reason": "quality_issue",
+        "kind": "refund_only",
+    }
+    planned = preview_refund(engine, order_id=ALICE_REFUNDED, request=asked, policy=policy, now=NOW)
+    refund_alice = apply_refund(
+        engine,
+        order_id=ALICE_REFUNDED,
+        request=asked,
+        expected_plan_hash=planned["plan_hash"],
+        idempotency_key="world:alice",
+        actor=f"admin:{ADMIN}",
+        now=NOW,
+        policy=policy,
+    ).refund_id
+    _ingest(
+        engine,
+        policy,
         {
             "order": order_doc(BOB_ORDER, BOB, [_line(LINE_BOB, M1, 12000)]),
             "customer": {"coupons": [coupon(BOB_COUPON, 300)]},
@@ -254,6 +284,7 @@ def build_world(db_url: str) -> Iterator[World]:
     )
     with TestClient(app) as client:
         world = World(db_url=db_url, app=app, client=client, engine=engine, sms=sms)
+        world.refund_alice = refund_alice
         world.case_alice_mixed = _open(
             world,
             ALICE,

@@ -68,6 +68,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
+    ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
+    ("POST", "/v1/orders/{order_id}/refunds"): "owner_only",  # the desk; Bob: 404
+    ("GET", "/v1/refunds/{refund_id}"): "owner_only",
+    ("GET", "/v1/refunds"): "self",
     ("GET", "/v1/orders/{order_id}"): "owner_only",
     ("POST", "/v1/orders/{order_id}/refund-preview"): "owner_only",
     ("GET", "/v1/orders/{order_id}/audit"): "owner_only",  # its customer, its merchants, staff
@@ -91,13 +95,16 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/v1/agent/queue"): "staff_only",
     ("POST", "/v1/customers/{customer_id}/suspension"): "staff_only",
     ("DELETE", "/v1/customers/{customer_id}/suspension"): "staff_only",
+    ("GET", "/v1/customers/{customer_id}"): "staff_only",  # admin: the shop's back end
+    ("PATCH", "/v1/customers/{customer_id}"): "staff_only",  # admin
+    ("POST", "/v1/customers/{customer_id}/adjustments"): "staff_only",  # admin
     ("POST", "/v1/webhooks/gateway"): "webhook_signed",
     ("POST", "/v1/webhooks/logistics"): "webhook_signed",
 }
 
 # Path parameters are filled by name with Alice's objects (World.ids); a parameter with a name
 # not there fails test_every_operation_has_a_policy.
-PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id")
+PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id")
 
 _REQUEST = {
     "lines": [{"line_id": LINE_ALICE_M1, "quantity": 1}],
@@ -112,6 +119,14 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "order": order_doc("ord-new-by-intruder", ALICE, [dict(_LINE_NEW)])
     },
     ("POST", "/v1/orders/{order_id}/refund-preview"): lambda w: dict(_REQUEST),
+    ("POST", "/v1/orders/{order_id}/refunds"): lambda w: {
+        **_REQUEST,
+        "expected_plan_hash": "sha256:previewed",
+    },
+    ("POST", "/v1/orders/{order_id}/status"): lambda w: {
+        "status": "completed",
+        "at": "2026-11-24T03:00:00Z",
+    },
     ("POST", "/v1/cases"): lambda w: {**_REQUEST, "order_id": ALICE_MIXED},
     ("POST", "/v1/cases/{case_id}/approve"): lambda w: {"comment": "looks fine"},
     ("POST", "/v1/cases/{case_id}/reject"): lambda w: {"comment": "not this time"},
@@ -125,6 +140,15 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
     },
     ("POST", "/v1/cases/{case_id}/rate"): lambda w: {"rating": 5, "feedback": "ok"},
     ("POST", "/v1/identity/codes"): lambda w: {"purpose": "case.submit"},
+    ("PATCH", "/v1/customers/{customer_id}"): lambda w: {
+        "account_created_at": "2020-01-01T00:00:00Z",
+        "contact": {"phone": "+8613800009999", "channels": ["sms"]},
+    },
+    ("POST", "/v1/customers/{customer_id}/adjustments"): lambda w: {
+        "kind": "points",
+        "points": 1000,
+        "source": {"type": "goodwill", "id": "gw-1"},
+    },
 }
 _LINE_NEW = {
     "id": "ln-new",

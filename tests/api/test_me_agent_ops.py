@@ -360,7 +360,7 @@ def test_agent_queue_lists_waiting_cases_with_risk_and_review_explanations(shop:
         "explain": "no rule decided: the case waits for an agent",
         "by": "rules",
     }
-    assert waiting["risk"] == {"decision": "approve", "reasons": []}
+    assert waiting["risk"] == {"decision": "approve", "reasons": [], "not_applied": []}
     failed = items[shop.failed]
     assert failed["state"] == "refund_failed" and failed["failure_codes"] != []
     assert failed["why"].startswith("the gateway refused")
@@ -748,3 +748,31 @@ def test_real_server_serves_https_with_a_self_signed_certificate(tmp_path: Path)
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     finally:
         _stop(proc)
+
+
+def test_a_failed_refund_is_shown_failed_and_not_counted_as_refunded(shop: Shop) -> None:
+    """Issue 12 point 1: the refund the gateway refused (the coupon order's closed card) is
+    ``failed`` with the gateway's code and words; its case and it name each other; the order
+    view counts its units and money as failed, not refunded."""
+    desk = bearer("agent", "li")
+    case = shop.client.get(f"/v1/cases/{shop.failed}", headers=desk).json()
+    refund = shop.client.get(f"/v1/refunds/{case['refund_id']}", headers=desk).json()
+    assert (refund["status"], refund["case_id"], refund["order_id"]) == (
+        "failed",
+        shop.failed,
+        "o-coupon",
+    )
+    (tender,) = refund["tenders"]
+    assert tender["status"] == "failed" and tender["failure_code"]
+    assert (refund["failure_code"], refund["failure_message"]) == (
+        tender["failure_code"],
+        tender["failure_message"],
+    )
+    assert tender["gateway_txn_id"] == ex.COUPON["tenders"][0]["gateway_txn_id"]
+    order = shop.client.get("/v1/orders/o-coupon", headers=desk).json()
+    (line,) = [ln for ln in order["lines"] if ln["line_id"] == "A"]
+    assert (line["refunded_qty"], line["refund_failed_qty"]) == (0, 1)
+    (paid,) = order["tenders"]
+    assert (paid["refunded"], paid["refund_failed"]) == (0, tender["amount"]["amount"])
+    listed = shop.client.get("/v1/refunds?status=failed", headers=desk).json()["items"]
+    assert [r["id"] for r in listed] == [refund["id"]]

@@ -158,6 +158,10 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
         "currency": "CNY",
         "status": "delivered",
         "paid_at": "2026-11-01T02:00:00Z",
+        "shipped_at": None,
+        "delivered_at": None,  # the document sent none
+        "completed_at": None,
+        "cancelled_at": None,
         "ingested_at": "2026-11-24T04:00:00Z",
         "lines": [
             {
@@ -170,6 +174,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "paid": 33333,
                 "gift_of": None,
                 "refunded_qty": 0,
+                "refund_failed_qty": 0,
             },
             {
                 "line_id": "Y",
@@ -181,6 +186,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "paid": 16667,
                 "gift_of": None,
                 "refunded_qty": 0,
+                "refund_failed_qty": 0,
             },
         ],
         "tenders": [
@@ -191,6 +197,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "amount": 50000,
                 "points": 0,
                 "refunded": 0,
+                "refund_failed": 0,
             }
         ],
         "cases": [],
@@ -313,7 +320,7 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
     assert (opened["risk"], opened["allowed_actions"]) == (None, ["cancel"])
     assert opened["created_at"] == opened["updated_at"] == "2026-11-24T04:00:00Z"
     as_agent = shop.client.get(f"/v1/cases/{case_id}", headers=AGENT).json()
-    assert as_agent["risk"] == {"decision": "approve", "reasons": []}
+    assert as_agent["risk"] == {"decision": "approve", "reasons": [], "not_applied": []}
     assert as_agent["allowed_actions"] == ["approve", "reject", "cancel"]
 
     shop.clock.advance(timedelta(hours=1))

@@ -71,17 +71,16 @@ class Server:
         return r.json()
 
 
-def _start(url: str, tmp: Path) -> Iterator[Server]:
+def _start(url: str, tmp: Path, policy_text: str | None = POLICY) -> Iterator[Server]:
+    """A server on ``url``; ``policy_text`` None runs the default policy (no policy file)."""
     upgrade(url)
-    policy = tmp / "policy.toml"
-    policy.write_text(POLICY, encoding="utf-8")
     port = _free_port()
-    env = {
-        **os.environ,
-        "REFUNDRY_DATABASE_URL": url,
-        **production_env(SECRET),
-        "REFUNDRY_POLICY": str(policy),
-    }
+    env = {**os.environ, "REFUNDRY_DATABASE_URL": url, **production_env(SECRET)}
+    env.pop("REFUNDRY_POLICY", None)
+    if policy_text is not None:
+        policy = tmp / "policy.toml"
+        policy.write_text(policy_text, encoding="utf-8")
+        env["REFUNDRY_POLICY"] = str(policy)
     log = tmp / "uvicorn.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

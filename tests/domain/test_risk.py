@@ -180,7 +180,62 @@ def test_decision_as_recorded_on_the_case() -> None:
                 "explanation": "account_age_days = 0 < 7: the account is less than a week old",
             },
         ],
+        "not_applied": [],
     }
+
+
+UNKNOWN_AGE = RiskFeatures(account_age_days=None, known_for_days=0)
+
+
+def test_an_unknown_account_age_is_not_a_new_account() -> None:
+    """The shop sent no account creation time and refundry saw the customer today: the
+    default new-account rule is not applied, and the decision says so."""
+    result = assess(UNKNOWN_AGE, DEFAULT_RISK_RULES)
+    assert result.decision == "approve"
+    assert result.matches == ()
+    assert result.to_json()["not_applied"] == [
+        {
+            "rule": "new_account_large",
+            "explanation": "account_age_days unknown (the shop sent no account creation time; "
+            "first seen 0 days ago): not applied",
+        }
+    ]
+
+
+def test_the_shops_account_age_decides_when_sent() -> None:
+    new = assess(RiskFeatures(account_age_days=2, known_for_days=0), DEFAULT_RISK_RULES)
+    assert new.decision == "manual_review"
+    assert new.not_applied == ()
+    old = assess(RiskFeatures(account_age_days=400, known_for_days=0), DEFAULT_RISK_RULES)
+    assert (old.decision, old.matches, old.not_applied) == ("approve", (), ())
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "known_for", "outcome"),
+    [
+        ("<", 7, 30, "no"),  # seen 30 days ago: surely not under 7 days old
+        ("<", 7, 3, "unknown"),
+        ("<=", 7, 7, "unknown"),
+        ("<=", 7, 8, "no"),
+        (">=", 90, 100, "match"),  # seen 100 days ago: surely 90 days old or more
+        (">=", 90, 10, "unknown"),
+        (">", 90, 90, "unknown"),
+        (">", 90, 91, "match"),
+        ("==", 5, 6, "no"),
+        ("==", 5, 5, "unknown"),
+    ],
+)
+def test_an_unknown_age_is_decided_by_its_lower_bound_when_it_can_be(
+    op: str, value: int, known_for: int, outcome: str
+) -> None:
+    features = RiskFeatures(account_age_days=None, known_for_days=known_for)
+    result = assess(features, [rule("age", "account_age_days", op, value, "manual_review")])
+    got = "match" if result.matches else "unknown" if result.not_applied else "no"
+    assert got == outcome
+    if result.matches:
+        assert result.matches[0].explanation.startswith(
+            f"account_age_days ≥ {known_for} (known since first seen)"
+        )
 
 
 def test_unknown_feature_in_an_unchecked_rule_is_a_policy_error() -> None:

@@ -64,6 +64,7 @@ def _allowed(decide: Any) -> bool:
 # Table rows decided by a whole-role area check.
 AREAS: dict[str, access.Area] = {
     "order: ingest": "order.ingest",
+    "order: update its status": "order.update_status",
     "order: preview a refund": "order.preview_refund",
     "case: open": "case.open",
     "coupons, points, eligibility, inbox": "customer.assets",
@@ -72,6 +73,9 @@ AREAS: dict[str, access.Area] = {
     "refund rights: suspend, lift": "customer.suspension",
     "metrics figures: see": "metrics.read",
     "bearer token: revoke": "token.revoke",
+    "customer: update, see profile": "customer.update",
+    "refund: apply for an order": "refund.apply",
+    "customer: adjust points, wallet": "customer.adjust",
     "order: list own (the pages)": "order.list_own",
     "page session from a sign-in link": "session.sign_in_link",
 }
@@ -94,6 +98,7 @@ def test_the_table_names_every_row_these_tests_check() -> None:
         "order audit: see entries",
         "case: see",
         "case risk: see",
+        "refund: see",
     }
     assert set(_table()) == checked
 
@@ -126,6 +131,8 @@ def test_seeing_rows_are_what_the_may_see_functions_decide() -> None:
         assert order == (table["order audit: see entries"][role] != "no"), role
         assert access.may_see_case(FakeCase(), actor) == (table["case: see"][role] != "no"), role
         assert access.sees_risk(actor) == (table["case risk: see"][role] != "no"), role
+        refund = access.may_see_refund(actor, "c-1")
+        assert refund == (table["refund: see"][role] != "no"), role
 
 
 def test_another_customers_or_merchants_objects_are_not_seen() -> None:

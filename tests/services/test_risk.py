@@ -114,7 +114,8 @@ def test_features_count_only_this_customers_rows_inside_each_window(engine: Engi
         refund_amount_30d=3400,
         refund_rate_90d_pct=50,  # o-60 and o-20 of o-60, o-20, o-5, o-1 (o-old paid 100d ago)
         order_count_90d=4,
-        account_age_days=176,
+        account_age_days=None,  # the shop sent no account creation time
+        known_for_days=176,  # first ingested 176 days ago
     )
 
 
@@ -130,7 +131,12 @@ def test_refund_rate_rounds_down_and_is_zero_without_orders(engine: Engine) -> N
 
 
 def test_a_refund_applied_through_the_apply_path_counts(engine: Engine) -> None:
-    ingest(engine, ex.THRESHOLD, at=NOW - timedelta(days=3))
+    opened = (NOW - timedelta(days=3, hours=1)).isoformat()
+    ingest(
+        engine,
+        {"order": ex.THRESHOLD, "customer": {"account_created_at": opened}},
+        at=NOW - timedelta(days=3),
+    )
     req = ex.request("o-500-100", "Y")
     plan = preview_refund(engine, order_id="o-500-100", request=req, policy=POLICY, now=NOW)
     apply_refund(
@@ -150,6 +156,7 @@ def test_a_refund_applied_through_the_apply_path_counts(engine: Engine) -> None:
         refund_rate_90d_pct=100,
         order_count_90d=1,
         account_age_days=3,
+        known_for_days=3,
     )
     with UnitOfWork(engine, readonly=True) as uow:
         decision = assess_customer(uow.conn, CUSTOMER, now=NOW, policy=ProcessPolicy())

@@ -7,14 +7,16 @@ are services/access.py's; the view is services/orders/views.py's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
+from pydantic import AwareDatetime, Field
 from sqlalchemy import Engine
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
 from refundry.api.schemas_cases import (
+    Body,
     OrderIngest,
     OrderView,
     PlanView,
@@ -22,6 +24,7 @@ from refundry.api.schemas_cases import (
     problems,
 )
 from refundry.services.access import Actor
+from refundry.services.orders.fulfilment import update_status
 from refundry.services.orders.intake import receive_order
 from refundry.services.orders.views import preview_order_refund, read_order
 
@@ -81,3 +84,30 @@ def refund_preview(
         now=ctx.now(),
     )
     return PlanView.model_validate(plan)
+
+
+class StatusBody(Body):
+    status: Literal["shipped", "delivered", "completed", "cancelled"]
+    at: AwareDatetime = Field(description="when it happened at the shop (RFC 3339)")
+
+
+@router.post(
+    "/{order_id}/status",
+    response_model=OrderView,
+    responses=problems(401, 403, 404, 409, 422),
+)
+def order_status(
+    order_id: OrderId, body: StatusBody, actor: ActorDep, ctx: ContextDep
+) -> OrderView:
+    """The order was shipped, delivered, completed, or cancelled before shipment (admin: the
+    shop's back end). Steps go forward only; the same step with the same time again answers
+    the order unchanged."""
+    update_status(
+        ctx.engine,
+        actor=actor,
+        order_id=order_id,
+        status=body.status,
+        at=body.at,
+        now=ctx.now(),
+    )
+    return _order(ctx.engine, order_id, actor)

@@ -68,7 +68,7 @@ def express_eligible(conn: Connection, desk: CaseDesk, row: Case, at: datetime) 
         return False
     features = risk_features(conn, row.customer_id, now=at)
     return (
-        features.account_age_days >= rules.min_account_age_days
+        features.account_age_at_least >= rules.min_account_age_days
         and features.refund_count_90d <= rules.max_refunds_90d
     )
 

@@ -353,6 +353,7 @@ def _record_opening(
     risk_doc = {
         "decision": risk.decision,
         "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],
+        "not_applied": [{"rule": n.rule, "explain": n.explanation} for n in risk.not_applied],
     }
     conn.execute(
         insert(cases).values(
@@ -478,7 +479,7 @@ def _decide(
 ) -> ReviewDecision:
     if risk_decision == "suspend":
         return ReviewDecision("reject", "risk.suspend", "refund rights suspended by risk rules")
-    delivered = _delivered_at(conn, row.order_id)
+    delivered = _delivered_at(conn, row.order_id, now)
     days = (now - delivered).days if delivered else None
     facts = CaseFacts(
         reason=row.reason,
@@ -491,10 +492,17 @@ def _decide(
     return auto_review(facts, desk.process.review_rules)
 
 
-def _delivered_at(conn: Any, order_id: str) -> datetime | None:
-    """When the order reached the customer: the order's ``delivered_at``, else its paid time."""
-    doc = json.loads(
-        conn.execute(select(orders.c.document).where(orders.c.id == order_id)).scalar_one()
-    )
-    when = doc.get("delivered_at") or doc.get("paid_at")
-    return datetime.fromisoformat(when) if when else None
+def _delivered_at(conn: Any, order_id: str, now: datetime) -> datetime | None:
+    """When the order reached the customer, by its current status (the shop's updates:
+    services/orders/fulfilment.py): its ``delivered_at``, or its paid time when the shop never
+    said when. An order not delivered yet (paid, shipped) is at ``now``: a window counted from
+    delivery has not started (within 30 days of delivery holds; more than 7 days does not)."""
+    row = conn.execute(
+        select(orders.c.status, orders.c.delivered_at, orders.c.paid_at).where(
+            orders.c.id == order_id
+        )
+    ).one()
+    if row.status not in ("delivered", "completed"):
+        return now
+    when: datetime | None = row.delivered_at or row.paid_at
+    return when

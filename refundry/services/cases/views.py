@@ -64,6 +64,7 @@ class RiskReason:
 class CaseRisk:
     decision: str
     reasons: tuple[RiskReason, ...]
+    not_applied: tuple[RiskReason, ...]  # rules on a feature the shop did not tell (account age)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,9 @@ def _risk(raw: str | None) -> CaseRisk | None:
     return CaseRisk(
         decision=doc["decision"],
         reasons=tuple(RiskReason(rule=r["rule"], explain=r["explain"]) for r in doc["reasons"]),
+        not_applied=tuple(
+            RiskReason(rule=r["rule"], explain=r["explain"]) for r in doc.get("not_applied", ())
+        ),
     )
 
 

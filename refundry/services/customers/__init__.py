@@ -5,6 +5,8 @@
 * ``identity``     one-time codes
 * ``risk``         risk features, decisions and restrictions
 * ``suspensions``  an agent suspends or lifts refund rights
+* ``profile``      the shop's account creation time (account age), contacts, preferences
+* ``adjustments``  points / wallet adjustments posted by the shop
 """
 
 __all__: list[str] = []  # import the modules themselves

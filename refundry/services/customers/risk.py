@@ -90,11 +90,17 @@ def _orders_90d(conn: Connection, customer_id: str, now: datetime) -> tuple[int,
 
 
 def risk_features(conn: Connection, customer_id: str, *, now: datetime) -> RiskFeatures:
-    created_at = conn.execute(
-        select(customers.c.created_at).where(customers.c.id == customer_id)
-    ).scalar_one_or_none()
-    if created_at is None:
+    """The customer's features at ``now``. The account's age is the shop's account creation
+    time (``customers.account_created_at``); without it the age is unknown (None) and the time
+    refundry first saw the customer is its lower bound (``known_for_days``)."""
+    row = conn.execute(
+        select(customers.c.created_at, customers.c.account_created_at).where(
+            customers.c.id == customer_id
+        )
+    ).first()
+    if row is None:
         raise NotFound(f"no customer {customer_id}", code="customer.not_found")
+    opened = row.account_created_at
     count_30, count_90, amount_30 = _refund_figures(conn, customer_id, now)
     refund_only_30 = conn.execute(
         select(func.count()).where(
@@ -112,7 +118,8 @@ def risk_features(conn: Connection, customer_id: str, *, now: datetime) -> RiskF
         refund_amount_30d=amount_30,
         refund_rate_90d_pct=rate_90,
         order_count_90d=orders_90,
-        account_age_days=max(0, (now - created_at).days),
+        account_age_days=None if opened is None else max(0, (now - opened).days),
+        known_for_days=max(0, (now - row.created_at).days),
     )
 
 

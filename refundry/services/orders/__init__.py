@@ -6,6 +6,7 @@
 * ``views``        the order read model and the refund preview for a caller
 * ``assets``       what an order touched: units paid, discounts, points, campaigns
 * ``lists``        a customer's own orders, newest first (the pages' order list)
+* ``fulfilment``   the shop's status updates: shipped, delivered, completed, cancelled
 """
 
 __all__: list[str] = []  # import the modules themselves

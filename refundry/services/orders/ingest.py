@@ -3,7 +3,10 @@
 An import line is either an order document (docs/plan-json.md) or an envelope
 ``{"order": {...}, "customer": {...}}`` whose ``customer`` part (the snapshot's fields) gives a
 customer seen for the first time its opening state *before* this order: balances, tier table,
-coupons and entitlements it holds, campaign spend and rewards. The order's own movements are then
+coupons and entitlements it holds, campaign spend and rewards; ``contact`` (phone, email,
+notification channels) and ``account_created_at`` (the account's creation time at the shop,
+which the risk rules' account age reads; services/customers/profile.py) are saved whenever
+they are sent, for a known customer too. The order's own movements are then
 posted: points redeemed and earned, wallet paid, growth earned, coupons and entitlements used,
 campaign spend and quotas taken, rewards promised or granted. Ingesting the same order twice is
 a no-op; the same id with different content is refused (``order.conflict``).
@@ -24,8 +27,9 @@ from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_order, parse_snapshot
 from refundry.domain.order import CampaignKind, Order, TenderKind
 from refundry.domain.policy import Policy
-from refundry.domain.reader import Reader, printable
+from refundry.domain.reader import printable
 from refundry.services.audit.chain import AuditTrail
+from refundry.services.customers.profile import account_created_at, parse_contact, save_contact
 from refundry.services.errors import Conflict
 from refundry.services.outbox.messages import enqueue
 from refundry.services.refunds.ledger import post
@@ -34,7 +38,6 @@ from refundry.store.tables import (
     campaign_rewards,
     campaign_spend,
     campaigns,
-    customer_contacts,
     customers,
     entitlements,
     order_adjustments,
@@ -86,16 +89,31 @@ def ingest_order(
         )
     opening = None
     contact = None
+    opened = None
     if customer_doc is not None:
         if not isinstance(customer_doc, dict):
             raise InvalidInput("must be an object", code="snapshot.invalid", field="customer")
         customer_doc = dict(customer_doc)
-        contact = _contact(customer_doc.pop("contact", None))
+        contact = parse_contact(
+            customer_doc.pop("contact", None), field="customer.contact", code="snapshot.invalid"
+        )
+        opened = account_created_at(
+            customer_doc.pop("account_created_at", None),
+            now=now,
+            field="customer.account_created_at",
+            code="snapshot.invalid",
+        )
         opening = parse_snapshot({"customer_id": order.customer_id, **customer_doc})
     trail = AuditTrail(actor=actor, at=now)
     _ensure_customer(conn, order.customer_id, opening, now, trail)
     if contact is not None:
-        _save_contact(conn, order.customer_id, contact)
+        save_contact(conn, order.customer_id, contact)
+    if opened is not None:
+        conn.execute(
+            update(customers)
+            .where(customers.c.id == order.customer_id)
+            .values(account_created_at=opened)
+        )
     _record_order(conn, order, order_doc, digest, now)
     _consume(conn, order, now)
     _post_movements(conn, order, now)
@@ -213,47 +231,6 @@ def _ensure_customer(
         )
 
 
-_CHANNELS = ("in_app", "sms", "email")
-
-
-def _contact(raw: Any) -> dict[str, Any] | None:
-    """The customer block's optional ``contact``: phone, email, channels (notification
-    preferences: any of in_app, sms, email)."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or set(raw) - {"phone", "email", "channels"}:
-        raise InvalidInput(
-            "contact has phone, email and channels only",
-            code="snapshot.invalid",
-            field="customer.contact",
-        )
-    channels = raw.get("channels", ["in_app"])
-    if not isinstance(channels, list) or any(c not in _CHANNELS for c in channels):
-        raise InvalidInput(
-            f"channels are any of {', '.join(_CHANNELS)}",
-            code="snapshot.invalid",
-            field="customer.contact.channels",
-        )
-    r = Reader(raw, "customer.contact", "snapshot.invalid")
-    return {
-        # The columns' lengths: String(32) and String(200).
-        "phone": r.opt_text("phone", max_length=32),
-        "email": r.opt_text("email", max_length=200),
-        "channels": channels,
-    }
-
-
-def _save_contact(conn: Connection, customer_id: str, contact: dict[str, Any]) -> None:
-    values = {**contact, "channels": json.dumps(contact["channels"])}
-    hit = conn.execute(
-        update(customer_contacts)
-        .where(customer_contacts.c.customer_id == customer_id)
-        .values(**values)
-    )
-    if hit.rowcount == 0:
-        conn.execute(insert(customer_contacts).values(customer_id=customer_id, **values))
-
-
 def _record_order(
     conn: Connection, order: Order, order_doc: Any, digest: str, now: datetime
 ) -> None:
@@ -264,6 +241,7 @@ def _record_order(
             currency=order.currency,
             status=order.status.value,
             paid_at=order.paid_at,
+            delivered_at=order.delivered_at,
             document=json.dumps(order_doc, ensure_ascii=False, sort_keys=True),
             content_hash=digest,
             goods_units=sum(g[1] for g in order.goods),

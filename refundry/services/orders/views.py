@@ -22,7 +22,7 @@ from refundry.services.access import Actor
 from refundry.services.cases.record import case_from_row
 from refundry.services.refunds.apply import preview_refund
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import cases, order_lines, order_tenders, orders
+from refundry.store.tables import cases, order_lines, order_tenders, orders, refund_tenders, refunds
 
 __all__ = [
     "OrderCase",
@@ -45,7 +45,8 @@ class OrderLine:
     unit_price: int
     paid: int  # apportioned paid amount of the whole line, minor units
     gift_of: str | None
-    refunded_qty: int
+    refunded_qty: int  # units refunded, not counting refunds that failed
+    refund_failed_qty: int  # units of refunds whose money the gateway refused (agents act on them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,8 @@ class OrderTender:
     method: str | None
     amount: int
     points: int
-    refunded: int
+    refunded: int  # not counting a refund the gateway refused
+    refund_failed: int  # refused by the gateway: not back with the customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,10 @@ class OrderView:
     currency: str
     status: str
     paid_at: datetime | None
+    shipped_at: datetime | None  # the shop's status updates (services/orders/fulfilment.py)
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
     ingested_at: datetime
     lines: tuple[OrderLine, ...]
     tenders: tuple[OrderTender, ...]  # empty for a merchant: the payment is the customer's
@@ -98,6 +104,7 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
         raise access.order_not_found(order_id)
     if actor.role == "merchant":
         line_rows = [r for r in line_rows if r.merchant_id == actor.id]
+    failed_units, failed_money = _failed(conn, order_id)
     tenders: tuple[OrderTender, ...] = ()
     if access.sees_tenders(actor):
         tenders = tuple(
@@ -107,7 +114,8 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
                 method=t.method,
                 amount=t.amount,
                 points=t.points,
-                refunded=t.refunded,
+                refunded=t.refunded - failed_money.get(t.tender_id, 0),
+                refund_failed=failed_money.get(t.tender_id, 0),
             )
             for t in conn.execute(
                 select(order_tenders)
@@ -124,6 +132,10 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
         currency=row.currency,
         status=row.status,
         paid_at=row.paid_at,
+        shipped_at=row.shipped_at,
+        delivered_at=row.delivered_at,
+        completed_at=row.completed_at,
+        cancelled_at=row.cancelled_at,
         ingested_at=row.ingested_at,
         lines=tuple(
             OrderLine(
@@ -135,7 +147,8 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
                 unit_price=r.unit_price,
                 paid=r.paid,
                 gift_of=r.gift_of,
-                refunded_qty=r.refunded_qty,
+                refunded_qty=r.refunded_qty - failed_units.get(r.line_id, 0),
+                refund_failed_qty=failed_units.get(r.line_id, 0),
             )
             for r in line_rows
         ),
@@ -153,6 +166,26 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
             if access.may_see_case(c, actor)
         ),
     )
+
+
+def _failed(conn: Connection, order_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(units per line of the order's refunds that failed, money per tender the gateway
+    refused): what the view does not count as refunded."""
+    units: dict[str, int] = {}
+    for (plan,) in conn.execute(
+        select(refunds.c.plan).where(
+            refunds.c.order_id == order_id, refunds.c.status == "refund_failed"
+        )
+    ):
+        for unit in json.loads(plan).get("units", []):
+            units[unit["line_id"]] = units.get(unit["line_id"], 0) + int(unit["quantity"])
+    money: dict[str, int] = {}
+    t = refund_tenders.c
+    for tender_id, amount in conn.execute(
+        select(t.tender_id, t.amount).where(t.order_id == order_id, t.status == "failed")
+    ):
+        money[tender_id] = money.get(tender_id, 0) + int(amount)
+    return units, money
 
 
 def read_order(engine: Engine, order_id: str, actor: Actor) -> OrderView:

@@ -9,6 +9,7 @@
 * ``gateway_events``  the gateway's final word on a tender (webhooks)
 * ``failed_refunds``  an agent retries a refused refund or sends it to the wallet
 * ``views``           what a case's refund did: money per tender with its state, the effects
+* ``resource``        refunds as a resource: one refund, a page of refunds, apply for an order
 """
 
 __all__: list[str] = []  # import the modules themselves

@@ -1,0 +1,156 @@
+"""Refunds as a resource (issue 12 point 1), on SQLite and PostgreSQL: apply one for an order
+from its preview, read it back with its tenders and effects, list and filter refunds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from refundry.store.tables import refunds
+from tests.api.conftest import (
+    ADMIN,
+    AGENT,
+    ALICE,
+    ALICE_REFUNDED,
+    BOB,
+    M1,
+    World,
+    bearer,
+    order_doc,
+    problem_of,
+)
+
+SHOP = bearer("admin", ADMIN)
+DESK = bearer("agent", AGENT)
+ORDER = "ord-carol-direct"
+CAROL = "cust-carol"
+
+
+def _order(world: World) -> None:
+    lines = [
+        {
+            "id": "ln-a",
+            "sku": "S-A",
+            "title": "A",
+            "merchant_id": M1,
+            "quantity": 2,
+            "unit_price": 3000,
+        },
+    ]
+    answer = world.client.post(
+        "/v1/orders", headers=SHOP, json={"order": order_doc(ORDER, CAROL, lines)}
+    )
+    assert answer.status_code == 201, answer.text
+
+
+ASK = {
+    "lines": [{"line_id": "ln-a", "quantity": 1}],
+    "reason": "quality_issue",
+    "kind": "refund_only",
+}
+
+
+def _preview(world: World) -> dict[str, Any]:
+    answer = world.client.post(f"/v1/orders/{ORDER}/refund-preview", headers=DESK, json=ASK)
+    assert answer.status_code == 200, answer.text
+    plan: dict[str, Any] = answer.json()
+    return plan
+
+
+def _count(world: World) -> int:
+    with world.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(refunds)).scalar_one())
+
+
+def test_apply_from_a_preview_then_read_it_back(world: World) -> None:
+    _order(world)
+    plan = _preview(world)
+    body = {**ASK, "expected_plan_hash": plan["plan_hash"]}
+    first = world.client.post(
+        f"/v1/orders/{ORDER}/refunds", headers={**DESK, "Idempotency-Key": "r-1"}, json=body
+    )
+    assert first.status_code == 201, first.text
+    refund = first.json()
+    assert first.headers["Location"] == f"/v1/refunds/{refund['id']}"
+    assert (refund["order_id"], refund["customer_id"], refund["status"]) == (
+        ORDER,
+        CAROL,
+        "pending",
+    )
+    assert refund["amount"] == {"amount": plan["amount"]["total"], "currency": "CNY"}
+    assert refund["plan_hash"] == plan["plan_hash"] and refund["case_id"] is None
+    (tender,) = refund["tenders"]
+    assert (tender["tender_id"], tender["gateway_txn_id"], tender["amount"]["amount"]) == (
+        "T1",
+        f"ali-{ORDER}",
+        3000,
+    )
+    assert [e["type"] for e in refund["effects"]] == [e["type"] for e in plan["effects"]]
+    # The same key again: the same refund, nothing applied twice.
+    before = _count(world)
+    again = world.client.post(
+        f"/v1/orders/{ORDER}/refunds", headers={**DESK, "Idempotency-Key": "r-1"}, json=body
+    )
+    assert again.json()["id"] == refund["id"] and _count(world) == before
+    read = world.client.get(f"/v1/refunds/{refund['id']}", headers=bearer("customer", CAROL))
+    assert read.status_code == 200 and read.json() == refund
+    # The preview is stale now: its units are refunded... the other unit gives a new plan.
+    stale = world.client.post(
+        f"/v1/orders/{ORDER}/refunds", headers={**DESK, "Idempotency-Key": "r-2"}, json=body
+    )
+    assert stale.status_code == 409, stale.text
+    assert (
+        stale.json()["code"] == "plan.stale"
+        and stale.json()["plan"]["plan_hash"] != plan["plan_hash"]
+    )
+    assert _count(world) == before
+
+
+def test_refusals(world: World) -> None:
+    _order(world)
+    plan = _preview(world)
+    body = {**ASK, "expected_plan_hash": plan["plan_hash"]}
+    path = f"/v1/orders/{ORDER}/refunds"
+    before = _count(world)
+    problem_of(world.client.post(path, headers=DESK, json=body), 422, "idempotency.key_missing")
+    problem_of(
+        world.client.post(
+            path, headers={**bearer("customer", CAROL), "Idempotency-Key": "x"}, json=body
+        ),
+        403,
+        "auth.forbidden",
+    )
+    problem_of(
+        world.client.post(
+            path, headers={**bearer("customer", BOB), "Idempotency-Key": "x"}, json=body
+        ),
+        404,
+        "order.not_found",
+    )
+    problem_of(world.client.get("/v1/refunds/rf_nothing", headers=DESK), 404, "refund.not_found")
+    assert _count(world) == before
+
+
+def test_list_filters_and_pages(world: World) -> None:
+    _order(world)
+    for key in ("a", "b"):
+        plan = _preview(world)
+        body = {**ASK, "expected_plan_hash": plan["plan_hash"]}
+        answer = world.client.post(
+            f"/v1/orders/{ORDER}/refunds", headers={**DESK, "Idempotency-Key": key}, json=body
+        )
+        assert answer.status_code == 201, answer.text
+    everything = world.client.get("/v1/refunds", headers=DESK).json()["items"]
+    assert {r["order_id"] for r in everything} == {ORDER, ALICE_REFUNDED}
+    first = world.client.get(f"/v1/refunds?order_id={ORDER}&limit=1", headers=DESK).json()
+    second = world.client.get(
+        f"/v1/refunds?order_id={ORDER}&limit=1&cursor={first['next_cursor']}", headers=DESK
+    ).json()
+    assert first["next_cursor"] is not None and second["next_cursor"] is None
+    # Both refunds, each once (applied at the same instant: ordered by id after the time).
+    assert sorted([first["items"][0]["seq"], second["items"][0]["seq"]]) == [1, 2]
+    mine = world.client.get("/v1/refunds", headers=bearer("customer", ALICE)).json()["items"]
+    assert [r["order_id"] for r in mine] == [ALICE_REFUNDED]
+    assert world.client.get("/v1/refunds?status=failed", headers=DESK).json()["items"] == []
+    assert world.client.get("/v1/refunds", headers=bearer("merchant", M1)).json()["items"] == []

@@ -119,6 +119,7 @@ def _adapter_problems(settings: Settings) -> list[str]:
         ("carrier", "http"): ("carrier_url", "carrier_api_key"),
         ("email", "smtp"): ("smtp_host", "smtp_sender"),
         ("events", "redis"): ("redis_url",),
+        ("sms", "twilio"): ("twilio_account_sid", "twilio_auth_token", "twilio_sender"),
     }
     out = []
     for (adapter, choice), fields in needs.items():
@@ -240,10 +241,10 @@ def build(
     except ValueError as exc:  # a URL the HTTP client cannot use
         raise StartupError(f"gateway_url / carrier_url: {exc}") from None
     if sms is None:
-        chosen("sms")
-        from refundry.adapters.sms import SandboxSms
-
-        sms = SandboxSms()
+        try:
+            sms = _sms(settings, chosen("sms"))
+        except ValueError as exc:  # a URL the HTTP client cannot use
+            raise StartupError(f"twilio_api_url: {exc}") from None
     email = email or _email(settings, chosen("email"))
     publisher = publisher or _events(settings, chosen("events"))
     from refundry.adapters.inbox import InboxNotifier
@@ -312,6 +313,23 @@ def _carrier(settings: Settings, choice: str, clock: Callable[[], datetime]) -> 
     from refundry.adapters.logistics_sandbox import SandboxLogistics
 
     return SandboxLogistics(clock)
+
+
+def _sms(settings: Settings, choice: str) -> SmsSender:
+    if choice == "twilio":
+        from refundry.adapters.sms_twilio import TwilioSms
+
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        assert settings.twilio_sender
+        return TwilioSms(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            sender=settings.twilio_sender,
+            api_url=settings.twilio_api_url,
+        )
+    from refundry.adapters.sms import SandboxSms
+
+    return SandboxSms()
 
 
 def _email(settings: Settings, choice: str) -> EmailSender:

@@ -37,7 +37,7 @@ DEV_SECRET = "refundry-development-secret"
 
 GatewayChoice = Literal["http", "sandbox"]
 CarrierChoice = Literal["http", "sandbox"]
-SmsChoice = Literal["sandbox"]
+SmsChoice = Literal["sandbox", "twilio"]
 EmailChoice = Literal["smtp", "sandbox", "off"]
 EventsChoice = Literal["redis", "sandbox"]
 
@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     carrier_url: str | None = None
     carrier_api_key: SecretStr | None = None
     sms: SmsChoice | None = None
+    twilio_account_sid: str | None = None  # sms = "twilio": the account (AC…)
+    twilio_auth_token: SecretStr | None = None  # … its auth token
+    twilio_sender: str | None = None  # a Twilio number, an alphanumeric id or a service MG…
+    twilio_api_url: str = "https://api.twilio.com"
     email: EmailChoice | None = None
     smtp_host: str | None = None
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587

@@ -60,6 +60,14 @@ _BY_CLASS: list[tuple[type[RefundryError], int]] = [
     (Unprocessable, 422),
 ]
 _BY_CODE = {
+    # an SMS provider did not take the message (adapters/sms_twilio.py): the customer's number
+    # was refused (422), or the provider is down, busy or refused our credentials (503)
+    "sms.rejected": 422,
+    "sms.unavailable": 503,
+    "sms.timeout": 503,
+    "sms.throttled": 503,
+    "sms.auth_failed": 503,
+    "sms.protocol_error": 503,
     "rate.limited": 429,
     "idempotency.in_flight": 409,
     "request.too_large": 413,

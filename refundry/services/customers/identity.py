@@ -23,10 +23,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from refundry.domain.errors import RefundryError
 from refundry.domain.otp import RandomSource, code_hash, matches, new_code
 from refundry.domain.process_policy import IdentityPolicy
 from refundry.notifications import render
@@ -124,9 +125,29 @@ def request_code(
         uow.commit()
     minutes = max(1, policy.code_ttl_seconds // 60)
     text = render(SMS_TEMPLATE, {"code": code, "minutes": minutes}, str(contact.locale)).text
-    sms.send(phone=str(contact.phone), text=text, key=code_id)
+    try:
+        sms.send(phone=str(contact.phone), text=text, key=code_id)
+    except RefundryError as exc:  # the provider did not take it: the customer asks again
+        _withdraw(engine, customer_id=customer_id, code_id=code_id, now=now, error=exc)
+        raise
     log.info("one-time code %s sent to customer %s for %s", code_id, customer_id, purpose)
     return code_id
+
+
+def _withdraw(
+    engine: Engine, *, customer_id: str, code_id: str, now: datetime, error: RefundryError
+) -> None:
+    """A code the SMS provider did not take is deleted: it was never texted, so it neither
+    blocks the customer's next request (cooldown, hourly caps) nor can be verified."""
+    with UnitOfWork(engine) as uow:
+        uow.conn.execute(delete(otp_codes).where(otp_codes.c.id == code_id))
+        trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+        trail.record(
+            "identity.code_not_sent", customer_id=customer_id, code_id=code_id, error=error.code
+        )
+        trail.flush(uow.conn)
+        uow.commit()
+    log.warning("one-time code %s not sent to customer %s: %s", code_id, customer_id, error.code)
 
 
 _HOUR = timedelta(hours=1)

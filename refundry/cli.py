@@ -363,6 +363,48 @@ def metrics_rebuild(url: UrlOption = None) -> None:
     typer.echo("refundry: metric counters set from a full scan of the store")
 
 
+user_app = typer.Typer(help="Staff accounts: agents, merchants and admins.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    role: Annotated[str, typer.Argument(help="agent | merchant | admin.")],
+    name: Annotated[str, typer.Argument(help="The name the person signs in with.")],
+    merchant: Annotated[
+        str | None, typer.Option(help="The merchant id a merchant account acts for.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    url: UrlOption = None,
+) -> None:
+    """Create a staff account that signs in at /desk/signin (argon2id-hashed password)."""
+    from refundry.services.staff.accounts import add_staff
+    from refundry.store.engine import make_engine
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(_database_url(url))
+    try:
+        add_staff(
+            engine,
+            role=role,
+            name=name,
+            password=password,
+            merchant_id=merchant,
+            now=datetime.now(UTC),
+        )
+    except RefundryError as exc:
+        where = f" at {exc.field}" if exc.field else ""
+        _fail(f"{exc.code}{where}: {exc.message}")
+    finally:
+        engine.dispose()
+    typer.echo(f"refundry: {role} {name!r} can sign in at /desk/signin")
+
+
 def main() -> None:
     app()
 

@@ -33,6 +33,7 @@ from refundry.services.errors import (
     NotFound,
     PlanStale,
     RateLimited,
+    SignInRefused,
     Unprocessable,
 )
 
@@ -46,6 +47,7 @@ MEDIA = "application/problem+json"
 _BY_CLASS: list[tuple[type[RefundryError], int]] = [
     (RateLimited, 429),
     (Unauthorized, 401),
+    (SignInRefused, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (PlanStale, 409),

@@ -39,6 +39,8 @@ bearer token: revoke                    no          no               no     yes 
 customer: update, see profile           no          no               no     yes    no
 customer: adjust points, wallet         no          no               no     yes    no
 page session from a sign-in link        yes         no               no     no     no
+desk session from a password (7)        no          yes              yes    yes    no
+failed refund: retry, to the wallet     no          no               yes    yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -53,6 +55,7 @@ page session from a sign-in link        yes         no               no     no  
     for manual review (held cases are the agents' to decide).
 (5) until money went back for the case (极速退款): ``case.already_refunded``.
 (6) once, after completion.
+(7) a staff account (services/staff/accounts.py); a merchant's acts as its merchant id.
 
 ``system`` is refundry acting on its own (the review rules, the timers, the carrier's tracking
 events); it never comes from a token. A role outside the table sees nothing and may do nothing.
@@ -80,6 +83,7 @@ __all__ = [
     "case_actions_for",
     "case_list_scope",
     "check_case_opening",
+    "may",
     "may_see_case",
     "may_see_order",
     "may_see_refund",
@@ -133,6 +137,8 @@ Area = Literal[
     "customer.adjust",
     "order.list_own",
     "session.sign_in_link",
+    "session.sign_in_password",
+    "refund.resolve_failed",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -151,7 +157,15 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.list_own": ("customer",),  # the pages' order list: the caller's orders
     # the shop's sign-in link opens a page session for a customer; staff sign in otherwise
     "session.sign_in_link": ("customer",),
+    # staff accounts sign in to the desk with a password (services/staff/accounts.py)
+    "session.sign_in_password": ("agent", "merchant", "admin"),
+    "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
 }
+
+
+def may(actor: Actor, area: Area) -> bool:
+    """Whether the actor's role reaches ``area`` (a page shows or hides by it)."""
+    return actor.role in _ROLES_FOR[area]
 
 
 def require(actor: Actor, area: Area) -> None:

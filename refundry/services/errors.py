@@ -1,6 +1,7 @@
 """Errors the services raise, beside the domain's (refundry.domain.errors).
 
 RefundryError
+├── SignInRefused            auth.sign_in_failed (the desk's password sign-in, one answer)
 ├── NotFound                 order.not_found, refund.not_found
 ├── RateLimited              rate.limited (carries retry_after seconds)
 ├── Conflict                 the state moved under the caller; retrying may succeed
@@ -16,7 +17,15 @@ from __future__ import annotations
 from refundry.domain.errors import RefundryError
 from refundry.domain.plan_doc import PlanDoc
 
-__all__ = ["Conflict", "Forbidden", "NotFound", "PlanStale", "RateLimited", "Unprocessable"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PlanStale",
+    "RateLimited",
+    "SignInRefused",
+    "Unprocessable",
+]
 
 
 class NotFound(RefundryError):
@@ -27,6 +36,13 @@ class Forbidden(RefundryError):
     """The actor may see the object but not do this to it (a merchant on another's lines)."""
 
     code = "auth.forbidden"
+
+
+class SignInRefused(RefundryError):
+    """A staff sign-in refused: no such name, a wrong password or a locked account, told
+    apart to nobody (services/staff/accounts.py)."""
+
+    code = "auth.sign_in_failed"
 
 
 class Conflict(RefundryError):

@@ -609,3 +609,21 @@ metric_counters = Table(
     Column("label", String(200), primary_key=True),
     Column("value", BigInteger, nullable=False, server_default="0"),
 )
+
+# Staff who sign in to the desk with a password (refundry user add; services/staff/accounts):
+# agents, admins and merchants (``merchant_id``: the merchant whose lines it acts on). The
+# password is an argon2id hash (argon2-cffi's encoded form, parameters included);
+# ``failed_attempts`` counts wrong passwords since the last success, and past the limit the
+# account waits until ``locked_until``.
+staff_accounts = Table(
+    "staff_accounts",
+    metadata,
+    Column("name", String(140), primary_key=True),
+    Column("role", String(16), nullable=False),  # agent | merchant | admin
+    Column("merchant_id", String(140), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", When, nullable=True),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+)

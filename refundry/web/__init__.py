@@ -1,11 +1,13 @@
 """The pages people use, server-rendered beside the API by the same app (docs/pages.md).
 
 * ``pages``       the page router (errors become HTML pages), ``install`` mounts it all
-* ``session``     the customer's session from the shop's sign-in link; the forms' CSRF token
+* ``session``     the session cookie (the shop's sign-in link, or the desk's sign-in);
+                  the forms' CSRF token
 * ``templating``  Jinja2 in zh-CN and en, the request's locale, the security headers
 * ``formats``     the one filter set: money and dates through Babel (CLDR)
 * ``routes/``     one module per area (``account``: sign-in, language; ``orders``: the
-                  customer's orders, refund requests and cases), each with its template
+                  customer's orders, refund requests and cases; ``desk``: staff sign-in,
+                  the agents' queue and a case's actions), each with its template
                   folder under ``templates/``
 * ``static/``     the pages' own style sheet (no CDN, no inline style or script)
 

@@ -22,7 +22,7 @@ from refundry.services.cases.process import Case, current_case, load_case, move
 from refundry.services.cases.refund import follow_refund, refund_case
 from refundry.services.errors import Unprocessable
 from refundry.services.outbox.messages import enqueue
-from refundry.services.refunds.ledger import post
+from refundry.services.refunds.ledger import balance, post
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, refunds
 
@@ -344,6 +344,13 @@ def resolve_manual_review(
         events = json.loads(_last_escalation(conn, row.id))
         excess = int(events.get("excess", 0))
         if resolution == "wallet_debit" and excess:
+            held = balance(conn, "wallet", row.customer_id)
+            if held < excess:
+                raise Unprocessable(
+                    f"the customer's wallet holds {held}, less than the excess {excess} "
+                    "(minor units): waive it, or wait until the wallet holds it",
+                    code="ledger.insufficient_funds",
+                )
             post(
                 conn,
                 journal_id=f"case:{row.id}:wallet_debit",

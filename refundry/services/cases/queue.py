@@ -7,7 +7,8 @@ with a debt left to recover (极速退款 paid for goods the inspection refused:
 ``rejected_after_inspection``, or ``refunding``/``refunded``/``completed`` after a partial
 inspection). Each item carries the risk decision with its reasons and the review explanation
 stored on the case. Oldest first (by the time the case entered its state), with an opaque
-cursor. The desk only (services/access.py, area ``agent.queue``).
+cursor. The desk only (services/access.py, area ``agent.queue``). Filters narrow it by state,
+reason and merchant (a case asking for one of the merchant's lines).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, and_, or_, select
 
 from refundry.services import access
 from refundry.services.access import Actor
+from refundry.services.cases.views import like_json
 from refundry.services.reads import Amount, decode_time_cursor, encode_cursor
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, orders, refund_tenders
@@ -50,6 +52,7 @@ class QueueItem:
     why: str  # why the case waits for an agent
     risk: dict[str, Any] | None  # the risk decision and its reasons (cases.risk)
     review: dict[str, Any] | None  # the review rule and its explanation (cases.review)
+    merchant_ids: tuple[str, ...]  # the merchants whose lines the case asks for
     inspection: dict[str, Any] | None
     failure_codes: tuple[str, ...]  # the gateway's codes, for refund_failed
 
@@ -65,9 +68,17 @@ def _json(text: str | None) -> dict[str, Any] | None:
 
 
 def agent_queue(
-    engine: Engine, actor: Actor, *, limit: int = 20, cursor: str | None = None
+    engine: Engine,
+    actor: Actor,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    state: str | None = None,
+    reason: str | None = None,
+    merchant: str | None = None,
 ) -> Queue:
-    """Cases waiting for an agent, with their risk and review explanations."""
+    """Cases waiting for an agent, with their risk and review explanations; ``state``,
+    ``reason`` and ``merchant`` (None: any) narrow the queue."""
     access.require(actor, "agent.queue")
     c = cases.c
     query = (
@@ -75,6 +86,12 @@ def agent_queue(
         .join(orders, orders.c.id == c.order_id)
         .where(or_(c.state.in_(_WAITING), c.debt > 0))
     )
+    if state:
+        query = query.where(c.state == state)
+    if reason:
+        query = query.where(c.reason == reason)
+    if merchant:
+        query = query.where(c.merchant_ids.like(like_json(merchant), escape="\\"))
     if cursor is not None:
         after, case_id = decode_time_cursor(cursor)
         query = query.where(
@@ -106,6 +123,7 @@ def agent_queue(
                 why=_WHY.get(r.state, _DEBT),
                 risk=_json(r.risk),
                 review=_json(r.review),
+                merchant_ids=tuple(json.loads(r.merchant_ids)),
                 inspection=_json(r.inspection),
                 failure_codes=tuple(codes.get(r.refund_id, [])) if r.refund_id else (),
             )

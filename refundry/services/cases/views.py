@@ -35,6 +35,7 @@ __all__ = [
     "CaseView",
     "RiskReason",
     "case_view",
+    "like_json",
     "list_cases",
     "read_case",
 ]
@@ -127,6 +128,7 @@ class CaseFilter:
     order_id: str | None = None
     kind: str | None = None
     reason: str | None = None
+    customer_id: str | None = None  # the desk's customer history
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +248,7 @@ def read_case(engine: Engine, case_id: str, actor: Actor) -> CaseView:
         return case_view(uow.conn, row, actor, currency)
 
 
-def _like_json(value: str) -> str:
+def like_json(value: str) -> str:
     """A LIKE pattern matching ``value`` as an element of a stored JSON list."""
     quoted = json.dumps(value)
     escaped = quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -272,12 +274,13 @@ def list_cases(
     if scope == "own":
         query = query.where(cases.c.customer_id == actor.id)
     elif scope == "own_lines":
-        query = query.where(cases.c.merchant_ids.like(_like_json(actor.id), escape="\\"))
+        query = query.where(cases.c.merchant_ids.like(like_json(actor.id), escape="\\"))
     for column, value in (
         (cases.c.state, where.state),
         (cases.c.order_id, where.order_id),
         (cases.c.kind, where.kind),
         (cases.c.reason, where.reason),
+        (cases.c.customer_id, where.customer_id),
     ):
         if value is not None:
             query = query.where(column == value)

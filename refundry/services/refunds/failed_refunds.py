@@ -3,6 +3,10 @@
 Either ask the gateway again (a new attempt with a new idempotency key: the first attempt has a
 final answer) or put the money in the customer's wallet instead. Both are audited. Nothing else
 of the refund (coupons, points, campaign state) is undone or redone.
+
+``retry_case_tender`` and ``case_tender_to_wallet`` are the same two acts named by the case
+(the desk's case page): the actor must be at the desk (services/access.py,
+``refund.resolve_failed``) and see the case, and the tender must be one of the case's refund.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from refundry.services import access
+from refundry.services.access import Actor
 from refundry.services.audit.chain import AuditTrail
+from refundry.services.cases.process import load_case
 from refundry.services.errors import Conflict, NotFound
 from refundry.services.outbox.messages import enqueue
 from refundry.services.outbox.relay import settle_refund_status
@@ -21,7 +28,12 @@ from refundry.services.refunds.ledger import post
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import order_tenders, orders, refund_tenders
 
-__all__ = ["refund_to_wallet", "retry_failed_refund"]
+__all__ = [
+    "case_tender_to_wallet",
+    "refund_to_wallet",
+    "retry_case_tender",
+    "retry_failed_refund",
+]
 
 
 def _failed_tender(conn: Connection, refund_id: str, tender_id: str) -> Any:
@@ -155,3 +167,45 @@ def refund_to_wallet(
         settle_refund_status(conn, refund_id=refund_id, at=now, trail=trail)
         trail.flush(conn)
         uow.commit()
+
+
+def _case_refund_id(engine: Engine, case_id: str, actor: Actor) -> str:
+    access.require(actor, "refund.resolve_failed")
+    with UnitOfWork(engine, readonly=True) as uow:
+        row = load_case(uow.conn, case_id, actor)
+    if not row.refund_id:
+        raise Conflict(f"case {case_id} has no refund yet", code="refund.not_failed")
+    return str(row.refund_id)
+
+
+def retry_case_tender(
+    engine: Engine, case_id: str, *, tender_id: str, actor: Actor, now: datetime, reason: str
+) -> str:
+    """An agent asks the gateway again for a failed tender of the case's refund."""
+    refund_id = _case_refund_id(engine, case_id, actor)
+    return retry_failed_refund(
+        engine, refund_id=refund_id, tender_id=tender_id, actor=actor.tag, now=now, reason=reason
+    )
+
+
+def case_tender_to_wallet(
+    engine: Engine,
+    case_id: str,
+    *,
+    tender_id: str,
+    actor: Actor,
+    now: datetime,
+    reason: str,
+    gateway: PaymentGateway,
+) -> None:
+    """An agent puts a failed tender of the case's refund in the customer's wallet."""
+    refund_id = _case_refund_id(engine, case_id, actor)
+    refund_to_wallet(
+        engine,
+        refund_id=refund_id,
+        tender_id=tender_id,
+        actor=actor.tag,
+        now=now,
+        reason=reason,
+        gateway=gateway,
+    )

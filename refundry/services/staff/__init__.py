@@ -1,0 +1,7 @@
+"""The people who work at the desk: agents, merchants and admins.
+
+* ``accounts``  staff accounts with argon2id passwords (``refundry user add``) and the
+                desk's password sign-in, with a per-account limit on wrong passwords
+"""
+
+__all__: list[str] = []  # import the modules themselves

@@ -1,7 +1,7 @@
 """staff accounts: agents, merchants and admins who sign in to the desk with a password
 
-Revision ID: 0012_staff_accounts
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 00:50:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0012_staff_accounts"
-down_revision = "0009"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.reader import Reader
@@ -130,24 +130,7 @@ def post_adjustment(
                     code="adjustment.key_reused",
                 )
             return _adjustment(before, created=False)
-        if fields["currency"] is not None:
-            currencies = {
-                str(c)
-                for (c,) in conn.execute(
-                    select(orders.c.currency).distinct().where(orders.c.customer_id == customer_id)
-                )
-            }
-            if currencies and currencies != {fields["currency"]}:
-                raise InvalidInput(
-                    f"the customer's wallet is in {', '.join(sorted(currencies))}",
-                    code="adjustment.currency_mismatch",
-                    field="amount.currency",
-                )
-        if balance(conn, fields["kind"], customer_id) + fields["amount"] < 0:
-            raise Unprocessable(
-                f"the customer's {fields['kind']} balance cannot cover {-fields['amount']}",
-                code="ledger.insufficient_funds",
-            )
+        _check_postable(conn, customer_id, fields)
         adjustment_id = "adj_" + uuid.uuid4().hex
         after = post(
             conn,
@@ -184,6 +167,29 @@ def post_adjustment(
         row = conn.execute(select(customer_adjustments).where(a.id == adjustment_id)).one()
         uow.commit()
     return _adjustment(row, created=True)
+
+
+def _check_postable(conn: Connection, customer_id: str, fields: dict[str, Any]) -> None:
+    """A wallet adjustment is in the currency of the customer's orders, and no adjustment
+    takes a balance below zero."""
+    if fields["currency"] is not None:
+        currencies = {
+            str(c)
+            for (c,) in conn.execute(
+                select(orders.c.currency).distinct().where(orders.c.customer_id == customer_id)
+            )
+        }
+        if currencies and currencies != {fields["currency"]}:
+            raise InvalidInput(
+                f"the customer's wallet is in {', '.join(sorted(currencies))}",
+                code="adjustment.currency_mismatch",
+                field="amount.currency",
+            )
+    if balance(conn, fields["kind"], customer_id) + fields["amount"] < 0:
+        raise Unprocessable(
+            f"the customer's {fields['kind']} balance cannot cover {-fields['amount']}",
+            code="ledger.insufficient_funds",
+        )
 
 
 def _adjustment(row: Any, *, created: bool) -> Adjustment:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.order import OrderStatus
@@ -120,45 +120,61 @@ def update_status(
                 "refunded: refund them before cancelling",
                 code="order.cancel_needs_refund",
             )
-        document: dict[str, Any] = json.loads(row.document)
-        document["status"] = wanted.value
-        if wanted is OrderStatus.DELIVERED:
-            document["delivered_at"] = at.isoformat()
-        conn.execute(
-            update(orders)
-            .where(orders.c.id == order_id)
-            .values(
-                status=wanted.value,
-                document=json.dumps(document, ensure_ascii=False, sort_keys=True),
-                **{column: at},
-            )
-        )
-        trail = AuditTrail(actor=actor.tag, at=now)
-        trail.record(
-            "order.status_changed",
-            order_id=order_id,
-            customer_id=row.customer_id,
-            status_before=current.value,
-            status_after=wanted.value,
-            at=at.isoformat(),
-        )
-        trail.flush(conn)
-        enqueue(
-            conn,
-            topic="event",
-            key=f"event:order:{order_id}:{wanted.value}",
-            at=now,
-            payload={
-                "type": f"order.{wanted.value}",
-                "order_id": order_id,
-                "customer_id": row.customer_id,
-                "from": current.value,
-                "to": wanted.value,
-                column: at.isoformat(),
-            },
-        )
+        _record_step(conn, row, wanted, column, at=at, actor=actor, now=now)
         uow.commit()
     return StatusUpdate(order_id, wanted.value, at, changed=True)
+
+
+def _record_step(
+    conn: Connection,
+    row: Any,
+    wanted: OrderStatus,
+    column: str,
+    *,
+    at: datetime,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """The order's new status and time, on its row and in its stored document (what the
+    plan reads), audited and announced as ``order.<status>``."""
+    current = OrderStatus(row.status)
+    document: dict[str, Any] = json.loads(row.document)
+    document["status"] = wanted.value
+    if wanted is OrderStatus.DELIVERED:
+        document["delivered_at"] = at.isoformat()
+    conn.execute(
+        update(orders)
+        .where(orders.c.id == row.id)
+        .values(
+            status=wanted.value,
+            document=json.dumps(document, ensure_ascii=False, sort_keys=True),
+            **{column: at},
+        )
+    )
+    trail = AuditTrail(actor=actor.tag, at=now)
+    trail.record(
+        "order.status_changed",
+        order_id=row.id,
+        customer_id=row.customer_id,
+        status_before=current.value,
+        status_after=wanted.value,
+        at=at.isoformat(),
+    )
+    trail.flush(conn)
+    enqueue(
+        conn,
+        topic="event",
+        key=f"event:order:{row.id}:{wanted.value}",
+        at=now,
+        payload={
+            "type": f"order.{wanted.value}",
+            "order_id": row.id,
+            "customer_id": row.customer_id,
+            "from": current.value,
+            "to": wanted.value,
+            column: at.isoformat(),
+        },
+    )
 
 
 def _step(status: str) -> OrderStatus:

@@ -151,52 +151,70 @@ def _ensure_customer(
 ) -> None:
     known = conn.execute(select(customers.c.id).where(customers.c.id == customer_id)).first()
     if known is None:
-        snap = opening or CustomerSnapshot(customer_id=customer_id)
-        conn.execute(
-            insert(customers).values(
-                id=customer_id,
-                locale=snap.locale,
-                created_at=now,
-                tier=snap.tier_for(snap.growth_value),
-                risk_flags=json.dumps(sorted(snap.risk_flags)),
-                tier_table=json.dumps(
-                    [{"name": t.name, "min_growth": t.min_growth} for t in snap.tier_table]
-                ),
-            )
+        _open_customer(conn, customer_id, opening, now, trail)
+    if opening is not None:
+        _add_held_items(conn, customer_id, opening, now)
+
+
+def _open_customer(
+    conn: Connection,
+    customer_id: str,
+    opening: CustomerSnapshot | None,
+    now: datetime,
+    trail: AuditTrail,
+) -> None:
+    """A customer seen for the first time: its row, opening ledger balances, campaign spend
+    and quotas, as the shop's snapshot gives them (none: a new, empty account)."""
+    snap = opening or CustomerSnapshot(customer_id=customer_id)
+    conn.execute(
+        insert(customers).values(
+            id=customer_id,
+            locale=snap.locale,
+            created_at=now,
+            tier=snap.tier_for(snap.growth_value),
+            risk_flags=json.dumps(sorted(snap.risk_flags)),
+            tier_table=json.dumps(
+                [{"name": t.name, "min_growth": t.min_growth} for t in snap.tier_table]
+            ),
         )
-        journal = f"opening:{customer_id}"
-        for kind, amount in (
-            ("points", snap.points_balance),
-            ("wallet", snap.wallet_balance),
-            ("growth", snap.growth_value),
-        ):
-            post(
-                conn,
-                journal_id=journal,
-                kind=kind,
-                customer_id=customer_id,
-                amount=amount,
-                memo="opening balance",
-                at=now,
-            )
-        for cid, spend in snap.campaign_spend.items():
-            conn.execute(
-                insert(campaign_spend).values(customer_id=customer_id, campaign_id=cid, spend=spend)
-            )
-        for cid, used in snap.quotas_used.items():
-            conn.execute(
-                insert(campaign_quotas).values(customer_id=customer_id, campaign_id=cid, used=used)
-            )
-        trail.record(
-            "customer.opened",
+    )
+    journal = f"opening:{customer_id}"
+    for kind, amount in (
+        ("points", snap.points_balance),
+        ("wallet", snap.wallet_balance),
+        ("growth", snap.growth_value),
+    ):
+        post(
+            conn,
+            journal_id=journal,
+            kind=kind,
             customer_id=customer_id,
-            points=snap.points_balance,
-            wallet=snap.wallet_balance,
-            growth=snap.growth_value,
+            amount=amount,
+            memo="opening balance",
+            at=now,
         )
-    if opening is None:
-        return
-    # Coupons, entitlements and cumulative rewards the shop tells us of: add the ones we lack.
+    for cid, spend in snap.campaign_spend.items():
+        conn.execute(
+            insert(campaign_spend).values(customer_id=customer_id, campaign_id=cid, spend=spend)
+        )
+    for cid, used in snap.quotas_used.items():
+        conn.execute(
+            insert(campaign_quotas).values(customer_id=customer_id, campaign_id=cid, used=used)
+        )
+    trail.record(
+        "customer.opened",
+        customer_id=customer_id,
+        points=snap.points_balance,
+        wallet=snap.wallet_balance,
+        growth=snap.growth_value,
+    )
+
+
+def _add_held_items(
+    conn: Connection, customer_id: str, opening: CustomerSnapshot, now: datetime
+) -> None:
+    """Coupons, entitlements and cumulative rewards the shop tells us of: add the ones we
+    lack (an item already known keeps its state: refundry's is the newer)."""
     for category, held in (("coupon", opening.coupons), ("entitlement", opening.entitlements)):
         for item in held.values():
             if conn.execute(select(entitlements.c.id).where(entitlements.c.id == item.id)).first():
@@ -298,6 +316,12 @@ def _record_order(
             for t in order.tenders
         ],
     )
+    _record_campaigns(conn, order, order_doc)
+
+
+def _record_campaigns(conn: Connection, order: Order, order_doc: Any) -> None:
+    """The campaigns the order took part in, defined once (as the first order naming each
+    saw them), and the rewards the order earned."""
     for c in order.campaigns:
         if conn.execute(select(campaigns.c.id).where(campaigns.c.id == c.id)).first() is None:
             definition = next(d for d in order_doc.get("campaigns", []) if d["id"] == c.id)

@@ -2,10 +2,11 @@
 
 ``world`` wires, on each database of the ``engine`` fixture: a ManualClock; the SandboxGateway
 (each ingested order's external tender captured); SandboxLogistics (every tracking event sent
-twice, in random order); SandboxSms; a ChannelNotifier with the in-app inbox, the SMS sandbox
-and an SmtpEmailSender talking to a real aiosmtpd server; a RedisStreamPublisher on the real
-Redis with a stream prefix of the test's own (its keys are deleted afterwards); the outbox
-Relay with the logistics sandbox; and a CaseDesk. Helpers drive the relay, the gateway's
+twice, in random order); SandboxSms; a RedisStreamPublisher on the real Redis with a stream
+prefix of the test's own (its keys are deleted afterwards); these passed to the bootstrap
+(refundry.bootstrap.build), which builds the rest as serve and worker do — the SMTP sender
+from settings talking to a real aiosmtpd server, the channel notifier with the in-app inbox,
+the outbox relay with the logistics sandbox; and a CaseDesk. Helpers drive the relay, the gateway's
 webhooks and the carrier's tracking events as the clock moves.
 """
 
@@ -33,17 +34,16 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, func, insert, select
 
 from refundry.adapters.clock import ManualClock
-from refundry.adapters.email import SmtpEmailSender, message_id_for
+from refundry.adapters.email import message_id_for
 from refundry.adapters.gateway_sandbox import SandboxGateway
-from refundry.adapters.inbox import InboxNotifier
 from refundry.adapters.logistics import TrackingEvent
 from refundry.adapters.logistics_sandbox import SandboxLogistics
 from refundry.adapters.redis_events import RedisStreamPublisher
 from refundry.adapters.sms import SandboxSms
+from refundry.bootstrap import build
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
-from refundry.notifications.channels import ChannelNotifier
 from refundry.services.audit.chain import verify_chain
 from refundry.services.cases.opening import CaseDesk
 from refundry.services.cases.process import Actor, load_case
@@ -54,6 +54,7 @@ from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.gateway_events import handle_gateway_event
 from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
+from refundry.settings import Settings
 from refundry.store.tables import (
     campaign_rewards,
     case_events,
@@ -392,23 +393,29 @@ def world(engine: Engine, smtp_mailbox: tuple[Mailbox, int], redis_url: str) -> 
     gateway = SandboxGateway(clock=clock, seed=11, confirm_after=timedelta(seconds=5))
     logistics = SandboxLogistics(clock, seed=5, duplicate_event_rate=1.0, reorder_events=True)
     sms = SandboxSms()
-    notifier = ChannelNotifier(
-        engine,
-        sms=sms,
-        email=SmtpEmailSender("127.0.0.1", port, sender=SENDER, timeout=5),
-        inbox=InboxNotifier(engine),
-        clock=clock,
-    )
     prefix = f"refundry-e2e-{uuid.uuid4().hex[:12]}"
     publisher = RedisStreamPublisher(redis_url, stream_prefix=prefix)
-    relay = Relay(
+    # The bootstrap builds the rest as serve and worker do: the real SMTP sender from the
+    # settings (the test's own mail server, no STARTTLS), the channel notifier and the relay;
+    # the seeded sandboxes, the phone and the stream under the test's prefix are passed in.
+    runtime = build(
+        Settings(
+            dev=True,
+            database_url=engine.url.render_as_string(hide_password=False),
+            email="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_sender=SENDER,
+            smtp_starttls=False,
+        ),
+        clock=clock,
         engine=engine,
         gateway=gateway,
-        notifier=notifier,
-        publisher=publisher,
-        clock=clock,
         logistics=logistics,
+        sms=sms,
+        publisher=publisher,
     )
+    relay = runtime.relay()
     desk = CaseDesk(engine, Policy(), JOURNEY_PROCESS)
     try:
         yield World(

@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -161,15 +161,7 @@ def _check_sending_limits(
     conn: Connection, customer_id: str, phone: str, now: datetime, policy: IdentityPolicy
 ) -> None:
     """The cooldown, then the customer's and the number's hourly caps; each its own code."""
-    since = now - _HOUR
-    sent = [
-        at
-        for (at,) in conn.execute(
-            select(otp_codes.c.created_at)
-            .where(otp_codes.c.customer_id == customer_id, otp_codes.c.created_at > since)
-            .order_by(otp_codes.c.created_at)
-        )
-    ]
+    sent = _sent_within_hour(conn, otp_codes.c.customer_id == customer_id, now)
     cooldown = timedelta(seconds=policy.resend_cooldown_seconds)
     if sent and sent[-1] + cooldown > now:
         raise RateLimited(
@@ -178,26 +170,35 @@ def _check_sending_limits(
             code="identity.resend_too_soon",
             retry_after=_seconds_until(sent[-1] + cooldown, now),
         )
-    if len(sent) >= policy.codes_per_hour:
-        oldest = sent[len(sent) - policy.codes_per_hour]
+    _check_cap(
+        sent,
+        policy.codes_per_hour,
+        now,
+        what="this customer",
+        code="identity.customer_code_limit",
+    )
+    _check_cap(
+        _sent_within_hour(conn, otp_codes.c.phone == phone, now),
+        policy.codes_per_phone_per_hour,
+        now,
+        what="this number",
+        code="identity.phone_code_limit",
+    )
+
+
+def _sent_within_hour(conn: Connection, whose: ColumnElement[bool], now: datetime) -> list[Any]:
+    """When the codes matching ``whose`` were sent in the last hour, oldest first."""
+    query = select(otp_codes.c.created_at).where(whose, otp_codes.c.created_at > now - _HOUR)
+    return [at for (at,) in conn.execute(query.order_by(otp_codes.c.created_at))]
+
+
+def _check_cap(sent: list[Any], cap: int, now: datetime, *, what: str, code: str) -> None:
+    """At most ``cap`` codes in any hour: the next may go when the oldest counted leaves it."""
+    if len(sent) >= cap:
+        oldest = sent[len(sent) - cap]
         raise RateLimited(
-            f"{policy.codes_per_hour} codes were sent to this customer in the last hour",
-            code="identity.customer_code_limit",
-            retry_after=_seconds_until(oldest + _HOUR, now),
-        )
-    to_phone = [
-        at
-        for (at,) in conn.execute(
-            select(otp_codes.c.created_at)
-            .where(otp_codes.c.phone == phone, otp_codes.c.created_at > since)
-            .order_by(otp_codes.c.created_at)
-        )
-    ]
-    if len(to_phone) >= policy.codes_per_phone_per_hour:
-        oldest = to_phone[len(to_phone) - policy.codes_per_phone_per_hour]
-        raise RateLimited(
-            f"{policy.codes_per_phone_per_hour} codes were sent to this number in the last hour",
-            code="identity.phone_code_limit",
+            f"{cap} codes were sent to {what} in the last hour",
+            code=code,
             retry_after=_seconds_until(oldest + _HOUR, now),
         )
 

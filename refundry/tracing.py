@@ -51,15 +51,11 @@ def tracer_provider(*, endpoint: str | None, exporter: Any = None) -> Any:
 
 def _request_hook(span: Any, scope: dict[str, Any]) -> None:
     """The request's id on its server span, as RequestLog will answer it."""
-    from refundry.observability import REQUEST_ID_HEADER, new_request_id
+    from refundry.api.request_log import request_id_of
 
     if span is None or not span.is_recording():
         return
-    wanted = REQUEST_ID_HEADER.lower().encode()
-    given = next((v for k, v in scope.get("headers", ()) if k == wanted), b"")
-    request_id = new_request_id(given.decode("latin-1") or None)
-    scope.setdefault("state", {})["request_id"] = request_id  # RequestLog answers this one
-    span.set_attribute("refundry.request_id", request_id)
+    span.set_attribute("refundry.request_id", request_id_of(scope))  # RequestLog answers it
 
 
 def trace_app(app: Any, provider: Any) -> None:

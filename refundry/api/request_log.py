@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from refundry.observability import REQUEST_ID_HEADER, new_request_id, request_id_var
 
-__all__ = ["HTTP_LATENCY", "HTTP_REQUESTS", "RequestLog"]
+__all__ = ["HTTP_LATENCY", "HTTP_REQUESTS", "RequestLog", "request_id_of"]
 
 log = structlog.get_logger("refundry.http")
 
@@ -34,6 +34,18 @@ HTTP_REQUESTS = Counter(
 _HEADER = REQUEST_ID_HEADER.lower().encode()
 
 
+def request_id_of(scope: Scope) -> str:
+    """The request's id, chosen once per request and kept in its scope: the caller's sane
+    ``X-Request-Id``, else a new one (the tracing span asks first, tracing.py)."""
+    state = scope.setdefault("state", {})
+    request_id = state.get("request_id")
+    if request_id is None:
+        given = dict(scope["headers"]).get(_HEADER)
+        request_id = new_request_id(given.decode("latin-1") if given else None)
+        state["request_id"] = request_id
+    return str(request_id)
+
+
 class RequestLog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -42,12 +54,7 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
-        request_id = state.get("request_id")  # already chosen by the tracing span (tracing.py)
-        if request_id is None:
-            given = dict(scope["headers"]).get(_HEADER)
-            request_id = new_request_id(given.decode("latin-1") if given else None)
-            state["request_id"] = request_id
+        request_id = request_id_of(scope)
         request_id_var.set(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)

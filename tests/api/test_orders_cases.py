@@ -575,7 +575,7 @@ def test_case_above_the_code_amount_needs_the_code_texted_to_the_customer(shop: 
     issued = shop.client.post(
         "/v1/identity/codes", json={"purpose": "case.submit"}, headers=CUSTOMER
     )
-    assert issued.status_code == 201
+    assert issued.status_code == 202
     code_id = issued.json()["code_id"]
     assert issued.json() == {"code_id": code_id, "expires_in_seconds": 300}
     [sms] = shop.sms.sent

@@ -72,6 +72,9 @@ def test_a_merchant_receives_and_inspects_a_partial_return(shop: Shop) -> None:
     got = _post(client, f"{page}/receive", page)
     assert (got.status_code, got.headers["location"]) == (303, f"{page}?done=receive")
     assert _state(shop, case_id) == "received"
+    timeline = client.get(page).text.split('<ol class="timeline">')[1]
+    assert 'Return on its way <span class="hint">(the customer)' in timeline
+    assert 'Return received <span class="hint">(you)' in timeline
     got = _post(
         client,
         f"{page}/inspect",

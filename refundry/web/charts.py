@@ -14,9 +14,10 @@ from fractions import Fraction
 
 __all__ = ["BAR_HEIGHT", "LABEL_WIDTH", "LENGTH", "WIDTH", "Bar", "BarChart", "bar_chart"]
 
-WIDTH = 640  # the viewBox's width
-LABEL_WIDTH = 230  # the bars' labels, left of them
-LENGTH = 300  # the longest bar; the value's text goes after the bar
+# Small enough that the 15-unit text stays readable when a 375 px phone scales the chart down.
+WIDTH = 540  # the viewBox's width
+LABEL_WIDTH = 190  # the bars' labels, left of them
+LENGTH = 250  # the longest bar; the value's text goes after the bar
 BAR_HEIGHT = 28
 GAP = 8
 

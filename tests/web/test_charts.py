@@ -10,7 +10,7 @@ from refundry.web.formats import duration, percent
 
 def test_each_bar_is_its_share_of_the_longest() -> None:
     chart = bar_chart([("a", 10), ("b", 5), ("c", 0), ("d", 1), ("e", -3)])
-    assert [b.length for b in chart.bars] == [LENGTH, LENGTH // 2, 0, 30, 0]
+    assert [b.length for b in chart.bars] == [LENGTH, LENGTH // 2, 0, LENGTH // 10, 0]
     assert [b.y for b in chart.bars] == [8 + i * (BAR_HEIGHT + 8) for i in range(5)]
     assert chart.height == 8 + 5 * (BAR_HEIGHT + 8)
 

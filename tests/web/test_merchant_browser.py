@@ -2,8 +2,9 @@
 uvicorn server with the worker running, on SQLite and PostgreSQL. With JavaScript off (every
 step a form post and a redirect): a merchant signs in, finds the return on its way, marks it
 received and inspects it as partial (1 of 2 mugs, damaged), and the worker refunds the
-accepted mug; another merchant's case is not found; the agent's dashboard shows the figures of
-the store. Elements are found by role and label."""
+accepted mug; another merchant's case is not found; a post without the form token changes
+nothing; the agent's dashboard shows the figures of the store. Elements are found by role and
+label."""
 
 from __future__ import annotations
 
@@ -125,3 +126,22 @@ def test_the_dashboard_shows_the_figures_of_the_store(browser: Browser, shop: Sh
         chart = page.get_by_role("img", name="Refund rate by reason")
         expect(chart).to_be_visible()
         page.context.close()
+
+
+def test_a_post_without_the_form_token_changes_nothing(browser: Browser, live: Live) -> None:
+    """The merchant's own browser, signed in, posts the receive form without its token (as a
+    form on another site would): refused with 403 before the route runs."""
+    add_merchants(live.shop)
+    case_id = returned_case(live.shop)
+    page = new_page(browser, "en", 1280, js=False)
+    sign_in(page, live, MERCHANT_NAME)
+    page.goto(f"{live.base}/merchant/cases/{case_id}")
+    expect(page.get_by_role("button", name="Mark the return received")).to_be_visible()
+    for form in ({}, {"csrf_token": "forged"}):
+        answer = page.request.post(
+            f"{live.base}/merchant/cases/{case_id}/receive", form=form, max_redirects=0
+        )
+        assert answer.status == 403
+        assert "did not come from this site" in answer.text()
+    assert read_case(live.shop.engine, case_id, DESK).state == "return_in_transit"
+    page.context.close()

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from refundry.services.access import Actor
 from refundry.services.cases import actions as case_actions
 from refundry.services.cases.opening import open_case
 from refundry.services.cases.views import read_case
+from refundry.services.errors import Forbidden
+from refundry.services.operations.dashboard import operations_dashboard
 from refundry.services.operations.metrics_figures import Figures, scan_figures
 from refundry.services.uow import UnitOfWork
 from refundry.web.formats import duration, percent
@@ -133,3 +137,12 @@ def test_an_empty_store_shows_no_bars(shop: Shop) -> None:
     assert html.count("Nothing to show yet.") == 3  # stages, claw-backs, reasons
     assert _rows(html, "merchants") == [("m-1", "0.0%", "0 of 4 orders")]
     assert {row[1] for row in _rows(html, "refund-time")} == {"0"}
+
+
+def test_the_read_model_refuses_anyone_but_the_desk(shop: Shop) -> None:
+    """services/operations/dashboard.py decides it, not the page: auth.forbidden."""
+    for actor in (MERCHANT, Actor("customer", CUSTOMER), Actor("system", "timers")):
+        with pytest.raises(Forbidden) as refused:
+            operations_dashboard(shop.engine, actor)
+        assert refused.value.code == "auth.forbidden"
+    assert operations_dashboard(shop.engine, Actor("admin", "root")).figures.orders == 4

@@ -304,6 +304,8 @@ class InspectionView(BaseModel):
     result: str
     accepted: list[CaseLine]
     reason: str
+    # where each accepted line's units went: resellable (back on sale) or damaged
+    disposition: dict[str, Literal["resellable", "damaged"]]
 
 
 class CaseView(BaseModel):
@@ -364,6 +366,8 @@ class InspectionBody(Body):
     result: Literal["pass", "partial", "fail"]
     accepted: dict[Id, Quantity] | None = None  # partial
     reason: FreeText = ""
+    # per accepted line: resellable (the default) or damaged
+    disposition: dict[Id, Literal["resellable", "damaged"]] | None = None
 
 
 class Resolution(Body):

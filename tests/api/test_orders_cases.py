@@ -365,6 +365,7 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
         "result": "pass",
         "accepted": [{"line_id": "Y", "quantity": 1}],
         "reason": "",
+        "disposition": {"Y": "resellable"},  # the default when the merchant names none
     }
     assert inspected["refund_id"] is not None
     order = shop.client.get("/v1/orders/o-500-100", headers=CUSTOMER).json()

@@ -160,6 +160,7 @@ def inspect(case_id: CaseId, body: InspectionBody, actor: ActorDep, ctx: Context
         result=body.result,
         accepted=body.accepted,
         reason=body.reason,
+        disposition=dict(body.disposition) if body.disposition else None,
     )
     return _view(ctx, case_id, actor)
 

@@ -21,6 +21,7 @@ from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.record import case_from_row
 from refundry.services.refunds.apply import preview_refund
+from refundry.services.refunds.reversal import ReversalView, reversals_of_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, order_tenders, orders, refund_tenders, refunds
 
@@ -85,6 +86,9 @@ class OrderView:
     lines: tuple[OrderLine, ...]
     tenders: tuple[OrderTender, ...]  # empty for a merchant: the payment is the customer's
     cases: tuple[OrderCase, ...]
+    # 极速退款 whose inspection refused units (those units are refundable again); empty for a
+    # merchant, like the tenders: the debt is the customer's
+    reversals: tuple[ReversalView, ...] = ()
 
 
 def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
@@ -106,7 +110,9 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
         line_rows = [r for r in line_rows if r.merchant_id == actor.id]
     failed_units, failed_money = _failed(conn, order_id)
     tenders: tuple[OrderTender, ...] = ()
+    reversals: tuple[ReversalView, ...] = ()
     if access.sees_tenders(actor):
+        reversals = reversals_of_order(conn, order_id)
         tenders = tuple(
             OrderTender(
                 tender_id=t.tender_id,
@@ -165,6 +171,7 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
             for c in map(case_from_row, case_rows)
             if access.may_see_case(c, actor)
         ),
+        reversals=reversals,
     )
 
 

@@ -387,3 +387,48 @@ def test_the_refused_unit_is_refundable_again_and_its_refund_settles_the_case_de
         assert load_case(uow.conn, express_case, agent).debt == 0
         assert refunded_p(uow.conn) == 2
         assert verify_chain(uow.conn).ok
+
+
+def test_a_refund_applied_between_the_express_step_and_the_inspection_stays_as_applied(
+    engine: Engine,
+) -> None:
+    """极速退款 of both B, then A refunded by another case, then the inspection accepts one B:
+    the express step is planned again against the steps before it, A stays refunded, one B is
+    refundable again, and its plan nets the debt."""
+    ingest(engine, 5)
+    express = apply(engine, 5, {"B": 2})
+    later = {
+        "order_id": "o-rev-5",
+        "reason": "changed_mind",
+        "lines": [{"line_id": "A", "quantity": 1}],
+    }
+    plan = preview_refund(engine, order_id="o-rev-5", request=later, policy=Policy(), now=NOW)
+    apply_refund(
+        engine,
+        order_id="o-rev-5",
+        request=later,
+        expected_plan_hash=plan["plan_hash"],
+        idempotency_key="later-5",
+        actor="test",
+        now=NOW,
+        policy=Policy(),
+    )
+    debt = reverse(engine, express, {"B": 1})
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert state(uow.conn, 5)["lines"] == {"A": 1, "B": 1}
+        held = sum(tenders(uow.conn, 5).values())
+        assert verify_chain(uow.conn).ok
+    assert debt > 0
+    again = {
+        "order_id": "o-rev-5",
+        "reason": "changed_mind",
+        "lines": [{"line_id": "B", "quantity": 1}],
+    }
+    last = preview_refund(engine, order_id="o-rev-5", request=again, policy=Policy(), now=NOW)
+    assert last["amount"]["carry"] < 0
+    # Every unit back in the end: the tenders hold what a refund of the whole order pays.
+    ingest(engine, 6)
+    apply(engine, 6, {"A": 1, "B": 2})
+    with UnitOfWork(engine, readonly=True) as uow:
+        whole = sum(tenders(uow.conn, 6).values())
+    assert held + last["amount"]["total"] == whole

@@ -843,7 +843,9 @@ def ref_reversal(
     that refunded only the accepted units of the step, except that the money the whole step paid
     to cash tenders stays paid (the gateway refunded it), and redeemed points the whole step
     returned beyond the accepted-only step are taken back only as far as the balance holds them.
-    The debt is what the step's tenders hold beyond what the accepted-only step moves."""
+    A reversal never pays: where the accepted-only step would move more (a reward it keeps
+    deducts less), the tenders keep what the step paid. The debt is what the step's tenders
+    hold beyond what the accepted-only step moves, never below 0."""
     full_model = copy.deepcopy(before)
     full = full_model.step(request, now)
     lines = [
@@ -861,7 +863,14 @@ def ref_reversal(
         if t["kind"] != "points":
             model.tender_refunded[tid] += paid - got
             continue
-        owed = max(full.tenders[tid]["points"] - (step.tenders[tid]["points"] if step else 0), 0)
+        owed = full.tenders[tid]["points"] - (step.tenders[tid]["points"] if step else 0)
+        if owed <= 0:
+            # the accepted-only step returns as many points or more: a reversal pays nothing,
+            # the tender and the balance stay as the whole step left them (the next step's
+            # carry gives the rest)
+            model.tender_refunded[tid] += paid - got
+            model.points_balance += owed
+            continue
         # the balance after the whole step, with the earned points it took back given back
         earned_back = full.points_from_balance - (step.points_from_balance if step else 0)
         holds = max(full_model.points_balance + max(earned_back, 0), 0)

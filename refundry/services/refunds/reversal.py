@@ -93,6 +93,8 @@ def reverse_refund(
     if done is not None:
         raise Conflict(f"refund {refund_id} was reversed already", code="refund.already_reversed")
     applied = load_plan(row.plan)
+    if all(accepted.get(u["line_id"], 0) >= u["quantity"] for u in applied["request"]["lines"]):
+        return ReversalRecord(refund_id=refund_id, refused={}, debt=0)  # every unit accepted
     accepted_plan = _accepted_plan(inputs, applied, row.seq, accepted, policy)
     items = released_items(applied, accepted_plan)
     lost = _lost_items(conn, refund_id, [i.item_id for i in items])

@@ -311,16 +311,27 @@ def test_engine_matches_reference_model(sc: Scenario) -> None:
 def test_express_reversal_ends_in_the_reference_state_of_the_accepted_units(
     sc: Scenario, data: st.DataObject
 ) -> None:
-    """极速退款 of a random order's first step, then an inspection that accepts some of its
-    units (none: a failed inspection): the store after the reversal (domain/express.py) is the
-    reference's state of refunding only the accepted units — units, tenders, points, growth and
-    tier, campaign spend, quotas, rewards, coupons — except that cash tenders keep what the step
-    paid; the debt is the reference's: what the tenders hold beyond what the accepted-only step
-    moves (paid − paid-for-accepted), 0 when every unit is accepted."""
+    """极速退款 of a random step of a random order (after the earlier steps applied), then an
+    inspection that accepts some of its units (none: a failed inspection): the store after the
+    reversal (domain/express.py) is the reference's state of refunding only the accepted units
+    in that step — units, tenders, points, growth and tier, campaign spend, quotas, rewards,
+    coupons — except that cash tenders keep what the step paid; the debt is the reference's:
+    what the tenders hold beyond what the accepted-only step moves (paid − paid-for-accepted),
+    0 when every unit is accepted."""
     describe(sc)
-    order = copy.deepcopy(sc.order)
-    ref = ReferenceModel(order, sc.snapshot, sc.policy)
-    step = sc.steps[0]
+    run = Run(sc)
+    at = data.draw(st.integers(0, len(sc.steps) - 1), label="reversed step")
+    reached = at == 0
+    for i, expected_earlier, earlier in run.steps() if at else ():
+        if earlier["status"] != "ready" or expected_earlier.status != "ready":
+            break  # the sequence stops at a held plan
+        if i == at - 1:
+            reached = True
+            break
+    if not reached:
+        return
+    order, ref, history = run.order, run.ref, run.history
+    step = sc.steps[at]
     if step.vest_points:
         order["points_earned"]["status"] = "granted"
         ref.vest_points(order)
@@ -335,6 +346,7 @@ def test_express_reversal_ends_in_the_reference_state_of_the_accepted_units(
         order=copy.deepcopy(order),
         snapshot=copy.deepcopy(snapshot),
         request=copy.deepcopy(step.request),
+        history=copy.deepcopy(history),
         policy=policy,
         now=step.now,
     )
@@ -350,6 +362,7 @@ def test_express_reversal_ends_in_the_reference_state_of_the_accepted_units(
             order=copy.deepcopy(order),
             snapshot=copy.deepcopy(snapshot),
             request=request,
+            history=copy.deepcopy(history),
             policy=policy,
             now=step.now,
         )

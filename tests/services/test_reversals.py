@@ -432,3 +432,31 @@ def test_a_refund_applied_between_the_express_step_and_the_inspection_stays_as_a
     with UnitOfWork(engine, readonly=True) as uow:
         whole = sum(tenders(uow.conn, 6).values())
     assert held + last["amount"]["total"] == whole
+
+
+def test_a_reissued_coupon_used_since_joins_the_debt(engine: Engine) -> None:
+    """The express step reissued the expired coupon of A; the customer used the replacement
+    before the inspection refused A: the replacement stays used, its value joins the debt."""
+    ingest(engine, 7)
+    express = apply(engine, 7, {"A": 1, "B": 2})
+    e = t.entitlements.c
+    with UnitOfWork(engine) as uow:
+        replacement = f"CP-7~{express}"
+        uow.conn.execute(t.entitlements.update().where(e.id == replacement).values(state="used"))
+        uow.commit()
+    with UnitOfWork(engine, readonly=True) as uow:
+        paid = sum(tenders(uow.conn, 7).values())
+    debt = reverse(engine, express, {"B": 2})
+    with UnitOfWork(engine, readonly=True) as uow:
+        states = dict(
+            uow.conn.execute(select(e.id, e.state).where(e.customer_id == "c-rev-7")).all()
+        )
+        accepted_plan = load_plan(
+            uow.conn.execute(
+                select(t.refund_reversals.c.plan).where(t.refund_reversals.c.refund_id == express)
+            ).scalar_one()
+        )
+        held = sum(tenders(uow.conn, 7).values())
+    assert states == {"CP-7": "replaced", replacement: "used"}
+    assert debt == held - accepted_plan["amount"]["total"] + 3000
+    assert held <= paid

@@ -64,23 +64,31 @@ def ingest(engine: Engine, n: int) -> None:
         uow.commit()
 
 
-def apply(engine: Engine, n: int, lines: dict[str, int]) -> str:
+def apply_lines(
+    engine: Engine, order_id: str, lines: dict[str, int], *, key: str, reason: str = "changed_mind"
+) -> tuple[str, dict[str, Any]]:
+    """Preview and apply a refund of ``lines``: (refund id, the plan applied)."""
     req = {
-        "order_id": f"o-rev-{n}",
-        "reason": "changed_mind",
+        "order_id": order_id,
+        "reason": reason,
         "lines": [{"line_id": k, "quantity": q} for k, q in lines.items()],
     }
-    plan = preview_refund(engine, order_id=f"o-rev-{n}", request=req, policy=Policy(), now=NOW)
-    return apply_refund(
+    plan = preview_refund(engine, order_id=order_id, request=req, policy=Policy(), now=NOW)
+    refund_id = apply_refund(
         engine,
-        order_id=f"o-rev-{n}",
+        order_id=order_id,
         request=req,
         expected_plan_hash=plan["plan_hash"],
-        idempotency_key=f"k-{n}",
+        idempotency_key=key,
         actor="test",
         now=NOW,
         policy=Policy(),
     ).refund_id
+    return refund_id, dict(plan)
+
+
+def apply(engine: Engine, n: int, lines: dict[str, int]) -> str:
+    return apply_lines(engine, f"o-rev-{n}", lines, key=f"k-{n}")[0]
 
 
 def reverse(engine: Engine, refund_id: str, accepted: dict[str, int]) -> int:
@@ -362,26 +370,13 @@ def test_the_refused_unit_is_refundable_again_and_its_refund_settles_the_case_de
         assert refund.reversal is not None and refund.reversal.refused == {"P": 1}
         shown = case_view(uow.conn, load_case(uow.conn, express_case, agent), agent, "CNY")
         assert shown.reversal is not None and shown.reversal.debt == 20000
-    req = {
-        "order_id": "o-express-9",
-        "reason": "quality_issue",
-        "lines": [{"line_id": "P", "quantity": 1}],
-    }
-    plan = preview_refund(engine, order_id="o-express-9", request=req, policy=Policy(), now=NOW)
+    _refund, plan = apply_lines(
+        engine, "o-express-9", {"P": 1}, key="again", reason="quality_issue"
+    )
     assert (plan["amount"]["goods"], plan["amount"]["carry"], plan["amount"]["total"]) == (
         20000,
         -20000,
         0,
-    )
-    apply_refund(
-        engine,
-        order_id="o-express-9",
-        request=req,
-        expected_plan_hash=plan["plan_hash"],
-        idempotency_key="again",
-        actor="agent:li",
-        now=NOW,
-        policy=Policy(),
     )
     with UnitOfWork(engine, readonly=True) as uow:
         assert load_case(uow.conn, express_case, agent).debt == 0
@@ -397,22 +392,7 @@ def test_a_refund_applied_between_the_express_step_and_the_inspection_stays_as_a
     refundable again, and its plan nets the debt."""
     ingest(engine, 5)
     express = apply(engine, 5, {"B": 2})
-    later = {
-        "order_id": "o-rev-5",
-        "reason": "changed_mind",
-        "lines": [{"line_id": "A", "quantity": 1}],
-    }
-    plan = preview_refund(engine, order_id="o-rev-5", request=later, policy=Policy(), now=NOW)
-    apply_refund(
-        engine,
-        order_id="o-rev-5",
-        request=later,
-        expected_plan_hash=plan["plan_hash"],
-        idempotency_key="later-5",
-        actor="test",
-        now=NOW,
-        policy=Policy(),
-    )
+    apply_lines(engine, "o-rev-5", {"A": 1}, key="later-5")  # another case's refund
     debt = reverse(engine, express, {"B": 1})
     with UnitOfWork(engine, readonly=True) as uow:
         assert state(uow.conn, 5)["lines"] == {"A": 1, "B": 1}

@@ -75,6 +75,13 @@ def test_partial_inspection_of_an_express_refund_shows_the_reversal_everywhere(
     ]
     merchant_view = client.get("/v1/orders/o-http-express", headers=MERCHANT).json()
     assert merchant_view["reversals"] == []  # the debt is the customer's, like the tenders
+    audit = client.get("/v1/orders/o-http-express/audit", headers=AGENT).json()["entries"]
+    [reversed_] = [e for e in audit if e["action"] == "refund.reversed"]
+    assert reversed_["data"]["tenders"]["kept"] == {"T1": 40000}
+    audit = client.get("/v1/orders/o-http-express/audit", headers=MERCHANT).json()["entries"]
+    [reversed_] = [e for e in audit if e["action"] == "refund.reversed"]
+    assert "tenders" not in reversed_["data"]  # a merchant sees no tender, here neither
+    assert reversed_["data"]["refused"] == {"P": 1}
 
     refund = client.get(f"/v1/refunds/{case['refund_id']}", headers=CUSTOMER).json()
     assert refund["reversal"]["refused"] == {"P": 1}

@@ -284,8 +284,9 @@ def _summary(rev: Reversal) -> dict[str, Any]:
     return {
         "refused": rev.units,
         "debt": rev.debt,
-        "moved": rev.moved,
-        "tenders": rev.tenders,
+        # per tender: what it holds of the step after the reversal, and what came back from it
+        # (one key: what a merchant's audit hides, like every tender; services/access.py)
+        "tenders": {"kept": rev.moved, "taken_back": rev.tenders},
         "points_taken": rev.points_taken,
         "points_kept": rev.points_kept,
         "earned_points_back": rev.earned_back,

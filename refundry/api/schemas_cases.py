@@ -145,6 +145,20 @@ class OrderCaseView(BaseModel):
     created_at: datetime
 
 
+class ReversalView(BaseModel):
+    """What an inspection undid of a 极速退款 it partly or wholly refused (docs/case-process.md)."""
+
+    refund_id: str
+    case_id: str | None
+    refused: dict[str, int]  # units per line no longer counted as refunded: refundable again
+    debt: int  # minor units the customer owes for units it kept
+    points_taken: int  # redeemed points taken back from the balance
+    earned_points_back: int  # earned points the step had reversed, given back
+    items_restored: list[str]  # coupons and entitlements used by the order again
+    items_in_debt: dict[str, int]  # those used or lost since: their value is in the debt
+    at: datetime
+
+
 class OrderView(BaseModel):
     id: str
     customer_id: str
@@ -159,6 +173,7 @@ class OrderView(BaseModel):
     lines: list[OrderLineView]
     tenders: list[OrderTenderView]  # empty for a merchant: the payment is the customer's
     cases: list[OrderCaseView]
+    reversals: list[ReversalView]  # empty for a merchant, like the tenders
 
 
 class RequestLine(Body):
@@ -334,6 +349,7 @@ class CaseView(BaseModel):
     express: bool
     refund_id: str | None
     debt: int
+    reversal: ReversalView | None  # what the inspection undid of the case's 极速退款
     rating: int | None
     feedback: str | None
     created_at: datetime

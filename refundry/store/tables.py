@@ -243,6 +243,27 @@ refunds = Table(
     Index("ix_refunds_order", "order_id", "seq"),
 )
 
+# 极速退款 whose inspection refused units (services/refunds/reversal.py, domain/express.py): at
+# most one per refund. ``history`` is the step as later plans read it (the accepted units, the
+# money each tender kept); ``plan`` the accepted-only plan (NULL: none accepted); ``reversal``
+# what was given back or taken back.
+refund_reversals = Table(
+    "refund_reversals",
+    metadata,
+    Column("refund_id", String(64), ForeignKey("refunds.id"), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("case_id", String(64)),
+    Column("accepted", Text, nullable=False),  # JSON [{line_id, quantity}]
+    Column("refused", Text, nullable=False),  # JSON {line_id: units}
+    Column("plan", Text),
+    Column("history", Text, nullable=False),
+    Column("reversal", Text, nullable=False),
+    Column("debt", Money, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", When, nullable=False),
+    Index("ix_refund_reversals_order", "order_id"),
+)
+
 refund_tenders = Table(
     "refund_tenders",
     metadata,

@@ -201,6 +201,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
             }
         ],
         "cases": [],
+        "reversals": [],
     }
     again = shop.client.post("/v1/orders", json=body, headers=ADMIN)
     assert (again.status_code, again.json()) == (200, first.json())

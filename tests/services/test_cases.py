@@ -303,6 +303,13 @@ def test_failed_inspection_rejects_and_records_express_debt(world: dict[str, Any
         desk, opened.case_id, actor=MERCHANT, now=clock(), result="fail", reason="used and damaged"
     )
     assert (row.state, row.debt) == ("rejected_after_inspection", 10000)
+    with UnitOfWork(world["engine"], readonly=True) as uow:
+        refunded = uow.conn.execute(
+            select(order_lines.c.refunded_qty).where(
+                order_lines.c.order_id == "o-500-100", order_lines.c.line_id == "Y"
+            )
+        ).scalar_one()
+    assert refunded == 0  # every unit of the express refund reversed: refundable again
 
 
 def test_express_refund_then_partial_inspection_records_the_refused_units_debt(
@@ -336,6 +343,16 @@ def test_express_refund_then_partial_inspection_records_the_refused_units_debt(
     )
     assert row.debt == 20000
     assert json.loads(row.accepted) == [{"line_id": "P", "quantity": 1}]
+    # The refused unit is not counted as refunded: it can be asked for again.
+    with UnitOfWork(engine, readonly=True) as uow:
+        refunded = uow.conn.execute(
+            select(order_lines.c.refunded_qty).where(
+                order_lines.c.order_id == "o-express-2", order_lines.c.line_id == "P"
+            )
+        ).scalar_one()
+    assert refunded == 1
+    again = request("o-express-2", "P", reason="quality_issue")
+    assert open_case(desk, actor=CUSTOMER, now=clock(), request=again).case_id
 
 
 def test_illegal_transition_names_the_state_and_the_allowed_actions(

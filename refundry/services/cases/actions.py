@@ -12,8 +12,6 @@ from sqlalchemy import Connection, select, update
 
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
-from refundry.domain.express import refused_units_debt
-from refundry.domain.plan_doc import load_plan
 from refundry.services.access import Actor, require_case_action
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
@@ -23,6 +21,7 @@ from refundry.services.cases.refund import follow_refund, refund_case
 from refundry.services.errors import Unprocessable
 from refundry.services.outbox.messages import enqueue
 from refundry.services.refunds.ledger import balance, post
+from refundry.services.refunds.reversal import reverse_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, refunds
 
@@ -212,7 +211,7 @@ def inspect(
         )
         _restock(conn, row, lines, dispositions, now)
         if result == "fail":
-            debt = _express_debt(conn, row, accepted={})
+            debt = _reverse_express(conn, desk, row, {}, trail=trail, at=now)
             return move(
                 conn,
                 row,
@@ -224,7 +223,8 @@ def inspect(
                 values={"debt": debt},
             )
         if row.express and row.refund_id:
-            return _settle_express(conn, row, kept, actor=actor, at=now, trail=trail)
+            debt = _reverse_express(conn, desk, row, kept, trail=trail, at=now)
+            return _settle_express(conn, row, debt, actor=actor, at=now, trail=trail)
         return refund_case(
             conn,
             row,
@@ -276,18 +276,17 @@ def _dispositions(lines: list[dict[str, Any]], given: dict[str, str] | None) -> 
 def _settle_express(
     conn: Connection,
     row: Case,
-    kept: dict[str, int],
+    debt: int,
     *,
     actor: Actor,
     at: datetime,
     trail: AuditTrail,
 ) -> Case:
     """极速退款 paid at approval: the case follows that refund's money, and what it paid for
-    units the inspection refused is the case's debt."""
+    units the inspection refused (reversed by ``_reverse_express``) is the case's debt."""
     refund_id = row.refund_id
     if refund_id is None:  # the caller settles only a case whose refund was paid at approval
         raise RuntimeError(f"case {row.id}: an express settlement without its refund")
-    debt = _express_debt(conn, row, accepted=kept)
     row = move(
         conn,
         row,
@@ -333,28 +332,29 @@ def _restock(
         )
 
 
-def _express_debt(conn: Connection, row: Case, *, accepted: dict[str, int]) -> int:
-    """极速退款 paid before the goods came back: what it paid for the units the inspection
-    refused is owed by the customer (domain.express); an agent recovers it."""
+def _reverse_express(
+    conn: Connection,
+    desk: CaseDesk,
+    row: Case,
+    accepted: dict[str, int],
+    *,
+    trail: AuditTrail,
+    at: datetime,
+) -> int:
+    """极速退款 paid before the goods came back: the units the inspection refused stop counting
+    as refunded, and what was paid for them is owed by the customer (services/refunds/reversal,
+    domain/express.py); an agent recovers it. Returns the debt (0 without an express refund)."""
     if not (row.express and row.refund_id):
         return 0
-    refund = conn.execute(
-        select(refunds.c.total, refunds.c.plan).where(refunds.c.id == row.refund_id)
-    ).one()
-    line_paid = {
-        line_id: int(paid)
-        for line_id, paid in conn.execute(
-            select(order_lines.c.line_id, order_lines.c.paid).where(
-                order_lines.c.order_id == row.order_id
-            )
-        )
-    }
-    return refused_units_debt(
-        units=load_plan(refund.plan)["units"],
+    return reverse_refund(
+        conn,
+        refund_id=row.refund_id,
         accepted=accepted,
-        line_paid=line_paid,
-        total=int(refund.total),
-    )
+        policy=desk.policy,
+        trail=trail,
+        at=at,
+        case_id=row.id,
+    ).debt
 
 
 def resolve_manual_review(

@@ -21,6 +21,7 @@ from refundry.services.access import Actor
 from refundry.services.cases.process import Case, load_case
 from refundry.services.cases.record import case_from_row
 from refundry.services.reads import decode_case_cursor, encode_cursor
+from refundry.services.refunds.reversal import ReversalView, reversal_of
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, orders
 
@@ -114,6 +115,9 @@ class CaseView:
     express: bool
     refund_id: str | None
     debt: int
+    # what the inspection undid of the case's 极速退款 (None for a merchant on a case that also
+    # asks for other merchants' lines, like the amount)
+    reversal: ReversalView | None
     rating: int | None
     feedback: str | None
     created_at: datetime
@@ -235,6 +239,9 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
         express=bool(row.express),
         refund_id=row.refund_id,
         debt=row.debt,
+        reversal=reversal_of(conn, row.refund_id)
+        if row.express and row.refund_id and row.inspection and not partial
+        else None,
         rating=row.rating,
         feedback=row.feedback,
         created_at=row.created_at,

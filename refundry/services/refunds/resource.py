@@ -32,6 +32,7 @@ from refundry.services.access import Actor
 from refundry.services.errors import NotFound, Unprocessable
 from refundry.services.reads import Amount, decode_time_cursor, encode_cursor
 from refundry.services.refunds.apply import apply_refund
+from refundry.services.refunds.reversal import ReversalView, reversal_of
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     cases,
@@ -91,6 +92,8 @@ class RefundView:
     actor: str
     created_at: datetime
     updated_at: datetime
+    # an inspection that refused units of this 极速退款 (services/refunds/reversal.py)
+    reversal: ReversalView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,7 @@ def _view(conn: Connection, row: Any) -> RefundView:
         actor=row.actor,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        reversal=reversal_of(conn, row.id),
     )
 
 

@@ -1,6 +1,6 @@
 """refund reversals: what a 极速退款 paid for units the inspection refused, undone
 
-Revision ID: 0014_refund_reversals
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-07 03:00:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0014_refund_reversals"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None

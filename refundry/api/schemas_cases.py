@@ -21,9 +21,11 @@ from refundry.api.fields import (
     Quantity,
     TrackingNumber,
 )
+from refundry.api.schemas_passkeys import PasskeyAssertion
 from refundry.domain.case import CaseState
 
 __all__ = [
+    "AssertionOptionsRequest",
     "CaseAction",
     "CaseCreate",
     "CaseList",
@@ -249,6 +251,14 @@ class CaseCreate(RefundRequestBody):
     description: FreeText = ""
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=20)  # file references
     otp: OtpProof | None = None
+    # instead of otp: a passkey's answer to POST /v1/identity/passkeys/assertion-options
+    passkey: PasskeyAssertion | None = None
+
+
+class AssertionOptionsRequest(RefundRequestBody):
+    """The submission a passkey will confirm: the same fields as POST /v1/cases's."""
+
+    order_id: Id
 
 
 class CaseLine(BaseModel):

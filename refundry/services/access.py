@@ -40,6 +40,8 @@ customer: update, see profile           no          no               no     yes 
 customer: adjust points, wallet         no          no               no     yes    no
 page session from a sign-in link        yes         no               no     no     no
 desk session from a password (7)        no          yes              yes    yes    no
+desk session from a passkey (7)         no          yes              yes    yes    no
+passkeys: register, list, remove own    yes         yes              yes    yes    no
 failed refund: retry, to the wallet     no          no               yes    yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
@@ -138,6 +140,8 @@ Area = Literal[
     "order.list_own",
     "session.sign_in_link",
     "session.sign_in_password",
+    "session.sign_in_passkey",
+    "identity.passkeys",
     "refund.resolve_failed",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
@@ -159,6 +163,10 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "session.sign_in_link": ("customer",),
     # staff accounts sign in to the desk with a password (services/staff/accounts.py)
     "session.sign_in_password": ("agent", "merchant", "admin"),
+    # … or with a passkey they registered at the desk (services/passkeys.py)
+    "session.sign_in_passkey": ("agent", "merchant", "admin"),
+    # one's own passkeys: a customer's confirm case submissions, staff's sign in to the desk
+    "identity.passkeys": ("customer", "agent", "merchant", "admin"),
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
 }
 

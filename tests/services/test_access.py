@@ -79,6 +79,8 @@ AREAS: dict[str, access.Area] = {
     "order: list own (the pages)": "order.list_own",
     "page session from a sign-in link": "session.sign_in_link",
     "desk session from a password (7)": "session.sign_in_password",
+    "desk session from a passkey (7)": "session.sign_in_passkey",
+    "passkeys: register, list, remove own": "identity.passkeys",
     "failed refund: retry, to the wallet": "refund.resolve_failed",
 }
 # Table rows decided per case, on a case the role is most entitled to.

@@ -28,6 +28,7 @@ case: receive, inspect                  no          own case (4)     all    all 
 case: resolve a manual review           no          no               all    all    no
 case: rate                              own (6)     no               no     no     no
 case risk: see                          no          no               all    all    no
+case messages: see how they fared       no          no               all    all    no
 refund: see                             own         no               all    all    no
 refund: apply for an order              no          no               all    all    no
 coupons, points, eligibility, inbox     own         no               no     no     no
@@ -142,6 +143,7 @@ Area = Literal[
     "session.sign_in_password",
     "session.sign_in_passkey",
     "identity.passkeys",
+    "case.messages",
     "refund.resolve_failed",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
@@ -167,6 +169,8 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "session.sign_in_passkey": ("agent", "merchant", "admin"),
     # one's own passkeys: a customer's confirm case submissions, staff's sign in to the desk
     "identity.passkeys": ("customer", "agent", "merchant", "admin"),
+    # the customer's notifications of a case and their delivery (SMS refused, retries …)
+    "case.messages": _DESK,
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
 }
 

@@ -81,6 +81,7 @@ AREAS: dict[str, access.Area] = {
     "desk session from a password (7)": "session.sign_in_password",
     "desk session from a passkey (7)": "session.sign_in_passkey",
     "passkeys: register, list, remove own": "identity.passkeys",
+    "case messages: see how they fared": "case.messages",
     "failed refund: retry, to the wallet": "refund.resolve_failed",
 }
 # Table rows decided per case, on a case the role is most entitled to.

@@ -138,10 +138,10 @@ class Shop:
         return TestClient(self.app, headers=headers)
 
 
-def make_shop(db_url: str, **overrides: Any) -> Shop:
+def make_shop(db_url: str, *, sms: Any = None, **overrides: Any) -> Shop:
     """The app over ``db_url`` (fixed clock, sandbox SMS, a sandbox gateway holding each
     order's payment and settling refunds at once) with the shop seeded."""
-    sms = SandboxSms()
+    sms = sms or SandboxSms()
     gateway = SandboxGateway(clock=lambda: NOW, confirm_after=timedelta(0))
     for doc in ORDERS:
         for tender in doc["tenders"]:

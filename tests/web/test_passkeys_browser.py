@@ -31,6 +31,7 @@ from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, passkey_challenges, passkeys
 from tests.web.browser import Live, free_port, new_page, serving
 from tests.web.conftest import NOW, PHONE, Shop, link_token, make_shop
+from tests.web.test_accessibility import AXE, _problems, _violations
 
 LAMPS = "o-lamps"  # two lamps at ¥200: one of them back is above the ¥150 of the code
 
@@ -268,4 +269,37 @@ def test_staff_register_a_passkey_at_the_desk_and_sign_in_with_it(
     with shop.engine.connect() as conn:
         (key,) = conn.execute(select(passkeys)).all()
     assert key.owner == "agent:ana" and key.last_used_at is not None
+    page.context.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("locale", "width"), [("en", 375), ("zh-CN", 1280)])
+def test_the_passkey_pages_have_no_serious_accessibility_violation(
+    browser: Browser, site: Site, locale: str, width: int
+) -> None:
+    assert AXE.exists(), "axe-core is missing: run `make tools` (make test does)"
+    base = site.live.base
+    page = new_page(browser, locale, width, axe=True)
+    _authenticator(page)
+    found: dict[str, list[dict[str, Any]]] = {}
+    page.goto(f"{base}/signin?token={link_token('c-100')}")
+    page.locator("form[action='/signin'] button").click()
+    page.goto(f"{base}/account/passkeys")
+    found["passkeys, none"] = _violations(page)
+    page.locator("form[action$='/passkeys/new'] button").click()
+    found["add a passkey"] = _violations(page)
+    page.locator("[data-passkey-start]").click()
+    page.wait_for_url(f"{base}/account/passkeys?done=added")
+    found["passkeys, one"] = _violations(page)
+    page.goto(f"{base}/orders/{LAMPS}/request")
+    page.locator("input[name='units.L']").fill("1")
+    page.locator("input[value='wrong_item']").check()
+    page.locator("input[value='refund_only']").check()
+    page.locator("form[action$='/preview'] button").click()
+    page.locator("form[action$='/submit'] button").click()
+    found["passkey step"] = _violations(page)
+    page.goto(f"{base}/desk/signin")
+    page.locator("#passkey-signin").click()
+    found["desk passkey sign-in"] = _violations(page)
+    assert _problems(found) == {}
     page.context.close()

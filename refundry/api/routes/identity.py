@@ -22,6 +22,7 @@ from refundry.api.schemas_passkeys import PasskeyCreate, PasskeyList, PasskeyOpt
 from refundry.services import access
 from refundry.services import passkeys as keys
 from refundry.services.customers.identity import request_code
+from refundry.services.orders.views import read_order
 
 __all__ = ["router"]
 
@@ -105,7 +106,7 @@ def list_passkeys(actor: ActorDep, ctx: ContextDep) -> PasskeyList:
     )
 
 
-@router.delete("/passkeys/{passkey_id}", status_code=204, responses=problems(401, 403, 404))
+@router.delete("/passkeys/{passkey_id}", status_code=204, responses=problems(401, 403, 404, 422))
 def remove_passkey(passkey_id: Id, actor: ActorDep, ctx: ContextDep) -> Response:
     """From now on the passkey's answers are refused (``identity.passkey_unknown``)."""
     access.require(actor, "identity.passkeys")
@@ -116,7 +117,7 @@ def remove_passkey(passkey_id: Id, actor: ActorDep, ctx: ContextDep) -> Response
 @router.post(
     "/passkeys/assertion-options",
     response_model=PasskeyOptions,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 404, 422),
 )
 def assertion_options(
     body: AssertionOptionsRequest, actor: ActorDep, ctx: ContextDep
@@ -127,6 +128,7 @@ def assertion_options(
     submission it is ``identity.passkey_challenge_mismatch``. 422 ``identity.no_passkey``
     when the customer has none."""
     access.require(actor, "identity.request_code")
+    read_order(ctx.engine, body.order_id, actor)  # another's order: order.not_found
     request = body.request_for(body.order_id)
     return _options(
         keys.assertion_options(

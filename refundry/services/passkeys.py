@@ -76,7 +76,6 @@ log = logging.getLogger(__name__)
 CHALLENGE_TTL = timedelta(minutes=2)
 TIMEOUT_MS = 60_000  # what the browser is told; the challenge outlives it a little
 NAME_MAX = 100
-PURPOSES = ("register", "case.submit", "desk.signin")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,12 @@ from refundry.api.fields import (
     Quantity,
     TrackingNumber,
 )
+from refundry.api.schemas_passkeys import PasskeyAssertion
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
 
 __all__ = [
+    "AssertionOptionsRequest",
     "CaseAction",
     "CaseCreate",
     "CaseList",
@@ -278,6 +280,14 @@ class CaseCreate(RefundRequestBody):
     description: FreeText = ""
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=20)  # file references
     otp: OtpProof | None = None
+    # instead of otp: a passkey's answer to POST /v1/identity/passkeys/assertion-options
+    passkey: PasskeyAssertion | None = None
+
+
+class AssertionOptionsRequest(RefundRequestBody):
+    """The submission a passkey will confirm: the same fields as POST /v1/cases's."""
+
+    order_id: Id
 
 
 class CaseLine(BaseModel):

@@ -28,6 +28,7 @@ case: receive, inspect                  no          own case (4)     all    all 
 case: resolve a manual review           no          no               all    all    no
 case: rate                              own (6)     no               no     no     no
 case risk: see                          no          no               all    all    no
+case messages: see how they fared       no          no               all    all    no
 refund: see                             own         no               all    all    no
 refund: apply for an order              no          no               all    all    no
 coupons, points, eligibility, inbox     own         no               no     no     no
@@ -40,6 +41,8 @@ customer: update, see profile           no          no               no     yes 
 customer: adjust points, wallet         no          no               no     yes    no
 page session from a sign-in link        yes         no               no     no     no
 desk session from a password (7)        no          yes              yes    yes    no
+desk session from a passkey (7)         no          yes              yes    yes    no
+passkeys: register, list, remove own    yes         yes              yes    yes    no
 failed refund: retry, to the wallet     no          no               yes    yes    no
 merchant desk: see its returns          no          yes (8)          no     no     no
 operations dashboard: see               no          no               yes    yes    no
@@ -141,6 +144,9 @@ Area = Literal[
     "order.list_own",
     "session.sign_in_link",
     "session.sign_in_password",
+    "session.sign_in_passkey",
+    "identity.passkeys",
+    "case.messages",
     "refund.resolve_failed",
     "merchant.desk",
     "operations.dashboard",
@@ -164,6 +170,12 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "session.sign_in_link": ("customer",),
     # staff accounts sign in to the desk with a password (services/staff/accounts.py)
     "session.sign_in_password": ("agent", "merchant", "admin"),
+    # … or with a passkey they registered at the desk (services/passkeys.py)
+    "session.sign_in_passkey": ("agent", "merchant", "admin"),
+    # one's own passkeys: a customer's confirm case submissions, staff's sign in to the desk
+    "identity.passkeys": ("customer", "agent", "merchant", "admin"),
+    # the customer's notifications of a case and their delivery (SMS refused, retries …)
+    "case.messages": _DESK,
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
     "merchant.desk": ("merchant",),  # /merchant: the merchant's returns
     # /desk/dashboard: the figures of /metrics, for the people who run the after-sales desk

@@ -96,15 +96,16 @@ def link_token(customer: str, *, now: datetime = NOW, minutes: int = 5) -> str:
     )
 
 
-def settings(db_url: str) -> Settings:
-    return Settings(
-        database_url=db_url,
-        secret=SECRET,
-        gateway_webhook_secret=SECRET + "-gw",
-        carrier_webhook_secret=SECRET + "-carrier",
-        policy_text=POLICY,
-        dev=True,
-    )
+def settings(db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "secret": SECRET,
+        "gateway_webhook_secret": SECRET + "-gw",
+        "carrier_webhook_secret": SECRET + "-carrier",
+        "policy_text": POLICY,
+        "dev": True,
+    }
+    return Settings(**(values | overrides))
 
 
 def seed(engine: Engine, policy: Any) -> None:
@@ -132,15 +133,15 @@ class Shop:
         return TestClient(self.app, headers=headers)
 
 
-def make_shop(db_url: str) -> Shop:
+def make_shop(db_url: str, *, sms: Any = None, **overrides: Any) -> Shop:
     """The app over ``db_url`` (fixed clock, sandbox SMS, a sandbox gateway holding each
     order's payment and settling refunds at once) with the shop seeded."""
-    sms = SandboxSms()
+    sms = sms or SandboxSms()
     gateway = SandboxGateway(clock=lambda: NOW, confirm_after=timedelta(0))
     for doc in ORDERS:
         for tender in doc["tenders"]:
             gateway.capture(tender["gateway_txn_id"], tender["amount"], doc["currency"])
-    app = create_app(settings(db_url), sms=sms, gateway=gateway, clock=lambda: NOW)
+    app = create_app(settings(db_url, **overrides), sms=sms, gateway=gateway, clock=lambda: NOW)
     engine: Engine = app.state.ctx.engine
     seed(engine, app.state.ctx.desk.policy)
     return Shop(app=app, engine=engine, sms=sms)

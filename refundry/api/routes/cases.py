@@ -64,7 +64,9 @@ def _view(ctx: ApiContext, case_id: str, actor: Actor) -> CaseView:
 def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response) -> CaseView:
     """Open a case (the customer, or an agent for it) and run the automatic review. A customer
     asking for more than the policy amount, or whom risk reviews, gives a one-time code
-    (``otp``, from POST /v1/identity/codes); without one: 422 ``identity.code_required``."""
+    (``otp``, from POST /v1/identity/codes) or a passkey's answer (``passkey``, to POST
+    /v1/identity/passkeys/assertion-options for this submission); without either: 422
+    ``identity.code_required``."""
     opened = submit_case(
         ctx.desk,
         actor=actor,
@@ -74,6 +76,7 @@ def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Resp
         description=body.description,
         evidence=body.evidence,
         otp=(body.otp.code_id, body.otp.code) if body.otp else None,
+        passkey=body.passkey.model_dump(mode="json") if body.passkey else None,
     )
     response.headers["Location"] = f"/v1/cases/{opened.case_id}"
     return _view(ctx, opened.case_id, actor)

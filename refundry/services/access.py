@@ -41,6 +41,7 @@ customer: adjust points, wallet         no          no               no     yes 
 page session from a sign-in link        yes         no               no     no     no
 desk session from a password (7)        no          yes              yes    yes    no
 failed refund: retry, to the wallet     no          no               yes    yes    no
+webhook endpoints: manage, log, replay  no          no               no     yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -139,6 +140,7 @@ Area = Literal[
     "session.sign_in_link",
     "session.sign_in_password",
     "refund.resolve_failed",
+    "webhook.manage",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -160,6 +162,8 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     # staff accounts sign in to the desk with a password (services/staff/accounts.py)
     "session.sign_in_password": ("agent", "merchant", "admin"),
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
+    # the shop's webhook endpoints, their delivery log and replays: the shop's back end
+    "webhook.manage": ("admin",),
 }
 
 

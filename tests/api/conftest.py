@@ -38,6 +38,7 @@ from refundry.services.cases.process import Actor
 from refundry.services.operations.heartbeats import beat
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import apply_refund, preview_refund
+from refundry.services.shop_webhooks.endpoints import register_endpoint
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts, inbox_messages
@@ -155,6 +156,7 @@ class World:
     refund_alice: str = ""
     inbox_alice: int = 0
     inbox_bob: int = 0
+    webhook_endpoint: str = ""  # the shop's endpoint, registered by its admin
     extra: dict[str, Any] = field(default_factory=dict)
 
     def ids(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ class World:
             "customer_id": ALICE,
             "message_id": self.inbox_alice,
             "refund_id": self.refund_alice,
+            "endpoint_id": self.webhook_endpoint,
         }
 
     def alice_markers(self) -> list[str]:
@@ -335,6 +338,13 @@ def build_world(db_url: str) -> Iterator[World]:
                 conn.execute(select(inbox_messages.c.customer_id, inbox_messages.c.id)).all()
             )
         world.inbox_alice, world.inbox_bob = int(ids[ALICE]), int(ids[BOB])
+        world.webhook_endpoint = register_endpoint(
+            engine,
+            actor=Actor("admin", ADMIN),
+            url="https://shop.example/refundry-webhooks",
+            event_types=["*"],
+            now=NOW,
+        ).endpoint.id
         yield world
     engine.dispose()
 

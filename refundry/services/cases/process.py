@@ -158,6 +158,7 @@ def _case_event(
             "to": after.value,
             "since": row.state_since.isoformat(),
             "opened_at": row.created_at.isoformat(),
+            "version": row.version + 1,  # the shop keeps the highest: events may come unordered
         },
     )
 
@@ -180,6 +181,7 @@ def opened_event(
             "actor": actor.tag,
             "from": None,
             "to": CaseState.REQUESTED.value,
+            "version": 1,
         },
     )
 

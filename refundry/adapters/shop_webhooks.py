@@ -48,29 +48,28 @@ class HttpHookPoster:
         return f"HttpHookPoster(timeout={self._timeout})"
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> HookAnswer:
-        parts = urlsplit(url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        https = parts.scheme == "https"
-        kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
         started = time.perf_counter()
-        conn = kind(parts.hostname or "", parts.port, timeout=self._timeout)
+        conn: http.client.HTTPConnection | None = None
         try:
+            parts = urlsplit(url)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            https = parts.scheme == "https"
+            kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
+            conn = kind(parts.hostname or "", parts.port, timeout=self._timeout)
             conn.request(
                 "POST",
                 path,
                 body=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": self._agent,
-                    **headers,
-                },
+                headers={"Content-Type": "application/json", "User-Agent": self._agent, **headers},
             )
             response = conn.getresponse()
             text = response.read(1024).decode("utf-8", "replace")
-        except (OSError, http.client.HTTPException) as exc:
+        # ValueError: a URL http.client will not send (a bad port, characters it refuses)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return HookAnswer(None, _ms(started), f"{type(exc).__name__}: {exc}"[:500])
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
         status = response.status
         error = None if 200 <= status < 300 else (text[:500] or response.reason)
         return HookAnswer(status, _ms(started), error)

@@ -5,6 +5,7 @@ shop endpoint (tests/services/shop_receiver.py) that verifies each with the
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.refunds.gateway_events import handle_gateway_event
+from refundry.services.shop_webhooks import catalogue
 from refundry.services.shop_webhooks.delivery import HookSender, RetrySchedule
 from refundry.services.shop_webhooks.endpoints import read_endpoint, register_endpoint, set_enabled
 from refundry.services.shop_webhooks.log import delivery_log, replay
@@ -341,3 +343,21 @@ def test_a_rotated_secret_signs_beside_the_old_one_for_the_overlap(shop: Shop) -
     ingest(shop, ex.CASHBACK)
     shop.deliver()
     assert mirror.rejected == ["No matching signature found"]
+
+
+def test_the_catalogue_sends_named_types_only_with_stable_ids() -> None:
+    """A domain event the catalogue does not name reaches no shop; a named one gets an id
+    derived from its outbox key (the same however often it is fanned out) and a body without
+    refundry's own fields (the request id)."""
+    assert catalogue.webhook_events("event:x:1", {"type": "agent.mystery", "x": 1}, START) == []
+    payload = {"type": "restock", "case_id": "cs-1", "sku": "SKU-Y", "request_id": "req-9"}
+    (restock,) = catalogue.webhook_events("event:restock:cs-1:Y", payload, START)
+    assert restock == catalogue.webhook_events("event:restock:cs-1:Y", dict(payload), START)[0]
+    other = catalogue.event_id("event:restock:cs-1:Z")
+    assert restock.id == catalogue.event_id("event:restock:cs-1:Y") != other
+    assert restock.type == "inventory.restock" and restock.type in catalogue.EVENT_TYPES
+    assert json.loads(restock.body) == {
+        "type": "inventory.restock",
+        "timestamp": "2026-11-24T04:00:00Z",
+        "data": {"case_id": "cs-1", "sku": "SKU-Y"},
+    }

@@ -86,8 +86,8 @@ class Relay:
             elif topic is Topic.LOGISTICS_BOOK:
                 self._book_return(row.id, row.attempts, row.key, payload)
             else:
-                if topic is Topic.EVENT:
-                    self._fan_out(row.key, payload, row.created_at)
+                if topic is Topic.EVENT and not self._fan_out(row, payload):
+                    continue
                 send = self.notifier.send if topic is Topic.NOTIFY else self.publisher.publish
                 self._deliver(row.id, row.attempts, topic, partial(send, payload, key=row.key))
         structlog.contextvars.unbind_contextvars(
@@ -175,13 +175,25 @@ class Relay:
 
     # -- notifications and events -----------------------------------------------------------
 
-    def _fan_out(self, key: str, payload: dict[str, Any], occurred_at: datetime) -> None:
+    def _fan_out(self, row: Any, payload: dict[str, Any]) -> bool:
         """The shop's webhooks of a domain event (services/shop_webhooks/fanout.py), queued
         before the event publisher is called and apart from it: a broker that is down does
-        not hold the shop's webhooks back. Repeating it (a retry) adds nothing."""
-        with UnitOfWork(self.engine) as uow:
-            fan_out(uow.conn, key=key, payload=payload, occurred_at=occurred_at, now=self.clock())
-            uow.commit()
+        not hold the shop's webhooks back. Repeating it (a retry) adds nothing. False when it
+        failed: the message is tried again later, like a failed delivery."""
+        try:
+            with UnitOfWork(self.engine) as uow:
+                fan_out(
+                    uow.conn,
+                    key=row.key,
+                    payload=payload,
+                    occurred_at=row.created_at,
+                    now=self.clock(),
+                )
+                uow.commit()
+        except Exception as exc:  # the store's trouble must not stop the relay
+            self._retry_later(row.id, row.attempts, Topic.EVENT, f"webhook fan-out: {exc!r}")
+            return False
+        return True
 
     def _deliver(
         self, message_id: int, attempts: int, topic: str, send: Callable[[], None]

@@ -22,6 +22,7 @@ from refundry.domain.policy import Policy
 from refundry.services.access import Actor
 from refundry.services.cases.opening import CaseDesk, open_case
 from refundry.services.cases.timers import run_timers
+from refundry.services.operations.operations_figures import operations_figures
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.apply import apply_refund, preview_refund
@@ -145,7 +146,7 @@ def test_a_refund_reaches_the_shop_signed_with_what_it_mirrors(shop: Shop) -> No
         f"CP-30~{refund_id}": {
             "replaces": "CP-30",
             "value": 3000,
-            "valid_until": "2026-12-01T04:00:00+00:00",
+            "valid_until": "2026-12-01T04:00:00Z",
         }
     }
     assert mirror.refunds == {refund_id: "refunded"}
@@ -294,6 +295,9 @@ def test_a_failing_endpoint_backs_off_then_is_disabled(shop: Shop) -> None:
     )
     shop.clock.advance(timedelta(hours=1))
     assert sender.run_once() == 0  # disabled: nothing is sent, the delivery waits
+    ops = operations_figures(shop.engine, ADMIN, now=shop.clock())  # what /metrics shows
+    assert ops.webhook_deliveries == {"pending": 1, "failed": 1}
+    assert ops.webhook_endpoints_disabled == 1
     assert len(mirror.attempts) == 6
 
     mirror.fail_everything = False

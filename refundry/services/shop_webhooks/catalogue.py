@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -83,9 +84,24 @@ def webhook_events(key: str, payload: dict[str, Any], occurred_at: datetime) -> 
 
 
 def _body(name: str, at: datetime, data: dict[str, Any]) -> str:
-    """The Standard Webhooks payload: ``type``, ``timestamp`` (when it happened, RFC 3339 in
-    UTC) and ``data``."""
-    return compact({"type": name, "timestamp": rfc3339(at), "data": data})
+    """The Standard Webhooks payload: ``type``, ``timestamp`` (when it happened) and ``data``,
+    every time in it RFC 3339 in UTC with ``Z`` (the domain events keep the offsets they were
+    written with: a coupon's validity in the shop's +08:00)."""
+    return compact({"type": name, "timestamp": rfc3339(at), "data": _in_utc(data)})
+
+
+# An ISO time with an offset, as datetime.isoformat() writes it; nothing else matches.
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}:\d{2}")
+
+
+def _in_utc(value: Any) -> Any:
+    if isinstance(value, str) and _TIME.fullmatch(value):
+        return rfc3339(datetime.fromisoformat(value))
+    if isinstance(value, dict):
+        return {k: _in_utc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_in_utc(v) for v in value]
+    return value
 
 
 def rfc3339(at: datetime) -> str:

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from refundry.adapters.clock import ManualClock
 from refundry.adapters.gateway_sandbox import SandboxGateway
+from refundry.adapters.shop_webhooks import SandboxHookPoster
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.access import Actor
@@ -30,9 +32,10 @@ from refundry.services.refunds.gateway_events import handle_gateway_event
 from refundry.services.shop_webhooks import catalogue
 from refundry.services.shop_webhooks.delivery import HookSender, RetrySchedule
 from refundry.services.shop_webhooks.endpoints import read_endpoint, register_endpoint, set_enabled
+from refundry.services.shop_webhooks.fanout import fan_out
 from refundry.services.shop_webhooks.log import delivery_log, replay
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import webhook_events
+from refundry.store.tables import webhook_attempts, webhook_deliveries, webhook_events
 from tests.services.shop_receiver import ShopMirror, shop_endpoint
 from tests.tools import runtime_for
 
@@ -365,3 +368,42 @@ def test_the_catalogue_sends_named_types_only_with_stable_ids() -> None:
         "timestamp": "2026-11-24T04:00:00Z",
         "data": {"case_id": "cs-1", "sku": "SKU-Y"},
     }
+
+
+def test_senders_in_parallel_send_each_delivery_once(engine: Engine) -> None:
+    """Four workers' senders at once (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: its write
+    lock) share 40 deliveries: each goes out exactly once, each attempt is logged once."""
+    clock = ManualClock(START)
+    register_endpoint(
+        engine, actor=ADMIN, url="https://shop.example/a", event_types=["*"], now=START
+    )
+    with UnitOfWork(engine) as uow:
+        for i in range(40):
+            payload = {"type": "order.ingested", "order_id": f"o-{i}", "customer_id": "c-1"}
+            fan_out(uow.conn, key=f"event:o-{i}", payload=payload, occurred_at=START, now=START)
+        uow.commit()
+    poster = SandboxHookPoster()
+    senders = [
+        HookSender(engine=engine, poster=poster, clock=clock, worker=f"w-{n}") for n in range(4)
+    ]
+    barrier = threading.Barrier(len(senders))
+
+    def work(sender: HookSender) -> None:
+        barrier.wait()
+        while sender.run_once(batch=3):
+            pass
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    ids = [headers["webhook-id"] for _, _, headers in poster.posts]
+    assert len(ids) == 40 == len(set(ids))
+    with UnitOfWork(engine, readonly=True) as uow:
+        counts = uow.conn.execute(
+            select(webhook_deliveries.c.status, func.count()).group_by(webhook_deliveries.c.status)
+        ).all()
+        attempts = uow.conn.execute(select(func.count()).select_from(webhook_attempts)).scalar()
+    assert [tuple(c) for c in counts] == [("succeeded", 40)]
+    assert attempts == 40

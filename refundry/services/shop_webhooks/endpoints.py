@@ -25,6 +25,7 @@ from refundry.services.access import Actor, require
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.errors import NotFound
 from refundry.services.shop_webhooks.catalogue import EVENT_TYPES
+from refundry.services.shop_webhooks.fanout import resume_deliveries
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import webhook_endpoints
 
@@ -200,8 +201,6 @@ def set_enabled(
                 )
             )
             if enabled:
-                from refundry.services.shop_webhooks.log import resume_deliveries
-
                 resume_deliveries(uow.conn, endpoint_id=endpoint_id, now=now)
             _audit(uow.conn, actor, now, f"webhook.endpoint_{wanted}", endpoint_id)
             row = endpoint_of(uow.conn, endpoint_id)

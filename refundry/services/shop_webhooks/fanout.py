@@ -1,10 +1,11 @@
 """A domain event the relay took from the outbox → its webhook events and one delivery per
-(event, endpoint) subscribed to it, written in the relay's transaction that marks the message
-done: exactly once, however often a crashed relay repeats the message (the event ids are
-derived from the outbox key, and both inserts skip what is there already).
+(event, endpoint) subscribed to it, in a transaction of its own before the relay publishes the
+event: once, however often the relay repeats the message (a failed publish, a crashed worker),
+since the event ids are derived from the outbox key and both inserts skip what is there.
 
 Endpoints registered later do not receive earlier events unless replayed (services/
-shop_webhooks/log.py); a disabled endpoint gets no deliveries while disabled.
+shop_webhooks/log.py); a disabled endpoint gets no deliveries while disabled, and those it had
+waiting are due again when it is enabled (``resume_deliveries``).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from refundry.services.shop_webhooks.catalogue import WebhookEvent, webhook_events
 from refundry.store.tables import webhook_deliveries, webhook_endpoints
 from refundry.store.tables import webhook_events as events
 
-__all__ = ["fan_out", "queue_deliveries", "subscribed"]
+__all__ = ["fan_out", "queue_deliveries", "resume_deliveries", "subscribed"]
 
 
 def subscribed(event_types: Sequence[str], name: str) -> bool:
@@ -77,3 +78,15 @@ def queue_deliveries(
     ]
     _insert_ignoring_duplicates(conn, webhook_deliveries, rows)
     return len(rows)
+
+
+def resume_deliveries(conn: Connection, *, endpoint_id: str, now: datetime) -> None:
+    """An endpoint enabled again: its waiting deliveries are due now, each with a new round."""
+    conn.execute(
+        update(webhook_deliveries)
+        .where(
+            webhook_deliveries.c.endpoint_id == endpoint_id,
+            webhook_deliveries.c.status == "pending",
+        )
+        .values(attempts=0, next_attempt_at=now, updated_at=now)
+    )

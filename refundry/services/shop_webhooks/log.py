@@ -33,7 +33,6 @@ __all__ = [
     "Delivery",
     "delivery_log",
     "replay",
-    "resume_deliveries",
 ]
 
 REPLAY_LIMIT = 1000
@@ -215,12 +214,3 @@ def _requeue(conn: Connection, endpoint_id: str, event_ids: list[str], *, now: d
     fresh = [(e, endpoint_id) for e in event_ids if e not in existing]
     queue_deliveries(conn, fresh, now=now)
     return len(again) + len(fresh)
-
-
-def resume_deliveries(conn: Connection, *, endpoint_id: str, now: datetime) -> None:
-    """An endpoint enabled again: its waiting deliveries are due now, each with a new round."""
-    conn.execute(
-        update(webhook_deliveries)
-        .where(_d.endpoint_id == endpoint_id, _d.status == "pending")
-        .values(attempts=0, next_attempt_at=now, updated_at=now)
-    )

@@ -294,9 +294,9 @@ def worker_command(
     config: ConfigOption = None,
     assignments: SetOption = None,
 ) -> None:
-    """Run the outbox relay (gateway refunds, notifications, events, return bookings) and the
-    SLA timers until stopped (Ctrl-C), or one round with --once. Outside --dev every adapter
-    must be named (docs/configuration.md)."""
+    """Run the outbox relay (gateway refunds, notifications, events, return bookings), the
+    webhooks to the shop (docs/webhooks.md) and the SLA timers until stopped (Ctrl-C), or one
+    round with --once. Outside --dev every adapter must be named (docs/configuration.md)."""
     from refundry.bootstrap import StartupError, build
     from refundry.observability import configure_logging
     from refundry.worker import Worker

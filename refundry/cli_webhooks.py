@@ -84,7 +84,7 @@ def add(
                 event_types=event,
                 description=description,
                 now=datetime.now(UTC),
-                allow_http=settings.dev,
+                dev=settings.dev,
             )
         )
     typer.echo(_show(keyed.endpoint))

@@ -305,6 +305,12 @@ def test_the_shop_manages_its_webhook_endpoint_over_the_wire(server: Server) -> 
         json={"url": "http://shop.example/hooks", "event_types": ["*"]},
     )
     assert (plain.status_code, plain.json()["code"]) == (422, "webhook.url_invalid")
+    inside = server.http.post(
+        "/v1/webhook-endpoints",
+        headers=server.token(*admin),
+        json={"url": "https://10.1.2.3/hooks", "event_types": ["*"]},
+    )
+    assert (inside.status_code, inside.json()["code"]) == (422, "webhook.url_invalid")
     made = server.call(
         "POST",
         "/v1/webhook-endpoints",

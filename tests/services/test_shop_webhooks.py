@@ -20,6 +20,7 @@ from refundry.adapters.clock import ManualClock
 from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.adapters.shop_webhooks import SandboxHookPoster
 from refundry.demo import worked_examples as ex
+from refundry.domain.errors import InvalidInput
 from refundry.domain.policy import Policy
 from refundry.services.access import Actor
 from refundry.services.cases.opening import CaseDesk, open_case
@@ -35,7 +36,12 @@ from refundry.services.shop_webhooks.endpoints import read_endpoint, register_en
 from refundry.services.shop_webhooks.fanout import fan_out
 from refundry.services.shop_webhooks.log import delivery_log, replay
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import webhook_attempts, webhook_deliveries, webhook_events
+from refundry.store.tables import (
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
+)
 from tests.services.shop_receiver import ShopMirror, shop_endpoint
 from tests.tools import runtime_for
 
@@ -76,7 +82,7 @@ def shop(engine: Engine) -> Iterator[Shop]:
     sender.rng = random.Random(12)
     with shop_endpoint() as mirror:
         keyed = register_endpoint(
-            engine, actor=ADMIN, url=mirror.url, event_types=["*"], now=START, allow_http=True
+            engine, actor=ADMIN, url=mirror.url, event_types=["*"], now=START, dev=True
         )
         mirror.secrets.append(keyed.secret)
         yield Shop(
@@ -168,7 +174,7 @@ def test_a_refund_reaches_the_shop_signed_with_what_it_mirrors(shop: Shop) -> No
     assert data["units"] == [{"line_id": "A", "sku": "SKU-A", "quantity": 1}]
     assert [e["type"] for e in data["effects"]] == ["refund_to_tender", "coupon_reissue"]
     (refunded,) = mirror.of_type("refund.refunded")
-    assert refunded["data"]["from"] == "refunding"
+    assert (refunded["data"]["from"], refunded["data"]["attempt"]) == ("refunding", 1)
     (tender,) = refunded["data"]["tenders"]
     assert (tender["tender_id"], tender["status"], tender["amount"]) == ("T1", "succeeded", 27000)
     assert tender["gateway_refund_id"].startswith("re_")
@@ -407,3 +413,26 @@ def test_senders_in_parallel_send_each_delivery_once(engine: Engine) -> None:
         attempts = uow.conn.execute(select(func.count()).select_from(webhook_attempts)).scalar()
     assert [tuple(c) for c in counts] == [("succeeded", 40)]
     assert attempts == 40
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://localhost/hooks",
+        "https://127.0.0.1/hooks",
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/latest/meta-data",  # a cloud's metadata service
+        "https://[::1]/hooks",
+        "http://shop.example/hooks",
+    ],
+)
+def test_outside_dev_mode_an_endpoint_is_public_and_https(engine: Engine, url: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        register_endpoint(engine, actor=ADMIN, url=url, event_types=["*"], now=START)
+    assert (refused.value.code, refused.value.field) == ("webhook.url_invalid", "url")
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert uow.conn.execute(select(func.count()).select_from(webhook_endpoints)).scalar() == 0
+    made = register_endpoint(
+        engine, actor=ADMIN, url="https://93.184.215.14/hooks", event_types=["*"], now=START
+    )
+    assert made.endpoint.url == "https://93.184.215.14/hooks"

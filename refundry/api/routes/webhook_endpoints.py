@@ -127,7 +127,7 @@ def register_endpoint(
         event_types=body.event_types,
         description=body.description,
         now=ctx.now(),
-        allow_http=ctx.settings.dev,
+        dev=ctx.settings.dev,
     )
     response.headers["Location"] = f"/v1/webhook-endpoints/{keyed.endpoint.id}"
     return _keyed(keyed)

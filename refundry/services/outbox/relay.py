@@ -524,6 +524,9 @@ def settle_refund_status(
                 "customer_id": customer[0],
                 "from": refund.status,
                 "to": status,
+                # grows with each gateway attempt (an agent's retry): the shop orders a
+                # refund's events by it, then refunding before refunded / refund_failed
+                "attempt": attempts,
                 "total": plan["amount"]["total"],
                 "currency": plan["currency"],
                 # each tender as it stands: the shop sees which one failed and why

@@ -10,6 +10,7 @@ After a rotation the old secret keeps signing beside the new one (two signatures
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import secrets
 from collections.abc import Sequence
@@ -70,23 +71,35 @@ def _new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def _check_url(url: str, *, allow_http: bool) -> str:
+def _check_url(url: str, *, dev: bool) -> str:
+    """An absolute https URL to a public host; dev mode also takes http and this machine or
+    the local network (a receiver under test). Outside dev mode a literal loopback, private,
+    link-local or otherwise reserved address, and ``localhost``, are refused, so an admin
+    token cannot aim refundry's worker at its own network."""
     parts = urlsplit(url)
-    schemes = ("https", "http") if allow_http else ("https",)
+    schemes = ("https", "http") if dev else ("https",)
     if len(url) > 2000 or parts.scheme not in schemes or not parts.hostname:
         shown = " or ".join(f"{s}://" for s in schemes)
-        raise InvalidInput(
-            f"must be an absolute {shown} URL of at most 2000 characters",
-            code="webhook.url_invalid",
-            field="url",
-        )
+        raise _bad_url(f"must be an absolute {shown} URL of at most 2000 characters")
     if parts.username or parts.password:
-        raise InvalidInput(
-            "must not carry credentials (the signature authenticates refundry)",
-            code="webhook.url_invalid",
-            field="url",
-        )
+        raise _bad_url("must not carry credentials (the signature authenticates refundry)")
+    if not dev and _internal(parts.hostname):
+        raise _bad_url(f"{parts.hostname!r} is not a public address")
     return url
+
+
+def _bad_url(message: str) -> InvalidInput:
+    return InvalidInput(message, code="webhook.url_invalid", field="url")
+
+
+def _internal(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: resolved when sending
+    return not address.is_global
 
 
 def _check_types(event_types: Sequence[str]) -> tuple[str, ...]:
@@ -137,11 +150,11 @@ def register_endpoint(
     event_types: Sequence[str],
     description: str = "",
     now: datetime,
-    allow_http: bool = False,
+    dev: bool = False,
 ) -> Keyed:
-    """A new enabled endpoint and its secret. ``allow_http``: dev mode; otherwise https only."""
+    """A new enabled endpoint and its secret. ``dev``: dev mode (``_check_url``)."""
     require(actor, "webhook.manage")
-    url = _check_url(url, allow_http=allow_http)
+    url = _check_url(url, dev=dev)
     types = _check_types(event_types)
     endpoint_id = "we_" + secrets.token_hex(12)
     secret = _new_secret()

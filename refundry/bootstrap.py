@@ -290,7 +290,9 @@ def build(
         hook_poster = (
             SandboxHookPoster()
             if settings.webhook_delivery == "sandbox"
-            else HttpHookPoster(timeout=settings.webhook_timeout_seconds)
+            else HttpHookPoster(
+                timeout=settings.webhook_timeout_seconds, public_only=not settings.dev
+            )
         )
     from refundry.adapters.inbox import InboxNotifier
 

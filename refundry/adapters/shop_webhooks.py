@@ -10,6 +10,9 @@ answers 200 (setting ``webhook_delivery = "sandbox"``). Neither raises: every ou
 from __future__ import annotations
 
 import http.client
+import ipaddress
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,16 +39,29 @@ class HookPoster(Protocol):
 
 class HttpHookPoster:
     """POSTs over http.client; redirects are not followed (a 3xx is a failure, as Standard
-    Webhooks senders do: the signed request goes to the URL registered, nowhere else)."""
+    Webhooks senders do: the signed request goes to the URL registered, nowhere else).
 
-    def __init__(self, *, timeout: float = 10.0, user_agent: str = "refundry-webhooks/1") -> None:
+    ``public_only`` (outside dev mode): the host's name is resolved first and the post is
+    refused when any of its addresses is not a public one (loopback, private, link-local,
+    reserved); the connection then goes to the address checked, not to a second lookup of the
+    name, so a name that changes its answer between the two cannot reach the inside network.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        public_only: bool = True,
+        user_agent: str = "refundry-webhooks/1",
+    ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self._timeout = timeout
+        self._public_only = public_only
         self._agent = user_agent
 
     def __repr__(self) -> str:
-        return f"HttpHookPoster(timeout={self._timeout})"
+        return f"HttpHookPoster(timeout={self._timeout}, public_only={self._public_only})"
 
     def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> HookAnswer:
         started = time.perf_counter()
@@ -54,8 +70,12 @@ class HttpHookPoster:
             parts = urlsplit(url)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             https = parts.scheme == "https"
-            kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
-            conn = kind(parts.hostname or "", parts.port, timeout=self._timeout)
+            host, port = parts.hostname or "", parts.port or (443 if https else 80)
+            address = self._address(host, port)
+            if address is None:
+                return HookAnswer(None, _ms(started), f"refused: {host} is not a public address")
+            kind = _PinnedHTTPS if https else _PinnedHTTP
+            conn = kind(host, port, timeout=self._timeout, address=address)
             conn.request(
                 "POST",
                 path,
@@ -73,6 +93,40 @@ class HttpHookPoster:
         status = response.status
         error = None if 200 <= status < 300 else (text[:500] or response.reason)
         return HookAnswer(status, _ms(started), error)
+
+    def _address(self, host: str, port: int) -> str | None:
+        """The address to connect to; None when ``public_only`` and it is not public."""
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = [str(info[4][0]) for info in found]
+        if self._public_only and not all(
+            ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses
+        ):
+            return None
+        return addresses[0]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """Connects to ``address`` (already resolved and checked) for ``host``."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, address: str) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """As _PinnedHTTP, with TLS: the certificate is checked against ``host`` (SNI too)."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, address: str) -> None:
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
 def _ms(started: float) -> int:

@@ -180,12 +180,13 @@ def deliveries(
 def replay(
     endpoint_id: EndpointArg,
     event: Annotated[str | None, typer.Option(help="One event id (msg_…).")] = None,
-    since: Annotated[datetime | None, typer.Option(help="Every event from (RFC 3339).")] = None,
-    until: Annotated[datetime | None, typer.Option(help="… to, excluded.")] = None,
+    since: Annotated[str | None, typer.Option(help="Every event from (RFC 3339).")] = None,
+    until: Annotated[str | None, typer.Option(help="… to, excluded (RFC 3339).")] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Send one event, or every event of a time range the endpoint takes, again."""
+    start, end = _moment(since, "since"), _moment(until, "until")
     with _store(db, config, False) as (engine, _):
         queued = _run(
             lambda: log.replay(
@@ -194,13 +195,22 @@ def replay(
                 endpoint_id=endpoint_id,
                 now=datetime.now(UTC),
                 event_id=event,
-                since=_aware(since),
-                until=_aware(until),
+                since=start,
+                until=end,
             )
         )
     typer.echo(f"refundry: {queued} events queued to {endpoint_id}")
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    """A time given without an offset is UTC."""
-    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+def _moment(value: str | None, name: str) -> datetime | None:
+    """An RFC 3339 time (``Z`` or an offset; none given: UTC), or exit 2 naming the option."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        typer.echo(
+            f"refundry: request.invalid at {name}: not an RFC 3339 time: {value!r}", err=True
+        )
+        raise typer.Exit(2) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

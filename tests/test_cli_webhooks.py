@@ -100,6 +100,11 @@ def test_bad_input_is_one_line_naming_the_field_and_changes_nothing(db_url: str)
         "refundry: webhook.event_type_unknown at event_types[0]: 'refund.teleported' is not an "
         "event type (docs/webhooks.md lists them)"
     )
+    late = runner.invoke(app, ["webhook", "replay", "we_x", "--since", "soon", "--url", db_url])
+    assert late.exit_code == 2
+    assert late.output.splitlines()[-1] == (
+        "refundry: request.invalid at since: not an RFC 3339 time: 'soon'"
+    )
     missing = runner.invoke(app, ["webhook", "disable", "we_nope", "--url", db_url])
     assert missing.exit_code == 2
     assert missing.output.splitlines()[-1] == (

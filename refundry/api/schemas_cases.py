@@ -22,6 +22,7 @@ from refundry.api.fields import (
     TrackingNumber,
 )
 from refundry.domain.case import CaseState
+from refundry.domain.errors import InvalidInput
 
 __all__ = [
     "CaseAction",
@@ -90,8 +91,9 @@ _ANY_ROUTE = (413, 431)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for the problem+json answers a route may give (and the limits' own)."""
-    schema = Problem.model_json_schema()
+    """``responses=`` for the problem+json answers a route may give (and the limits' own);
+    the schema is the one ``Problem`` component (refundry/api/openapi.py declares it)."""
+    schema = {"$ref": "#/components/schemas/Problem"}
     return {
         status: {
             "description": _WHEN[status],
@@ -165,13 +167,25 @@ class RequestLine(Body):
 
 
 class RefundRequestBody(Body):
+    """The request document of docs/plan-json.md (``refundry plan``'s request.json), the same
+    schema here: ``order_id`` may be given and must then name the order of the path, ``kind``
+    defaults to ``return_and_refund`` as it does there."""
+
+    order_id: Id | None = Field(default=None, description="when given: the path's order")
     lines: list[RequestLine] = Field(min_length=1, max_length=200)
     reason: Reason
-    kind: Kind
+    kind: Kind = "return_and_refund"
     return_method: ReturnMethod | None = None  # default: none for refund_only, else self_ship
 
     def request_for(self, order_id: str) -> dict[str, Any]:
-        """The request document of docs/plan-json.md."""
+        """The request document of docs/plan-json.md for ``order_id``; 422
+        ``request.order_mismatch`` when the body names another order."""
+        if self.order_id is not None and self.order_id != order_id:
+            raise InvalidInput(
+                f"names order {self.order_id!r}, but the request is for {order_id!r}",
+                code="request.order_mismatch",
+                field="order_id",
+            )
         doc: dict[str, Any] = {
             "order_id": order_id,
             "lines": [line.model_dump() for line in self.lines],
@@ -290,6 +304,8 @@ class InspectionView(BaseModel):
     result: str
     accepted: list[CaseLine]
     reason: str
+    # where each accepted line's units went: resellable (back on sale) or damaged
+    disposition: dict[str, Literal["resellable", "damaged"]]
 
 
 class CaseView(BaseModel):
@@ -350,6 +366,8 @@ class InspectionBody(Body):
     result: Literal["pass", "partial", "fail"]
     accepted: dict[Id, Quantity] | None = None  # partial
     reason: FreeText = ""
+    # per accepted line: resellable (the default) or damaged
+    disposition: dict[Id, Literal["resellable", "damaged"]] | None = None
 
 
 class Resolution(Body):

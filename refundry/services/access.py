@@ -41,6 +41,8 @@ customer: adjust points, wallet         no          no               no     yes 
 page session from a sign-in link        yes         no               no     no     no
 desk session from a password (7)        no          yes              yes    yes    no
 failed refund: retry, to the wallet     no          no               yes    yes    no
+merchant desk: see its returns          no          yes (8)          no     no     no
+operations dashboard: see               no          no               yes    yes    no
 webhook endpoints: manage, log, replay  no          no               no     yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
@@ -57,6 +59,7 @@ webhook endpoints: manage, log, replay  no          no               no     yes 
 (5) until money went back for the case (极速退款): ``case.already_refunded``.
 (6) once, after completion.
 (7) a staff account (services/staff/accounts.py); a merchant's acts as its merchant id.
+(8) the pages of ``/merchant``: the cases it sees (3), received and inspected there (4).
 
 ``system`` is refundry acting on its own (the review rules, the timers, the carrier's tracking
 events); it never comes from a token. A role outside the table sees nothing and may do nothing.
@@ -140,6 +143,8 @@ Area = Literal[
     "session.sign_in_link",
     "session.sign_in_password",
     "refund.resolve_failed",
+    "merchant.desk",
+    "operations.dashboard",
     "webhook.manage",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
@@ -162,6 +167,9 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     # staff accounts sign in to the desk with a password (services/staff/accounts.py)
     "session.sign_in_password": ("agent", "merchant", "admin"),
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
+    "merchant.desk": ("merchant",),  # /merchant: the merchant's returns
+    # /desk/dashboard: the figures of /metrics, for the people who run the after-sales desk
+    "operations.dashboard": _DESK,
     # the shop's webhook endpoints, their delivery log and replays: the shop's back end
     "webhook.manage": ("admin",),
 }

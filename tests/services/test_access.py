@@ -80,6 +80,8 @@ AREAS: dict[str, access.Area] = {
     "page session from a sign-in link": "session.sign_in_link",
     "desk session from a password (7)": "session.sign_in_password",
     "failed refund: retry, to the wallet": "refund.resolve_failed",
+    "merchant desk: see its returns": "merchant.desk",
+    "operations dashboard: see": "operations.dashboard",
     "webhook endpoints: manage, log, replay": "webhook.manage",
 }
 # Table rows decided per case, on a case the role is most entitled to.

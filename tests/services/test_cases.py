@@ -14,6 +14,7 @@ from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.demo import worked_examples as ex
 from refundry.domain.case import IllegalTransition
+from refundry.domain.errors import InvalidInput
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.services.audit.chain import verify_chain
@@ -35,7 +36,7 @@ from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.gateway_events import handle_gateway_event
 from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import case_events, inbox_messages, order_lines
+from refundry.store.tables import case_events, inbox_messages, order_lines, outbox
 from tests.tools import runtime_for
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -198,6 +199,7 @@ def test_return_with_inspection_pass_refunds_and_restocks(world: dict[str, Any])
             "line_id": "A",
             "sku": "SKU-A",
             "quantity": 1,
+            "disposition": "resellable",
         }
     ]
     assert world["gateway"].ledger.refunded["ali-o-1000-200"] == 80000
@@ -229,10 +231,43 @@ def test_partial_inspection_refunds_accepted_units_only(world: dict[str, Any]) -
             accepted={"X": 1, "Y": 1},
         )
     assert getattr(bad.value, "code", "") == "case.inspection_invalid"
+    for disposition in ({"X": "damaged"}, {"Y": "lost"}):  # X not accepted; no such place
+        with pytest.raises(InvalidInput) as refused:
+            inspect(
+                desk,
+                opened.case_id,
+                actor=AGENT,
+                now=clock(),
+                result="partial",
+                accepted={"Y": 1},
+                disposition=disposition,
+            )
+        assert (refused.value.code, refused.value.field) == (
+            "case.inspection_invalid",
+            "disposition",
+        )
+        assert state(world, opened.case_id) == "received"
     row = inspect(
-        desk, opened.case_id, actor=AGENT, now=clock(), result="partial", accepted={"Y": 1}
+        desk,
+        opened.case_id,
+        actor=AGENT,
+        now=clock(),
+        result="partial",
+        accepted={"Y": 1},
+        disposition={"Y": "damaged"},
     )
     assert row.state == "refunding"
+    assert json.loads(row.inspection)["disposition"] == {"Y": "damaged"}
+    with UnitOfWork(world["engine"], readonly=True) as uow:
+        restocks = [
+            json.loads(p)
+            for p in uow.conn.execute(
+                select(outbox.c.payload).where(outbox.c.key.like(f"event:restock:{row.id}:%"))
+            ).scalars()
+        ]
+    assert [(r["line_id"], r["quantity"], r["disposition"]) for r in restocks] == [
+        ("Y", 1, "damaged")
+    ]
     with UnitOfWork(world["engine"], readonly=True) as uow:
         qty = dict(
             uow.conn.execute(

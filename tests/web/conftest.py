@@ -31,6 +31,7 @@ from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
 from refundry.demo import worked_examples as ex
+from refundry.demo.serve import POLICY as DEMO_POLICY
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
@@ -39,18 +40,11 @@ from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, Live, serving
 
 SECRET = "web-test-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
-POLICY = """
-[[review.rules]]
-name = "quality_refund_only"
-decision = "approve"
-reasons = ["quality_issue"]
-kinds = ["refund_only"]
-
-[[review.rules]]
-name = "small_amount"
-decision = "approve"
-max_amount = 10000
-
+# The demo shop's review rules (refundry/demo/serve.py), a late change of mind rejected, and
+# a one-time code above ¥150.
+POLICY = (
+    DEMO_POLICY
+    + """
 [[review.rules]]
 name = "late_changed_mind"
 decision = "reject"
@@ -60,6 +54,7 @@ min_days_since_delivery = 8
 [identity]
 otp_above_amount = 15000
 """
+)
 CUSTOMER, OTHER = "c-100", "c-200"
 PHONE = "+8613800000100"
 THRESHOLD = "o-500-100"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from refundry.api.deps import ActorDep, ApiContext, ContextDep
 from refundry.api.fields import Id, OneLine
@@ -61,7 +61,7 @@ def _view(ctx: ApiContext, case_id: str, actor: Actor) -> CaseView:
 
 
 @router.post("", status_code=201, response_model=CaseView, responses={**ACT, **problems(429)})
-def open_(body: CaseCreate, actor: ActorDep, ctx: ContextDep) -> CaseView:
+def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response) -> CaseView:
     """Open a case (the customer, or an agent for it) and run the automatic review. A customer
     asking for more than the policy amount, or whom risk reviews, gives a one-time code
     (``otp``, from POST /v1/identity/codes); without one: 422 ``identity.code_required``."""
@@ -75,6 +75,7 @@ def open_(body: CaseCreate, actor: ActorDep, ctx: ContextDep) -> CaseView:
         evidence=body.evidence,
         otp=(body.otp.code_id, body.otp.code) if body.otp else None,
     )
+    response.headers["Location"] = f"/v1/cases/{opened.case_id}"
     return _view(ctx, opened.case_id, actor)
 
 
@@ -159,6 +160,7 @@ def inspect(case_id: CaseId, body: InspectionBody, actor: ActorDep, ctx: Context
         result=body.result,
         accepted=body.accepted,
         reason=body.reason,
+        disposition=dict(body.disposition) if body.disposition else None,
     )
     return _view(ctx, case_id, actor)
 

@@ -18,13 +18,14 @@ router = APIRouter(prefix="/v1/identity", tags=["identity"])
 
 @router.post(
     "/codes",
-    status_code=201,
+    status_code=202,
     response_model=CodeIssued,
     responses=problems(401, 403, 409, 422, 429),
 )
 def issue_code(body: CodeRequest, actor: ActorDep, ctx: ContextDep) -> CodeIssued:
-    """Text a one-time code to the customer's phone. The answer names the code (``code_id``,
-    given back with the code as ``otp``) but never contains it. 422 ``identity.no_phone`` without
+    """Text a one-time code to the customer's phone: 202 once the SMS provider took it
+    (delivery to the phone is the provider's). The answer names the code (``code_id``, given
+    back with the code as ``otp``) but never contains it. 422 ``identity.no_phone`` without
     a phone number; 409 ``identity.locked`` after too many wrong codes; 429 with Retry-After
     within the resend cooldown (``identity.resend_too_soon``) or past the hourly caps per
     customer (``identity.customer_code_limit``) and per number (``identity.phone_code_limit``)."""

@@ -116,7 +116,7 @@ def _keyed(found: endpoints.Keyed) -> KeyedEndpointView:
     response_model=KeyedEndpointView,
     responses=problems(401, 403, 422),
 )
-def register_endpoint(
+def register_webhook_endpoint(
     body: EndpointCreate, actor: ActorDep, ctx: ContextDep, response: Response
 ) -> KeyedEndpointView:
     """Register an endpoint (admin); the answer holds its secret, shown this once."""
@@ -134,7 +134,7 @@ def register_endpoint(
 
 
 @router.get("/webhook-endpoints", response_model=EndpointList, responses=problems(401, 403))
-def list_endpoints(actor: ActorDep, ctx: ContextDep) -> EndpointList:
+def list_webhook_endpoints(actor: ActorDep, ctx: ContextDep) -> EndpointList:
     """Every endpoint (admin), oldest first, without secrets."""
     return EndpointList(items=[_view(e) for e in endpoints.list_endpoints(ctx.engine, actor=actor)])
 
@@ -144,7 +144,7 @@ def list_endpoints(actor: ActorDep, ctx: ContextDep) -> EndpointList:
     response_model=EndpointView,
     responses=problems(401, 403, 404, 422),
 )
-def get_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> EndpointView:
+def get_webhook_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> EndpointView:
     return _view(endpoints.read_endpoint(ctx.engine, actor=actor, endpoint_id=endpoint_id))
 
 
@@ -161,13 +161,17 @@ _ONE = problems(401, 403, 404, 422)
 @router.post(
     "/webhook-endpoints/{endpoint_id}/disable", response_model=EndpointView, responses=_ONE
 )
-def disable_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> EndpointView:
+def disable_webhook_endpoint(
+    endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep
+) -> EndpointView:
     """Stop sending (admin); deliveries wait for the endpoint to be enabled."""
     return _switch(endpoint_id, actor, ctx, enabled=False)
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/enable", response_model=EndpointView, responses=_ONE)
-def enable_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> EndpointView:
+def enable_webhook_endpoint(
+    endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep
+) -> EndpointView:
     """Send again (admin): the failure count restarts, waiting deliveries are due now."""
     return _switch(endpoint_id, actor, ctx, enabled=True)
 
@@ -177,7 +181,9 @@ def enable_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -
     response_model=KeyedEndpointView,
     responses=problems(401, 403, 404, 422),
 )
-def rotate_secret(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> KeyedEndpointView:
+def rotate_webhook_secret(
+    endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep
+) -> KeyedEndpointView:
     """A new secret, shown in this answer only; the old one also signs for
     ``webhook_secret_overlap_hours``."""
     keyed = endpoints.rotate_secret(
@@ -196,7 +202,7 @@ def rotate_secret(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> 
     response_class=Response,
     responses=problems(401, 403, 404, 422),
 )
-def delete_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> Response:
+def delete_webhook_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -> Response:
     """Delete the endpoint (admin): nothing more is sent to it."""
     endpoints.delete_endpoint(ctx.engine, actor=actor, endpoint_id=endpoint_id, now=ctx.now())
     return Response(status_code=204)
@@ -207,7 +213,7 @@ def delete_endpoint(endpoint_id: EndpointId, actor: ActorDep, ctx: ContextDep) -
     response_model=DeliveryList,
     responses=problems(401, 403, 404, 422),
 )
-def list_deliveries(
+def list_webhook_deliveries(
     endpoint_id: EndpointId,
     actor: ActorDep,
     ctx: ContextDep,
@@ -236,7 +242,9 @@ def list_deliveries(
     response_model=Replayed,
     responses=problems(401, 403, 404, 422),
 )
-def replay(endpoint_id: EndpointId, body: ReplayBody, actor: ActorDep, ctx: ContextDep) -> Replayed:
+def replay_webhook_events(
+    endpoint_id: EndpointId, body: ReplayBody, actor: ActorDep, ctx: ContextDep
+) -> Replayed:
     """Send one event, or every event of ``[since, until)`` the endpoint takes, again (admin),
     with the same ``webhook-id``."""
     queued = log.replay(
@@ -252,7 +260,7 @@ def replay(endpoint_id: EndpointId, body: ReplayBody, actor: ActorDep, ctx: Cont
 
 
 @router.get("/webhook-event-types", response_model=EventTypeList, responses=problems(401, 403))
-def event_types(actor: ActorDep) -> EventTypeList:
+def list_webhook_event_types(actor: ActorDep) -> EventTypeList:
     """Every event type an endpoint can take (admin)."""
     require(actor, "webhook.manage")
     return EventTypeList(

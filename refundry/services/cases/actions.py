@@ -27,6 +27,7 @@ from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, refunds
 
 __all__ = [
+    "DISPOSITIONS",
     "approve",
     "cancel",
     "inspect",
@@ -36,6 +37,9 @@ __all__ = [
     "resolve_manual_review",
     "ship",
 ]
+
+# Where returned units go after inspection: back on sale, or out of stock as damaged.
+DISPOSITIONS = ("resellable", "damaged")
 
 
 def _act(
@@ -159,9 +163,12 @@ def inspect(
     result: str,
     accepted: dict[str, int] | None = None,
     reason: str = "",
+    disposition: dict[str, str] | None = None,
 ) -> Case:
     """Record the inspection: ``pass`` (every unit), ``partial`` (``accepted`` units per line),
-    ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked."""
+    ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked with
+    their ``disposition`` per line: ``resellable`` (back on sale, the default) or ``damaged``
+    (kept out of stock)."""
     if result not in ("pass", "partial", "fail"):
         raise InvalidInput(
             "result must be pass, partial or fail", code="case.inspection_invalid", field="result"
@@ -176,7 +183,13 @@ def inspect(
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
         kept = _accepted_units(result, asked, accepted)
         lines = [{"line_id": k, "quantity": q} for k, q in kept.items() if q]
-        inspection = {"result": result, "accepted": lines, "reason": reason}
+        dispositions = _dispositions(lines, disposition)
+        inspection = {
+            "result": result,
+            "accepted": lines,
+            "reason": reason,
+            "disposition": dispositions,
+        }
         template = {
             "pass": "case.inspection_passed",
             "partial": "case.inspection_partial",
@@ -197,7 +210,7 @@ def inspect(
             notify=template,
             params={"reason": reason},
         )
-        _restock(conn, row, lines, now)
+        _restock(conn, row, lines, dispositions, now)
         if result == "fail":
             debt = _express_debt(conn, row, accepted={})
             return move(
@@ -246,6 +259,20 @@ def _accepted_units(
     return kept
 
 
+def _dispositions(lines: list[dict[str, Any]], given: dict[str, str] | None) -> dict[str, str]:
+    """Where each accepted line's units go: ``resellable`` unless the inspector says
+    ``damaged``; a disposition for a line the inspection does not accept is refused."""
+    given = dict(given or {})
+    kept = {item["line_id"] for item in lines}
+    if any(k not in kept or v not in DISPOSITIONS for k, v in given.items()):
+        raise InvalidInput(
+            "disposition names accepted lines only, each resellable or damaged",
+            code="case.inspection_invalid",
+            field="disposition",
+        )
+    return {item["line_id"]: given.get(item["line_id"], "resellable") for item in lines}
+
+
 def _settle_express(
     conn: Connection,
     row: Case,
@@ -276,7 +303,13 @@ def _settle_express(
     return current_case(conn, row.id)
 
 
-def _restock(conn: Connection, row: Case, lines: list[dict[str, Any]], at: datetime) -> None:
+def _restock(
+    conn: Connection,
+    row: Case,
+    lines: list[dict[str, Any]],
+    dispositions: dict[str, str],
+    at: datetime,
+) -> None:
     for item in lines:
         sku = conn.execute(
             select(order_lines.c.sku).where(
@@ -295,6 +328,7 @@ def _restock(conn: Connection, row: Case, lines: list[dict[str, Any]], at: datet
                 "line_id": item["line_id"],
                 "sku": sku,
                 "quantity": item["quantity"],
+                "disposition": dispositions[item["line_id"]],
             },
         )
 

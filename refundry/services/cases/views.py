@@ -84,6 +84,7 @@ class CaseInspection:
     result: str
     accepted: tuple[CaseLine, ...]
     reason: str
+    disposition: dict[str, str]  # accepted line -> resellable | damaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,9 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
         accepted = [x for x in accepted if x["line_id"] in mine] if accepted else accepted
         if inspection:
             inspection["accepted"] = [x for x in inspection["accepted"] if x["line_id"] in mine]
+            inspection["disposition"] = {
+                k: v for k, v in inspection.get("disposition", {}).items() if k in mine
+            }
     return CaseView(
         id=row.id,
         order_id=row.order_id,
@@ -224,6 +228,7 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
             result=inspection["result"],
             accepted=_lines(inspection.get("accepted")),
             reason=inspection.get("reason", ""),
+            disposition=dict(inspection.get("disposition", {})),
         )
         if inspection
         else None,

@@ -14,14 +14,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from refundry.domain.case import CaseState
-from refundry.domain.json_text import compact
+from refundry.domain.json_text import compact, instant
 from refundry.domain.plan_types import EffectKind
 
-__all__ = ["EVENT_TYPES", "WebhookEvent", "event_id", "rfc3339", "webhook_events"]
+__all__ = ["EVENT_TYPES", "WebhookEvent", "event_id", "webhook_events"]
 
 EVENT_TYPES: dict[str, str] = {
     "order.ingested": "an order refundry will refund against was recorded",
@@ -87,7 +87,7 @@ def _body(name: str, at: datetime, data: dict[str, Any]) -> str:
     """The Standard Webhooks payload: ``type``, ``timestamp`` (when it happened) and ``data``,
     every time in it RFC 3339 in UTC with ``Z`` (the domain events keep the offsets they were
     written with: a coupon's validity in the shop's +08:00)."""
-    return compact({"type": name, "timestamp": rfc3339(at), "data": _in_utc(data)})
+    return compact({"type": name, "timestamp": instant(at), "data": _in_utc(data)})
 
 
 # An ISO time with an offset, as datetime.isoformat() writes it; nothing else matches.
@@ -96,14 +96,9 @@ _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}:\d
 
 def _in_utc(value: Any) -> Any:
     if isinstance(value, str) and _TIME.fullmatch(value):
-        return rfc3339(datetime.fromisoformat(value))
+        return instant(datetime.fromisoformat(value))
     if isinstance(value, dict):
         return {k: _in_utc(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_in_utc(v) for v in value]
     return value
-
-
-def rfc3339(at: datetime) -> str:
-    """``2026-11-24T04:00:00Z``: RFC 3339 in UTC with ``Z``."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -88,7 +88,9 @@ def signin(request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
             name=_text(name)[:140],
             refused=error,
         )
-    response = RedirectResponse("/desk", status_code=303)
+    # a merchant's account opens the merchant desk (refundry/web/routes/merchant.py)
+    home = "/merchant" if access.may(actor, "merchant.desk") else "/desk"
+    response = RedirectResponse(home, status_code=303)
     start_session(ctx, request, response, actor)
     return response
 

@@ -237,6 +237,7 @@ class Runtime:
             ),
             disable_after=s.webhook_disable_after,
             worker=name,
+            retention=timedelta(days=s.webhook_retention_days),
         )
 
     def dispose(self) -> None:

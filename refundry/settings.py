@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     # an endpoint failing this many attempts in a row (any event) is disabled
     webhook_disable_after: Annotated[int, Field(ge=1)] = 100
     webhook_secret_overlap_hours: Annotated[int, Field(ge=0)] = 24  # old secret still signs
+    webhook_retention_days: Annotated[int, Field(ge=1)] = 30  # events kept for log and replay
 
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz

@@ -36,7 +36,7 @@ class Worker:
     relay: Relay
     clock: Callable[[], datetime]
     name: str = "worker"
-    sweep_every: timedelta = timedelta(minutes=5)  # expired API idempotency keys
+    sweep_every: timedelta = timedelta(minutes=5)  # expired API keys, old webhook events
     swept: int = 0  # keys deleted so far
     beat_every: timedelta = timedelta(seconds=10)
     tracer: Any = None  # the runtime's tracer provider when tracing is on (refundry/tracing.py)
@@ -61,6 +61,8 @@ class Worker:
         swept = 0
         if self._swept_at is None or now - self._swept_at >= self.sweep_every:
             swept = sweep_api_keys(self.desk.engine, now=now)
+            if self.hooks is not None:  # webhook events past their retention
+                swept += self.hooks.sweep(now=now)
             self.swept += swept
             self._swept_at = now
         if sent or swept or fired.approved or fired.closed or fired.refunded or fired.completed:

@@ -25,6 +25,7 @@ from refundry.domain.policy import Policy
 from refundry.services.access import Actor
 from refundry.services.cases.opening import CaseDesk, open_case
 from refundry.services.cases.timers import run_timers
+from refundry.services.errors import NotFound
 from refundry.services.operations.operations_figures import operations_figures
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
@@ -436,3 +437,44 @@ def test_outside_dev_mode_an_endpoint_is_public_and_https(engine: Engine, url: s
         engine, actor=ADMIN, url="https://93.184.215.14/hooks", event_types=["*"], now=START
     )
     assert made.endpoint.url == "https://93.184.215.14/hooks"
+
+
+def test_the_worker_forgets_old_events_that_wait_for_nothing(engine: Engine) -> None:
+    """Past the retention an event delivered (or given up) goes with its deliveries and log;
+    one still waiting for a delivery stays, and so does a recent one."""
+    clock = ManualClock(START - timedelta(days=40))
+    keyed = register_endpoint(
+        engine, actor=ADMIN, url="https://shop.example/a", event_types=["*"], now=clock()
+    )
+    with UnitOfWork(engine) as uow:
+        for name, at in (("old-sent", clock()), ("old-waiting", clock()), ("new", START)):
+            payload = {"type": "order.ingested", "order_id": name}
+            fan_out(uow.conn, key=f"event:{name}", payload=payload, occurred_at=at, now=at)
+        uow.commit()
+    sender = HookSender(
+        engine=engine, poster=SandboxHookPoster(), clock=clock, retention=timedelta(days=30)
+    )
+    assert sender.run_once(batch=1) == 1  # the first old one is sent; the others wait
+    clock.advance(timedelta(days=40))
+    with UnitOfWork(engine) as uow:  # the new one is sent too
+        uow.conn.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.event_id == catalogue.event_id("event:new"))
+            .values(status="succeeded", next_attempt_at=None)
+        )
+        uow.commit()
+    assert sender.sweep(now=clock()) == 1
+    with UnitOfWork(engine, readonly=True) as uow:
+        kept = set(uow.conn.execute(select(webhook_events.c.id)).scalars())
+        logged = uow.conn.execute(select(func.count()).select_from(webhook_attempts)).scalar()
+    assert kept == {catalogue.event_id("event:old-waiting"), catalogue.event_id("event:new")}
+    assert logged == 0  # the one attempt belonged to the forgotten event
+    with pytest.raises(NotFound):
+        replay(
+            engine,
+            actor=ADMIN,
+            endpoint_id=keyed.endpoint.id,
+            now=clock(),
+            event_id=catalogue.event_id("event:old-sent"),
+        )
+    assert sender.sweep(now=clock()) == 0

@@ -28,6 +28,7 @@ from standardwebhooks.webhooks import Webhook
 from refundry.adapters.clock import utc_now
 from refundry.adapters.shop_webhooks import HookAnswer, HookPoster
 from refundry.services.audit.chain import AuditTrail
+from refundry.services.shop_webhooks.log import sweep_webhooks
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     webhook_attempts,
@@ -74,6 +75,7 @@ class HookSender:
     wall: Callable[[], datetime] = utc_now  # the webhook-timestamp's clock
     rng: random.Random = field(default_factory=random.Random)
     worker: str = "webhooks"
+    retention: timedelta = timedelta(days=30)  # events kept for the log and replays (setting)
 
     def run_once(self, *, batch: int = 20) -> int:
         """Claim and send the deliveries due now; returns how many were attempted."""
@@ -81,6 +83,11 @@ class HookSender:
         for row in claimed:
             self._attempt(row)
         return len(claimed)
+
+    def sweep(self, *, now: datetime) -> int:
+        """Forget events older than ``retention`` that wait for nothing (the worker's
+        housekeeping; services/shop_webhooks/log.py)."""
+        return sweep_webhooks(self.engine, now=now, keep=self.retention)
 
     def _claim(self, batch: int) -> list[Any]:
         now = self.clock()

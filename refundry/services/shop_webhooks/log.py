@@ -5,7 +5,8 @@ time range the endpoint takes, queued to it again with the same ``webhook-id``.
 A replay of a delivery that succeeded or failed starts a new round of attempts (the log keeps
 the earlier ones); one still pending is left as it is. A time range holds at most
 ``REPLAY_LIMIT`` events (``webhook.replay_too_large`` otherwise: replay it in parts); a refused
-replay queues nothing.
+replay queues nothing. Events older than the setting ``webhook_retention_days`` that wait for no
+delivery are forgotten by the worker (``sweep_webhooks``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from refundry.domain.errors import InvalidInput
 from refundry.services.access import Actor, require
@@ -33,6 +34,7 @@ __all__ = [
     "Delivery",
     "delivery_log",
     "replay",
+    "sweep_webhooks",
 ]
 
 REPLAY_LIMIT = 1000
@@ -214,3 +216,31 @@ def _requeue(conn: Connection, endpoint_id: str, event_ids: list[str], *, now: d
     fresh = [(e, endpoint_id) for e in event_ids if e not in existing]
     queue_deliveries(conn, fresh, now=now)
     return len(again) + len(fresh)
+
+
+def sweep_webhooks(engine: Engine, *, now: datetime, keep: timedelta, batch: int = 500) -> int:
+    """Forget the events that occurred more than ``keep`` before ``now`` and wait for no
+    delivery (every delivery succeeded or failed), with their deliveries and log, ``batch``
+    events a transaction; returns how many events went. A forgotten event cannot be replayed
+    (``webhook.event_not_found``)."""
+    total = 0
+    waiting = select(_d.event_id).where(_d.status == "pending")
+    while True:
+        with UnitOfWork(engine) as uow:
+            ids = list(
+                uow.conn.execute(
+                    select(_ev.id)
+                    .where(_ev.occurred_at < now - keep, _ev.id.not_in(waiting))
+                    .order_by(_ev.occurred_at)
+                    .limit(batch)
+                ).scalars()
+            )
+            if ids:
+                deliveries = select(_d.id).where(_d.event_id.in_(ids))
+                uow.conn.execute(delete(webhook_attempts).where(_a.delivery_id.in_(deliveries)))
+                uow.conn.execute(delete(webhook_deliveries).where(_d.event_id.in_(ids)))
+                uow.conn.execute(delete(webhook_events).where(_ev.id.in_(ids)))
+            uow.commit()
+        total += len(ids)
+        if len(ids) < batch:
+            return total

@@ -18,6 +18,7 @@ from refundry.api.serve import (
     settings_from_cli,
     token_command,
 )
+from refundry.cli_webhooks import webhook_app
 from refundry.domain.errors import RefundryError
 from refundry.domain.json_io import dumps_plan, plan_from_json
 from refundry.domain.policy import policy_from_toml
@@ -293,9 +294,9 @@ def worker_command(
     config: ConfigOption = None,
     assignments: SetOption = None,
 ) -> None:
-    """Run the outbox relay (gateway refunds, notifications, events, return bookings) and the
-    SLA timers until stopped (Ctrl-C), or one round with --once. Outside --dev every adapter
-    must be named (docs/configuration.md)."""
+    """Run the outbox relay (gateway refunds, notifications, events, return bookings), the
+    webhooks to the shop (docs/webhooks.md) and the SLA timers until stopped (Ctrl-C), or one
+    round with --once. Outside --dev every adapter must be named (docs/configuration.md)."""
     from refundry.bootstrap import StartupError, build
     from refundry.observability import configure_logging
     from refundry.worker import Worker
@@ -326,6 +327,7 @@ def worker_command(
         clock=runtime.clock,
         name=name,
         tracer=runtime.tracer,
+        hooks=runtime.hook_sender(name=name),
     )
     if once:
         sent, fired = worker.run_once()
@@ -343,6 +345,7 @@ def worker_command(
 
 app.command("token")(token_command)
 app.command("serve")(serve_command)
+app.add_typer(webhook_app, name="webhook")
 
 metrics_app = typer.Typer(help="/metrics' business figures.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")

@@ -1,4 +1,5 @@
-"""`refundry worker`: the outbox relay and the SLA timers, in one loop per process.
+"""`refundry worker`: the outbox relay, the shop's webhooks and the SLA timers, in one loop
+per process.
 
 Several workers may run against one PostgreSQL database: the relay claims messages and the
 timers claim cases with ``FOR UPDATE SKIP LOCKED``. On SQLite run one worker per database.
@@ -22,6 +23,7 @@ from refundry.services.cases.timers import TimerReport, run_timers
 from refundry.services.operations.heartbeats import beat
 from refundry.services.operations.housekeeping import sweep_api_keys, sweep_passkey_challenges
 from refundry.services.outbox.relay import Relay
+from refundry.services.shop_webhooks.delivery import HookSender
 
 __all__ = ["Worker"]
 
@@ -34,10 +36,11 @@ class Worker:
     relay: Relay
     clock: Callable[[], datetime]
     name: str = "worker"
-    sweep_every: timedelta = timedelta(minutes=5)  # expired API idempotency keys
+    sweep_every: timedelta = timedelta(minutes=5)  # expired API keys, old webhook events
     swept: int = 0  # keys deleted so far
     beat_every: timedelta = timedelta(seconds=10)
     tracer: Any = None  # the runtime's tracer provider when tracing is on (refundry/tracing.py)
+    hooks: HookSender | None = None  # the shop's webhooks (services/shop_webhooks/delivery.py)
     _swept_at: datetime | None = field(default=None, init=False, repr=False)
     _beat_at: datetime | None = field(default=None, init=False, repr=False)
 
@@ -51,12 +54,16 @@ class Worker:
 
     def _round(self) -> tuple[int, TimerReport]:
         sent = self.relay.run_once()
+        if self.hooks is not None:
+            sent += self.hooks.run_once()
         now = self.clock()
         fired = run_timers(self.desk, now=now, worker=self.name)
         swept = 0
         if self._swept_at is None or now - self._swept_at >= self.sweep_every:
             swept = sweep_api_keys(self.desk.engine, now=now)
             swept += sweep_passkey_challenges(self.desk.engine, now=now)
+            if self.hooks is not None:  # webhook events past their retention
+                swept += self.hooks.sweep(now=now)
             self.swept += swept
             self._swept_at = now
         if sent or swept or fired.approved or fired.closed or fired.refunded or fired.completed:

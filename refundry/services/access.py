@@ -46,6 +46,7 @@ passkeys: register, list, remove own    yes         yes              yes    yes 
 failed refund: retry, to the wallet     no          no               yes    yes    no
 merchant desk: see its returns          no          yes (8)          no     no     no
 operations dashboard: see               no          no               yes    yes    no
+webhook endpoints: manage, log, replay  no          no               no     yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -150,6 +151,7 @@ Area = Literal[
     "refund.resolve_failed",
     "merchant.desk",
     "operations.dashboard",
+    "webhook.manage",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -180,6 +182,8 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "merchant.desk": ("merchant",),  # /merchant: the merchant's returns
     # /desk/dashboard: the figures of /metrics, for the people who run the after-sales desk
     "operations.dashboard": _DESK,
+    # the shop's webhook endpoints, their delivery log and replays: the shop's back end
+    "webhook.manage": ("admin",),
 }
 
 

@@ -483,7 +483,7 @@ def _record_money_and_effects(
         plan_hash=plan["plan_hash"],
         amount=plan["amount"],
     )
-    record_effects(
+    applied = record_effects(
         conn,
         plan=plan,
         order=order,
@@ -517,6 +517,24 @@ def _record_money_and_effects(
             "merchants": sorted(
                 {order.line(u["line_id"]).merchant_id for u in plan["units"] if u["quantity"]}
             ),
+            # what the shop's systems mirror (webhooks: docs/webhooks.md)
+            "plan_hash": plan["plan_hash"],
+            "units": [
+                {"line_id": u["line_id"], "sku": u["sku"], "quantity": u["quantity"]}
+                for u in plan["units"]
+                if u["quantity"]
+            ],
+            "tenders": [
+                {
+                    "tender_id": t["tender_id"],
+                    "kind": t["kind"],
+                    "amount": t["amount"],
+                    "points": t["points"],
+                }
+                for t in plan["tenders"]
+                if t["amount"] or t["points"]
+            ],
+            "effects": applied,
         },
         batch=batch,
     )

@@ -22,6 +22,9 @@ FAULT_POINTS = (
     "relay.after_claim",  # an outbox message is claimed, not yet sent
     "relay.after_send",  # the gateway (or notifier) has it, our record of that does not
     "relay.after_record",  # the answer is recorded, the message not yet marked done
+    # a bulk refund's batch (services/bulk/jobs.py):
+    "bulk.after_batch_writes",  # the batch's refunds and outcomes written, not committed
+    "bulk.after_batch_commit",  # the batch committed, the runner has not read it back
     # a POST with an Idempotency-Key (services/claims.py, api/idempotency.py):
     "request.before_commit",  # the use case's rows and the key's mark written, not committed
     "request.after_commit",  # committed, the answer not yet stored under the key

@@ -23,6 +23,7 @@ FAULT_POINTS = (
     "relay.after_send",  # the gateway (or notifier) has it, our record of that does not
     "relay.after_record",  # the answer is recorded, the message not yet marked done
     # a bulk refund's batch (services/bulk/jobs.py):
+    "bulk.between_orders",  # an order's refund written in its savepoint, the next not begun
     "bulk.after_batch_writes",  # the batch's refunds and outcomes written, not committed
     "bulk.after_batch_commit",  # the batch committed, the runner has not read it back
     # a POST with an Idempotency-Key (services/claims.py, api/idempotency.py):

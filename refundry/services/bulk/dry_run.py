@@ -47,7 +47,8 @@ class DryRun:
     # currency -> tender kind -> minor units
     money: dict[str, dict[str, int]] = field(default_factory=dict)
     total: dict[str, int] = field(default_factory=dict)  # currency -> minor units
-    deductions: dict[str, int] = field(default_factory=dict)  # kind (reward_clawback…) -> units
+    # currency -> deduction kind (reward_clawback, discount_clawback…) -> minor units
+    deductions: dict[str, dict[str, int]] = field(default_factory=dict)
     coupons: dict[str, int] = field(default_factory=dict)  # returned | reissued | forfeited
     points: dict[str, int] = field(default_factory=dict)  # returned | reversed | cancelled
     manual_review: list[tuple[str, str]] = field(default_factory=list)  # (order id, why)
@@ -76,8 +77,9 @@ class DryRun:
             if share["amount"]:
                 per_kind[share["kind"]] = per_kind.get(share["kind"], 0) + share["amount"]
         self.total[cur] = self.total.get(cur, 0) + plan["amount"]["total"]
+        taken = self.deductions.setdefault(cur, {})
         for d in plan["deductions"]:
-            self.deductions[d["kind"]] = self.deductions.get(d["kind"], 0) + d["amount"]
+            taken[d["kind"]] = taken.get(d["kind"], 0) + d["amount"]
         for effect in plan["effects"]:
             kind = effect["type"]
             if kind in _COUPONS:

@@ -276,6 +276,7 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
                     code="bulk.concurrent",
                 )
             counts[outcome.state] += 1
+            fault_point("bulk.between_orders")
         processed = len(pending)
         left = job.total - _done_before(conn, job.id) - processed
         values: dict[str, Any] = {

@@ -24,6 +24,7 @@ from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade
 from tests.conftest import _fresh_pg
 from tests.services.bulk_world import PAID, ingest, order_doc
+from tests.services.test_crashes import run_armed
 
 ROOT = Path(__file__).resolve().parents[2]
 BULK_POINTS = [p for p in FAULT_POINTS if p.startswith("bulk.")]
@@ -44,69 +45,29 @@ def end_state(url: str) -> dict[str, Any]:
     engine = make_engine(url)
     with UnitOfWork(engine, readonly=True) as uow:
         c = uow.conn
+
+        def rows(*columns: Any) -> list[Any]:
+            return sorted(c.execute(select(*columns)).all())
+
+        lines, tenders, jo = t.order_lines.c, t.order_tenders.c, t.bulk_job_orders.c
+        job = t.bulk_jobs.c
         state = {
-            "lines": sorted(
-                c.execute(
-                    select(
-                        t.order_lines.c.order_id,
-                        t.order_lines.c.line_id,
-                        t.order_lines.c.refunded_qty,
-                    )
-                ).all()
+            "lines": rows(lines.order_id, lines.line_id, lines.refunded_qty),
+            "tenders": rows(tenders.order_id, tenders.tender_id, tenders.refunded),
+            "refunds": rows(
+                t.refunds.c.order_id, t.refunds.c.seq, t.refunds.c.status, t.refunds.c.total
             ),
-            "tenders": sorted(
-                c.execute(
-                    select(
-                        t.order_tenders.c.order_id,
-                        t.order_tenders.c.tender_id,
-                        t.order_tenders.c.refunded,
-                    )
-                ).all()
-            ),
-            "refunds": sorted(
-                c.execute(
-                    select(
-                        t.refunds.c.order_id, t.refunds.c.seq, t.refunds.c.status, t.refunds.c.total
-                    )
-                ).all()
-            ),
-            "balances": sorted(
-                c.execute(select(t.ledger_accounts.c.id, t.ledger_accounts.c.balance)).all()
-            ),
+            "balances": rows(t.ledger_accounts.c.id, t.ledger_accounts.c.balance),
             "postings": c.execute(select(func.count()).select_from(t.ledger_postings)).scalar(),
             "outbox": sorted(
                 c.execute(select(t.outbox.c.topic, func.count()).group_by(t.outbox.c.topic)).all()
             ),
-            "job": c.execute(
-                select(
-                    t.bulk_jobs.c.state,
-                    t.bulk_jobs.c.total,
-                    t.bulk_jobs.c.done,
-                    t.bulk_jobs.c.refunded,
-                    t.bulk_jobs.c.refused,
-                    t.bulk_jobs.c.skipped,
-                )
-            ).all(),
-            "outcomes": sorted(
-                c.execute(
-                    select(
-                        t.bulk_job_orders.c.order_id,
-                        t.bulk_job_orders.c.state,
-                        t.bulk_job_orders.c.code,
-                        t.bulk_job_orders.c.total,
-                    )
-                ).all()
-            ),
+            "job": rows(job.state, job.total, job.done, job.refunded, job.refused, job.skipped),
+            "outcomes": rows(jo.order_id, jo.state, jo.code, jo.total),
             "audit_ok": verify_chain(c).ok,
         }
         # each refund's outcome row names it, and it is the order's only refund
-        named = (
-            c.execute(
-                select(t.bulk_job_orders.c.refund_id).where(t.bulk_job_orders.c.state == "refunded")
-            )
-            .scalars()
-            .all()
-        )
+        named = c.execute(select(jo.refund_id).where(jo.state == "refunded")).scalars().all()
         stored = c.execute(select(t.refunds.c.id)).scalars().all()
         assert sorted(named) == sorted(stored)
     engine.dispose()
@@ -114,22 +75,8 @@ def end_state(url: str) -> dict[str, Any]:
 
 
 def run_worker(url: str, selector: Path, *, fault: str | None, log: Path) -> int:
-    env = {**os.environ, "REFUNDRY_FAULT_LOG": str(log), "PYTHONPATH": str(ROOT)}
-    env.pop("REFUNDRY_FAULT", None)
-    if fault:
-        env["REFUNDRY_FAULT"] = fault
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.services.bulk_crash_worker", url, str(selector)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise AssertionError(proc.stderr)
-    return proc.returncode
+    args = [url, str(selector)]
+    return run_armed("tests.services.bulk_crash_worker", args, fault=fault, log=log)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -142,17 +142,24 @@ def script_for(tmp: Path, pg_url: str | None) -> Path:
 def run_worker(
     url: str, gw: str, script: Path, events: Path, *, fault: str | None, log: Path
 ) -> int:
+    args = [url, gw, str(script), str(events)]
+    return run_armed("tests.services.crash_worker", args, fault=fault, log=log)
+
+
+def run_armed(module: str, args: list[str], *, fault: str | None, log: Path) -> int:
+    """Run ``python -m module args`` armed to die at ``fault`` (None: not armed), logging the
+    points it reaches to ``log``; its exit status, 0 or -SIGKILL (anything else fails)."""
     env = {**os.environ, "REFUNDRY_FAULT_LOG": str(log), "PYTHONPATH": str(ROOT)}
     env.pop("REFUNDRY_FAULT", None)
     if fault:
         env["REFUNDRY_FAULT"] = fault
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.services.crash_worker", url, gw, str(script), str(events)],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     if proc.returncode not in (0, -signal.SIGKILL):

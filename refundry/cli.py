@@ -510,7 +510,8 @@ def worker_command(
         typer.echo(
             f"refundry: {sent} messages handled; timers: {fired.approved} approved, "
             f"{fired.closed} closed, {fired.refunded} refunded, {fired.completed} "
-            f"completed; {worker.swept} expired API idempotency keys deleted"
+            f"completed; {worker.swept} expired API idempotency keys deleted; "
+            f"{worker.bulk_orders} bulk refund orders settled"
         )
         return
     try:

@@ -30,6 +30,7 @@ case: rate                              own (6)     no               no     no  
 case risk: see                          no          no               all    all    no
 refund: see                             own         no               all    all    no
 refund: apply for an order              no          no               all    all    no
+refunds in bulk: start, progress        no          no               no     yes    no
 coupons, points, eligibility, inbox     own         no               no     no     no
 one-time code: request                  own         no               no     no     no
 agent queue: see                        no          no               yes    yes    no
@@ -139,6 +140,7 @@ Area = Literal[
     "session.sign_in_link",
     "session.sign_in_password",
     "refund.resolve_failed",
+    "refund.bulk",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -160,6 +162,7 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     # staff accounts sign in to the desk with a password (services/staff/accounts.py)
     "session.sign_in_password": ("agent", "merchant", "admin"),
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
+    "refund.bulk": ("admin",),  # bulk refund jobs: start (or dry-run), progress, report
 }
 
 

@@ -80,6 +80,7 @@ AREAS: dict[str, access.Area] = {
     "page session from a sign-in link": "session.sign_in_link",
     "desk session from a password (7)": "session.sign_in_password",
     "failed refund: retry, to the wallet": "refund.resolve_failed",
+    "refunds in bulk: start, progress": "refund.bulk",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

@@ -63,6 +63,14 @@ _NEXT = Prepared(
     .order_by(_jo.position)
     .limit(bindparam("n"))
 )
+# Runners of one job at once (the worker and `refundry bulk-refund --resume`) take an order's
+# row first: the second finds it settled and passes on (PostgreSQL: FOR UPDATE waits for the
+# first's commit; SQLite: one writer at a time).
+_CLAIM = Prepared(
+    select(_jo.state)
+    .where((_jo.job_id == bindparam("job_id")) & (_jo.order_id == bindparam("order_id")))
+    .with_for_update()
+)
 _SETTLE = Prepared(
     update(bulk_job_orders)
     .where(
@@ -253,7 +261,11 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
     with UnitOfWork(engine) as uow:
         conn = uow.conn
         pending = _NEXT.rows(conn, {"job_id": job.id, "n": size})
+        processed = 0
         for row in pending:
+            claimed = _CLAIM.first(conn, {"job_id": job.id, "order_id": row.order_id})
+            if claimed is None or claimed.state != "pending":
+                continue  # another runner settled it
             outcome = _refund_one(conn, job, row.order_id, now=now)
             moved = _SETTLE.run(
                 conn,
@@ -270,14 +282,14 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
                     "b_at": now,
                 },
             )
-            if moved != 1:  # another runner settled it first: ours must not stand
+            if moved != 1:  # never, after the claim: ours must not stand
                 raise Conflict(
                     f"order {row.order_id} of job {job.id} was settled by another runner",
                     code="bulk.concurrent",
                 )
             counts[outcome.state] += 1
+            processed += 1
             fault_point("bulk.between_orders")
-        processed = len(pending)
         left = job.total - _done_before(conn, job.id) - processed
         values: dict[str, Any] = {
             "done": _j.done + processed,

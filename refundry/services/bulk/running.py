@@ -13,11 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-from refundry.services.bulk.jobs import Job, read_job, run_batch
+from refundry.services.bulk.jobs import Job, read_job, run_batch, unfinished_jobs
 
-__all__ = ["DEFAULT_BATCH", "Pacer", "run_job"]
+__all__ = ["DEFAULT_BATCH", "BulkRunner", "Pacer", "run_job"]
+
+log = structlog.get_logger("refundry.bulk")
 
 DEFAULT_BATCH = 200
 
@@ -73,3 +77,34 @@ def run_job(
         if result.processed == 0 and not result.finished:
             break  # pragma: no cover - every pending order gets an outcome
     return job
+
+
+@dataclass(slots=True)
+class BulkRunner:
+    """The worker's share of bulk refunds: each round, one batch of the oldest unfinished job
+    whose rate allows it now (jobs the API started run here; a job a killed CLI left is taken
+    up too). Never sleeps: a job that must wait leaves the round to the next job."""
+
+    batch: int = DEFAULT_BATCH
+    monotonic: Callable[[], float] = time.monotonic
+    _pacers: dict[str, Pacer] = field(default_factory=dict)
+
+    def step(self, engine: Engine, *, now: datetime) -> int:
+        """Orders given an outcome this round."""
+        for job_id in unfinished_jobs(engine):
+            job = read_job(engine, job_id)
+            pacer = self._pacers.get(job_id)
+            if pacer is None:
+                pacer = self._pacers[job_id] = Pacer(rate=job.rate, monotonic=self.monotonic)
+            if pacer.wait() > 0:
+                continue
+            try:
+                result = run_batch(engine, job, size=pacer.batch_size(self.batch), now=now)
+            except DBAPIError as exc:  # e.g. a deadlock with another job's runner: next round
+                log.warning("bulk.batch_failed", job_id=job_id, error=str(exc.orig))
+                return 0
+            pacer.count(result.refunds)
+            if result.finished:
+                self._pacers.pop(job_id, None)
+            return result.processed
+        return 0

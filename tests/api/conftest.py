@@ -165,6 +165,7 @@ class World:
             "customer_id": ALICE,
             "message_id": self.inbox_alice,
             "refund_id": self.refund_alice,
+            "job_id": "bj_world",  # a bulk refund job is no customer's: staff only
         }
 
     def alice_markers(self) -> list[str]:

@@ -67,6 +67,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/readyz"): "public",
     ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
+    ("POST", "/v1/bulk-refunds"): "staff_only",  # admin
+    ("GET", "/v1/bulk-refunds/{job_id}"): "staff_only",  # admin
+    ("GET", "/v1/bulk-refunds/{job_id}/report"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/refunds"): "owner_only",  # the desk; Bob: 404
@@ -104,7 +107,7 @@ EXPECTED: dict[tuple[str, str], str] = {
 
 # Path parameters are filled by name with Alice's objects (World.ids); a parameter with a name
 # not there fails test_every_operation_has_a_policy.
-PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id")
+PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id", "job_id")
 
 _REQUEST = {
     "lines": [{"line_id": LINE_ALICE_M1, "quantity": 1}],

@@ -250,3 +250,46 @@ def test_units_an_open_case_holds_are_left_to_that_case(engine: Engine) -> None:
             select(bulk_job_orders.c.held_by_case).where(bulk_job_orders.c.order_id == "o-00000")
         ).scalar_one()
     assert held == 1
+
+
+def test_a_refund_failing_mid_write_rolls_back_alone(engine: Engine) -> None:
+    """The store refuses o-00001's refund row after its units were taken (a trigger standing in
+    for any constraint): that order's writes are undone, the batch's other refunds stand."""
+    from sqlalchemy import text
+
+    ingest(engine, [order_doc(i) for i in range(3)], now=PAID)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(
+                text(
+                    "CREATE TRIGGER no_refund BEFORE INSERT ON refunds "
+                    "WHEN NEW.order_id = 'o-00001' BEGIN SELECT RAISE(ABORT, 'no refund'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION no_refund() RETURNS trigger AS $$ BEGIN "
+                    "IF NEW.order_id = 'o-00001' THEN RAISE EXCEPTION 'no refund' "
+                    "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ "
+                    "LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER no_refund BEFORE INSERT ON refunds "
+                    "FOR EACH ROW EXECUTE FUNCTION no_refund()"
+                )
+            )
+    job = start(engine, {"sku": "RECALLED"}).job
+    done = run_job(engine, job.id, clock=clock, batch=10)
+    assert outcomes(engine, job.id)["o-00001"][0:2] == ("refused", "store.constraint_violated")
+    assert (done.refunded, done.refused) == (2, 1)
+    units = refunded_units(engine)
+    assert [units[(f"o-{i:05d}", "R")] for i in range(3)] == [2, 0, 2]  # o-00001's undone
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert uow.conn.execute(select(func.count()).select_from(refunds)).scalar_one() == 2
+        gateway = uow.conn.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.topic == "gateway.refund")
+        ).scalar_one()
+    assert gateway == 2

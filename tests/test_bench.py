@@ -5,6 +5,7 @@ writes must insert and update the same rows and end with the same database, on b
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,21 @@ def test_apply_bench_checks_hold_on_both_backends(pg_url: str, cold: bool) -> No
             in run.stdout
         )
     assert run.stdout.count("counts equal, contents identical") == 2
+
+
+def test_bulk_bench_checks_hold_on_both_backends(pg_url: str) -> None:
+    """bench/bulk_bench.py on 40 orders: both sides inserted and updated the same rows, the twin
+    and the baseline ended identical, on each backend."""
+    admin = os.environ.get("REFUNDRY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bulk_bench.py"), "--orders", "40", "--batch", "8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "REFUNDRY_TEST_PG": admin, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("counts equal, contents identical (twin and baseline)") == 2
+    for backend in ("sqlite", "postgresql"):
+        assert re.search(rf"^{backend} +40 ", run.stdout, re.MULTILINE), run.stdout

@@ -158,3 +158,28 @@ def test_bad_selectors_and_callers_are_refused_and_change_nothing(world: World) 
         world.client.get("/v1/bulk-refunds/bj_nope", headers=SHOP), 404, "bulk.job_not_found"
     )
     assert snapshot_diff(before, db_snapshot(world.engine)) == ""
+
+
+def test_the_worker_runs_the_job_and_its_relay_sends_the_gateway_refunds(world: World) -> None:
+    from sqlalchemy import select
+
+    from refundry.services.uow import UnitOfWork
+    from refundry.store.tables import outbox
+    from refundry.worker import Worker
+
+    _recalled_orders(world)
+    job = world.client.post("/v1/bulk-refunds", headers=SHOP, json=RECALL).json()
+    runtime = world.app.state.ctx.runtime
+    worker = Worker(desk=runtime.desk, relay=runtime.relay(), clock=lambda: NOW, name="w-bulk")
+    worker.run_once()
+    assert worker.bulk_orders == 3  # one batch: the three orders
+    progress = world.client.get(f"/v1/bulk-refunds/{job['id']}", headers=SHOP).json()
+    assert (progress["state"], progress["refunded"]) == ("finished", 3)
+    worker.run_once()  # the relay goes first in a round: the refunds' gateway calls leave
+    assert worker.bulk_orders == 0
+    with UnitOfWork(world.engine, readonly=True) as uow:
+        sent = uow.conn.execute(
+            select(outbox.c.key, outbox.c.status).where(outbox.c.topic == "gateway.refund")
+        ).all()
+    # the three bulk refunds' card money, and the world's earlier refund of Alice's: all sent
+    assert sorted(status for _, status in sent) == ["done"] * 4, sent

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.policy import Policy
+from refundry.services.audit.chain import verify_chain
 from refundry.services.bulk.dry_run import dry_run
 from refundry.services.bulk.jobs import JobStart, read_job, run_batch, start_job
 from refundry.services.bulk.report import write_report
@@ -19,7 +20,7 @@ from refundry.services.bulk.running import Pacer, run_job
 from refundry.services.bulk.selection import parse_selector
 from refundry.services.errors import NotFound, Unprocessable
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import bulk_job_orders, order_lines, outbox, refunds
+from refundry.store.tables import audit_log, bulk_job_orders, order_lines, outbox, refunds
 from tests.services.bulk_world import PAID, ingest, order_doc
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -293,3 +294,11 @@ def test_a_refund_failing_mid_write_rolls_back_alone(engine: Engine) -> None:
             select(func.count()).select_from(outbox).where(outbox.c.topic == "gateway.refund")
         ).scalar_one()
     assert gateway == 2
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert verify_chain(uow.conn).ok  # the batch's entries, one flush, none of o-00001's
+        orders_audited = set(
+            uow.conn.execute(select(audit_log.c.order_id).where(audit_log.c.actor.like("bulk:%")))
+            .scalars()
+            .all()
+        )
+    assert orders_audited == {"o-00000", "o-00002"}

@@ -292,11 +292,14 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
             conn.begin()
         pending = _NEXT.rows(conn, {"job_id": job.id, "n": size})
         processed = 0
+        # One audit trail for the batch, flushed once (the chain's head locked and moved once,
+        # not per refund); a refused order's entries are dropped with its savepoint.
+        trail = AuditTrail(actor=f"bulk:{job.id}", at=now)
         for row in pending:
             claimed = _CLAIM.first(conn, {"job_id": job.id, "order_id": row.order_id})
             if claimed is None or claimed.state != "pending":
                 continue  # another runner settled it
-            outcome = _refund_one(conn, job, row.order_id, now=now)
+            outcome = _refund_one(conn, job, row.order_id, now=now, trail=trail)
             moved = _SETTLE.run(
                 conn,
                 {
@@ -333,9 +336,9 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
         if processed:  # (a finished job run again changes nothing)
             (_COUNT_FINISHED if left <= 0 else _COUNT).run(conn, counted)
         if processed and left <= 0:
-            trail = AuditTrail(actor=job.actor, at=now)
-            trail.record("bulk.job_finished", job_id=job.id)
-            trail.flush(conn)
+            with trail.acting(job.actor):
+                trail.record("bulk.job_finished", job_id=job.id)
+        trail.flush(conn)
         fault_point("bulk.after_batch_writes")
         uow.commit()
     fault_point("bulk.after_batch_commit")
@@ -346,8 +349,12 @@ def _done_before(conn: Connection, job_id: str) -> int:
     return int(_DONE.first(conn, {"job_id": job_id}).done)
 
 
-def _refund_one(conn: Connection, job: Job, order_id: str, *, now: datetime) -> _Outcome:
-    """The order's refund inside a savepoint, or the refusal that rolled it back."""
+def _refund_one(
+    conn: Connection, job: Job, order_id: str, *, now: datetime, trail: AuditTrail
+) -> _Outcome:
+    """The order's refund inside a savepoint (its audit entries added to ``trail``), or the
+    refusal that rolled it back (and its entries dropped)."""
+    entries = len(trail.entries)
     # The savepoint on the driver itself: SQLAlchemy's begin_nested() compiled its SAVEPOINT
     # and RELEASE each time, 15% of a bulk refund (bench/bulk_bench.py's profile).
     run_driver_sql(conn, "SAVEPOINT bulk_order")
@@ -371,13 +378,15 @@ def _refund_one(conn: Connection, job: Job, order_id: str, *, now: datetime) -> 
                 held=held,
             )
         refund_id, _status = record_refund(
-            conn, inputs=inputs, plan=plan, actor=f"bulk:{job.id}", at=now
+            conn, inputs=inputs, plan=plan, actor=f"bulk:{job.id}", at=now, trail=trail
         )
     except RefundryError as exc:
+        del trail.entries[entries:]
         _roll_back_order(conn)
         state = "skipped" if exc.code.startswith("bulk.") else "refused"
         return _Outcome(state, code=exc.code, message=exc.message, held=held)
     except IntegrityError as exc:
+        del trail.entries[entries:]
         _roll_back_order(conn)
         first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
         return _Outcome("refused", code="store.constraint_violated", message=first, held=held)

@@ -31,6 +31,7 @@ case risk: see                          no          no               all    all 
 case messages: see how they fared       no          no               all    all    no
 refund: see                             own         no               all    all    no
 refund: apply for an order              no          no               all    all    no
+refunds in bulk: start, progress        no          no               no     yes    no
 coupons, points, eligibility, inbox     own         no               no     no     no
 one-time code: request                  own         no               no     no     no
 agent queue: see                        no          no               yes    yes    no
@@ -152,6 +153,7 @@ Area = Literal[
     "merchant.desk",
     "operations.dashboard",
     "webhook.manage",
+    "refund.bulk",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -184,6 +186,7 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "operations.dashboard": _DESK,
     # the shop's webhook endpoints, their delivery log and replays: the shop's back end
     "webhook.manage": ("admin",),
+    "refund.bulk": ("admin",),  # bulk refund jobs: start (or dry-run), progress, report
 }
 
 

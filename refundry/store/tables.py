@@ -756,3 +756,50 @@ webhook_attempts = Table(
     Column("next_attempt_at", When, nullable=True),
     Index("ix_webhook_attempts_delivery", "delivery_id", "attempt"),
 )
+
+# Bulk refunds (services/bulk): a job selects orders once, when it is made (``bulk_job_orders``,
+# one row per order in ``position`` order, ``pending`` until its batch commits with the refund),
+# so a job killed at any point and started again goes on from the first pending row and no
+# order is refunded twice. ``selector_hash`` finds the job again when the same command is run.
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("selector_hash", String(80), nullable=False),
+    Column("selector", Text, nullable=False),  # JSON: campaign, sku, merchant, window, ids
+    Column("reason", String(32), nullable=False),
+    Column("policy", Text, nullable=False),  # JSON: the policy the job's plans are made with
+    Column("rate", Integer, nullable=False, server_default="0"),  # refunds/s, 0: unlimited
+    Column("state", String(16), nullable=False),  # running | finished
+    Column("total", Integer, nullable=False),  # orders selected
+    Column("done", Integer, nullable=False, server_default="0"),  # orders with an outcome
+    Column("refunded", Integer, nullable=False, server_default="0"),
+    Column("refused", Integer, nullable=False, server_default="0"),
+    Column("manual_review", Integer, nullable=False, server_default="0"),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+    Column("finished_at", When),
+    CheckConstraint("done >= 0 AND done <= total", name="done"),
+    Index("ix_bulk_jobs_selector", "selector_hash"),
+)
+
+bulk_job_orders = Table(
+    "bulk_job_orders",
+    metadata,
+    Column("job_id", String(64), ForeignKey("bulk_jobs.id"), primary_key=True),
+    Column("order_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("customer_id", String(64)),  # NULL: an id from the file that names no order
+    # pending | refunded | refused | manual_review | skipped (docs/bulk-refunds.md)
+    Column("state", String(16), nullable=False),
+    Column("code", String(80)),  # why it was refused, skipped or left for review
+    Column("message", Text),
+    Column("refund_id", String(64)),
+    Column("total", Money, nullable=False, server_default="0"),
+    Column("currency", String(3)),
+    Column("held_by_case", Integer, nullable=False, server_default="0"),  # units left to cases
+    Column("updated_at", When),
+    Index("ix_bulk_job_orders_position", "job_id", "state", "position"),
+)

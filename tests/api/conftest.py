@@ -171,6 +171,7 @@ class World:
             "refund_id": self.refund_alice,
             "passkey_id": self.extra.get("passkey_alice", ""),
             "endpoint_id": self.webhook_endpoint,
+            "job_id": "bj_world",  # a bulk refund job is no customer's: staff only
         }
 
     def alice_markers(self) -> list[str]:

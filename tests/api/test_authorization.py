@@ -69,6 +69,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/readyz"): "public",
     ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
+    ("POST", "/v1/bulk-refunds"): "staff_only",  # admin
+    ("GET", "/v1/bulk-refunds/{job_id}"): "staff_only",  # admin
+    ("GET", "/v1/bulk-refunds/{job_id}/report"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/refunds"): "owner_only",  # the desk; Bob: 404
@@ -130,6 +133,7 @@ PATH_PARAMS = (
     "refund_id",
     "passkey_id",
     "endpoint_id",
+    "job_id",
 )
 
 _REQUEST = {

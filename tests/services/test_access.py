@@ -86,6 +86,7 @@ AREAS: dict[str, access.Area] = {
     "merchant desk: see its returns": "merchant.desk",
     "operations dashboard: see": "operations.dashboard",
     "webhook endpoints: manage, log, replay": "webhook.manage",
+    "refunds in bulk: start, progress": "refund.bulk",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

@@ -159,6 +159,7 @@ class World:
     inbox_alice: int = 0
     inbox_bob: int = 0
     webhook_endpoint: str = ""  # the shop's endpoint, registered by its admin
+    bulk_job: str = "bj_world"  # test_authorization starts a real one (its walk reads it)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def ids(self) -> dict[str, Any]:
@@ -171,7 +172,7 @@ class World:
             "refund_id": self.refund_alice,
             "passkey_id": self.extra.get("passkey_alice", ""),
             "endpoint_id": self.webhook_endpoint,
-            "job_id": "bj_world",  # a bulk refund job is no customer's: staff only
+            "job_id": self.bulk_job,  # a bulk refund job is no customer's: the admin's only
         }
 
     def alice_markers(self) -> list[str]:

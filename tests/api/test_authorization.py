@@ -35,6 +35,9 @@ from typing import Any
 import pytest
 
 from refundry.api.app import create_app
+from refundry.services.access import Actor
+from refundry.services.bulk.jobs import JobStart
+from refundry.services.bulk.resource import start_or_dry_run
 from refundry.settings import Settings
 from tests.api.conftest import (
     ADMIN,
@@ -44,6 +47,7 @@ from tests.api.conftest import (
     ALICE_MIXED,
     BOB,
     BOB_COUPON,
+    BOB_ORDER,
     LINE_ALICE_M1,
     LINE_ALICE_ONLY_M1,
     M1,
@@ -69,9 +73,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/readyz"): "public",
     ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
-    ("POST", "/v1/bulk-refunds"): "staff_only",  # admin
-    ("GET", "/v1/bulk-refunds/{job_id}"): "staff_only",  # admin
-    ("GET", "/v1/bulk-refunds/{job_id}/report"): "staff_only",  # admin
+    ("POST", "/v1/bulk-refunds"): "admin_only",  # bulk refund jobs: the shop's back end
+    ("GET", "/v1/bulk-refunds/{job_id}"): "admin_only",
+    ("GET", "/v1/bulk-refunds/{job_id}/report"): "admin_only",
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/refunds"): "owner_only",  # the desk; Bob: 404
@@ -452,6 +456,25 @@ def _forbidden_to(
             if r.status_code != 200:
                 failures.add(method, path, f"{control}: {_describe(r)}")
     failures.check()
+
+
+@pytest.fixture(autouse=True)
+def _bulk_job(world: World) -> None:
+    """A bulk refund job of Bob's order, started and never run (no worker here), so the walk's
+    admin reads it: the world of the other modules has none (their workers would run it)."""
+    started = start_or_dry_run(
+        world.engine,
+        actor=Actor("admin", ADMIN),
+        selector={"order_ids": [BOB_ORDER]},
+        reason="quality_issue",
+        policy=None,
+        base_policy=world.app.state.ctx.desk.policy,
+        rate=0,
+        dry=False,
+        now=NOW,
+    )
+    assert isinstance(started, JobStart)
+    world.bulk_job = started.job.id
 
 
 def test_staff_only_refuses_customers_and_merchants(world: World) -> None:

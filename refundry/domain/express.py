@@ -9,6 +9,10 @@ cumulative rounding over the units, the accepted units taken first (SPEC §1), s
 refused parts add up to what the step moved for the line exactly. The step's deductions,
 give-backs and shipping stay with the accepted units; the debt is capped at what the step moved
 in all, since the customer cannot owe more than it received.
+
+An agent then settles the debt in parts (``debt_after``): each part recovered (from the wallet,
+or paid back outside refundry) or written off lowers what is owed, never below zero; a part
+that is not a whole positive number of minor units within what is owed is refused.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from refundry.domain.errors import InvalidInput
 from refundry.domain.money import cumulative_part
 
-__all__ = ["refused_units_debt"]
+__all__ = ["debt_after", "refused_units_debt"]
 
 
 def refused_units_debt(
@@ -40,3 +45,15 @@ def refused_units_debt(
         accepted_part = cumulative_part(paid, before + kept, n) - cumulative_part(paid, before, n)
         owed += unit["paid"] - accepted_part
     return min(owed, total)
+
+
+def debt_after(owed: int, part: int) -> int:
+    """What is still owed after ``part`` of the debt ``owed`` is recovered or written off:
+    ``case.debt_amount_invalid`` unless 1 <= part <= owed (whole minor units)."""
+    if type(part) is not int or not 1 <= part <= owed:
+        raise InvalidInput(
+            f"the amount must be a whole number of minor units from 1 to the {owed} owed",
+            code="case.debt_amount_invalid",
+            field="amount",
+        )
+    return owed - part

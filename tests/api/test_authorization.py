@@ -86,6 +86,15 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/v1/cases/{case_id}/inspect"): "owner_only",
     ("POST", "/v1/cases/{case_id}/resolve"): "owner_only",
     ("POST", "/v1/cases/{case_id}/rate"): "owner_only",
+    # the desk's acts: Bob and m-3 are told there is no such case; Alice may not take them
+    ("POST", "/v1/cases/{case_id}/escalate"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/note"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/claim"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/assign"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/retry-refund"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/refund-to-wallet"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/recover-debt"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/write-off-debt"): "owner_only",
     ("POST", "/v1/identity/codes"): "self",
     ("GET", "/v1/me/coupons"): "self",
     ("GET", "/v1/me/points"): "self",
@@ -139,6 +148,21 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "comment": "goodwill",
     },
     ("POST", "/v1/cases/{case_id}/rate"): lambda w: {"rating": 5, "feedback": "ok"},
+    ("POST", "/v1/cases/{case_id}/escalate"): lambda w: {"comment": "needs a second look"},
+    ("POST", "/v1/cases/{case_id}/note"): lambda w: {"text": "the customer called"},
+    ("POST", "/v1/cases/{case_id}/claim"): lambda w: {},
+    ("POST", "/v1/cases/{case_id}/assign"): lambda w: {"agent_id": "wang"},
+    ("POST", "/v1/cases/{case_id}/retry-refund"): lambda w: {"tender_id": "T1", "reason": "x"},
+    ("POST", "/v1/cases/{case_id}/refund-to-wallet"): lambda w: {"tender_id": "T1"},
+    ("POST", "/v1/cases/{case_id}/recover-debt"): lambda w: {
+        "amount": {"amount": 100, "currency": "CNY"},
+        "method": "external",
+        "reference": "bank-1",
+    },
+    ("POST", "/v1/cases/{case_id}/write-off-debt"): lambda w: {
+        "amount": {"amount": 100, "currency": "CNY"},
+        "comment": "goodwill",
+    },
     ("POST", "/v1/identity/codes"): lambda w: {"purpose": "case.submit"},
     ("PATCH", "/v1/customers/{customer_id}"): lambda w: {
         "account_created_at": "2020-01-01T00:00:00Z",
@@ -567,3 +591,45 @@ def test_staff_reach_alice_objects(world: World) -> None:
             if r.status_code != 200:
                 failures.add(method, path, f"{who}: {_describe(r)}")
     failures.check()
+
+
+# -- the desk's acts: customers and merchants never take them ----------------------------------
+
+DESK_ACTS = (
+    "escalate",
+    "note",
+    "claim",
+    "assign",
+    "retry-refund",
+    "refund-to-wallet",
+    "recover-debt",
+    "write-off-debt",
+)
+
+
+def test_the_desks_acts_refuse_the_cases_customer_and_merchants(world: World) -> None:
+    """Alice (who sees her case) and m-1 (who sees its lines of the mixed case) may not take
+    the desk's acts: 403, nothing changes; m-1 may escalate only a case of its own lines."""
+    doc = world.app.openapi()
+    failures = Failures()
+    for act in DESK_ACTS:
+        path = f"/v1/cases/{{case_id}}/{act}"
+        op = doc["paths"][path]["post"]
+        for who, sub, expected in (
+            ("customer", ALICE, {"auth.forbidden"}),
+            ("merchant", M1, {"auth.forbidden", "case.not_your_lines"}),
+        ):
+            before = db_snapshot(world.engine)
+            r = call(world, doc, "POST", path, op, bearer(who, sub))
+            if r.status_code != 403 or _code(r) not in expected:
+                failures.add("POST", path, f"{who} {sub}: expected 403, got {_describe(r)}")
+            diff = unchanged(world, before)
+            if diff:
+                failures.add("POST", path, f"{who} {sub}'s refused request changed: {diff}")
+    failures.check()
+    r = world.client.post(
+        f"/v1/cases/{world.case_alice_m1}/escalate",
+        headers=bearer("merchant", M1),
+        json={"comment": "cannot tell"},
+    )
+    assert (r.status_code, r.json()["state"]) == (200, "needs_manual_review"), r.text

@@ -21,7 +21,7 @@ import pytest
 from refundry.adapters.gateway import GatewayEvent, event_to_body
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 from refundry.demo import worked_examples as ex
-from tests.api.test_real_server import ADMIN, AGENT, MERCHANT, SECRET, Server, _start
+from tests.api.test_real_server import ADMIN, AGENT, MERCHANT, SECRET, Server, serve_on_backend
 
 POLICY = """
 [review]
@@ -37,17 +37,7 @@ PRICE = 5000  # 50.00
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("desk")
-    if request.param == "sqlite":
-        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp, policy_text=POLICY)
-        return
-    from tests.conftest import _drop_pg, _fresh_pg
-
-    url = _fresh_pg(request.getfixturevalue("pg_url"))
-    try:
-        yield from _start(url, tmp, policy_text=POLICY)
-    finally:
-        _drop_pg(url)
+    yield from serve_on_backend(request, tmp_path_factory, policy_text=POLICY)
 
 
 def _ingest(server: Server, name: str) -> tuple[tuple[str, str], str]:

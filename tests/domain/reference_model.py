@@ -839,3 +839,18 @@ def ref_express_debt(model: ReferenceModel, step: StepResult, accepted: Mapping[
             ref_part(paid, r0 + kept, n) - ref_part(paid, r0, n)
         )
     return min(owed, step.amount["total"])
+
+
+def ref_debt_settlements(owed: int, parts: list[int]) -> tuple[int, list[bool]]:
+    """An express-refund debt settled in ``parts`` (recovered or written off), each taken only
+    if it is 1 to what is still owed: what is owed at the end, and which parts were taken. Kept
+    as a ledger of what went, not as a running balance, so it does not share debt_after's
+    arithmetic."""
+    taken: list[int] = []
+    accepted = []
+    for part in parts:
+        ok = part > 0 and sum(taken) + part <= owed
+        if ok:
+            taken.append(part)
+        accepted.append(ok)
+    return owed - sum(taken), accepted

@@ -524,7 +524,13 @@ def _merchant_reads(world: World) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (m, p, op)
         for m, p, op in operations(doc)
-        if m == "GET" and ("{order_id}" in p or "{case_id}" in p or p == "/v1/cases")
+        if m == "GET"
+        and (
+            "{order_id}" in p
+            or "{case_id}" in p
+            or "{refund_id}" in p
+            or p in ("/v1/cases", "/v1/refunds")
+        )
     ]
 
 
@@ -633,3 +639,21 @@ def test_the_desks_acts_refuse_the_cases_customer_and_merchants(world: World) ->
         json={"comment": "cannot tell"},
     )
     assert (r.status_code, r.json()["state"]) == (200, "needs_manual_review"), r.text
+
+
+def test_every_case_action_and_queue_suggestion_is_an_endpoint(tmp_path: Path) -> None:
+    """What ``allowed_actions`` and the agent queue's ``suggested_actions`` may name is each one
+    POST /v1/cases/{case_id}/<action> (``_`` written ``-``), classified above."""
+    from typing import get_args
+
+    from refundry.services.access import CaseAction
+    from refundry.services.cases import queue
+
+    found = {(m, p) for m, p, _ in operations(_doc_without_db(tmp_path))}
+    named = set(get_args(CaseAction))
+    suggested = {a for actions in queue._SUGGESTED.values() for a in actions}
+    assert suggested | set(queue._SUGGESTED_FOR_DEBT) <= named
+    missing = sorted(
+        a for a in named if ("POST", f"/v1/cases/{{case_id}}/{a.replace('_', '-')}") not in found
+    )
+    assert not missing, f"case actions without an endpoint: {missing}"

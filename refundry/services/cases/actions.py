@@ -355,7 +355,8 @@ def resolve_manual_review(
                 at=now,
                 order_id=row.order_id,
                 memo="manual review: excess deductions debited from the wallet",
-                otherwise="waive the excess, or wait until the wallet holds it",
+                what="the excess",
+                otherwise="waive it, or wait until the wallet holds it",
             )
         trail.record(
             "case.manual_review_resolved",

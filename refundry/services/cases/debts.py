@@ -76,6 +76,7 @@ def _settle(
             at=at,
             order_id=row.order_id,
             memo="express refund debt recovered from the wallet",
+            what="the part to recover",
             otherwise="recover less from it, or record a payment made outside refundry",
         )
     change_case(conn, row, at=at, values={"debt": left})

@@ -209,15 +209,17 @@ def debit_wallet(
     memo: str,
     at: datetime,
     order_id: str | None,
+    what: str,
     otherwise: str,
 ) -> None:
     """Take ``amount`` from the customer's wallet back to the shop, only if the wallet holds
-    it: else ``ledger.insufficient_funds`` (``otherwise`` says what the caller may do instead)
-    and nothing moves."""
+    it: else ``ledger.insufficient_funds`` (naming ``what`` the amount is, and ``otherwise``
+    what the caller may do instead) and nothing moves."""
     held = balance(conn, "wallet", customer_id)
     if held < amount:
         raise Unprocessable(
-            f"the customer's wallet holds {held}, less than {amount} (minor units): {otherwise}",
+            f"the customer's wallet holds {held}, less than {what} {amount} (minor units): "
+            + otherwise,
             code="ledger.insufficient_funds",
         )
     post(

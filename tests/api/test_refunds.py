@@ -99,6 +99,9 @@ def test_apply_from_a_preview_then_read_it_back(world: World) -> None:
         f"/v1/orders/{ORDER}/refunds", headers={**DESK, "Idempotency-Key": "r-1"}, json=body
     )
     assert again.json()["id"] == refund["id"] and _count(world) == before
+    # ... replayed as it was first answered: 201, with the same Location.
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert again.headers.get("Location") == first.headers["Location"]
     read = world.client.get(f"/v1/refunds/{refund['id']}", headers=bearer("customer", CAROL))
     assert read.status_code == 200 and read.json() == refund
     # The preview is stale now: its units are refunded... the other unit gives a new plan.

@@ -107,6 +107,7 @@ __all__ = [
     "require_case_action",
     "require_case_actor",
     "require_role",
+    "sees_desk_entries",
     "sees_only_own_lines",
     "sees_risk",
     "sees_tenders",
@@ -300,6 +301,12 @@ def sees_risk(actor: Actor) -> bool:
     return actor.role in _DESK
 
 
+def sees_desk_entries(actor: Actor) -> bool:
+    """The desk's own record of a case — internal notes, who holds it, what each step
+    recorded, who acted by name — is for the desk only."""
+    return actor.role in _DESK
+
+
 def check_case_opening(actor: Actor, *, order_id: str, customer_id: str | None) -> str:
     """May ``actor`` open a case on the order of ``customer_id`` (None: no such order)?
     Returns the customer the case is for."""
@@ -450,7 +457,7 @@ def redact_audit_entry(actor: Actor, action: str, data: Any) -> Any | None:
     """An audit entry's data as ``actor`` may see it, or None when the whole entry is not for
     it: the redaction of the order and case views (``sees_tenders``, ``sees_risk``)."""
     hidden: frozenset[str] = frozenset()
-    if actor.role not in _DESK and action.startswith(_DESK_ONLY_ACTIONS):
+    if not sees_desk_entries(actor) and action.startswith(_DESK_ONLY_ACTIONS):
         return None
     if not sees_tenders(actor):
         if action.startswith(_TENDER_ACTIONS):

@@ -290,7 +290,7 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
         created_at=row.created_at,
         updated_at=row.updated_at,
         allowed_actions=tuple(access.case_actions_for(row, actor)),
-        assignee=row.assignee if access.sees_risk(actor) else None,
+        assignee=row.assignee if access.sees_desk_entries(actor) else None,
         refunds=_refunds(conn, row, hide_amounts=partial),
     )
 
@@ -326,7 +326,7 @@ def _refunds(conn: Connection, row: Case, *, hide_amounts: bool) -> tuple[CaseRe
 
 
 def _timeline(conn: Connection, row: Case, actor: Actor) -> tuple[TimelineEntry, ...]:
-    desk = access.sees_risk(actor)  # the desk: tags, words and figures
+    desk = access.sees_desk_entries(actor)  # the desk: tags, words and figures
     entries = [
         TimelineEntry(
             at=e.at,

@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo SERVE=1` serves a demo shop in the browser until Ctrl-C (PORT=8000 by default)
+# instead of the walkthrough: refundry/demo/serve.py.
 demo: $(STAMP)
-	$(BIN)/python -m refundry.demo
+	$(BIN)/python -m refundry.demo $(if $(SERVE),--serve --port $(or $(PORT),8000))
 
 lint: $(STAMP)
 	$(BIN)/ruff check refundry tests bench

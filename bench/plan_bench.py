@@ -5,7 +5,11 @@ Prints, from one run on one core:
     the order is loaded once), for a partial refund of 3 lines;
   * plan+io: the same from JSON text to plan dict (parse all documents, plan, to dict);
   * baseline: json.loads of the order's JSON text;
-and the ratios. Usage: python bench/plan_bench.py [--seconds 2]
+and the ratios. The baseline is interleaved with the timed plans: each of ``--rounds`` rounds
+times the baseline, then each plan, for a slice of ``--seconds`` / rounds, and a round's ratio is
+taken within it, so load that comes and goes hits both sides of a ratio alike. Each figure is
+printed as min / median / max over the rounds.
+Usage: python bench/plan_bench.py [--seconds 2] [--rounds 9]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -166,9 +171,39 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
             return n / (now - start)
 
 
+def spread(values: list[float], fmt: str) -> str:
+    """min / median / max of ``values``, each with ``fmt``."""
+    picks = (min(values), statistics.median(values), max(values))
+    return " / ".join(format(v, fmt) for v in picks)
+
+
+def interleaved(
+    baseline: Callable[[], object],
+    timed: list[tuple[str, Callable[[], object]]],
+    *,
+    seconds: float,
+    rounds: int,
+) -> tuple[list[float], dict[str, list[float]], dict[str, list[float]]]:
+    """Per round: the baseline's rate, then each timed function's rate and its cost (baseline
+    rate / its rate) within that round."""
+    slice_ = seconds / rounds
+    bases: list[float] = []
+    rates: dict[str, list[float]] = {name: [] for name, _ in timed}
+    costs: dict[str, list[float]] = {name: [] for name, _ in timed}
+    for _ in range(rounds):
+        base = rate(baseline, slice_)
+        bases.append(base)
+        for name, fn in timed:
+            value = rate(fn, slice_)
+            rates[name].append(value)
+            costs[name].append(base / value)
+    return bases, rates, costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per figure, over all rounds")
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -210,17 +245,25 @@ def main() -> None:
 
     sample = plan_from_json(order=order_doc, snapshot=SNAPSHOT, request=REQUEST, now=NOW)
     assert sample["status"] == "ready", sample["status"]
-    base = rate(baseline, args.seconds)
-    results = [
-        ("plan (parsed order)", rate(plan_only, args.seconds)),
-        ("plan + to dict", rate(plan_dict, args.seconds)),
-        ("plan + io (JSON in, dict out)", rate(plan_io, args.seconds)),
-    ]
+    bases, rates, costs = interleaved(
+        baseline,
+        [
+            ("plan (parsed order)", plan_only),
+            ("plan + to dict", plan_dict),
+            ("plan + io (JSON in, dict out)", plan_io),
+        ],
+        seconds=args.seconds,
+        rounds=args.rounds,
+    )
     print(f"disk fsync rate: {fsync_rate():,.0f}/s (plans touch no disk; stated for comparison)")
     print(f"order: 20 lines, 5 adjustments, 3 tenders, {len(order_text)} bytes of JSON")
-    print(f"{'baseline json.loads(order)':32s} {base:12,.0f} /s")
-    for name, value in results:
-        print(f"{name:32s} {value:12,.0f} /s   cost = {base / value:5.2f} × json.loads")
+    print(f"{args.rounds} rounds, the baseline timed in each; min / median / max over rounds")
+    print(f"{'baseline json.loads(order)':32s} {spread(bases, ',.0f')} /s")
+    for name in rates:
+        print(
+            f"{name:32s} {spread(rates[name], ',.0f')} /s   "
+            f"cost = {spread(costs[name], '.2f')} × json.loads"
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from refundry.notifications.channels import ChannelNotifier
 from refundry.services.audit.keys import AuditKeys, attach_keys
 from refundry.services.cases.opening import CaseDesk
 from refundry.services.outbox.relay import Relay
+from refundry.services.passkeys import RelyingParty
 from refundry.services.ports import (
     EmailSender,
     EventPublisher,
@@ -99,6 +100,11 @@ def check_production(settings: Settings) -> None:
         if value is None or not value.get_secret_value():
             env = f"REFUNDRY_{sender.upper()}_WEBHOOK_SECRET"
             problems.append(f"{sender}_webhook_secret ({env}) is not set")
+    plain = [o for o in settings.webauthn_origins if not _secure_origin(o)]
+    if plain:
+        problems.append(
+            "webauthn_origins must be https (or a localhost address): " + ", ".join(plain)
+        )
     if settings.audit_key is None or not settings.audit_key.get_secret_value():
         problems.append("audit_key (REFUNDRY_AUDIT_KEY) is not set: it signs the audit log")
     given = [v.get_secret_value() for v in webhook.values() if v is not None]
@@ -118,6 +124,12 @@ def check_production(settings: Settings) -> None:
         raise StartupError(
             "refusing to start outside dev mode: " + "; ".join(problems) + " (or pass --dev)"
         )
+
+
+def _secure_origin(origin: str) -> bool:
+    """Browsers make passkeys on https pages, and on http only for localhost."""
+    host = origin.partition("://")[2].rsplit(":", 1)[0]
+    return origin.startswith("https://") or host in ("localhost", "127.0.0.1", "[::1]")
 
 
 def _adapter_problems(settings: Settings) -> list[str]:
@@ -271,7 +283,15 @@ def build(
     notifier = ChannelNotifier(
         engine, sms=sms, email=email, inbox=InboxNotifier(engine), clock=clock
     )
-    desk = CaseDesk(engine, policy, process, identity_secret=settings.signing_secret())
+    desk = CaseDesk(
+        engine,
+        policy,
+        process,
+        identity_secret=settings.signing_secret(),
+        relying_party=RelyingParty(
+            settings.webauthn_rp_id, settings.webauthn_rp_name, tuple(settings.webauthn_origins)
+        ),
+    )
     tracer = _tracer(settings, engine, span_exporter)
     if settings.dev:
         log.warning("dev mode: sandboxes and development secrets allowed; never in production")

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     events: EventsChoice | None = None
     redis_url: str | None = None
 
+    # Passkeys (WebAuthn, docs/identity.md): the relying party is the shop's site
+    webauthn_rp_id: str = "localhost"  # the domain passkeys are made for (no scheme or port)
+    webauthn_rp_name: str = "refundry"  # the name the browser shows when making one
+    # the exact origins (scheme://host[:port]) the pages are served from
+    webauthn_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8000"])
+
     # HTTP
     max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     case_rate_limit: Annotated[int, Field(ge=1)] = 10  # cases a customer may open per window
@@ -120,6 +126,24 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     tracing: Literal["off", "otlp"] = "off"  # otlp: OpenTelemetry spans (the otel extra)
     tracing_endpoint: str | None = None  # OTLP/HTTP; None: http://localhost:4318/v1/traces
+
+    @field_validator("webauthn_rp_id")
+    @classmethod
+    def _rp_id(cls, value: str) -> str:
+        if not value or "/" in value or ":" in value or value != value.strip().lower():
+            raise ValueError("a lower-case domain without scheme or port (e.g. shop.example)")
+        return value
+
+    @field_validator("webauthn_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("https", "http") or not sep or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        if not value:
+            raise ValueError("at least one origin")
+        return value
 
     @field_validator("token_key_id")
     @classmethod

@@ -20,7 +20,7 @@ import structlog
 from refundry.services.cases.opening import CaseDesk
 from refundry.services.cases.timers import TimerReport, run_timers
 from refundry.services.operations.heartbeats import beat
-from refundry.services.operations.housekeeping import sweep_api_keys
+from refundry.services.operations.housekeeping import sweep_api_keys, sweep_passkey_challenges
 from refundry.services.outbox.relay import Relay
 
 __all__ = ["Worker"]
@@ -56,6 +56,7 @@ class Worker:
         swept = 0
         if self._swept_at is None or now - self._swept_at >= self.sweep_every:
             swept = sweep_api_keys(self.desk.engine, now=now)
+            swept += sweep_passkey_challenges(self.desk.engine, now=now)
             self.swept += swept
             self._swept_at = now
         if sent or swept or fired.approved or fired.closed or fired.refunded or fired.completed:

@@ -94,6 +94,35 @@ def test_the_public_development_secret_and_shared_secrets_are_refused() -> None:
         check_production(Settings(**shared))
 
 
+def test_passkey_origins_outside_dev_mode_are_https_or_localhost() -> None:
+    env = {k.removeprefix("REFUNDRY_").lower(): v for k, v in production_env("s3cret").items()}
+    check_production(
+        Settings(**env, webauthn_origins=["https://shop.example", "http://localhost:8000"])
+    )
+    with pytest.raises(StartupError, match="webauthn_origins must be https"):
+        check_production(Settings(**env, webauthn_origins=["http://shop.example"]))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REFUNDRY_WEBAUTHN_RP_ID", "https://shop.example"),
+        ("REFUNDRY_WEBAUTHN_RP_ID", "shop.example:443"),
+        ("REFUNDRY_WEBAUTHN_ORIGINS", '["shop.example"]'),
+        ("REFUNDRY_WEBAUTHN_ORIGINS", '["https://shop.example/refunds"]'),
+        ("REFUNDRY_WEBAUTHN_ORIGINS", "[]"),
+    ],
+)
+def test_a_relying_party_that_is_not_one_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    _clean_env(monkeypatch)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert err.value.message.startswith(f"{name.removeprefix('REFUNDRY_').lower()} ({name}): ")
+
+
 def test_a_real_adapter_needs_its_credentials_even_in_dev_mode() -> None:
     settings = Settings(dev=True, gateway="http", gateway_url="https://pay.example", email="smtp")
     with pytest.raises(StartupError) as err:
@@ -212,6 +241,8 @@ def test_docs_configuration_lists_every_setting_with_its_default() -> None:
             assert shown == f"`{str(default).lower()}`", name
         elif isinstance(default, dict):
             assert shown == "`{}`", name
+        elif isinstance(default, list):  # as TOML and the environment's JSON write it
+            assert shown == f"`{json.dumps(default)}`", name
         else:
             assert shown == f"`{default}`", name
 

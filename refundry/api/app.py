@@ -14,14 +14,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from refundry.adapters.clock import utc_now
 from refundry.api import routes
 from refundry.api.auth import read_token
 from refundry.api.deps import ApiContext
-from refundry.api.idempotency import IdempotencyMiddleware, document_idempotency
+from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.limits import RequestLimits
+from refundry.api.openapi import describe, operation_id
 from refundry.api.problems import (
     http_error,
     refundry_error,
@@ -61,12 +63,16 @@ def create_app(
             schema_check=schema_check,
         )
     settings = runtime.settings
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc from installed files, no CDN (refundry/api/openapi.py)
+    app: FastAPI = FastAPIOffline(
         title="refundry",
         version="1",
         summary="After-sales refunds that undo everything a purchase touched.",
         docs_url="/docs",
+        redoc_url="/redoc",
         openapi_url="/openapi.json",
+        static_url="/docs/assets",
+        generate_unique_id_function=operation_id,
     )
     app.state.ctx = ApiContext(
         engine=runtime.engine,
@@ -93,7 +99,7 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_idempotency(documented())
+            app.openapi_schema = describe(documented())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from refundry.api.auth import Unauthorized, read_token
@@ -44,7 +45,20 @@ def context(request: Request) -> ApiContext:
 ContextDep = Annotated[ApiContext, Depends(context)]
 
 
-def current_actor(request: Request, ctx: ContextDep) -> Actor:
+# Declares the bearer scheme in the OpenAPI document on every operation that reads it;
+# refundry answers a missing or wrong token itself (401 problem+json, not FastAPI's 403).
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="`rf1.…` tokens signed by this server (`refundry token`; docs/api.md)",
+    auto_error=False,
+)
+
+
+def current_actor(
+    request: Request,
+    ctx: ContextDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> Actor:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -22,11 +22,14 @@ from refundry.api.fields import (
     Quantity,
     TrackingNumber,
 )
+from refundry.api.schemas_passkeys import PasskeyAssertion
 from refundry.domain.case import CaseState
+from refundry.domain.errors import InvalidInput
 from refundry.domain.reader import MAX_INTEGER
 from refundry.services.access import CaseAction
 
 __all__ = [
+    "AssertionOptionsRequest",
     "AssignBody",
     "CaseAction",
     "CaseCreate",
@@ -101,8 +104,9 @@ _ANY_ROUTE = (413, 431)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` for the problem+json answers a route may give (and the limits' own)."""
-    schema = Problem.model_json_schema()
+    """``responses=`` for the problem+json answers a route may give (and the limits' own);
+    the schema is the one ``Problem`` component (refundry/api/openapi.py declares it)."""
+    schema = {"$ref": "#/components/schemas/Problem"}
     return {
         status: {
             "description": _WHEN[status],
@@ -154,6 +158,20 @@ class OrderCaseView(BaseModel):
     created_at: datetime
 
 
+class ReversalView(BaseModel):
+    """What an inspection undid of a 极速退款 it partly or wholly refused (docs/case-process.md)."""
+
+    refund_id: str
+    case_id: str | None
+    refused: dict[str, int]  # units per line no longer counted as refunded: refundable again
+    debt: int  # minor units the customer owes for units it kept
+    points_taken: int  # redeemed points taken back from the balance
+    earned_points_back: int  # earned points the step had reversed, given back
+    items_restored: list[str]  # coupons and entitlements used by the order again
+    items_in_debt: dict[str, int]  # those used or lost since: their value is in the debt
+    at: datetime
+
+
 class OrderView(BaseModel):
     id: str
     customer_id: str
@@ -168,6 +186,7 @@ class OrderView(BaseModel):
     lines: list[OrderLineView]
     tenders: list[OrderTenderView]  # empty for a merchant: the payment is the customer's
     cases: list[OrderCaseView]
+    reversals: list[ReversalView]  # empty for a merchant, like the tenders
 
 
 class RequestLine(Body):
@@ -176,13 +195,25 @@ class RequestLine(Body):
 
 
 class RefundRequestBody(Body):
+    """The request document of docs/plan-json.md (``refundry plan``'s request.json), the same
+    schema here: ``order_id`` may be given and must then name the order of the path, ``kind``
+    defaults to ``return_and_refund`` as it does there."""
+
+    order_id: Id | None = Field(default=None, description="when given: the path's order")
     lines: list[RequestLine] = Field(min_length=1, max_length=200)
     reason: Reason
-    kind: Kind
+    kind: Kind = "return_and_refund"
     return_method: ReturnMethod | None = None  # default: none for refund_only, else self_ship
 
     def request_for(self, order_id: str) -> dict[str, Any]:
-        """The request document of docs/plan-json.md."""
+        """The request document of docs/plan-json.md for ``order_id``; 422
+        ``request.order_mismatch`` when the body names another order."""
+        if self.order_id is not None and self.order_id != order_id:
+            raise InvalidInput(
+                f"names order {self.order_id!r}, but the request is for {order_id!r}",
+                code="request.order_mismatch",
+                field="order_id",
+            )
         doc: dict[str, Any] = {
             "order_id": order_id,
             "lines": [line.model_dump() for line in self.lines],
@@ -260,6 +291,14 @@ class CaseCreate(RefundRequestBody):
     description: FreeText = ""
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=20)  # file references
     otp: OtpProof | None = None
+    # instead of otp: a passkey's answer to POST /v1/identity/passkeys/assertion-options
+    passkey: PasskeyAssertion | None = None
+
+
+class AssertionOptionsRequest(RefundRequestBody):
+    """The submission a passkey will confirm: the same fields as POST /v1/cases's."""
+
+    order_id: Id
 
 
 class CaseLine(BaseModel):
@@ -301,6 +340,8 @@ class InspectionView(BaseModel):
     result: str
     accepted: list[CaseLine]
     reason: str
+    # where each accepted line's units went: resellable (back on sale) or damaged
+    disposition: dict[str, Literal["resellable", "damaged"]]
 
 
 class CaseRefundView(BaseModel):
@@ -335,6 +376,7 @@ class CaseView(BaseModel):
     express: bool
     refund_id: str | None
     debt: int
+    reversal: ReversalView | None  # what the inspection undid of the case's 极速退款
     rating: int | None
     feedback: str | None
     created_at: datetime
@@ -394,6 +436,8 @@ class InspectionBody(Body):
     result: Literal["pass", "partial", "fail"]
     accepted: dict[Id, Quantity] | None = None  # partial
     reason: FreeText = ""
+    # per accepted line: resellable (the default) or damaged
+    disposition: dict[Id, Literal["resellable", "damaged"]] | None = None
 
 
 class Resolution(Body):

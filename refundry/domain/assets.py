@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from refundry.domain.customer import CustomerSnapshot, Entitlement
 from refundry.domain.errors import InvalidInput
+from refundry.domain.json_text import instant
 from refundry.domain.order import Campaign, CampaignKind, Order
 from refundry.domain.plan_types import Effect
 from refundry.domain.policy import Policy
@@ -88,7 +89,7 @@ def _give_back(
     if held.is_valid(now):
         return Effect(
             "coupon_return" if what == "coupon" else "entitlement_reactivate",
-            {**data, "valid_until": held.valid_until.isoformat() if held.valid_until else None},
+            {**data, "valid_until": instant(held.valid_until) if held.valid_until else None},
             reason=f"none of the units it was used on is kept: the {what} is usable again",
             rule="spec.3.3" if what == "coupon" else "spec.3.6",
         )
@@ -102,7 +103,7 @@ def _give_back(
     valid_until = now + timedelta(days=policy.coupon_reissue_days)
     return Effect(
         f"{what}_reissue",
-        {**data, "valid_until": valid_until.isoformat()},
+        {**data, "valid_until": instant(valid_until)},
         reason=f"the {what} expired in the meantime: a new one of the same value is issued",
         rule=f"policy.coupon_reissue_days={policy.coupon_reissue_days}",
     )

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from json import encoder as _json_encoder
 from typing import Any
 
 import orjson
 
-__all__ = ["compact", "compact_unsorted", "parse_stored"]
+__all__ = ["compact", "compact_unsorted", "instant", "parse_stored"]
 
 
 def _standard(*, sort_keys: bool, separators: tuple[str, str]) -> Callable[[Any], str]:
@@ -87,3 +88,9 @@ def parse_stored(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def instant(moment: datetime) -> str:
+    """``moment`` (aware) as refundry writes every timestamp: RFC 3339 in UTC with ``Z``
+    (``2026-11-24T04:00:00Z``), whatever offset it came with."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import Any, NotRequired, TypedDict, cast
 
-from refundry.domain.json_text import compact, parse_stored
+from refundry.domain.json_text import compact, instant, parse_stored
 from refundry.domain.plan_types import Plan, Scalar
 
 __all__ = [
@@ -165,7 +165,7 @@ def plan_to_dict(plan: Plan) -> PlanDoc:
         "schema": PLAN_SCHEMA,
         "order_id": plan.order_id,
         "currency": plan.currency,
-        "now": plan.now.isoformat(),
+        "now": instant(plan.now),
         "input_hash": plan.input_hash,
         "request": {
             "order_id": req.order_id,

@@ -27,12 +27,13 @@ case: ship the return                   own         no               all    all 
 case: receive, inspect                  no          own case (4)     all    all    no
 case: resolve a manual review           no          no               all    all    no
 case: rate                              own (6)     no               no     no     no
-case: escalate                          no          own case (8)     all    all    no
+case: escalate                          no          own case (9)     all    all    no
 case: note, claim, assign               no          no               all    all    no
 case: retry its failed refund, wallet   no          no               all    all    no
 case: recover, write off its debt       no          no               all    all    no
 case risk: see                          no          no               all    all    no
-refund: see                             own         its lines (9)    all    all    no
+case messages: see how they fared       no          no               all    all    no
+refund: see                             own         its lines (10)   all    all    no
 refund: apply for an order              no          no               all    all    no
 coupons, points, eligibility, inbox     own         no               no     no     no
 one-time code: request                  own         no               no     no     no
@@ -44,7 +45,11 @@ customer: update, see profile           no          no               no     yes 
 customer: adjust points, wallet         no          no               no     yes    no
 page session from a sign-in link        yes         no               no     no     no
 desk session from a password (7)        no          yes              yes    yes    no
+desk session from a passkey (7)         no          yes              yes    yes    no
+passkeys: register, list, remove own    yes         yes              yes    yes    no
 failed refund: retry, to the wallet     no          no               yes    yes    no
+merchant desk: see its returns          no          yes (8)          no     no     no
+operations dashboard: see               no          no               yes    yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -60,9 +65,10 @@ failed refund: retry, to the wallet     no          no               yes    yes 
 (5) until money went back for the case (极速退款): ``case.already_refunded``.
 (6) once, after completion.
 (7) a staff account (services/staff/accounts.py); a merchant's acts as its merchant id.
-(8) every line of the case is its own: a merchant that cannot decide hands the case to the
+(8) the pages of ``/merchant``: the cases it sees (3), received and inspected there (4).
+(9) every line of the case is its own: a merchant that cannot decide hands the case to the
     platform (平台介入); under review, approved or inspected (the state table's ``escalate``).
-(9) a refund of one of its lines, as its order shows (1): no tenders, its own lines' effects
+(10) a refund of one of its lines, as its order shows (1): no tenders, its own lines' effects
     only, no amount when the refund also returns other merchants' lines.
 
 The desk's acts on a case (services/cases/handling.py, services/cases/debts.py and the case's
@@ -154,7 +160,12 @@ Area = Literal[
     "order.list_own",
     "session.sign_in_link",
     "session.sign_in_password",
+    "session.sign_in_passkey",
+    "identity.passkeys",
+    "case.messages",
     "refund.resolve_failed",
+    "merchant.desk",
+    "operations.dashboard",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -175,7 +186,16 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "session.sign_in_link": ("customer",),
     # staff accounts sign in to the desk with a password (services/staff/accounts.py)
     "session.sign_in_password": ("agent", "merchant", "admin"),
+    # … or with a passkey they registered at the desk (services/passkeys.py)
+    "session.sign_in_passkey": ("agent", "merchant", "admin"),
+    # one's own passkeys: a customer's confirm case submissions, staff's sign in to the desk
+    "identity.passkeys": ("customer", "agent", "merchant", "admin"),
+    # the customer's notifications of a case and their delivery (SMS refused, retries …)
+    "case.messages": _DESK,
     "refund.resolve_failed": _DESK,  # retry a refused refund, or move it to the wallet
+    "merchant.desk": ("merchant",),  # /merchant: the merchant's returns
+    # /desk/dashboard: the figures of /metrics, for the people who run the after-sales desk
+    "operations.dashboard": _DESK,
 }
 
 

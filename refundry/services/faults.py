@@ -22,6 +22,8 @@ FAULT_POINTS = (
     "relay.after_claim",  # an outbox message is claimed, not yet sent
     "relay.after_send",  # the gateway (or notifier) has it, our record of that does not
     "relay.after_record",  # the answer is recorded, the message not yet marked done
+    # an inspection that reverses a 极速退款 (services/refunds/reversal.py):
+    "reversal.after_writes",  # the reversal's rows written, the inspection not committed
     # a POST with an Idempotency-Key (services/claims.py, api/idempotency.py):
     "request.before_commit",  # the use case's rows and the key's mark written, not committed
     "request.after_commit",  # committed, the answer not yet stored under the key

@@ -243,6 +243,27 @@ refunds = Table(
     Index("ix_refunds_order", "order_id", "seq"),
 )
 
+# 极速退款 whose inspection refused units (services/refunds/reversal.py, domain/express.py): at
+# most one per refund. ``history`` is the step as later plans read it (the accepted units, the
+# money each tender kept); ``plan`` the accepted-only plan (NULL: none accepted); ``reversal``
+# what was given back or taken back.
+refund_reversals = Table(
+    "refund_reversals",
+    metadata,
+    Column("refund_id", String(64), ForeignKey("refunds.id"), primary_key=True),
+    Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("case_id", String(64)),
+    Column("accepted", Text, nullable=False),  # JSON [{line_id, quantity}]
+    Column("refused", Text, nullable=False),  # JSON {line_id: units}
+    Column("plan", Text),
+    Column("history", Text, nullable=False),
+    Column("reversal", Text, nullable=False),
+    Column("debt", Money, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", When, nullable=False),
+    Index("ix_refund_reversals_order", "order_id"),
+)
+
 refund_tenders = Table(
     "refund_tenders",
     metadata,
@@ -644,4 +665,40 @@ staff_accounts = Table(
     Column("locked_until", When, nullable=True),
     Column("created_at", When, nullable=False),
     Column("updated_at", When, nullable=False),
+)
+
+# Passkeys (WebAuthn, services/passkeys.py): a customer's for case submissions, a staff
+# member's for the desk's sign-in. ``owner`` is the actor's tag (customer:c-1, agent:ana,
+# merchant:m-1); a removed passkey keeps its row (``removed_at``) so that it is refused by name.
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", String(1400), primary_key=True),  # the credential id, base64url
+    Column("owner", String(160), nullable=False),
+    Column("name", String(100), nullable=False),  # what its owner calls it
+    Column("public_key", Text, nullable=False),  # COSE key, base64url
+    Column("sign_count", BigInteger, nullable=False, server_default="0"),
+    Column("transports", Text, nullable=False, server_default="[]"),  # JSON list
+    Column("created_at", When, nullable=False),
+    Column("last_used_at", When),
+    Column("removed_at", When),
+    CheckConstraint("sign_count >= 0", name="sign_count_not_negative"),
+    Index("ix_passkeys_owner", "owner"),
+)
+
+# The challenges refundry issued for a passkey ceremony: single use, short-lived, for one
+# purpose (register | case.submit | desk.signin), one owner (none for the desk's sign-in, where
+# the passkey names its owner) and, for a case submission, the submission (``bound_to``: the
+# hash of its request document).
+passkey_challenges = Table(
+    "passkey_challenges",
+    metadata,
+    Column("challenge", String(64), primary_key=True),  # base64url of 32 random bytes
+    Column("purpose", String(20), nullable=False),
+    Column("owner", String(160)),
+    Column("bound_to", String(64)),
+    Column("created_at", When, nullable=False),
+    Column("expires_at", When, nullable=False),
+    Column("used_at", When),
+    Index("ix_passkey_challenges_expires", "expires_at"),
 )

@@ -8,14 +8,16 @@ point, so no float ever touches it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
-from babel.numbers import format_currency, get_currency_precision
+from babel.dates import format_datetime, format_timedelta
+from babel.numbers import format_currency, format_percent, get_currency_precision
 
-__all__ = ["DISPLAY_ZONE", "babel_locale", "datetime_text", "money"]
+__all__ = ["DISPLAY_ZONE", "babel_locale", "datetime_text", "duration", "money", "percent"]
 
 # The shop's customers read times in the shop's zone (refundry's first shops are in China).
 DISPLAY_ZONE = ZoneInfo("Asia/Shanghai")
@@ -31,6 +33,42 @@ def money(amount: int, currency: str, locale: str) -> str:
     digits = get_currency_precision(currency)
     value = Decimal(amount).scaleb(-digits)
     return format_currency(value, currency, locale=babel_locale(locale))
+
+
+def percent(ratio: Fraction, locale: str) -> str:
+    """A ratio as the locale writes a percentage, to one decimal (33.3%)."""
+    value = Decimal(ratio.numerator) / Decimal(ratio.denominator)
+    return format_percent(value, "#,##0.0%", locale=babel_locale(locale))
+
+
+_Unit = Literal["day", "hour", "minute", "second"]
+_UNITS: tuple[tuple[_Unit, int], ...] = (
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+    ("second", 1),
+)
+
+
+def duration(seconds: int, locale: str) -> str:
+    """Whole seconds as the locale writes a span, in its two largest units (2 hr 5 min):
+    each unit's words are CLDR's (``format_timedelta``), the rest is dropped, not rounded."""
+    parts: list[str] = []
+    left = max(0, seconds)
+    for unit, size in _UNITS:
+        count, left = divmod(left, size)
+        if count and len(parts) < 2:
+            span = timedelta(seconds=count * size)
+            parts.append(
+                format_timedelta(
+                    span, granularity=unit, threshold=1, format="short", locale=babel_locale(locale)
+                )
+            )
+        elif parts:
+            break
+    if not parts:
+        return format_timedelta(timedelta(0), format="short", locale=babel_locale(locale))
+    return " ".join(parts)
 
 
 def datetime_text(at: datetime | None, locale: str, *, fmt: str = "medium") -> str:

@@ -27,7 +27,8 @@ from starlette.datastructures import FormData
 
 from refundry.api.auth import issue_token, read_token, token_claims
 from refundry.api.deps import ApiContext, context
-from refundry.services.access import Actor
+from refundry.services import access
+from refundry.services.access import Actor, Area
 from refundry.services.errors import Forbidden
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "csrf_token",
     "end_session",
     "session_actor",
+    "session_reaching",
     "start_session",
 ]
 
@@ -124,6 +126,12 @@ def session_actor(ctx: ApiContext, request: Request) -> Actor | None:
         )
     except Exception:  # any refusal of the cookie means: not signed in
         return None
+
+
+def session_reaching(ctx: ApiContext, request: Request, area: Area) -> Actor | None:
+    """The signed-in actor if its role reaches ``area`` (services/access.py), else None."""
+    actor = session_actor(ctx, request)
+    return actor if actor is not None and access.may(actor, area) else None
 
 
 def _mac(secret: bytes, nonce: str, session: str) -> str:

@@ -74,6 +74,8 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(_translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = lambda amount, currency: formats.money(amount, currency, locale)
     env.filters["when"] = lambda at, fmt="medium": formats.datetime_text(at, locale, fmt=fmt)
+    env.filters["percent"] = lambda ratio: formats.percent(ratio, locale)
+    env.filters["duration"] = lambda seconds: formats.duration(seconds, locale)
     env.globals["locale"] = locale
     env.globals["locales"] = LOCALES
     return env

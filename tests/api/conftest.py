@@ -37,10 +37,12 @@ from refundry.services.cases.opening import open_case
 from refundry.services.cases.process import Actor
 from refundry.services.operations.heartbeats import beat
 from refundry.services.orders.ingest import ingest_order
+from refundry.services.passkeys import register_passkey, registration_options
 from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts, inbox_messages
+from tests.soft_authenticator import SoftPasskey
 
 SECRET = b"api-test-secret"
 
@@ -165,6 +167,7 @@ class World:
             "customer_id": ALICE,
             "message_id": self.inbox_alice,
             "refund_id": self.refund_alice,
+            "passkey_id": self.extra.get("passkey_alice", ""),
         }
 
     def alice_markers(self) -> list[str]:
@@ -209,6 +212,26 @@ def _open(world: World, customer: str, request: dict[str, Any]) -> str:
     opened = open_case(desk, actor=Actor("customer", customer), request=request, now=NOW)
     assert opened.state == "under_review", opened.review
     return opened.case_id
+
+
+def _passkeys(world: World) -> None:
+    """Alice's registered passkey (``passkey_id``), and a passkey Bob may register once
+    (``extra["passkey_bob"]``: POST /v1/identity/passkeys's body, its challenge issued)."""
+    rp, engine = world.app.state.ctx.desk.relying_party, world.engine
+    alice = SoftPasskey(rp_id=rp.id, origin=rp.origins[0])
+    options = json.loads(registration_options(engine, rp, actor=Actor("customer", ALICE), now=NOW))
+    register_passkey(
+        engine,
+        rp,
+        actor=Actor("customer", ALICE),
+        credential=alice.create(options),
+        name="a",
+        now=NOW,
+    )
+    world.extra["passkey_alice"] = alice.id
+    bob = SoftPasskey(rp_id=rp.id, origin=rp.origins[0])
+    options = json.loads(registration_options(engine, rp, actor=Actor("customer", BOB), now=NOW))
+    world.extra["passkey_bob"] = {"credential": bob.create(options), "name": "b"}
 
 
 def build_world(db_url: str) -> Iterator[World]:
@@ -335,6 +358,7 @@ def build_world(db_url: str) -> Iterator[World]:
                 conn.execute(select(inbox_messages.c.customer_id, inbox_messages.c.id)).all()
             )
         world.inbox_alice, world.inbox_bob = int(ids[ALICE]), int(ids[BOB])
+        _passkeys(world)
         yield world
     engine.dispose()
 

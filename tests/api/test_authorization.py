@@ -96,6 +96,12 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/v1/cases/{case_id}/recover-debt"): "owner_only",
     ("POST", "/v1/cases/{case_id}/write-off-debt"): "owner_only",
     ("POST", "/v1/identity/codes"): "self",
+    ("POST", "/v1/identity/passkeys/registration-options"): "self",
+    ("POST", "/v1/identity/passkeys"): "self",  # Bob registers his own (World.extra)
+    ("GET", "/v1/identity/passkeys"): "self",
+    ("DELETE", "/v1/identity/passkeys/{passkey_id}"): "owner_only",
+    ("POST", "/v1/identity/passkeys/assertion-options"): "owner_only",  # the body names the order
+    ("GET", "/v1/cases/{case_id}/messages"): "staff_only",  # agents: how the messages fared
     ("GET", "/v1/me/coupons"): "self",
     ("GET", "/v1/me/points"): "self",
     ("GET", "/v1/me/eligibility"): "self",
@@ -113,7 +119,7 @@ EXPECTED: dict[tuple[str, str], str] = {
 
 # Path parameters are filled by name with Alice's objects (World.ids); a parameter with a name
 # not there fails test_every_operation_has_a_policy.
-PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id")
+PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id", "passkey_id")
 
 _REQUEST = {
     "lines": [{"line_id": LINE_ALICE_M1, "quantity": 1}],
@@ -164,6 +170,11 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "comment": "goodwill",
     },
     ("POST", "/v1/identity/codes"): lambda w: {"purpose": "case.submit"},
+    ("POST", "/v1/identity/passkeys"): lambda w: w.extra["passkey_bob"],
+    ("POST", "/v1/identity/passkeys/assertion-options"): lambda w: {
+        **_REQUEST,
+        "order_id": ALICE_MIXED,
+    },
     ("PATCH", "/v1/customers/{customer_id}"): lambda w: {
         "account_created_at": "2020-01-01T00:00:00Z",
         "contact": {"phone": "+8613800009999", "channels": ["sms"]},

@@ -201,6 +201,7 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
             }
         ],
         "cases": [],
+        "reversals": [],
     }
     again = shop.client.post("/v1/orders", json=body, headers=ADMIN)
     assert (again.status_code, again.json()) == (200, first.json())
@@ -374,6 +375,7 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
         "result": "pass",
         "accepted": [{"line_id": "Y", "quantity": 1}],
         "reason": "",
+        "disposition": {"Y": "resellable"},  # the default when the merchant names none
     }
     assert inspected["refund_id"] is not None
     order = shop.client.get("/v1/orders/o-500-100", headers=CUSTOMER).json()
@@ -584,7 +586,7 @@ def test_case_above_the_code_amount_needs_the_code_texted_to_the_customer(shop: 
     issued = shop.client.post(
         "/v1/identity/codes", json={"purpose": "case.submit"}, headers=CUSTOMER
     )
-    assert issued.status_code == 201
+    assert issued.status_code == 202
     code_id = issued.json()["code_id"]
     assert issued.json() == {"code_id": code_id, "expires_in_seconds": 300}
     [sms] = shop.sms.sent

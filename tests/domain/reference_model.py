@@ -826,19 +826,61 @@ class ReferenceModel:
         return self._entitled(self.refunded, self.shipping_refunded, self.permanent)
 
 
-def ref_express_debt(model: ReferenceModel, step: StepResult, accepted: Mapping[str, int]) -> int:
-    """What an express refund step paid for the units an inspection refused (SPEC §4, refund-
-    rules.md's express section): per line, the step's goods money less what a step of only the
-    accepted units would have moved, recomputed from scratch; never more than the step moved."""
-    owed = 0
-    for lid, u in step.units.items():
-        paid = 0 if model.lines[lid].is_gift else model.paid[lid]
-        n, r0 = u["of"], u["refunded_before"]
-        kept = min(accepted.get(lid, 0), u["quantity"])
-        owed += (ref_part(paid, r0 + u["quantity"], n) - ref_part(paid, r0, n)) - (
-            ref_part(paid, r0 + kept, n) - ref_part(paid, r0, n)
-        )
-    return min(owed, step.amount["total"])
+@dataclass
+class RefReversal:
+    """The reference's 极速退款 reversal: the model as it ends, the debt, and the two steps."""
+
+    model: ReferenceModel
+    debt: int
+    full: StepResult
+    accepted: StepResult | None
+
+
+def ref_reversal(
+    before: ReferenceModel, request: Mapping[str, Any], accepted: Mapping[str, int], now: str
+) -> RefReversal:
+    """SPEC §4's express reversal, the obvious way (docs/case-process.md, "极速退款"): the model
+    that refunded only the accepted units of the step, except that the money the whole step paid
+    to cash tenders stays paid (the gateway refunded it), and redeemed points the whole step
+    returned beyond the accepted-only step are taken back only as far as the balance holds them.
+    A reversal never pays: where the accepted-only step would move more (a reward it keeps
+    deducts less), the tenders keep what the step paid. The debt is what the step's tenders
+    hold beyond what the accepted-only step moves, never below 0."""
+    full_model = copy.deepcopy(before)
+    full = full_model.step(request, now)
+    lines = [
+        {"line_id": x["line_id"], "quantity": min(accepted.get(x["line_id"], 0), x["quantity"])}
+        for x in request["lines"]
+    ]
+    lines = [x for x in lines if x["quantity"] > 0]
+    model = copy.deepcopy(before)
+    step = model.step({**request, "lines": lines}, now) if lines else None
+    mpp = before.policy.mpp
+    for t in before.tender_list:
+        tid = t["id"]
+        paid = full.tenders[tid]["amount"]
+        got = step.tenders[tid]["amount"] if step else 0
+        if t["kind"] != "points":
+            model.tender_refunded[tid] += paid - got
+            continue
+        owed = full.tenders[tid]["points"] - (step.tenders[tid]["points"] if step else 0)
+        if owed <= 0:
+            # the accepted-only step returns as many points or more: a reversal pays nothing,
+            # the tender and the balance stay as the whole step left them (the next step's
+            # carry gives the rest)
+            model.tender_refunded[tid] += paid - got
+            model.points_balance += owed
+            continue
+        # the balance after the whole step, with the earned points it took back given back
+        earned_back = full.points_from_balance - (step.points_from_balance if step else 0)
+        holds = max(full_model.points_balance + max(earned_back, 0), 0)
+        taken = min(owed, holds)
+        if taken < owed:
+            model.tender_refunded[tid] += (owed - taken) * mpp
+            model.points_balance += owed - taken
+    held = sum(model.tender_refunded.values()) - sum(before.tender_refunded.values())
+    debt = held - (step.amount["total"] if step else 0)
+    return RefReversal(model=model, debt=max(debt, 0), full=full, accepted=step)
 
 
 def ref_debt_settlements(owed: int, parts: list[int]) -> tuple[int, list[bool]]:

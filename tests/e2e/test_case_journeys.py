@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from refundry.demo import worked_examples as ex
+from refundry.domain.json_text import instant
 from refundry.domain.policy import MERCHANT_FAULT_REASONS, REASONS
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy, RiskRule
 from refundry.services.cases.actions import approve, cancel, inspect, receive, ship
@@ -263,7 +264,7 @@ def test_expired_coupon_example_270_back_and_a_new_30_coupon_for_7_days(world: W
     (told,) = world.inbox_params("coupon.reissued")
     assert (told["value"], told["valid_until"]) == (
         3000,
-        (refunded_at + timedelta(days=7)).isoformat(),
+        instant(refunded_at + timedelta(days=7)),
     )
     assert world.stream_types() == REFUND_ONLY_EVENTS
     world.assert_sound()

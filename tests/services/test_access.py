@@ -81,7 +81,12 @@ AREAS: dict[str, access.Area] = {
     "order: list own (the pages)": "order.list_own",
     "page session from a sign-in link": "session.sign_in_link",
     "desk session from a password (7)": "session.sign_in_password",
+    "desk session from a passkey (7)": "session.sign_in_passkey",
+    "passkeys: register, list, remove own": "identity.passkeys",
+    "case messages: see how they fared": "case.messages",
     "failed refund: retry, to the wallet": "refund.resolve_failed",
+    "merchant desk: see its returns": "merchant.desk",
+    "operations dashboard: see": "operations.dashboard",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

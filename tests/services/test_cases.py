@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.case import IllegalTransition
+from refundry.domain.errors import InvalidInput
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.services.audit.chain import verify_chain
@@ -31,7 +32,7 @@ from refundry.services.errors import Conflict, Forbidden, NotFound, Unprocessabl
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.ledger import balance
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import inbox_messages, order_lines
+from refundry.store.tables import inbox_messages, order_lines, outbox
 from tests.services.case_world import (
     AGENT,
     CUSTOMER,
@@ -132,6 +133,7 @@ def test_return_with_inspection_pass_refunds_and_restocks(world: dict[str, Any])
             "line_id": "A",
             "sku": "SKU-A",
             "quantity": 1,
+            "disposition": "resellable",
         }
     ]
     assert world["gateway"].ledger.refunded["ali-o-1000-200"] == 80000
@@ -163,10 +165,43 @@ def test_partial_inspection_refunds_accepted_units_only(world: dict[str, Any]) -
             accepted={"X": 1, "Y": 1},
         )
     assert getattr(bad.value, "code", "") == "case.inspection_invalid"
+    for disposition in ({"X": "damaged"}, {"Y": "lost"}):  # X not accepted; no such place
+        with pytest.raises(InvalidInput) as refused:
+            inspect(
+                desk,
+                opened.case_id,
+                actor=AGENT,
+                now=clock(),
+                result="partial",
+                accepted={"Y": 1},
+                disposition=disposition,
+            )
+        assert (refused.value.code, refused.value.field) == (
+            "case.inspection_invalid",
+            "disposition",
+        )
+        assert state(world, opened.case_id) == "received"
     row = inspect(
-        desk, opened.case_id, actor=AGENT, now=clock(), result="partial", accepted={"Y": 1}
+        desk,
+        opened.case_id,
+        actor=AGENT,
+        now=clock(),
+        result="partial",
+        accepted={"Y": 1},
+        disposition={"Y": "damaged"},
     )
     assert row.state == "refunding"
+    assert json.loads(row.inspection)["disposition"] == {"Y": "damaged"}
+    with UnitOfWork(world["engine"], readonly=True) as uow:
+        restocks = [
+            json.loads(p)
+            for p in uow.conn.execute(
+                select(outbox.c.payload).where(outbox.c.key.like(f"event:restock:{row.id}:%"))
+            ).scalars()
+        ]
+    assert [(r["line_id"], r["quantity"], r["disposition"]) for r in restocks] == [
+        ("Y", 1, "damaged")
+    ]
     with UnitOfWork(world["engine"], readonly=True) as uow:
         qty = dict(
             uow.conn.execute(
@@ -202,6 +237,13 @@ def test_failed_inspection_rejects_and_records_express_debt(world: dict[str, Any
         desk, opened.case_id, actor=MERCHANT, now=clock(), result="fail", reason="used and damaged"
     )
     assert (row.state, row.debt) == ("rejected_after_inspection", 10000)
+    with UnitOfWork(world["engine"], readonly=True) as uow:
+        refunded = uow.conn.execute(
+            select(order_lines.c.refunded_qty).where(
+                order_lines.c.order_id == "o-500-100", order_lines.c.line_id == "Y"
+            )
+        ).scalar_one()
+    assert refunded == 0  # every unit of the express refund reversed: refundable again
 
 
 def test_express_refund_then_partial_inspection_records_the_refused_units_debt(
@@ -235,6 +277,16 @@ def test_express_refund_then_partial_inspection_records_the_refused_units_debt(
     )
     assert row.debt == 20000
     assert json.loads(row.accepted) == [{"line_id": "P", "quantity": 1}]
+    # The refused unit is not counted as refunded: it can be asked for again.
+    with UnitOfWork(engine, readonly=True) as uow:
+        refunded = uow.conn.execute(
+            select(order_lines.c.refunded_qty).where(
+                order_lines.c.order_id == "o-express-2", order_lines.c.line_id == "P"
+            )
+        ).scalar_one()
+    assert refunded == 1
+    again = request("o-express-2", "P", reason="quality_issue")
+    assert open_case(desk, actor=CUSTOMER, now=clock(), request=again).case_id
 
 
 def test_illegal_transition_names_the_state_and_the_allowed_actions(

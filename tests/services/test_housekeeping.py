@@ -1,4 +1,5 @@
-"""Expired API idempotency keys are deleted by the worker, the others kept."""
+"""Expired API idempotency keys and ended passkey challenges are deleted by the worker, the
+others kept."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select
 
-from refundry.services.operations.housekeeping import API_KEY_TTL, sweep_api_keys
+from refundry.services.operations.housekeeping import (
+    API_KEY_TTL,
+    sweep_api_keys,
+    sweep_passkey_challenges,
+)
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import api_idempotency
+from refundry.store.tables import api_idempotency, passkey_challenges
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -46,3 +51,30 @@ def test_keys_older_than_the_ttl_go_in_batches_the_rest_stay(engine: Engine) -> 
     assert sweep_api_keys(engine, now=NOW, batch=2) == 4  # three rounds: 2, 2, 0
     assert _keys(engine) == {"edge", "fresh"}
     assert sweep_api_keys(engine, now=NOW) == 0
+
+
+def test_passkey_challenges_go_a_day_after_they_ended(engine: Engine) -> None:
+    ends = {
+        "ended-long-ago": NOW - timedelta(days=3),
+        "ended-a-day-ago": NOW - timedelta(days=1, seconds=1),
+        "ended-today": NOW - timedelta(hours=2),  # kept for an inquiry
+        "running": NOW + timedelta(minutes=1),
+    }
+    with UnitOfWork(engine) as uow:
+        uow.conn.execute(
+            insert(passkey_challenges),
+            [
+                {
+                    "challenge": name,
+                    "purpose": "case.submit",
+                    "created_at": end - timedelta(minutes=2),
+                    "expires_at": end,
+                }
+                for name, end in ends.items()
+            ],
+        )
+        uow.commit()
+    assert sweep_passkey_challenges(engine, now=NOW, batch=1) == 2
+    with UnitOfWork(engine, readonly=True) as uow:
+        left = set(uow.conn.execute(select(passkey_challenges.c.challenge)).scalars())
+    assert left == {"ended-today", "running"}

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, insert, select
 
 from refundry.adapters.sms import SandboxSms, SentSms
 from refundry.demo import worked_examples as ex
+from refundry.domain.json_text import instant
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import IdentityPolicy
 from refundry.services.customers.identity import request_code, verify_code
@@ -162,7 +163,7 @@ def test_five_wrong_codes_lock_for_thirty_minutes_then_the_lock_ends(shop: Engin
             "customer_id": CUSTOMER,
             "code_id": code_id,
             "failures": 5,
-            "locked_until": until.isoformat(),
+            "locked_until": instant(until),
         },
     )
     # Locked: the right code is refused, and so is a new one.

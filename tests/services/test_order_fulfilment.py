@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.errors import RefundryError
+from refundry.domain.json_text import instant
 from refundry.domain.policy import Policy
 from refundry.services.access import Actor
 from refundry.services.errors import Forbidden, PlanStale
@@ -129,7 +130,7 @@ def test_each_step_is_recorded_audited_and_an_event(engine: Engine) -> None:
         f"event:order:{ORDER}:delivered",
         f"event:order:{ORDER}:completed",
     ]
-    assert json.loads(events[1].payload)["delivered_at"] == delivered.isoformat()
+    assert json.loads(events[1].payload)["delivered_at"] == instant(delivered)
 
 
 def test_the_same_step_again_changes_nothing(engine: Engine) -> None:

@@ -253,7 +253,7 @@ def test_high_value_restriction_is_recorded_notified_audited_and_ends(engine: En
                 "restriction_id": rid,
                 "rule": "frequent_refunder",
                 "reason": "refund_rate_90d_pct = 75 ≥ 60",
-                "until": "2026-12-24T04:00:00+00:00",
+                "until": "2026-12-24T04:00:00Z",
             },
         )
     ]
@@ -328,7 +328,7 @@ def test_suspension_lasts_until_an_agent_lifts_it(engine: Engine) -> None:
                 "customer_id": CUSTOMER,
                 "restriction_ids": [sid],
                 "rules": ["serial_refunder"],
-                "since": ["2026-11-24T04:00:00+00:00"],
+                "since": ["2026-11-24T04:00:00Z"],
                 "reason": "verified by phone",
             },
         )

@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -62,9 +62,10 @@ def new_page(
 
 
 @contextmanager
-def serving(shop: Shop) -> Iterator[Live]:
-    """The shop's app on a real HTTP port, and its worker, until the block ends."""
-    port = _free_port()
+def serving(shop: Shop, *, port: int | None = None, host: str = "127.0.0.1") -> Iterator[Live]:
+    """The shop's app on a real HTTP port (``port``, or a free one), and its worker, until the
+    block ends; ``host`` is the name the pages are browsed by (passkeys need ``localhost``)."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(shop.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -85,7 +86,7 @@ def serving(shop: Shop) -> Iterator[Live]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield Live(shop=shop, base=f"http://127.0.0.1:{port}")
+        yield Live(shop=shop, base=f"http://{host}:{port}")
     finally:
         stop.set()
         server.should_exit = True

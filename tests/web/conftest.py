@@ -31,6 +31,7 @@ from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
 from refundry.demo import worked_examples as ex
+from refundry.demo.serve import POLICY as DEMO_POLICY
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
@@ -39,18 +40,11 @@ from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, Live, serving
 
 SECRET = "web-test-secret"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
-POLICY = """
-[[review.rules]]
-name = "quality_refund_only"
-decision = "approve"
-reasons = ["quality_issue"]
-kinds = ["refund_only"]
-
-[[review.rules]]
-name = "small_amount"
-decision = "approve"
-max_amount = 10000
-
+# The demo shop's review rules (refundry/demo/serve.py), a late change of mind rejected, and
+# a one-time code above ¥150.
+POLICY = (
+    DEMO_POLICY
+    + """
 [[review.rules]]
 name = "late_changed_mind"
 decision = "reject"
@@ -60,6 +54,7 @@ min_days_since_delivery = 8
 [identity]
 otp_above_amount = 15000
 """
+)
 CUSTOMER, OTHER = "c-100", "c-200"
 PHONE = "+8613800000100"
 THRESHOLD = "o-500-100"
@@ -101,15 +96,16 @@ def link_token(customer: str, *, now: datetime = NOW, minutes: int = 5) -> str:
     )
 
 
-def settings(db_url: str) -> Settings:
-    return Settings(
-        database_url=db_url,
-        secret=SECRET,
-        gateway_webhook_secret=SECRET + "-gw",
-        carrier_webhook_secret=SECRET + "-carrier",
-        policy_text=POLICY,
-        dev=True,
-    )
+def settings(db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "secret": SECRET,
+        "gateway_webhook_secret": SECRET + "-gw",
+        "carrier_webhook_secret": SECRET + "-carrier",
+        "policy_text": POLICY,
+        "dev": True,
+    }
+    return Settings(**(values | overrides))
 
 
 def seed(engine: Engine, policy: Any) -> None:
@@ -137,15 +133,15 @@ class Shop:
         return TestClient(self.app, headers=headers)
 
 
-def make_shop(db_url: str) -> Shop:
+def make_shop(db_url: str, *, sms: Any = None, **overrides: Any) -> Shop:
     """The app over ``db_url`` (fixed clock, sandbox SMS, a sandbox gateway holding each
     order's payment and settling refunds at once) with the shop seeded."""
-    sms = SandboxSms()
+    sms = sms or SandboxSms()
     gateway = SandboxGateway(clock=lambda: NOW, confirm_after=timedelta(0))
     for doc in ORDERS:
         for tender in doc["tenders"]:
             gateway.capture(tender["gateway_txn_id"], tender["amount"], doc["currency"])
-    app = create_app(settings(db_url), sms=sms, gateway=gateway, clock=lambda: NOW)
+    app = create_app(settings(db_url, **overrides), sms=sms, gateway=gateway, clock=lambda: NOW)
     engine: Engine = app.state.ctx.engine
     seed(engine, app.state.ctx.desk.policy)
     return Shop(app=app, engine=engine, sms=sms)

@@ -1,7 +1,8 @@
 """Regenerate the pages' pictures in docs/pages/: ``make screenshots``.
 
 Seeds tests/web's shop on a temporary SQLite file, serves it with uvicorn and the worker
-(tests/web/browser.py), and walks the customer's journey in Debian's Chromium, saving each
+(tests/web/browser.py), and walks the customer's journey in Debian's Chromium, then the
+merchant's (a return received and inspected as partial) and the agents' dashboard, saving each
 page: in Chinese at 375 px (a phone) and in English at 1280 px. docs/pages.md shows them.
 
     .venv/bin/python -m tests.web.screenshots [--out docs/pages]
@@ -16,11 +17,26 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
+from refundry.services.cases.views import read_case
 from refundry.store.migrate import upgrade
 from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, Live, new_page, serving
 from tests.web.conftest import MUGS, PHONE, THRESHOLD, link_token, make_shop
+from tests.web.test_accessibility import sign_in
+from tests.web.test_desk import AGENT, DESK, add_agent, open_under_review
+from tests.web.test_merchant import MERCHANT_NAME, add_merchants, returned_case
 
-SHOTS = ("orders", "order", "request", "preview", "code", "case")
+SHOTS = (
+    "orders",
+    "order",
+    "request",
+    "preview",
+    "code",
+    "case",
+    "merchant-returns",
+    "merchant-inspect",
+    "merchant-inspected",
+    "dashboard",
+)
 VIEWS = (("zh-CN", 375), ("en", 1280))
 
 
@@ -53,6 +69,33 @@ def _journey(page: Page, live: Live, save: dict[str, Path]) -> None:
     page.screenshot(path=save["case"], full_page=True)
 
 
+def _desks(page: Page, live: Live, save: dict[str, Path]) -> None:
+    """The merchant inspects a return (1 of 2 mugs, damaged); an agent opens the dashboard."""
+    add_merchants(live.shop)
+    add_agent(live.shop)
+    case_id = returned_case(live.shop)
+    open_under_review(live.shop, order="o-coupon", line="A", qty=1)
+    sign_in(page, live, MERCHANT_NAME)
+    page.screenshot(path=save["merchant-returns"], full_page=True)
+    page.goto(f"{live.base}/merchant/cases/{case_id}")
+    page.locator("form[action$='/receive'] button").click()
+    page.locator("#result-partial").check()
+    page.locator("#accepted-M").fill("1")
+    page.locator("#disposition-M").select_option("damaged")
+    page.screenshot(path=save["merchant-inspect"], full_page=True)
+    page.locator("form[action$='/inspect'] button").click()
+    for _ in range(40):  # the worker pays the accepted mug
+        if read_case(live.shop.engine, case_id, DESK).state != "refunding":
+            break
+        page.wait_for_timeout(250)
+    page.reload()
+    page.screenshot(path=save["merchant-inspected"], full_page=True)
+    page.context.clear_cookies()
+    sign_in(page, live, AGENT)
+    page.goto(f"{live.base}/desk/dashboard")
+    page.screenshot(path=save["dashboard"], full_page=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/pages"))
@@ -69,6 +112,7 @@ def main() -> None:
                     page = new_page(browser, locale, width)
                     save = {name: out / f"{name}-{locale}-{width}.png" for name in SHOTS}
                     _journey(page, live, save)
+                    _desks(page, live, save)
                     page.context.close()
                 shop.engine.dispose()
             for path in save.values():

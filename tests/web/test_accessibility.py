@@ -1,5 +1,6 @@
-"""axe-core in Chromium on every customer page: no serious or critical violation, in zh-CN and
-en, at 375 px and 1280 px.
+"""axe-core in Chromium on every customer page, the merchant desk and the operations dashboard:
+no serious or critical violation, in zh-CN and en, at 375 px and 1280 px (the agent desk's
+pages: tests/web/test_desk_browser.py).
 
 axe-core is the released package from the npm registry (`make tools` installs it into
 .tools/node_modules, pinned in the Makefile). The pages' CSP allows no injected script, so
@@ -16,8 +17,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.web.browser import Live, new_page
-from tests.web.conftest import FOREIGN, MUGS, PHONE, THRESHOLD, link_token
+from tests.web.browser import Live, new_page, serving
+from tests.web.conftest import FOREIGN, MUGS, PHONE, THRESHOLD, Shop, link_token
+from tests.web.test_dashboard import a_day_of_cases
+from tests.web.test_desk import AGENT, PASSWORD, add_agent
+from tests.web.test_merchant import MERCHANT_NAME, add_merchants, returned_case
 
 AXE = Path(__file__).parents[2] / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
 BLOCKING = ("serious", "critical")
@@ -107,3 +111,52 @@ def test_the_check_finds_what_it_looks_for(browser: Browser) -> None:
     )
     assert {v["id"] for v in _violations(page)} >= {"label", "image-alt"}
     page.context.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("locale", "width"), [("en", 375), ("en", 1280), ("zh-CN", 375), ("zh-CN", 1280)]
+)
+def test_the_merchant_desk_and_the_dashboard_have_no_serious_accessibility_violation(
+    browser: Browser, shop: Shop, locale: str, width: int
+) -> None:
+    """The merchant's returns, a return to receive, to inspect, a refused inspection and an
+    inspected one; the agents' dashboard with every chart drawn."""
+    assert AXE.exists(), "axe-core is missing: run `make tools` (make test does)"
+    cases = a_day_of_cases(shop)
+    add_merchants(shop)
+    add_agent(shop)
+    pending = returned_case(shop)
+    found: dict[str, list[dict[str, Any]]] = {}
+    with serving(shop) as live:
+        page = new_page(browser, locale, width, axe=True)
+        sign_in(page, live, MERCHANT_NAME)
+        found["returns"] = _violations(page)
+        page.goto(f"{live.base}/merchant/cases/{pending}")
+        found["return to receive"] = _violations(page)
+        page.locator("form[action$='/receive'] button").click()
+        found["return to inspect"] = _violations(page)
+        page.locator("#result-partial").check()
+        page.locator("form[action$='/inspect'] button").click()  # every unit: not partial
+        found["inspection refused"] = _violations(page)
+        page.goto(f"{live.base}/merchant/cases/{cases['returned']}")
+        found["inspected return"] = _violations(page)
+        page.goto(f"{live.base}/merchant/cases/{cases['waiting']}-none")
+        found["not found"] = _violations(page)
+        page.context.close()
+        page = new_page(browser, locale, width, axe=True)
+        sign_in(page, live, AGENT)
+        page.goto(f"{live.base}/desk/dashboard")
+        assert page.locator("svg[role='img']").count() == 6
+        found["dashboard"] = _violations(page)
+        page.context.close()
+    assert len(found) == 7
+    assert _problems(found) == {}
+
+
+def sign_in(page: Page, live: Live, name: str) -> None:
+    """The desk's sign-in in any language (fields by their ids)."""
+    page.goto(f"{live.base}/desk/signin")
+    page.locator("#name").fill(name)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form[action='/desk/signin'] button").click()

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.routes.me import Amount, Cursor, Limit
 from refundry.api.schemas_cases import CaseAction, problems
-from refundry.services.cases.queue import agent_queue
+from refundry.services.cases import queue as work_queue
 
 __all__ = ["router"]
 
@@ -56,7 +56,9 @@ class Queue(BaseModel):
 
 
 @router.get("/queue", response_model=Queue, responses=problems(401, 403, 422))
-def queue(actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor = None) -> Queue:
+def agent_queue(
+    actor: ActorDep, ctx: ContextDep, limit: Limit = 20, cursor: Cursor = None
+) -> Queue:
     """Cases waiting for an agent, with their risk and review explanations."""
-    waiting = agent_queue(ctx.engine, actor, limit=limit, cursor=cursor)
+    waiting = work_queue.agent_queue(ctx.engine, actor, limit=limit, cursor=cursor)
     return Queue.model_validate(waiting, from_attributes=True)

@@ -64,10 +64,12 @@ def case_answer(ctx: ApiContext, case_id: str, actor: Actor) -> CaseDetail:
 
 
 @router.post("", status_code=201, response_model=CaseDetail, responses={**ACT, **problems(429)})
-def open_(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response) -> CaseDetail:
+def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response) -> CaseDetail:
     """Open a case (the customer, or an agent for it) and run the automatic review. A customer
     asking for more than the policy amount, or whom risk reviews, gives a one-time code
-    (``otp``, from POST /v1/identity/codes); without one: 422 ``identity.code_required``."""
+    (``otp``, from POST /v1/identity/codes) or a passkey's answer (``passkey``, to POST
+    /v1/identity/passkeys/assertion-options for this submission); without either: 422
+    ``identity.code_required``."""
     opened = submit_case(
         ctx.desk,
         actor=actor,
@@ -77,6 +79,7 @@ def open_(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response
         description=body.description,
         evidence=body.evidence,
         otp=(body.otp.code_id, body.otp.code) if body.otp else None,
+        passkey=body.passkey.model_dump(mode="json") if body.passkey else None,
     )
     response.headers["Location"] = f"/v1/cases/{opened.case_id}"
     return case_answer(ctx, opened.case_id, actor)
@@ -164,6 +167,7 @@ def inspect(case_id: CaseId, body: InspectionBody, actor: ActorDep, ctx: Context
         result=body.result,
         accepted=body.accepted,
         reason=body.reason,
+        disposition=dict(body.disposition) if body.disposition else None,
     )
     return case_answer(ctx, case_id, actor)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -147,6 +148,7 @@ def post_adjustment(
     )
     if not done.created:
         response.status_code = 200
+    response.headers["Location"] = f"/v1/customers/{quote(customer_id, safe='')}"
     return AdjustmentView(
         id=done.id,
         customer_id=done.customer_id,

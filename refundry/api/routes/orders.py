@@ -8,6 +8,7 @@ are services/access.py's; the view is services/orders/views.py's.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Response
 from pydantic import AwareDatetime, Field
@@ -44,7 +45,9 @@ OrderId = Annotated[Id, Path()]
         **problems(401, 403, 409, 422),
     },
 )
-def ingest(body: OrderIngest, actor: ActorDep, ctx: ContextDep, response: Response) -> OrderView:
+def ingest_order(
+    body: OrderIngest, actor: ActorDep, ctx: ContextDep, response: Response
+) -> OrderView:
     """Ingest a paid order (admin: the shop's back end). The same order again answers 200 with
     the same summary; the same id with other content is 409 ``order.conflict``."""
     doc: dict[str, Any] = {"order": body.order}
@@ -53,6 +56,7 @@ def ingest(body: OrderIngest, actor: ActorDep, ctx: ContextDep, response: Respon
     result = receive_order(ctx.engine, actor=actor, doc=doc, policy=ctx.desk.policy, now=ctx.now())
     if not result.created:
         response.status_code = 200
+    response.headers["Location"] = f"/v1/orders/{quote(result.order_id, safe='')}"
     return _order(ctx.engine, result.order_id, actor)
 
 
@@ -96,7 +100,7 @@ class StatusBody(Body):
     response_model=OrderView,
     responses=problems(401, 403, 404, 409, 422),
 )
-def order_status(
+def update_order_status(
     order_id: OrderId, body: StatusBody, actor: ActorDep, ctx: ContextDep
 ) -> OrderView:
     """The order was shipped, delivered, completed, or cancelled before shipment (admin: the

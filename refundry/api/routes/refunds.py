@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, OneLine
-from refundry.api.schemas_cases import RefundRequestBody, problems
+from refundry.api.schemas_cases import RefundRequestBody, ReversalView, problems
 from refundry.services.refunds import resource
 
 __all__ = ["router"]
@@ -63,6 +63,7 @@ class RefundView(BaseModel):
     actor: str
     created_at: datetime
     updated_at: datetime
+    reversal: ReversalView | None  # an inspection that refused units of this 极速退款
 
 
 class RefundList(BaseModel):

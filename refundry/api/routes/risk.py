@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict
@@ -56,7 +57,7 @@ class Suspension(BaseModel):
         **problems(401, 403, 404, 422),
     },
 )
-def suspend(
+def suspend_refund_rights(
     customer_id: CustomerId,
     body: SuspendBody,
     actor: ActorDep,
@@ -69,6 +70,7 @@ def suspend(
     )
     if not done.created:
         response.status_code = 200
+    response.headers["Location"] = f"/v1/customers/{quote(customer_id, safe='')}"
     return Suspension.model_validate(done, from_attributes=True)
 
 
@@ -77,7 +79,9 @@ def suspend(
     response_model=Suspension,
     responses=problems(401, 403, 404, 409, 422),
 )
-def lift(customer_id: CustomerId, body: LiftBody, actor: ActorDep, ctx: ContextDep) -> Suspension:
+def lift_suspension(
+    customer_id: CustomerId, body: LiftBody, actor: ActorDep, ctx: ContextDep
+) -> Suspension:
     """Restore the customer's refund rights (409 ``risk.not_suspended`` if none in force)."""
     done = suspensions.lift(
         ctx.engine, actor=actor, customer_id=customer_id, reason=body.reason, now=ctx.now()

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from refundry.api.auth import token_claims
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import BearerToken, Note
 from refundry.api.schemas_cases import problems
+from refundry.services import tokens
 from refundry.services.access import require
-from refundry.services.tokens import revoke_token
 
 __all__ = ["router"]
 
@@ -42,13 +42,9 @@ class Revoked(BaseModel):
 @router.post(
     "/revoke",
     response_model=Revoked,
-    status_code=201,
-    responses={
-        200: {"model": Revoked, "description": "revoked already; nothing written"},
-        **problems(401, 403, 422),
-    },
+    responses=problems(401, 403, 422),
 )
-def revoke(body: RevokeBody, actor: ActorDep, ctx: ContextDep, response: Response) -> Revoked:
+def revoke_token(body: RevokeBody, actor: ActorDep, ctx: ContextDep) -> Revoked:
     """Revoke a token this server signed (admin only)."""
     require(actor, "token.revoke")
     settings = ctx.settings
@@ -66,7 +62,7 @@ def revoke(body: RevokeBody, actor: ActorDep, ctx: ContextDep, response: Respons
         )
     subject = f"{claims.get('role')}:{claims.get('sub')}"
     expires_at = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC)
-    created = revoke_token(
+    created = tokens.revoke_token(
         ctx.engine,
         jti=jti,
         subject=subject,
@@ -76,6 +72,4 @@ def revoke(body: RevokeBody, actor: ActorDep, ctx: ContextDep, response: Respons
         now=ctx.now(),
     )
     ctx.revocations.forget()
-    if not created:
-        response.status_code = 200
     return Revoked(jti=jti, subject=subject, expires_at=expires_at, created=created)

@@ -12,8 +12,6 @@ from sqlalchemy import Connection, select, update
 
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
-from refundry.domain.express import refused_units_debt
-from refundry.domain.plan_doc import load_plan
 from refundry.services.access import Actor, require_case_action
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
@@ -23,10 +21,12 @@ from refundry.services.cases.refund import follow_refund, refund_case
 from refundry.services.errors import Unprocessable
 from refundry.services.outbox.messages import enqueue
 from refundry.services.refunds.ledger import debit_wallet
+from refundry.services.refunds.reversal import reverse_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, refunds
 
 __all__ = [
+    "DISPOSITIONS",
     "act_on_case",
     "approve",
     "cancel",
@@ -37,6 +37,9 @@ __all__ = [
     "resolve_manual_review",
     "ship",
 ]
+
+# Where returned units go after inspection: back on sale, or out of stock as damaged.
+DISPOSITIONS = ("resellable", "damaged")
 
 
 def act_on_case(
@@ -162,9 +165,12 @@ def inspect(
     result: str,
     accepted: dict[str, int] | None = None,
     reason: str = "",
+    disposition: dict[str, str] | None = None,
 ) -> Case:
     """Record the inspection: ``pass`` (every unit), ``partial`` (``accepted`` units per line),
-    ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked."""
+    ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked with
+    their ``disposition`` per line: ``resellable`` (back on sale, the default) or ``damaged``
+    (kept out of stock)."""
     if result not in ("pass", "partial", "fail"):
         raise InvalidInput(
             "result must be pass, partial or fail", code="case.inspection_invalid", field="result"
@@ -179,7 +185,13 @@ def inspect(
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
         kept = _accepted_units(result, asked, accepted)
         lines = [{"line_id": k, "quantity": q} for k, q in kept.items() if q]
-        inspection = {"result": result, "accepted": lines, "reason": reason}
+        dispositions = _dispositions(lines, disposition)
+        inspection = {
+            "result": result,
+            "accepted": lines,
+            "reason": reason,
+            "disposition": dispositions,
+        }
         template = {
             "pass": "case.inspection_passed",
             "partial": "case.inspection_partial",
@@ -200,9 +212,9 @@ def inspect(
             notify=template,
             params={"reason": reason},
         )
-        _restock(conn, row, lines, now)
+        _restock(conn, row, lines, dispositions, now)
         if result == "fail":
-            debt = _express_debt(conn, row, accepted={})
+            debt = _reverse_express(conn, desk, row, {}, trail=trail, at=now)
             return move(
                 conn,
                 row,
@@ -214,7 +226,8 @@ def inspect(
                 values={"debt": debt},
             )
         if row.express and row.refund_id:
-            return _settle_express(conn, row, kept, actor=actor, at=now, trail=trail)
+            debt = _reverse_express(conn, desk, row, kept, trail=trail, at=now)
+            return _settle_express(conn, row, debt, actor=actor, at=now, trail=trail)
         return refund_case(
             conn,
             row,
@@ -249,21 +262,34 @@ def _accepted_units(
     return kept
 
 
+def _dispositions(lines: list[dict[str, Any]], given: dict[str, str] | None) -> dict[str, str]:
+    """Where each accepted line's units go: ``resellable`` unless the inspector says
+    ``damaged``; a disposition for a line the inspection does not accept is refused."""
+    given = dict(given or {})
+    kept = {item["line_id"] for item in lines}
+    if any(k not in kept or v not in DISPOSITIONS for k, v in given.items()):
+        raise InvalidInput(
+            "disposition names accepted lines only, each resellable or damaged",
+            code="case.inspection_invalid",
+            field="disposition",
+        )
+    return {item["line_id"]: given.get(item["line_id"], "resellable") for item in lines}
+
+
 def _settle_express(
     conn: Connection,
     row: Case,
-    kept: dict[str, int],
+    debt: int,
     *,
     actor: Actor,
     at: datetime,
     trail: AuditTrail,
 ) -> Case:
     """极速退款 paid at approval: the case follows that refund's money, and what it paid for
-    units the inspection refused is the case's debt."""
+    units the inspection refused (reversed by ``_reverse_express``) is the case's debt."""
     refund_id = row.refund_id
     if refund_id is None:  # the caller settles only a case whose refund was paid at approval
         raise RuntimeError(f"case {row.id}: an express settlement without its refund")
-    debt = _express_debt(conn, row, accepted=kept)
     row = move(
         conn,
         row,
@@ -279,7 +305,13 @@ def _settle_express(
     return current_case(conn, row.id)
 
 
-def _restock(conn: Connection, row: Case, lines: list[dict[str, Any]], at: datetime) -> None:
+def _restock(
+    conn: Connection,
+    row: Case,
+    lines: list[dict[str, Any]],
+    dispositions: dict[str, str],
+    at: datetime,
+) -> None:
     for item in lines:
         sku = conn.execute(
             select(order_lines.c.sku).where(
@@ -298,32 +330,34 @@ def _restock(conn: Connection, row: Case, lines: list[dict[str, Any]], at: datet
                 "line_id": item["line_id"],
                 "sku": sku,
                 "quantity": item["quantity"],
+                "disposition": dispositions[item["line_id"]],
             },
         )
 
 
-def _express_debt(conn: Connection, row: Case, *, accepted: dict[str, int]) -> int:
-    """极速退款 paid before the goods came back: what it paid for the units the inspection
-    refused is owed by the customer (domain.express); an agent recovers it."""
+def _reverse_express(
+    conn: Connection,
+    desk: CaseDesk,
+    row: Case,
+    accepted: dict[str, int],
+    *,
+    trail: AuditTrail,
+    at: datetime,
+) -> int:
+    """极速退款 paid before the goods came back: the units the inspection refused stop counting
+    as refunded, and what was paid for them is owed by the customer (services/refunds/reversal,
+    domain/express.py); an agent recovers it. Returns the debt (0 without an express refund)."""
     if not (row.express and row.refund_id):
         return 0
-    refund = conn.execute(
-        select(refunds.c.total, refunds.c.plan).where(refunds.c.id == row.refund_id)
-    ).one()
-    line_paid = {
-        line_id: int(paid)
-        for line_id, paid in conn.execute(
-            select(order_lines.c.line_id, order_lines.c.paid).where(
-                order_lines.c.order_id == row.order_id
-            )
-        )
-    }
-    return refused_units_debt(
-        units=load_plan(refund.plan)["units"],
+    return reverse_refund(
+        conn,
+        refund_id=row.refund_id,
         accepted=accepted,
-        line_paid=line_paid,
-        total=int(refund.total),
-    )
+        policy=desk.policy,
+        trail=trail,
+        at=at,
+        case_id=row.id,
+    ).debt
 
 
 def resolve_manual_review(

@@ -46,6 +46,7 @@ from refundry.services.customers.risk import (
     record_restriction,
 )
 from refundry.services.errors import Forbidden, RateLimited, Unprocessable
+from refundry.services.passkeys import RelyingParty, spend_assertion, submission_binding
 from refundry.services.refunds.apply import compute_plan
 from refundry.services.refunds.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
@@ -54,15 +55,20 @@ from refundry.store.tables import case_events, cases, customers, order_lines, or
 __all__ = ["CaseDesk", "CaseRate", "OpenedCase", "check_case_rate", "open_case"]
 
 
+DEV_RELYING_PARTY = RelyingParty("localhost", "refundry", ("http://localhost:8000",))
+
+
 @dataclass(frozen=True, slots=True)
 class CaseDesk:
-    """What the case services need besides the database: the policies, and the secret that
-    keys one-time codes (services/customers/identity.py)."""
+    """What the case services need besides the database: the policies, the secret that
+    keys one-time codes (services/customers/identity.py) and the passkeys' relying party
+    (services/passkeys.py)."""
 
     engine: Engine
     policy: Policy
     process: ProcessPolicy
     identity_secret: bytes = b"refundry-development-secret"
+    relying_party: RelyingParty = DEV_RELYING_PARTY
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ def open_case(
     description: str = "",
     evidence: list[str] | None = None,
     otp: tuple[str, str] | None = None,
+    passkey: str | dict[str, Any] | None = None,
     rate: CaseRate | None = None,
 ) -> OpenedCase:
     """Open a case for ``request`` (docs/plan-json.md request document) and review it.
@@ -129,6 +136,8 @@ def open_case(
     a wrong, expired or used code raises its own error (services/customers/identity.py). The
     code is spent in the transaction that opens the case, after every other check: a
     submission refused for another reason (units held, rate, suspended rights) leaves it usable.
+    Instead of the code, ``passkey`` may be a passkey assertion for a challenge issued for this
+    very submission (services/passkeys.py ``assertion_options``), checked and spent the same way.
 
     ``rate``: a customer who opened ``rate.limit`` cases in the window gets ``rate.limited``,
     checked in the transaction that opens the case under the customer's lock, so concurrent
@@ -149,6 +158,7 @@ def open_case(
             request=request,
             now=now,
             otp=otp,
+            passkey=passkey,
             rate=rate,
             description=description,
             evidence=evidence,
@@ -172,6 +182,7 @@ def _open(
     request: dict[str, Any],
     now: datetime,
     otp: tuple[str, str] | None,
+    passkey: str | dict[str, Any] | None,
     rate: CaseRate | None,
     description: str,
     evidence: list[str],
@@ -190,7 +201,19 @@ def _open(
         trail = AuditTrail(actor=actor.tag, at=now)
         verified = False
         if actor.role == "customer" and _code_asked(desk, plan, risk):
-            _spend_code(conn, desk, customer_id=actor.id, otp=otp, now=now, trail=trail)
+            if passkey is not None:
+                spend_assertion(
+                    conn,
+                    desk.relying_party,
+                    assertion=passkey,
+                    purpose="case.submit",
+                    owner=actor.tag,
+                    bound_to=submission_binding(request),
+                    now=now,
+                    trail=trail,
+                )
+            else:
+                _spend_code(conn, desk, customer_id=actor.id, otp=otp, now=now, trail=trail)
             verified = True
         hold_units(conn, req.order_id, lines)
         case_id, risk_doc = _record_opening(

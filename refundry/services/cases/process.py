@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from refundry.domain.case import FINAL_STATES, CaseState, transition
+from refundry.domain.json_text import instant
 from refundry.services.access import Actor, may_see_case
 from refundry.services.access import case_actions_for as allowed_for
 from refundry.services.access import require_case_actor as require_actor
@@ -159,8 +160,8 @@ def _case_event(
             "actor": actor.tag,
             "from": before.value,
             "to": after.value,
-            "since": row.state_since.isoformat(),
-            "opened_at": row.created_at.isoformat(),
+            "since": instant(row.state_since),
+            "opened_at": instant(row.created_at),
         },
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from refundry.domain.case import CaseState
+from refundry.domain.json_text import instant
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.process import Actor, current_case, move
 from refundry.services.outbox.messages import notify_customer
@@ -166,7 +167,7 @@ def handle_tracking_event(
                 order_id=row.order_id,
                 tracking_number=tracking_number,
                 status=status,
-                occurred_at=occurred_at.isoformat(),
+                occurred_at=instant(occurred_at),
             )
             trail.flush(conn)
             uow.commit()

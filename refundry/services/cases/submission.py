@@ -35,6 +35,7 @@ def submit_case(
     description: str = "",
     evidence: list[str] | None = None,
     otp: tuple[str, str] | None = None,
+    passkey: str | dict[str, Any] | None = None,
 ) -> OpenedCase:
     """Open a case (the customer, or an agent for it) and run the automatic review; a
     customer's cases are held to ``rate`` (agents open cases for customers unmetered)."""
@@ -51,5 +52,6 @@ def submit_case(
         description=description,
         evidence=evidence,
         otp=otp,
+        passkey=passkey,
         rate=rate if metered else None,
     )

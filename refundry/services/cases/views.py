@@ -35,6 +35,7 @@ from refundry.services.cases.process import Case, load_case
 from refundry.services.cases.record import case_from_row
 from refundry.services.reads import decode_case_cursor, encode_cursor
 from refundry.services.refunds.resource import STATUS as REFUND_STATUS
+from refundry.services.refunds.reversal import ReversalView, reversal_of
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import case_events, case_notes, cases, order_lines, orders, refunds
 
@@ -103,6 +104,7 @@ class CaseInspection:
     result: str
     accepted: tuple[CaseLine, ...]
     reason: str
+    disposition: dict[str, str]  # accepted line -> resellable | damaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,9 @@ class CaseView:
     express: bool
     refund_id: str | None
     debt: int
+    # what the inspection undid of the case's 极速退款 (None for a merchant on a case that also
+    # asks for other merchants' lines, like the amount)
+    reversal: ReversalView | None
     rating: int | None
     feedback: str | None
     created_at: datetime
@@ -255,6 +260,9 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
         accepted = [x for x in accepted if x["line_id"] in mine] if accepted else accepted
         if inspection:
             inspection["accepted"] = [x for x in inspection["accepted"] if x["line_id"] in mine]
+            inspection["disposition"] = {
+                k: v for k, v in inspection.get("disposition", {}).items() if k in mine
+            }
     return CaseView(
         id=row.id,
         order_id=row.order_id,
@@ -279,12 +287,16 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
             result=inspection["result"],
             accepted=_lines(inspection.get("accepted")),
             reason=inspection.get("reason", ""),
+            disposition=dict(inspection.get("disposition", {})),
         )
         if inspection
         else None,
         express=bool(row.express),
         refund_id=row.refund_id,
         debt=row.debt,
+        reversal=reversal_of(conn, row.refund_id)
+        if row.express and row.refund_id and row.inspection and not partial
+        else None,
         rating=row.rating,
         feedback=row.feedback,
         created_at=row.created_at,

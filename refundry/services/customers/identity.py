@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from refundry.domain.errors import RefundryError
+from refundry.domain.json_text import instant
 from refundry.domain.otp import RandomSource, code_hash, matches, new_code
 from refundry.domain.process_policy import IdentityPolicy
 from refundry.notifications import render
@@ -119,7 +120,7 @@ def request_code(
             customer_id=customer_id,
             purpose=purpose,
             code_id=code_id,
-            expires_at=expires_at.isoformat(),
+            expires_at=instant(expires_at),
         )
         trail.flush(conn)
         uow.commit()
@@ -363,7 +364,7 @@ def _wrong_code(
         customer_id=customer_id,
         code_id=code_id,
         failures=failures,
-        locked_until=until.isoformat(),
+        locked_until=instant(until),
     )
     log.warning("customer %s locked out of one-time codes until %s", customer_id, until)
     return _locked(customer_id, until)

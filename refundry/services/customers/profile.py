@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from refundry.domain.errors import InvalidInput
+from refundry.domain.json_text import instant
 from refundry.domain.reader import Reader
 from refundry.services import access
 from refundry.services.access import Actor
@@ -148,7 +149,7 @@ def update_customer(
             "customer.updated",
             customer_id=customer_id,
             fields=sorted(k for k in changes if changes[k] is not None),
-            account_created_at=opened.isoformat() if opened else None,
+            account_created_at=instant(opened) if opened else None,
         )
         trail.flush(conn)
         uow.commit()

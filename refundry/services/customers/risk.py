@@ -29,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from refundry.domain.json_text import instant
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.domain.risk import RiskDecision, RiskFeatures, RuleMatch, assess
 from refundry.services.audit.chain import AuditTrail
@@ -245,7 +246,7 @@ def _record_one(
         stored.append(
             {
                 "flag": "frequent_refunder",
-                "until": until.isoformat() if until else None,
+                "until": instant(until) if until else None,
                 "restriction_id": int(restriction_id),
             }
         )
@@ -269,7 +270,7 @@ def _record_one(
         restriction_id=restriction_id,
         rule=match.rule,
         reason=match.explanation,
-        until=until.isoformat() if until else None,
+        until=instant(until) if until else None,
     )
     return int(restriction_id)
 
@@ -314,7 +315,7 @@ def lift_suspension(
             customer_id=customer_id,
             restriction_ids=ids,
             rules=[str(r.rule) for r in rows],
-            since=[r.since.isoformat() for r in rows],
+            since=[instant(r.since) for r in rows],
             reason=reason,
         )
         trail.flush(conn)

@@ -7,6 +7,7 @@
 * ``readiness``           /readyz: database, schema, a worker beating
 * ``heartbeats``          each worker's last finished round
 * ``housekeeping``        expired API idempotency keys deleted
+* ``dashboard``           the desk's operations dashboard: those figures shaped for charts
 """
 
 __all__: list[str] = []  # import the modules themselves

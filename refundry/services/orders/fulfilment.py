@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from refundry.domain.errors import InvalidInput
+from refundry.domain.json_text import instant
 from refundry.domain.order import OrderStatus
 from refundry.services import access
 from refundry.services.access import Actor
@@ -158,7 +159,7 @@ def _record_step(
         customer_id=row.customer_id,
         status_before=current.value,
         status_after=wanted.value,
-        at=at.isoformat(),
+        at=instant(at),
     )
     trail.flush(conn)
     enqueue(
@@ -172,7 +173,7 @@ def _record_step(
             "customer_id": row.customer_id,
             "from": current.value,
             "to": wanted.value,
-            column: at.isoformat(),
+            column: instant(at),
         },
     )
 

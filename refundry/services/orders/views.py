@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
@@ -21,8 +21,17 @@ from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.record import case_from_row
 from refundry.services.refunds.apply import preview_refund
+from refundry.services.refunds.reversal import ReversalView, reversals_of_order
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import cases, order_lines, order_tenders, orders, refund_tenders, refunds
+from refundry.store.tables import (
+    cases,
+    order_lines,
+    order_tenders,
+    orders,
+    refund_reversals,
+    refund_tenders,
+    refunds,
+)
 
 __all__ = [
     "OrderCase",
@@ -85,6 +94,9 @@ class OrderView:
     lines: tuple[OrderLine, ...]
     tenders: tuple[OrderTender, ...]  # empty for a merchant: the payment is the customer's
     cases: tuple[OrderCase, ...]
+    # 极速退款 whose inspection refused units (those units are refundable again); empty for a
+    # merchant, like the tenders: the debt is the customer's
+    reversals: tuple[ReversalView, ...] = ()
 
 
 def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
@@ -106,7 +118,9 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
         line_rows = [r for r in line_rows if r.merchant_id == actor.id]
     failed_units, failed_money = _failed(conn, order_id)
     tenders: tuple[OrderTender, ...] = ()
+    reversals: tuple[ReversalView, ...] = ()
     if access.sees_tenders(actor):
+        reversals = reversals_of_order(conn, order_id)
         tenders = tuple(
             OrderTender(
                 tender_id=t.tender_id,
@@ -165,6 +179,7 @@ def order_view(conn: Connection, order_id: str, actor: Actor) -> OrderView:
             for c in map(case_from_row, case_rows)
             if access.may_see_case(c, actor)
         ),
+        reversals=reversals,
     )
 
 
@@ -172,12 +187,14 @@ def _failed(conn: Connection, order_id: str) -> tuple[dict[str, int], dict[str, 
     """(units per line of the order's refunds that failed, money per tender the gateway
     refused): what the view does not count as refunded."""
     units: dict[str, int] = {}
+    # A reversed 极速退款 counts only its accepted units (its reversal's history document).
+    rv = refund_reversals.c
     for (plan,) in conn.execute(
-        select(refunds.c.plan).where(
-            refunds.c.order_id == order_id, refunds.c.status == "refund_failed"
-        )
+        select(func.coalesce(rv.history, refunds.c.plan))
+        .select_from(refunds.outerjoin(refund_reversals, rv.refund_id == refunds.c.id))
+        .where(refunds.c.order_id == order_id, refunds.c.status == "refund_failed")
     ):
-        for unit in json.loads(plan).get("units", []):
+        for unit in json.loads(plan)["request"]["lines"]:
             units[unit["line_id"]] = units.get(unit["line_id"], 0) + int(unit["quantity"])
     money: dict[str, int] = {}
     t = refund_tenders.c

@@ -10,6 +10,8 @@
 * ``failed_refunds``  an agent retries a refused refund or sends it to the wallet
 * ``views``           what a case's refund did: money per tender with its state, the effects
 * ``resource``        refunds as a resource: one refund, a page of refunds, apply for an order
+* ``reversal``        a 极速退款's units the inspection refused, undone (refund_reversals)
+* ``debts``           a later refund of the order nets a reversed 极速退款's case debt
 """
 
 __all__: list[str] = []  # import the modules themselves

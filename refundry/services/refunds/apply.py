@@ -52,6 +52,7 @@ from refundry.services.errors import Conflict, PlanStale, Unprocessable
 from refundry.services.faults import fault_point
 from refundry.services.outbox.messages import enqueue
 from refundry.services.refunds.batch import RowBatch
+from refundry.services.refunds.debts import settle_debts
 from refundry.services.refunds.effects import move_balances, record_effects, record_tenders
 from refundry.services.refunds.memo import Memo
 from refundry.services.refunds.state import PlanInputs, load_plan_inputs
@@ -432,6 +433,15 @@ def _write(
         seq=seq,
         status=status,
     )
+    if plan["amount"]["carry"] < 0:  # earlier steps moved more: a reversed 极速退款's debt
+        settle_debts(
+            conn,
+            order_id=order.id,
+            netted=-plan["amount"]["carry"],
+            refund_id=refund_id,
+            trail=trail,
+        )
+        trail.flush(conn)
     return status
 
 

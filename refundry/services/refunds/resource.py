@@ -35,6 +35,7 @@ from refundry.services.access import Actor
 from refundry.services.errors import NotFound, Unprocessable
 from refundry.services.reads import Amount, decode_time_cursor, encode_cursor
 from refundry.services.refunds.apply import apply_refund
+from refundry.services.refunds.reversal import ReversalView, reversal_of
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     cases,
@@ -95,6 +96,8 @@ class RefundView:
     actor: str
     created_at: datetime
     updated_at: datetime
+    # an inspection that refused units of this 极速退款 (services/refunds/reversal.py)
+    reversal: ReversalView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ def _full_view(conn: Connection, row: Any) -> RefundView:
         actor=row.actor,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        reversal=reversal_of(conn, row.id),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    func,
     literal_column,
     null,
     select,
@@ -31,9 +32,11 @@ from refundry.domain.customer import (
     OtherOrder,
     TierLevel,
 )
+from refundry.domain.express import snapshot_before, statuses_before
 from refundry.domain.json_io import parse_history, parse_stored_order
 from refundry.domain.json_text import compact_unsorted, parse_stored
 from refundry.domain.order import CampaignKind, Order
+from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
 from refundry.domain.request import PriorRefund
 from refundry.services.errors import NotFound
@@ -50,11 +53,12 @@ from refundry.store.tables import (
     ledger_accounts,
     order_entitlements,
     orders,
+    refund_reversals,
     refunds,
 )
 from refundry.store.types import UTCDateTime
 
-__all__ = ["PlanInputs", "load_plan_inputs"]
+__all__ = ["PlanInputs", "inputs_before_step", "load_plan_inputs"]
 
 # Statements built once: executing a prebuilt statement reuses its memoized cache key and
 # compiled form, where building select() per call cost most of the apply path's time
@@ -123,14 +127,22 @@ def _plan_state(with_answer: bool) -> Any:
         *[number_null] * 3,
         no_time,
     ).where(campaign_rewards.c.order_id == bindparam("order_id"))
-    plans = select(
-        literal_column("2", Integer),
-        refunds.c.plan,
-        *[text_null] * 5,
-        refunds.c.seq,
-        *[number_null] * 2,
-        no_time,
-    ).where(refunds.c.order_id == bindparam("order_id"))
+    # A refund whose 极速退款 an inspection partly reversed counts as its reversal's history
+    # document: the accepted units and the money each tender kept (services/refunds/reversal).
+    plans = (
+        select(
+            literal_column("2", Integer),
+            func.coalesce(refund_reversals.c.history, refunds.c.plan),
+            *[text_null] * 5,
+            refunds.c.seq,
+            *[number_null] * 2,
+            no_time,
+        )
+        .select_from(
+            refunds.outerjoin(refund_reversals, refund_reversals.c.refund_id == refunds.c.id)
+        )
+        .where(refunds.c.order_id == bindparam("order_id"))
+    )
     e, oe = entitlements.c, order_entitlements.c
     used = (
         select(
@@ -233,6 +245,9 @@ class PlanInputs:
     key_answer: tuple[str, str] | None = None
     # The state of each coupon and entitlement the order used, as read with the rest.
     entitlement_states: dict[str, str] | None = None
+    # The stored order document and its rewards' statuses, as parsed into ``order``.
+    order_text: str = ""
+    reward_status: dict[str, str] | None = None
 
 
 def load_plan_inputs(
@@ -300,6 +315,8 @@ def load_plan_inputs(
         customer=load_customer(conn, customer_id, order, row=row, used=used, now=now),
         key_answer=key_answer,
         entitlement_states={e.id: e.state for e in used},
+        order_text=row.t1,
+        reward_status=status,
     )
 
 
@@ -426,3 +443,29 @@ def active_flags(stored: list[Any], now: datetime | None) -> frozenset[str]:
         ):
             flags.add(item["flag"])
     return frozenset(flags)
+
+
+def inputs_before_step(
+    inputs: PlanInputs, applied: PlanDoc, seq: int, policy: Policy
+) -> PlanInputs:
+    """The inputs of the order's step ``seq`` (whose plan was ``applied``) as they would be now
+    had that step not been applied: the steps before it, the customer and the order's rewards
+    with the step's effects undone (domain/express.py). Planning the step again from these with
+    every unit it refunded gives the applied plan back, as long as nothing else changed the
+    customer in between (tests/services/test_reversals.py checks it)."""
+    status = statuses_before(inputs.reward_status or {}, applied)
+    order = inputs.order
+    if status != (inputs.reward_status or {}):
+        document = parse_stored(inputs.order_text)
+        for reward in document.get("rewards", []):
+            reward["status"] = status.get(reward["id"], reward["status"])
+        order = parse_stored_order(document, policy=policy)
+    return replace(
+        inputs,
+        order=order,
+        order_digest=hashlib.sha256(f"{inputs.order_digest}|before:{seq}".encode()).hexdigest(),
+        history=inputs.history[: seq - 1],
+        customer=snapshot_before(inputs.customer, applied),
+        key_answer=None,
+        reward_status=status,
+    )

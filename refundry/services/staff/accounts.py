@@ -5,6 +5,10 @@ own name, a merchant under its merchant id. The password is hashed with argon2id
 (argon2-cffi's ``PasswordHasher``, its defaults: RFC 9106's low-memory profile) and never
 stored or logged otherwise.
 
+``sign_in_with_passkey`` answers the actor of a staff passkey (services/passkeys.py: a
+discoverable credential, registered from the desk, names its owner; a customer's passkey is
+refused with ``auth.forbidden``); its refusals are the passkey's own codes.
+
 ``sign_in`` answers the ``Actor`` the session is for, or one refusal, ``auth.sign_in_failed``,
 whatever went wrong (no such name, a wrong password, a locked account), so a name cannot be
 probed. An unknown name costs one hash verification like a known one. After
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,7 +30,9 @@ from sqlalchemy import Engine, insert, select, update
 from refundry.domain.errors import InvalidInput
 from refundry.services import access
 from refundry.services.access import Actor
+from refundry.services.audit.chain import AuditTrail
 from refundry.services.errors import Conflict, SignInRefused
+from refundry.services.passkeys import RelyingParty, spend_assertion
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import staff_accounts
 
@@ -37,6 +44,7 @@ __all__ = [
     "StaffAccount",
     "add_staff",
     "sign_in",
+    "sign_in_with_passkey",
 ]
 
 STAFF_ROLES = ("agent", "merchant", "admin")
@@ -162,4 +170,23 @@ def sign_in(engine: Engine, *, name: str, password: str, now: datetime) -> Actor
         uow.commit()
     actor = StaffAccount(name=row.name, role=row.role, merchant_id=row.merchant_id).actor
     access.require(actor, "session.sign_in_password")
+    return actor
+
+
+def sign_in_with_passkey(
+    engine: Engine, rp: RelyingParty, *, assertion: str | dict[str, Any], now: datetime
+) -> Actor:
+    """The actor a desk session is for, from a passkey answer to a ``desk.signin`` challenge
+    (``passkeys.assertion_options(purpose="desk.signin")``); the challenge is spent and the
+    passkey's counter moved only when the owner may sign in to the desk."""
+    with UnitOfWork(engine) as uow:
+        trail = AuditTrail(actor="system:desk", at=now)
+        owner = spend_assertion(
+            uow.conn, rp, assertion=assertion, purpose="desk.signin", now=now, trail=trail
+        )
+        role, _, name = owner.partition(":")
+        actor = Actor(role, name)
+        access.require(actor, "session.sign_in_passkey")
+        trail.flush(uow.conn)
+        uow.commit()
     return actor

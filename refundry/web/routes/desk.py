@@ -4,8 +4,9 @@
 argon2id, one refusal whatever was wrong, a per-account limit) and opens the same session
 cookie as the customer's pages (refundry/web/session.py). ``/desk`` is the agents' queue
 (services/cases/queue.py) narrowed by state, reason and merchant, each case with why it waits
-and its risk explanation. ``/desk/cases/{id}`` shows the case, its timeline, the plan (the one
-that would apply now, or what the applied refund did), the customer's other cases, and one
+and its risk explanation. ``/desk/cases/{id}`` shows the case, its timeline, the messages the
+customer was sent and whether they arrived (an SMS the provider refused, its retries), the plan
+(the one that would apply now, or what the applied refund did), the customer's other cases, and one
 form per action the case services offer the agent now (``allowed_actions``; a failed tender
 gets retry and wallet). Each form posts and redirects; a refusal comes back on the case page
 with its message. Anyone who is not at the desk (a customer's session, none) is sent to the
@@ -31,6 +32,7 @@ from refundry.services.cases.queue import agent_queue
 from refundry.services.cases.timeline import case_timeline
 from refundry.services.cases.views import CaseFilter, list_cases, read_case
 from refundry.services.orders.views import preview_order_refund, read_order
+from refundry.services.outbox.case_messages import case_messages
 from refundry.services.refunds.failed_refunds import case_tender_to_wallet, retry_case_tender
 from refundry.services.refunds.views import case_refund
 from refundry.services.staff.accounts import sign_in
@@ -88,9 +90,15 @@ def signin(request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
             name=_text(name)[:140],
             refused=error,
         )
-    response = RedirectResponse("/desk", status_code=303)
+    response = RedirectResponse(desk_home(actor), status_code=303)
     start_session(ctx, request, response, actor)
     return response
+
+
+def desk_home(actor: Actor) -> str:
+    """Where a staff sign-in (password or passkey) lands: a merchant's account opens the
+    merchant desk (refundry/web/routes/merchant.py), the others the work queue."""
+    return "/merchant" if access.may(actor, "merchant.desk") else "/desk"
 
 
 @router.post("/desk/signout")
@@ -183,6 +191,7 @@ def _case_page(
         plan=plan,
         no_plan=no_plan,
         timeline=case_timeline(ctx.engine, case_id, actor),
+        messages=case_messages(ctx.engine, case_id, actor),
         history=history,
         done=done,
         refused=refused,

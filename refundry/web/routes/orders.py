@@ -4,7 +4,9 @@ A request is GOV.UK's pattern (docs/pages.md): the form (units per line, reason,
 or return, a description) -> "check your answers", the plan the services would apply now
 (``preview_order_refund``) -> submit (``submit_case``); when the case service answers
 ``identity.code_required``, a code is texted (``request_code``) and the same answers come
-back with a code field, then -> the case page. Every step is a plain form post answered by a
+back with a code field, then -> the case page. A customer with passkeys is offered the passkey
+instead (``orders/passkey.html``: a challenge bound to these answers, static/passkey.js), with
+a button to have the code texted after all. Every step is a plain form post answered by a
 page or a redirect, so it works without JavaScript. What the pages show and allow is the
 services' (read models, ``access``): another customer's order or case is 404 here as there.
 """
@@ -34,6 +36,7 @@ from refundry.services.customers.identity import request_code
 from refundry.services.orders.assets import order_assets
 from refundry.services.orders.lists import customer_orders
 from refundry.services.orders.views import OrderView, preview_order_refund, read_order
+from refundry.services.passkeys import assertion_options, list_passkeys, submission_binding
 from refundry.services.refunds.views import case_refund
 from refundry.web.pages import NotSignedIn, page_router
 from refundry.web.session import CheckedForm, session_actor
@@ -202,6 +205,8 @@ def submit_page(order_id: str, request: Request, form: CheckedForm, ctx: Context
     if doc is None:
         return _form_again(request, order, answers)
     otp = _otp(form)
+    credential = form.get("credential")
+    passkey = credential[:PASSKEY_MAX] if isinstance(credential, str) and credential else None
     try:
         opened = submit_case(
             ctx.desk,
@@ -211,17 +216,56 @@ def submit_page(order_id: str, request: Request, form: CheckedForm, ctx: Context
             rate=_case_rate(ctx),
             description=answers.description,
             otp=otp,
+            passkey=passkey,
         )
     except RefundryError as error:
-        if error.code == "identity.code_required" or (
-            otp is not None and error.code.startswith("identity.")
-        ):
+        identity = error.code.startswith("identity.")
+        texted = form.get("method") == "sms" or otp is not None
+        asked = error.code == "identity.code_required" or bool(passkey and identity)
+        # without a passkey (left), the code is texted, and a passkey's refusal shown with it
+        if not texted and asked and list_passkeys(ctx.engine, actor):
+            refused = error if passkey is not None else None
+            return _passkey_step(request, ctx, actor, order, answers, doc, refused)
+        if error.code == "identity.code_required" or ((otp or passkey) and identity):
             return _code_step(request, ctx, actor, order, answers, otp, error)
         if error.code.endswith("not_found") or error.code.startswith("auth."):
             raise
         answers.errors.append((_field_of(error), "service|" + error.message))
         return _form_again(request, order, answers)
     return RedirectResponse(f"/cases/{opened.case_id}?opened=1", status_code=303)
+
+
+PASSKEY_MAX = 64 * 1024
+
+
+def _passkey_step(
+    request: Request,
+    ctx: ApiContext,
+    actor: Actor,
+    order: OrderView,
+    answers: Answers,
+    doc: dict[str, Any],
+    refused: RefundryError | None,
+) -> Response:
+    """The passkey step: a challenge bound to these very answers (a changed request needs a
+    new one), and the way back to a texted code."""
+    options = assertion_options(
+        ctx.engine,
+        ctx.desk.relying_party,
+        purpose="case.submit",
+        actor=actor,
+        bound_to=submission_binding(doc),
+        now=ctx.now(),
+    )
+    return render(
+        request,
+        "orders/passkey.html",
+        status=422 if refused else 200,
+        order=order,
+        answers=answers,
+        options=options,
+        refused=refused,
+    )
 
 
 def _code_step(
@@ -237,7 +281,7 @@ def _code_step(
     spent), and the same answers come back with a field for it."""
     code_id = otp[0] if otp else None
     refused = None
-    if otp is not None:
+    if otp is not None or error.code.startswith("identity.passkey"):
         refused = error  # a wrong or expired code: say so, and send a new one when it is spent
     if code_id is None or error.code in ("identity.code_expired", "identity.code_used"):
         access.require(actor, "identity.request_code")

@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import Engine
 
 from refundry.adapters.clock import utc_now
+from refundry.adapters.shop_webhooks import HookPoster, HttpHookPoster, SandboxHookPoster
 from refundry.domain.errors import RefundryError
 from refundry.domain.policy import Policy, policy_from_toml
 from refundry.domain.process_policy import ProcessPolicy, process_policy_from_toml
@@ -37,6 +38,7 @@ from refundry.services.ports import (
     PaymentGateway,
     SmsSender,
 )
+from refundry.services.shop_webhooks.delivery import HookSender, RetrySchedule
 from refundry.settings import DEV_SECRET, Settings
 from refundry.store.engine import database_url, make_engine
 
@@ -213,6 +215,7 @@ class Runtime:
     clock: Callable[[], datetime]
     sandboxes: tuple[str, ...] = field(default=())  # adapters running as their sandbox
     tracer: Any = None  # the OpenTelemetry tracer provider, when tracing is on (tracing.py)
+    hook_poster: HookPoster = field(default_factory=SandboxHookPoster)  # webhooks to the shop
 
     def webhook_secret(self, sender: str) -> bytes:
         """The secret that authenticates ``sender``'s webhooks (gateway | carrier)."""
@@ -232,6 +235,23 @@ class Runtime:
             logistics=self.logistics,
         )
 
+    def hook_sender(self, *, name: str = "worker") -> HookSender:
+        """The sender of the shop's webhooks, its schedule and limits from the settings."""
+        s = self.settings
+        return HookSender(
+            engine=self.engine,
+            poster=self.hook_poster,
+            clock=self.clock,
+            schedule=RetrySchedule(
+                base=timedelta(seconds=s.webhook_retry_base_seconds),
+                cap=timedelta(seconds=s.webhook_retry_cap_seconds),
+                max_attempts=s.webhook_max_attempts,
+            ),
+            disable_after=s.webhook_disable_after,
+            worker=name,
+            retention=timedelta(days=s.webhook_retention_days),
+        )
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -246,6 +266,7 @@ def build(
     sms: SmsSender | None = None,
     email: EmailSender | None = None,
     publisher: EventPublisher | None = None,
+    hook_poster: HookPoster | None = None,
     production_checks: bool = True,
     schema_check: bool = True,
     span_exporter: Any = None,
@@ -278,6 +299,14 @@ def build(
             raise StartupError(f"twilio_api_url: {exc}") from None
     email = email or _email(settings, chosen("email"))
     publisher = publisher or _events(settings, chosen("events"))
+    if hook_poster is None:
+        hook_poster = (
+            SandboxHookPoster()
+            if settings.webhook_delivery == "sandbox"
+            else HttpHookPoster(
+                timeout=settings.webhook_timeout_seconds, public_only=not settings.dev
+            )
+        )
     from refundry.adapters.inbox import InboxNotifier
 
     notifier = ChannelNotifier(
@@ -313,6 +342,7 @@ def build(
         clock=clock,
         sandboxes=tuple(sandboxes),
         tracer=tracer,
+        hook_poster=hook_poster,
     )
 
 

@@ -18,6 +18,7 @@ from refundry.api.serve import (
     settings_from_cli,
     token_command,
 )
+from refundry.cli_webhooks import webhook_app
 from refundry.domain.errors import RefundryError
 from refundry.domain.json_io import dumps_plan, plan_from_json
 from refundry.domain.policy import policy_from_toml
@@ -183,6 +184,184 @@ def import_command(
         raise typer.Exit(1)
 
 
+@app.command("bulk-refund")
+def bulk_refund_command(
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why (quality_issue, merchant_breach…: SPEC §4); not with --resume."),
+    ] = None,
+    campaign: Annotated[str | None, typer.Option(help="Orders of this campaign.")] = None,
+    sku: Annotated[
+        str | None, typer.Option(help="Orders with this SKU; only its lines are refunded.")
+    ] = None,
+    merchant: Annotated[
+        str | None, typer.Option(help="Orders with this merchant's lines; only those.")
+    ] = None,
+    paid_from: Annotated[
+        str | None, typer.Option(help="Orders paid at or after (ISO 8601 with offset).")
+    ] = None,
+    paid_until: Annotated[
+        str | None, typer.Option(help="Orders paid before (ISO 8601 with offset).")
+    ] = None,
+    order_ids: Annotated[
+        Path | None, typer.Option(help="A file of order ids, one a line ('#' comments).")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy TOML file overriding the defaults for this job.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would move; write nothing.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option(help="Go on with this job (its id) where it stopped.")
+    ] = None,
+    rate: Annotated[
+        int | None,
+        typer.Option(min=0, help="Refunds per second fed toward the gateway (0: no cap)."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, max=5000, help="Orders per transaction.")] = 200,
+    report: Annotated[
+        Path | None, typer.Option(help="The CSV report's path; default bulk-refund-JOB.csv.")
+    ] = None,
+    url: UrlOption = None,
+    dev: DevOption = False,
+) -> None:
+    """Refund many orders as one durable job (a recall, a cancelled campaign).
+
+    Selectors combine (every one given must hold). The job is stored with its orders: killed
+    at any point, run the same command again (or --resume JOB) and it goes on where it
+    stopped, refunding nothing twice. Each refusal is recorded with its code and the job goes
+    on; the CSV report lists every order's outcome. Exit status 0 when the job finished (see
+    the report for each order), 2 for bad input.
+    """
+    from refundry.services.bulk import jobs, selection
+
+    engine = _signing_engine(url, dev=dev)
+    try:
+        if resume is not None:
+            if reason is not None or _selected(campaign, sku, merchant, paid_from, paid_until):
+                _fail("--resume JOB takes the job's own selection, reason and policy")
+            job = jobs.read_job(engine, resume)
+            typer.echo(f"refundry: bulk refund job {job.id}: {job.done} of {job.total} done")
+        else:
+            ids = _order_ids(order_ids) if order_ids is not None else None
+            doc: dict[str, Any] = {
+                k: v
+                for k, v in (
+                    ("campaign", campaign),
+                    ("sku", sku),
+                    ("merchant", merchant),
+                    ("paid_from", paid_from),
+                    ("paid_until", paid_until),
+                    ("order_ids", ids),
+                )
+                if v is not None
+            }
+            if reason is None:
+                _fail("--reason is required (or --resume JOB)")
+            sel, why = selection.parse_selector(doc, reason=reason)
+            pol = _load_policy(policy)
+            if dry_run:
+                _print_dry_run(engine, sel, why, pol)
+                return
+            started = jobs.start_job(
+                engine,
+                selector=sel,
+                reason=why,
+                policy=pol,
+                rate=rate or 0,
+                actor="cli",
+                now=datetime.now(UTC),
+            )
+            job = started.job
+            verb = "started" if started.created else "found (going on)"
+            typer.echo(f"refundry: bulk refund job {job.id} {verb}: {job.done} of {job.total} done")
+        job = _run_with_progress(engine, job, batch=batch, rate=rate)
+        path = report or Path(f"bulk-refund-{job.id}.csv")
+        _write_bulk_report(engine, job.id, path)
+    except RefundryError as err:
+        where = f" at {err.field}" if err.field else ""
+        _fail(f"{err.code}{where}: {err.message}")
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"refundry: job {job.id} finished: {job.refunded} refunded, {job.refused} refused, "
+        f"{job.manual_review} for manual review, {job.skipped} skipped; report {path}"
+    )
+
+
+def _selected(*values: str | None) -> bool:
+    return any(v is not None for v in values)
+
+
+def _order_ids(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        _fail(f"--order-ids {path}: cannot read ({exc.strerror})")
+    return [s for s in (line.split("#", 1)[0].strip() for line in lines) if s]
+
+
+def _print_dry_run(engine: Any, sel: Any, reason: str, pol: Any) -> None:
+    from refundry.render import bulk_dry_run_lines
+    from refundry.services.bulk.dry_run import dry_run
+
+    summary = dry_run(engine, selector=sel, reason=reason, policy=pol, now=datetime.now(UTC))
+    typer.echo("refundry: dry run: nothing is written")
+    for line in bulk_dry_run_lines(summary.as_dict()):
+        typer.echo(line)
+
+
+def _run_with_progress(engine: Any, job: Any, *, batch: int, rate: int | None) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from refundry.services.bulk.running import run_job
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} orders/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(f"refunding ({job.id})", total=job.total, rate="-")
+        progress.update(task, completed=job.done)
+
+        def shown(now_job: Any) -> None:
+            speed = progress.tasks[0].speed
+            progress.update(
+                task,
+                completed=now_job.done,
+                rate=f"{speed:,.0f}" if speed else "-",
+            )
+
+        return run_job(
+            engine,
+            job.id,
+            clock=lambda: datetime.now(UTC),
+            batch=batch,
+            rate=rate,
+            on_batch=shown,
+        )
+
+
+def _write_bulk_report(engine: Any, job_id: str, path: Path) -> None:
+    from refundry.services.bulk.report import write_report
+
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            write_report(engine, job_id, out)
+    except OSError as exc:
+        _fail(f"--report {path}: cannot write ({exc.strerror})")
+
+
 def _signing_engine(url: str | None, *, dev: bool) -> Any:
     """An engine for --url (else the settings') with the audit keys attached: outside --dev the
     settings must name ``audit_key`` (exit 2 otherwise)."""
@@ -293,9 +472,9 @@ def worker_command(
     config: ConfigOption = None,
     assignments: SetOption = None,
 ) -> None:
-    """Run the outbox relay (gateway refunds, notifications, events, return bookings) and the
-    SLA timers until stopped (Ctrl-C), or one round with --once. Outside --dev every adapter
-    must be named (docs/configuration.md)."""
+    """Run the outbox relay (gateway refunds, notifications, events, return bookings), the
+    webhooks to the shop (docs/webhooks.md) and the SLA timers until stopped (Ctrl-C), or one
+    round with --once. Outside --dev every adapter must be named (docs/configuration.md)."""
     from refundry.bootstrap import StartupError, build
     from refundry.observability import configure_logging
     from refundry.worker import Worker
@@ -326,13 +505,15 @@ def worker_command(
         clock=runtime.clock,
         name=name,
         tracer=runtime.tracer,
+        hooks=runtime.hook_sender(name=name),
     )
     if once:
         sent, fired = worker.run_once()
         typer.echo(
             f"refundry: {sent} messages handled; timers: {fired.approved} approved, "
             f"{fired.closed} closed, {fired.refunded} refunded, {fired.completed} "
-            f"completed; {worker.swept} expired API idempotency keys deleted"
+            f"completed; {worker.swept} expired API idempotency keys deleted; "
+            f"{worker.bulk_orders} bulk refund orders settled"
         )
         return
     try:
@@ -343,6 +524,7 @@ def worker_command(
 
 app.command("token")(token_command)
 app.command("serve")(serve_command)
+app.add_typer(webhook_app, name="webhook")
 
 metrics_app = typer.Typer(help="/metrics' business figures.", no_args_is_help=True)
 app.add_typer(metrics_app, name="metrics")

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from refundry.domain.plan_doc import PlanDoc
 
-__all__ = ["format_minor", "plan_panel"]
+__all__ = ["bulk_dry_run_lines", "format_minor", "plan_panel"]
 
 _MINOR_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "KWD": 3, "JOD": 3}
 
@@ -100,3 +100,26 @@ def plan_panel(plan: PlanDoc, *, title: str | None = None) -> Panel:
 
 def print_plan(plan: PlanDoc, *, title: str | None = None, console: Console | None = None) -> None:
     (console or Console()).print(plan_panel(plan, title=title))
+
+
+def bulk_dry_run_lines(summary: dict[str, Any]) -> list[str]:
+    """A bulk refund's dry run (services/bulk/dry_run.py's ``as_dict``) as lines of text."""
+    out = [f"orders selected: {summary['orders']}", f"refunds: {summary['refunds']}"]
+    for cur, total in sorted(summary["total"].items()):
+        out.append(f"money back: {format_minor(total, cur)}")
+        for kind, amount in sorted(summary["money"].get(cur, {}).items()):
+            out.append(f"  to {kind} tenders: {format_minor(amount, cur)}")
+        for kind, amount in sorted(summary["deductions"].get(cur, {}).items()):
+            out.append(f"  deducted ({kind}): {format_minor(amount, cur)}")
+    for what, n in sorted(summary["coupons"].items()):
+        out.append(f"coupons {what}: {n}")
+    for what, n in sorted(summary["points"].items()):
+        out.append(f"points {what}: {n}")
+    out.append(f"need manual review: {len(summary['manual_review'])}")
+    out += [f"  {m['order_id']}: {m['why']}" for m in summary["manual_review"]]
+    out.append(f"units left to open cases: {len(summary['held_by_case'])} orders")
+    out += [f"  {h['order_id']}: {h['units']} units" for h in summary["held_by_case"]]
+    for code, ids in sorted(summary["refused"].items()):
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        out.append(f"refused {code}: {len(ids)} ({shown})")
+    return out

@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     # have died: a retry with the key takes it over (or rebuilds its committed answer)
     idempotency_lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
 
+    # Webhooks to the shop (docs/webhooks.md): endpoints are registered by an admin
+    webhook_delivery: Literal["http", "sandbox"] = "http"  # sandbox: nothing is sent
+    webhook_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 10  # per attempt
+    webhook_retry_base_seconds: Annotated[int, Field(ge=1)] = 60  # the first retry's step
+    webhook_retry_cap_seconds: Annotated[int, Field(ge=1)] = 12 * 3600  # the longest step
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = 12  # per delivery and round
+    # an endpoint failing this many attempts in a row (any event) is disabled
+    webhook_disable_after: Annotated[int, Field(ge=1)] = 100
+    webhook_secret_overlap_hours: Annotated[int, Field(ge=0)] = 24  # old secret still signs
+    webhook_retention_days: Annotated[int, Field(ge=1)] = 30  # events kept for log and replay
+
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
 

@@ -5,6 +5,7 @@ writes must insert and update the same rows and end with the same database, on b
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold-apply"])
-def test_apply_bench_checks_hold_on_both_backends(pg_url: str, cold: bool) -> None:
+def run_bench(script: str, *args: str) -> str:
+    """``bench/<script>`` with ``args`` against the tests' PostgreSQL server: its output, once
+    it exited 0."""
     admin = os.environ.get("REFUNDRY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-    args = ["--refunds", "20", "--backend", "both", "--no-history-check"]
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "apply_bench.py"), *args]
-        + (["--cold-apply"] if cold else ["--no-cold-apply"]),
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -28,10 +28,25 @@ def test_apply_bench_checks_hold_on_both_backends(pg_url: str, cold: bool) -> No
         check=False,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return run.stdout
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold-apply"])
+def test_apply_bench_checks_hold_on_both_backends(pg_url: str, cold: bool) -> None:
+    args = ["--refunds", "20", "--backend", "both", "--no-history-check"]
+    out = run_bench("apply_bench.py", *args, "--cold-apply" if cold else "--no-cold-apply")
     for backend in ("sqlite", "postgresql"):
         assert (
-            f"{backend}: " in run.stdout
-            and "counts equal, contents identical; the timed run inserted the same rows"
-            in run.stdout
+            f"{backend}: " in out
+            and "counts equal, contents identical; the timed run inserted the same rows" in out
         )
-    assert run.stdout.count("counts equal, contents identical") == 2
+    assert out.count("counts equal, contents identical") == 2
+
+
+def test_bulk_bench_checks_hold_on_both_backends(pg_url: str) -> None:
+    """bench/bulk_bench.py on 40 orders: both sides inserted and updated the same rows, the twin
+    and the baseline ended identical, on each backend."""
+    out = run_bench("bulk_bench.py", "--orders", "40", "--batch", "8")
+    assert out.count("counts equal, contents identical (twin and baseline)") == 2
+    for backend in ("sqlite", "postgresql"):
+        assert re.search(rf"^{backend} +40 ", out, re.MULTILINE), out

@@ -35,6 +35,7 @@ case risk: see                          no          no               all    all 
 case messages: see how they fared       no          no               all    all    no
 refund: see                             own         its lines (10)   all    all    no
 refund: apply for an order              no          no               all    all    no
+refunds in bulk: start, progress        no          no               no     yes    no
 coupons, points, eligibility, inbox     own         no               no     no     no
 one-time code: request                  own         no               no     no     no
 agent queue: see                        no          no               yes    yes    no
@@ -50,6 +51,7 @@ passkeys: register, list, remove own    yes         yes              yes    yes 
 failed refund: retry, to the wallet     no          no               yes    yes    no
 merchant desk: see its returns          no          yes (8)          no     no     no
 operations dashboard: see               no          no               yes    yes    no
+webhook endpoints: manage, log, replay  no          no               no     yes    no
 ======================================  ==========  ===============  =====  =====  ======
 
 (1) an order holding one of its lines: its own lines only, no tenders (the payment is the
@@ -166,6 +168,8 @@ Area = Literal[
     "refund.resolve_failed",
     "merchant.desk",
     "operations.dashboard",
+    "webhook.manage",
+    "refund.bulk",
 ]
 _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "order.ingest": ("admin",),  # the shop's back end holds an admin token
@@ -196,6 +200,9 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "merchant.desk": ("merchant",),  # /merchant: the merchant's returns
     # /desk/dashboard: the figures of /metrics, for the people who run the after-sales desk
     "operations.dashboard": _DESK,
+    # the shop's webhook endpoints, their delivery log and replays: the shop's back end
+    "webhook.manage": ("admin",),
+    "refund.bulk": ("admin",),  # bulk refund jobs: start (or dry-run), progress, report
 }
 
 

@@ -24,6 +24,10 @@ FAULT_POINTS = (
     "relay.after_record",  # the answer is recorded, the message not yet marked done
     # an inspection that reverses a 极速退款 (services/refunds/reversal.py):
     "reversal.after_writes",  # the reversal's rows written, the inspection not committed
+    # a bulk refund's batch (services/bulk/jobs.py):
+    "bulk.between_orders",  # an order's refund written in its savepoint, the next not begun
+    "bulk.after_batch_writes",  # the batch's refunds and outcomes written, not committed
+    "bulk.after_batch_commit",  # the batch committed, the runner has not read it back
     # a POST with an Idempotency-Key (services/claims.py, api/idempotency.py):
     "request.before_commit",  # the use case's rows and the key's mark written, not committed
     "request.after_commit",  # committed, the answer not yet stored under the key

@@ -702,3 +702,122 @@ passkey_challenges = Table(
     Column("used_at", When),
     Index("ix_passkey_challenges_expires", "expires_at"),
 )
+
+# Webhooks to the shop (Standard Webhooks; services/shop_webhooks, docs/webhooks.md). An
+# endpoint the shop's admin registered: its URL, the event types it takes ("*": all) and the
+# secret its bodies are signed with (``whsec_``, shown once; the one before a rotation still
+# signs until ``previous_secret_until``). ``consecutive_failures`` counts failed attempts since
+# the last success; past the setting ``webhook_disable_after`` the endpoint is disabled.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("event_types", Text, nullable=False),  # JSON list of types, or ["*"]
+    Column("description", Text, nullable=False, server_default=""),
+    Column("secret", String(100), nullable=False),
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_until", When, nullable=True),
+    Column("status", String(12), nullable=False),  # enabled | disabled | deleted
+    Column("disabled_reason", String(200), nullable=True),  # by an admin, or the failures
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+)
+
+# One event as the shop receives it: ``body`` is the JSON text signed and sent, the same bytes
+# on every attempt and replay; ``id`` (``msg_…``, the ``webhook-id`` header) is derived from
+# the outbox key, so it never changes.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("type", String(80), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("occurred_at", When, nullable=False),
+    Index("ix_webhook_events_occurred", "occurred_at"),
+)
+
+# One event to one endpoint: pending until a 2xx answer (succeeded) or its attempts are used
+# up (failed). ``attempts`` counts this round's (a replay starts a new round), ``total_attempts``
+# every attempt the log shows.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), ForeignKey("webhook_events.id"), nullable=False),
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("status", String(12), nullable=False),  # pending | succeeded | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("total_attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", When, nullable=True),  # null unless pending
+    Column("last_status_code", Integer, nullable=True),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+    UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_endpoint"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+)
+
+# The delivery log: every attempt, its answer (no status code: nothing answered), how long it
+# took and when the next one is due (null: none).
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", When, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("next_attempt_at", When, nullable=True),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "attempt"),
+)
+
+# Bulk refunds (services/bulk): a job selects orders once, when it is made (``bulk_job_orders``,
+# one row per order in ``position`` order, ``pending`` until its batch commits with the refund),
+# so a job killed at any point and started again goes on from the first pending row and no
+# order is refunded twice. ``selector_hash`` finds the job again when the same command is run.
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("selector_hash", String(80), nullable=False),
+    Column("selector", Text, nullable=False),  # JSON: campaign, sku, merchant, window, ids
+    Column("reason", String(32), nullable=False),
+    Column("policy", Text, nullable=False),  # JSON: the policy the job's plans are made with
+    Column("rate", Integer, nullable=False, server_default="0"),  # refunds/s, 0: unlimited
+    Column("state", String(16), nullable=False),  # running | finished
+    Column("total", Integer, nullable=False),  # orders selected
+    Column("done", Integer, nullable=False, server_default="0"),  # orders with an outcome
+    Column("refunded", Integer, nullable=False, server_default="0"),
+    Column("refused", Integer, nullable=False, server_default="0"),
+    Column("manual_review", Integer, nullable=False, server_default="0"),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", When, nullable=False),
+    Column("updated_at", When, nullable=False),
+    Column("finished_at", When),
+    CheckConstraint("done >= 0 AND done <= total", name="done"),
+    Index("ix_bulk_jobs_selector", "selector_hash"),
+)
+
+bulk_job_orders = Table(
+    "bulk_job_orders",
+    metadata,
+    Column("job_id", String(64), ForeignKey("bulk_jobs.id"), primary_key=True),
+    Column("order_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("customer_id", String(64)),  # NULL: an id from the file that names no order
+    # pending | refunded | refused | manual_review | skipped (docs/bulk-refunds.md)
+    Column("state", String(16), nullable=False),
+    Column("code", String(80)),  # why it was refused, skipped or left for review
+    Column("message", Text),
+    Column("refund_id", String(64)),
+    Column("total", Money, nullable=False, server_default="0"),
+    Column("currency", String(3)),
+    Column("held_by_case", Integer, nullable=False, server_default="0"),  # units left to cases
+    Column("updated_at", When),
+    Index("ix_bulk_job_orders_position", "job_id", "state", "position"),
+)

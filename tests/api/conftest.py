@@ -39,6 +39,7 @@ from refundry.services.operations.heartbeats import beat
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.passkeys import register_passkey, registration_options
 from refundry.services.refunds.apply import apply_refund, preview_refund
+from refundry.services.shop_webhooks.endpoints import register_endpoint
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts, inbox_messages
@@ -157,6 +158,7 @@ class World:
     refund_alice: str = ""
     inbox_alice: int = 0
     inbox_bob: int = 0
+    webhook_endpoint: str = ""  # the shop's endpoint, registered by its admin
     extra: dict[str, Any] = field(default_factory=dict)
 
     def ids(self) -> dict[str, Any]:
@@ -168,6 +170,8 @@ class World:
             "message_id": self.inbox_alice,
             "refund_id": self.refund_alice,
             "passkey_id": self.extra.get("passkey_alice", ""),
+            "endpoint_id": self.webhook_endpoint,
+            "job_id": "bj_world",  # a bulk refund job is no customer's: staff only
         }
 
     def alice_markers(self) -> list[str]:
@@ -359,6 +363,13 @@ def build_world(db_url: str) -> Iterator[World]:
             )
         world.inbox_alice, world.inbox_bob = int(ids[ALICE]), int(ids[BOB])
         _passkeys(world)
+        world.webhook_endpoint = register_endpoint(
+            engine,
+            actor=Actor("admin", ADMIN),
+            url="https://shop.example/refundry-webhooks",
+            event_types=["*"],
+            now=NOW,
+        ).endpoint.id
         yield world
     engine.dispose()
 

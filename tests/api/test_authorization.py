@@ -14,6 +14,8 @@ may call it — and then the checks below cover it on their own:
   nothing changes.
 - ``self``: the caller's own data (``/v1/me/*``, lists): Bob's answer never contains any of
   Alice's ids.
+- ``admin_only``: the shop's back end alone (webhook endpoints): a customer, a merchant and an
+  agent get 403 ``auth.forbidden`` and nothing changes; the admin reaches it.
 - ``public``: answers without a token. ``webhook_signed``: an unsigned body is refused (4xx)
   and nothing changes.
 
@@ -58,7 +60,7 @@ from tests.api.conftest import (
 )
 
 METHODS = ("get", "post", "put", "patch", "delete")
-POLICIES = ("owner_only", "staff_only", "self", "public", "webhook_signed")
+POLICIES = ("owner_only", "staff_only", "admin_only", "self", "public", "webhook_signed")
 
 # (METHOD, path template) -> who may call it. Every operation of the OpenAPI document must be
 # here; a new endpoint fails test_every_operation_has_a_policy until it is given one.
@@ -67,6 +69,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/readyz"): "public",
     ("POST", "/v1/admin/tokens/revoke"): "staff_only",  # admin
     ("GET", "/metrics"): "staff_only",  # admin
+    ("POST", "/v1/bulk-refunds"): "staff_only",  # admin
+    ("GET", "/v1/bulk-refunds/{job_id}"): "staff_only",  # admin
+    ("GET", "/v1/bulk-refunds/{job_id}/report"): "staff_only",  # admin
     ("POST", "/v1/orders"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/status"): "staff_only",  # the shop's back end (admin)
     ("POST", "/v1/orders/{order_id}/refunds"): "owner_only",  # the desk; Bob: 404
@@ -113,13 +118,32 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/v1/customers/{customer_id}"): "staff_only",  # admin: the shop's back end
     ("PATCH", "/v1/customers/{customer_id}"): "staff_only",  # admin
     ("POST", "/v1/customers/{customer_id}/adjustments"): "staff_only",  # admin
+    ("POST", "/v1/webhook-endpoints"): "admin_only",  # webhooks to the shop
+    ("GET", "/v1/webhook-endpoints"): "admin_only",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}"): "admin_only",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/disable"): "admin_only",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/enable"): "admin_only",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): "admin_only",
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): "admin_only",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): "admin_only",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/replay"): "admin_only",
+    ("GET", "/v1/webhook-event-types"): "admin_only",
     ("POST", "/v1/webhooks/gateway"): "webhook_signed",
     ("POST", "/v1/webhooks/logistics"): "webhook_signed",
 }
 
 # Path parameters are filled by name with Alice's objects (World.ids); a parameter with a name
 # not there fails test_every_operation_has_a_policy.
-PATH_PARAMS = ("order_id", "case_id", "customer_id", "message_id", "refund_id", "passkey_id")
+PATH_PARAMS = (
+    "order_id",
+    "case_id",
+    "customer_id",
+    "message_id",
+    "refund_id",
+    "passkey_id",
+    "endpoint_id",
+    "job_id",
+)
 
 _REQUEST = {
     "lines": [{"line_id": LINE_ALICE_M1, "quantity": 1}],
@@ -183,6 +207,14 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "kind": "points",
         "points": 1000,
         "source": {"type": "goodwill", "id": "gw-1"},
+    },
+    ("POST", "/v1/webhook-endpoints"): lambda w: {
+        "url": "https://intruder.example/hooks",
+        "event_types": ["*"],
+    },
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/replay"): lambda w: {
+        "since": "2026-11-01T00:00:00Z",
+        "until": "2026-12-01T00:00:00Z",
     },
 }
 _LINE_NEW = {
@@ -417,15 +449,19 @@ def test_the_owner_reads_her_own_objects(world: World) -> None:
     failures.check()
 
 
-# -- staff_only --------------------------------------------------------------------------------
+# -- staff_only and admin_only -----------------------------------------------------------------
 
 
-def test_staff_only_refuses_customers_and_merchants(world: World) -> None:
-    doc, ops = _ops(world, "staff_only")
-    assert ops, "no staff_only operation in the document"
+def _forbidden_to(
+    world: World, policy: str, callers: tuple[tuple[str, str], ...], *, control: str
+) -> None:
+    """Each caller gets 403 auth.forbidden on every ``policy`` operation and nothing changes;
+    ``control`` (a role) reads each GET of them (200), so the 403s are not vacuous."""
+    doc, ops = _ops(world, policy)
+    assert ops, f"no {policy} operation in the document"
     failures = Failures()
     for method, path, op in ops:
-        for who, sub in (("customer", ALICE), ("customer", BOB), ("merchant", M1)):
+        for who, sub in callers:
             before = db_snapshot(world.engine)
             r = call(world, doc, method, path, op, bearer(who, sub))
             if r.status_code != 403 or _code(r) != "auth.forbidden":
@@ -435,7 +471,30 @@ def test_staff_only_refuses_customers_and_merchants(world: World) -> None:
             diff = unchanged(world, before)
             if diff:
                 failures.add(method, path, f"{who} {sub}'s refused request changed: {diff}")
+        if method == "GET" and path != "/metrics":  # /metrics is text, answered elsewhere
+            r = call(world, doc, method, path, op, bearer(control, ADMIN))
+            if r.status_code != 200:
+                failures.add(method, path, f"{control}: {_describe(r)}")
     failures.check()
+
+
+def test_staff_only_refuses_customers_and_merchants(world: World) -> None:
+    _forbidden_to(
+        world,
+        "staff_only",
+        (("customer", ALICE), ("customer", BOB), ("merchant", M1)),
+        control="admin",
+    )
+
+
+def test_admin_only_refuses_every_other_role_and_answers_the_admin(world: World) -> None:
+    """The shop's back end alone (webhook endpoints): agents too get 403."""
+    _forbidden_to(
+        world,
+        "admin_only",
+        (("customer", ALICE), ("merchant", M1), ("agent", AGENT)),
+        control="admin",
+    )
 
 
 # -- no token ----------------------------------------------------------------------------------

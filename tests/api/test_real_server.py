@@ -303,3 +303,37 @@ def test_another_customer_is_told_the_order_does_not_exist(server: Server) -> No
     )
     assert (r.status_code, r.json()["code"]) == (404, "order.not_found")
     assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_the_shop_manages_its_webhook_endpoint_over_the_wire(server: Server) -> None:
+    """Outside dev mode: https only; the secret in the 201 answer alone; the delivery log;
+    an agent is refused (docs/webhooks.md)."""
+    admin = ("admin", "shop-backend")
+    plain = server.http.post(
+        "/v1/webhook-endpoints",
+        headers=server.token(*admin),
+        json={"url": "http://shop.example/hooks", "event_types": ["*"]},
+    )
+    assert (plain.status_code, plain.json()["code"]) == (422, "webhook.url_invalid")
+    inside = server.http.post(
+        "/v1/webhook-endpoints",
+        headers=server.token(*admin),
+        json={"url": "https://10.1.2.3/hooks", "event_types": ["*"]},
+    )
+    assert (inside.status_code, inside.json()["code"]) == (422, "webhook.url_invalid")
+    made = server.call(
+        "POST",
+        "/v1/webhook-endpoints",
+        admin,
+        {"url": "https://shop.example/hooks", "event_types": ["refund.applied"]},
+        status=201,
+    )
+    assert made["secret"].startswith("whsec_")
+    path = f"/v1/webhook-endpoints/{made['id']}"
+    shown = server.call("GET", path, admin)
+    assert (shown["status"], "secret" in shown) == ("enabled", False)
+    assert server.call("GET", f"{path}/deliveries", admin) == {"items": [], "next_cursor": None}
+    refused = server.http.get(path, headers=server.token("agent", "li"))
+    assert (refused.status_code, refused.json()["code"]) == (403, "auth.forbidden")
+    assert server.http.delete(path, headers=server.token(*admin)).status_code == 204
+    assert server.http.get(path, headers=server.token(*admin)).status_code == 404

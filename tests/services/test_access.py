@@ -87,6 +87,8 @@ AREAS: dict[str, access.Area] = {
     "failed refund: retry, to the wallet": "refund.resolve_failed",
     "merchant desk: see its returns": "merchant.desk",
     "operations dashboard: see": "operations.dashboard",
+    "webhook endpoints: manage, log, replay": "webhook.manage",
+    "refunds in bulk: start, progress": "refund.bulk",
 }
 # Table rows decided per case, on a case the role is most entitled to.
 CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {

@@ -27,6 +27,8 @@ admin prometheus --days 365`` and, in the scrape config, ``authorization: {crede
     refundry_outbox_dead{topic}                    gauge: dead letters for an operator
     refundry_gateway_errors_total{outcome}         counter: gateway calls without an answer
     refundry_worker_heartbeat_age_seconds{worker}  gauge: seconds since the worker's last round
+    refundry_webhook_deliveries{status}            gauge: the shop's webhooks pending, failed
+    refundry_webhook_endpoints_disabled            gauge: endpoints nothing is sent to
     refundry_http_request_duration_seconds{method,route}   histogram (every worker's)
     refundry_http_requests_total{method,route,status}      counter (every worker's)
     process_*, python_*                            prometheus-client's own (one worker:
@@ -142,6 +144,19 @@ def operations_metrics(ops: OperationsFigures) -> Iterator[Metric]:
     for worker, age in ops.heartbeat_age_seconds.items():
         beats.add_metric([worker], age)
     yield beats
+    hooks = GaugeMetricFamily(
+        "refundry_webhook_deliveries",
+        "Webhooks to the shop waiting to be sent (pending) or given up (failed).",
+        labels=["status"],
+    )
+    for status, n in ops.webhook_deliveries.items():
+        hooks.add_metric([status], n)
+    yield hooks
+    yield GaugeMetricFamily(
+        "refundry_webhook_endpoints_disabled",
+        "The shop's webhook endpoints disabled (by an admin or their failures).",
+        value=ops.webhook_endpoints_disabled,
+    )
 
 
 class _Scrape(Collector):

@@ -162,6 +162,7 @@ def _case_event(
             "to": after.value,
             "since": instant(row.state_since),
             "opened_at": instant(row.created_at),
+            "version": row.version + 1,  # the shop keeps the highest: events may come unordered
         },
     )
 
@@ -184,6 +185,7 @@ def opened_event(
             "actor": actor.tag,
             "from": None,
             "to": CaseState.REQUESTED.value,
+            "version": 1,
         },
     )
 

@@ -4,7 +4,9 @@
   ``ix_outbox_due`` (status, available_at); dead letters per topic from the same index;
 - gateway calls that did not get an answer (timeout, unavailable, error) per outcome, from
   ``ix_gateway_calls_outcome``;
-- each worker's seconds since its last finished round (``worker_heartbeats``, a row a worker).
+- each worker's seconds since its last finished round (``worker_heartbeats``, a row a worker);
+- the shop's webhooks: deliveries waiting (pending) and given up (failed), from
+  ``ix_webhook_deliveries_due``, and endpoints disabled (by an admin or their failures).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from sqlalchemy import Engine, func, select
 from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import gateway_calls, outbox, worker_heartbeats
+from refundry.store.tables import (
+    gateway_calls,
+    outbox,
+    webhook_deliveries,
+    webhook_endpoints,
+    worker_heartbeats,
+)
 
 __all__ = ["GATEWAY_ERRORS", "OperationsFigures", "operations_figures"]
 
@@ -32,6 +40,8 @@ class OperationsFigures:
     dead: Mapping[str, int]  # topic -> dead letters waiting for an operator
     gateway_errors: Mapping[str, int]  # outcome -> gateway calls without an answer
     heartbeat_age_seconds: Mapping[str, float]  # worker -> seconds since its last round
+    webhook_deliveries: Mapping[str, int]  # pending | failed -> deliveries to the shop
+    webhook_endpoints_disabled: int  # the shop's endpoints nothing is sent to
 
 
 def operations_figures(engine: Engine, actor: Actor, *, now: datetime) -> OperationsFigures:
@@ -73,6 +83,21 @@ def operations_figures(engine: Engine, actor: Actor, *, now: datetime) -> Operat
                 )
             )
         }
+        hooks = dict.fromkeys(("pending", "failed"), 0)
+        d = webhook_deliveries.c
+        for status, n in conn.execute(
+            select(d.status, func.count()).where(d.status.in_(hooks)).group_by(d.status)
+        ):
+            hooks[status] = int(n)
+        disabled = conn.execute(
+            select(func.count()).where(webhook_endpoints.c.status == "disabled")
+        ).scalar_one()
     return OperationsFigures(
-        due=due, lag_seconds=lag, dead=dead, gateway_errors=errors, heartbeat_age_seconds=beats
+        due=due,
+        lag_seconds=lag,
+        dead=dead,
+        gateway_errors=errors,
+        heartbeat_age_seconds=beats,
+        webhook_deliveries=hooks,
+        webhook_endpoints_disabled=int(disabled),
     )

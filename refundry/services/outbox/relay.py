@@ -28,6 +28,7 @@ from refundry.services.cases.shipments import record_booking
 from refundry.services.faults import fault_point
 from refundry.services.outbox.messages import Topic, enqueue
 from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier, PaymentGateway
+from refundry.services.shop_webhooks.fanout import fan_out
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
 
@@ -85,6 +86,8 @@ class Relay:
             elif topic is Topic.LOGISTICS_BOOK:
                 self._book_return(row.id, row.attempts, row.key, payload)
             else:
+                if topic is Topic.EVENT and not self._fan_out(row, payload):
+                    continue
                 send = self.notifier.send if topic is Topic.NOTIFY else self.publisher.publish
                 self._deliver(row.id, row.attempts, topic, partial(send, payload, key=row.key))
         structlog.contextvars.unbind_contextvars(
@@ -109,7 +112,12 @@ class Relay:
         with UnitOfWork(self.engine) as uow:
             query = (
                 select(
-                    outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.attempts
+                    outbox.c.id,
+                    outbox.c.topic,
+                    outbox.c.key,
+                    outbox.c.payload,
+                    outbox.c.attempts,
+                    outbox.c.created_at,
                 )
                 .where(outbox.c.status == "pending", outbox.c.available_at <= now)
                 .order_by(outbox.c.id)
@@ -166,6 +174,26 @@ class Relay:
         return dead
 
     # -- notifications and events -----------------------------------------------------------
+
+    def _fan_out(self, row: Any, payload: dict[str, Any]) -> bool:
+        """The shop's webhooks of a domain event (services/shop_webhooks/fanout.py), queued
+        before the event publisher is called and apart from it: a broker that is down does
+        not hold the shop's webhooks back. Repeating it (a retry) adds nothing. False when it
+        failed: the message is tried again later, like a failed delivery."""
+        try:
+            with UnitOfWork(self.engine) as uow:
+                fan_out(
+                    uow.conn,
+                    key=row.key,
+                    payload=payload,
+                    occurred_at=row.created_at,
+                    now=self.clock(),
+                )
+                uow.commit()
+        except Exception as exc:  # the store's trouble must not stop the relay
+            self._retry_later(row.id, row.attempts, Topic.EVENT, f"webhook fan-out: {exc!r}")
+            return False
+        return True
 
     def _deliver(
         self, message_id: int, attempts: int, topic: str, send: Callable[[], None]
@@ -433,10 +461,13 @@ def settle_refund_status(
     conn: Connection, *, refund_id: str, at: datetime, trail: AuditTrail
 ) -> str:
     """The refund's status from its tenders: failed if any failed, refunded when all are done."""
+    t = refund_tenders.c
     rows = conn.execute(
-        select(refund_tenders.c.status, refund_tenders.c.attempt).where(
-            refund_tenders.c.refund_id == refund_id
+        select(
+            t.tender_id, t.kind, t.amount, t.status, t.attempt, t.gateway_refund_id, t.failure_code
         )
+        .where(t.refund_id == refund_id)
+        .order_by(t.tender_id)
     ).all()
     states = [r.status for r in rows]
     # Each status is reached at most once per gateway attempt: a deterministic message key,
@@ -490,6 +521,26 @@ def settle_refund_status(
                 "type": f"refund.{status}",
                 "refund_id": refund_id,
                 "order_id": refund.order_id,
+                "customer_id": customer[0],
+                "from": refund.status,
+                "to": status,
+                # grows with each gateway attempt (an agent's retry): the shop orders a
+                # refund's events by it, then refunding before refunded / refund_failed
+                "attempt": attempts,
+                "total": plan["amount"]["total"],
+                "currency": plan["currency"],
+                # each tender as it stands: the shop sees which one failed and why
+                "tenders": [
+                    {
+                        "tender_id": r.tender_id,
+                        "kind": r.kind,
+                        "amount": int(r.amount),
+                        "status": r.status,
+                        "gateway_refund_id": r.gateway_refund_id,
+                        "failure_code": r.failure_code,
+                    }
+                    for r in rows
+                ],
             },
         )
     return status

@@ -397,10 +397,15 @@ def _write(
     at: datetime,
     naive: bool,
     plan_text: str | None = None,
+    trail: AuditTrail | None = None,
 ) -> str:
+    """``trail``: the caller's, flushed by the caller (a bulk batch's, once for all its
+    refunds); by default the refund's own, flushed here."""
     order = inputs.order
     seq = len(inputs.history) + 1
-    trail = AuditTrail(actor=actor, at=at)
+    own_trail = trail is None
+    if trail is None:
+        trail = AuditTrail(actor=actor, at=at)
     _guarded_writes(conn, order=order, plan=plan, seq=seq, seen=len(inputs.history), naive=naive)
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])
@@ -432,6 +437,7 @@ def _write(
         trail=trail,
         seq=seq,
         status=status,
+        flush_trail=own_trail,
     )
     if plan["amount"]["carry"] < 0:  # earlier steps moved more: a reversed 极速退款's debt
         settle_debts(
@@ -455,6 +461,7 @@ def _record_money_and_effects(
     trail: AuditTrail,
     seq: int,
     status: str,
+    flush_trail: bool = True,
 ) -> None:
     """Money to each tender, the ``refund.applied`` entry, every other effect of the plan
     (services/refunds/effects.py), in that order, and the ``refund.applied`` event; the
@@ -483,7 +490,7 @@ def _record_money_and_effects(
         plan_hash=plan["plan_hash"],
         amount=plan["amount"],
     )
-    record_effects(
+    applied = record_effects(
         conn,
         plan=plan,
         order=order,
@@ -517,11 +524,30 @@ def _record_money_and_effects(
             "merchants": sorted(
                 {order.line(u["line_id"]).merchant_id for u in plan["units"] if u["quantity"]}
             ),
+            # what the shop's systems mirror (webhooks: docs/webhooks.md)
+            "plan_hash": plan["plan_hash"],
+            "units": [
+                {"line_id": u["line_id"], "sku": u["sku"], "quantity": u["quantity"]}
+                for u in plan["units"]
+                if u["quantity"]
+            ],
+            "tenders": [
+                {
+                    "tender_id": t["tender_id"],
+                    "kind": t["kind"],
+                    "amount": t["amount"],
+                    "points": t["points"],
+                }
+                for t in plan["tenders"]
+                if t["amount"] or t["points"]
+            ],
+            "effects": applied,
         },
         batch=batch,
     )
     batch.flush(conn)
-    trail.flush(conn)
+    if flush_trail:
+        trail.flush(conn)
 
 
 def _deductions_by_kind(plan: PlanDoc) -> dict[str, int]:
@@ -589,12 +615,26 @@ def compute_plan(inputs: PlanInputs, request: Any, policy: Policy, at: datetime)
 
 
 def record_refund(
-    conn: Connection, *, inputs: PlanInputs, plan: PlanDoc, actor: str, at: datetime
+    conn: Connection,
+    *,
+    inputs: PlanInputs,
+    plan: PlanDoc,
+    actor: str,
+    at: datetime,
+    trail: AuditTrail | None = None,
 ) -> tuple[str, str]:
-    """Write a ready plan's refund in the caller's transaction; returns (refund id, status)."""
+    """Write a ready plan's refund in the caller's transaction; returns (refund id, status).
+    With ``trail`` its audit entries are left in it for the caller to flush."""
     refund_id = "rf_" + uuid.uuid4().hex[:20]
     with pipelined(conn):
         status = _write(
-            conn, inputs=inputs, plan=plan, refund_id=refund_id, actor=actor, at=at, naive=False
+            conn,
+            inputs=inputs,
+            plan=plan,
+            refund_id=refund_id,
+            actor=actor,
+            at=at,
+            naive=False,
+            trail=trail,
         )
     return refund_id, status

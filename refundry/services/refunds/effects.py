@@ -271,13 +271,16 @@ def record_effects(
     batch: RowBatch,
     balances: dict[str, int] | None = None,
     states: dict[str, str] | None = None,
-) -> None:
+) -> list[dict[str, Any]]:
     """``balances``: from ``move_balances`` (those accounts have already moved). ``states``:
     the current state of the order's coupons and entitlements, when the caller read them in
     this transaction under a lock no other writer can pass (SQLite's write lock): they are
-    then not read again before they change."""
+    then not read again before they change. Returns each effect as applied: the plan's
+    effect with what the store adds (a reissued item's ``replacement_id``, balances and
+    states before and after), for the ``refund.applied`` event the shop mirrors."""
     cid = order.customer_id
     rows = []
+    applied: list[dict[str, Any]] = []
     step = _Step(conn, order, refund_id, at, batch, balances, states or {})
     for position, effect in enumerate(plan["effects"]):
         kind = effect["type"]
@@ -290,6 +293,7 @@ def record_effects(
                 "data": compact(effect),
             }
         )
+        applied.append({**effect, **before_after})
         data = {k: v for k, v in effect.items() if k != "type"}
         trail.record(
             f"effect.{kind}", order_id=order.id, refund_id=refund_id, **data, **before_after
@@ -312,6 +316,7 @@ def record_effects(
                 "params": notice["params"],
             },
         )
+    return applied
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """the agents' desk on a case: who holds it, internal notes and debt records; the Location of
 an Idempotency-Key's first answer
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07 03:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from refundry.store.types import UTCDateTime
 
-revision = "0016"
-down_revision = "0015"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,8 @@
 
 The first request with a key runs and its response (status and body) is stored before it is
 sent; the same key and the same request replay it (header ``Idempotent-Replayed: true``); the
-same key with another request is 422 ``idempotency.key_reused``; a key whose first request is
+same key with another request is 422 ``idempotency.key_reused``; a replayed answer carries
+the first answer's ``Location`` (a 201's) too; a key whose first request is
 still running is 409 ``idempotency.in_flight`` with ``Retry-After``. "The same request" is the
 method, the path, the query and the body parsed as JSON and written canonically (keys sorted,
 no spacing), so the same document with its keys in another order is the same request. Keys
@@ -53,13 +54,14 @@ HEADER = b"idempotency-key"
 # POSTs whose lost answer is rebuilt by reading what they changed, as the caller (a case's
 # answer is the case as the caller sees it: routes/cases.py), with the first answer's status.
 _CASE_ACTION = re.compile(
-    r"^/v1/cases/(?P<id>[^/]+)/(approve|reject|cancel|ship|receive|inspect|resolve|rate)$"
+    r"^/v1/cases/(?P<id>[^/]+)/(approve|reject|cancel|ship|receive|inspect|resolve|rate"
+    r"|escalate|note|claim|assign|retry-refund|refund-to-wallet|recover-debt|write-off-debt)$"
 )
 
 
 def rebuild_target(path: str, outcome: str | None) -> tuple[str, int] | None:
     """The GET that rebuilds the answer of the committed POST to ``path`` (and its status), or
-    None: the POST runs again."""
+    None: the POST runs again. A rebuilt 201 carries the GET's path as its Location."""
     if path == "/v1/cases":
         return (f"/v1/cases/{outcome}", 201) if outcome else None
     found = _CASE_ACTION.match(path)
@@ -147,7 +149,8 @@ class IdempotencyMiddleware:
                 retry_after=int(self.lease.total_seconds()),
             )
         elif found.kind == "replay":
-            await _send_raw(send, found.status, found.body, replayed=True)
+            extra = [(b"location", found.location.encode())] if found.location else []
+            await _send_raw(send, found.status, found.body, replayed=True, extra=extra)
         else:
             await _send_problem(
                 send,
@@ -170,14 +173,15 @@ class IdempotencyMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(bytes(message.get("body", b"")))
 
-        status, answer = 500, b""
+        status, answer, location = 500, b"", None
         reset = CURRENT.set(claim)
         try:
             await self.app(scope, replay_receive, capture)
             status, answer = (int(start[0]["status"]) if start else 500), b"".join(chunks)
+            location = _location(start[0]) if start else None
         finally:
             CURRENT.reset(reset)
-            await anyio.to_thread.run_sync(self._finish, claim, status, answer)
+            await anyio.to_thread.run_sync(self._finish, claim, status, answer, location)
         fault_point("request.after_answer")
         for message in start:
             await send(message)
@@ -212,8 +216,12 @@ class IdempotencyMiddleware:
         await self.app(read, nothing, capture)
         answer = b"".join(chunks)
         if got and got[0] == 200:
-            await anyio.to_thread.run_sync(self._store_rebuilt, key, token, status, answer)
-            await _send_raw(send, status, answer, replayed=True)
+            location = path if status == 201 else None
+            await anyio.to_thread.run_sync(
+                self._store_rebuilt, key, token, status, answer, location
+            )
+            extra = [(b"location", location.encode())] if location else []
+            await _send_raw(send, status, answer, replayed=True, extra=extra)
         else:  # the caller may no longer see it: say so, store nothing
             await _send_raw(send, got[0] if got else 500, answer, replayed=False)
 
@@ -227,11 +235,23 @@ class IdempotencyMiddleware:
         now = datetime.now(UTC)
         return take_over(self.engine, key=key, token=token or None, now=now, lease=self.lease)
 
-    def _finish(self, claim: Claim, status: int, body: bytes) -> None:
-        finish_key(self.engine, claim=claim, status=status, body=body)
+    def _finish(self, claim: Claim, status: int, body: bytes, location: str | None) -> None:
+        finish_key(self.engine, claim=claim, status=status, body=body, location=location)
 
-    def _store_rebuilt(self, key: str, token: str, status: int, body: bytes) -> None:
-        store_rebuilt(self.engine, key=key, token=token, status=status, body=body)
+    def _store_rebuilt(
+        self, key: str, token: str, status: int, body: bytes, location: str | None
+    ) -> None:
+        store_rebuilt(
+            self.engine, key=key, token=token, status=status, body=body, location=location
+        )
+
+
+def _location(start: Message) -> str | None:
+    """The Location header of a response's start message, if it has one."""
+    for name, value in start.get("headers", ()):
+        if bytes(name).lower() == b"location":
+            return bytes(value).decode("latin-1")
+    return None
 
 
 async def _send_raw(

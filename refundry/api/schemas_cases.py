@@ -8,7 +8,7 @@ errors are problem+json (refundry/api/problems.py), documented per route with ``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,7 @@ from refundry.api.fields import (
     FreeText,
     Id,
     NonBlankText,
+    OneLine,
     OtpCode,
     Quantity,
     TrackingNumber,
@@ -24,19 +25,27 @@ from refundry.api.fields import (
 from refundry.api.schemas_passkeys import PasskeyAssertion
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
+from refundry.domain.reader import MAX_INTEGER
+from refundry.services.access import CaseAction
 
 __all__ = [
     "AssertionOptionsRequest",
+    "AssignBody",
     "CaseAction",
     "CaseCreate",
+    "CaseDetail",
     "CaseList",
     "CaseView",
     "CodeIssued",
     "CodeRequest",
     "Comment",
+    "DebtRecovery",
+    "DebtWriteOff",
     "Empty",
+    "Escalation",
     "InspectionBody",
     "Kind",
+    "NoteBody",
     "OrderIngest",
     "OrderView",
     "PlanView",
@@ -46,14 +55,16 @@ __all__ = [
     "Rejection",
     "Resolution",
     "ShipBody",
+    "TenderAction",
     "problems",
 ]
 
 Reason = Literal["quality_issue", "wrong_item", "not_received", "merchant_breach", "changed_mind"]
 Kind = Literal["refund_only", "return_and_refund"]
 ReturnMethod = Literal["self_ship", "prepaid_label", "pickup", "none"]
-# What an actor can do to a case over HTTP: one POST /v1/cases/{id}/<action> each.
-CaseAction = Literal["approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "rate"]
+# What an actor can do to a case over HTTP: one POST /v1/cases/{id}/<action> each (the
+# action's name with ``-`` for ``_``: retry_refund is POST /v1/cases/{id}/retry-refund); the
+# list is services/access.py's.
 
 
 class Body(BaseModel):
@@ -333,6 +344,12 @@ class InspectionView(BaseModel):
     disposition: dict[str, Literal["resellable", "damaged"]]
 
 
+class CaseRefundView(BaseModel):
+    id: str
+    status: Literal["pending", "succeeded", "failed"]
+    amount: int | None  # minor units; null where the case's amount is hidden
+
+
 class CaseView(BaseModel):
     id: str
     order_id: str
@@ -365,6 +382,33 @@ class CaseView(BaseModel):
     created_at: datetime
     updated_at: datetime
     allowed_actions: list[CaseAction]  # services.access.case_actions_for
+    assignee: str | None  # agents and admins only: the agent holding the case
+    refunds: list[CaseRefundView]  # every refund applied for the case, oldest first
+
+
+class TimelineEntryView(BaseModel):
+    at: datetime
+    # transition | note_added | assigned | debt_recovered | debt_written_off
+    kind: str
+    by: str  # agents and admins: the actor (role:id); others: the role that acted
+    action: str | None  # a transition's action
+    from_state: CaseState | None
+    to_state: CaseState | None
+    text: str | None  # a note's or a debt record's words (agents and admins)
+    detail: dict[str, Any] | None  # what the entry recorded (agents and admins)
+
+
+class DeadlineView(BaseModel):
+    timer: Literal["merchant_silent", "ship_within", "inspect_within", "complete_after"]
+    action: str  # what the timer then does: approve, expire, refund, complete
+    at: datetime
+
+
+class CaseDetail(CaseView):
+    """One case: the view, its timeline (oldest first) and when its running timers fire."""
+
+    timeline: list[TimelineEntryView]
+    deadlines: list[DeadlineView]
 
 
 class CaseList(BaseModel):
@@ -399,6 +443,42 @@ class InspectionBody(Body):
 class Resolution(Body):
     resolution: Literal["waiver", "wallet_debit"]
     comment: NonBlankText
+
+
+class Escalation(Body):
+    comment: NonBlankText  # why the case goes to manual review
+
+
+class NoteBody(Body):
+    text: NonBlankText  # internal: agents and admins only
+
+
+class AssignBody(Body):
+    agent_id: Id  # the agent who takes the case over
+
+
+class TenderAction(Body):
+    tender_id: Id  # a failed tender of the case's refund (GET /v1/refunds/{id})
+    reason: FreeText = ""
+
+
+class MoneyAmount(Body):
+    """Money: integer minor units with the ISO 4217 currency."""
+
+    amount: int = Field(strict=True, ge=1, le=MAX_INTEGER)
+    currency: Annotated[OneLine, Field(min_length=3, max_length=3)]
+
+
+class DebtRecovery(Body):
+    amount: MoneyAmount  # in the order's currency, at most what is owed
+    method: Literal["wallet", "external"]  # from the customer's wallet, or paid back outside
+    reference: Annotated[OneLine, Field(max_length=200)] = ""  # the shop's, for external
+    comment: FreeText = ""
+
+
+class DebtWriteOff(Body):
+    amount: MoneyAmount
+    comment: NonBlankText  # why the shop gives it up
 
 
 class RatingBody(Body):

@@ -24,6 +24,7 @@ from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.bootstrap import build
 from refundry.domain.policy import Policy
 from refundry.render import format_minor
+from refundry.services.access import Actor
 from refundry.services.audit.chain import verify_chain
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
@@ -344,7 +345,7 @@ def run_shop(console: Console, path: Path = Path("refundry-demo.sqlite")) -> dic
         engine,
         refund_id=failed.refund_id,
         tender_id="CARD",
-        actor="agent:lin",
+        actor=Actor("agent", "lin"),
         now=clock(),
         reason="card closed: customer asked for wallet",
         gateway=gateway,

@@ -22,6 +22,10 @@ refunded to that tender (the gateway did refund it) and what it paid beyond the 
 step is the case's debt, for an agent to recover. The order's later steps see that money in
 their history, so a later refund of the refused units pays only what the debt leaves (the plan's
 ``carry``). Everything here is pure: the services read the store and write the result.
+
+An agent settles what is still owed in parts (``debt_after``): each part recovered (from the
+wallet, or paid back outside refundry) or written off lowers what is owed, never below zero; a
+part that is not a whole positive number of minor units within what is owed is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from refundry.domain.customer import CampaignReward, CustomerSnapshot
+from refundry.domain.errors import InvalidInput
 from refundry.domain.plan_doc import EffectDoc, PlanDoc
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "RestoredItem",
     "Reversal",
     "accepted_request",
+    "debt_after",
     "history_document",
     "plan_reversal",
     "released_items",
@@ -308,3 +314,15 @@ def history_document(
         "deductions": accepted["deductions"] if accepted and not held else [],
         "effects": accepted["effects"] if accepted else [],
     }
+
+
+def debt_after(owed: int, part: int) -> int:
+    """What is still owed after ``part`` of the debt ``owed`` is recovered or written off:
+    ``case.debt_amount_invalid`` unless 1 <= part <= owed (whole minor units)."""
+    if type(part) is not int or not 1 <= part <= owed:
+        raise InvalidInput(
+            f"the amount must be a whole number of minor units from 1 to the {owed} owed",
+            code="case.debt_amount_invalid",
+            field="amount",
+        )
+    return owed - part

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any
 
 from refundry.domain.errors import InvalidInput
@@ -60,6 +61,22 @@ class Timers:
     ship_within_days: int = 7  # awaiting_return with no tracking number -> closed
     inspect_within_hours: int = 72  # received but not inspected -> refunded as asked
     complete_after_hours: int = 0  # refunded -> completed
+
+    def running(self) -> tuple[tuple[str, str, str, timedelta], ...]:
+        """Each timer as (the case state it runs in, its name, the action it takes, how long
+        after the case entered the state it fires): the one reading of these settings for
+        the sweep (services/cases/timers.py) and the deadlines a case shows."""
+        return (
+            (
+                "under_review",
+                "merchant_silent",
+                "approve",
+                timedelta(hours=self.merchant_silent_hours),
+            ),
+            ("awaiting_return", "ship_within", "expire", timedelta(days=self.ship_within_days)),
+            ("received", "inspect_within", "refund", timedelta(hours=self.inspect_within_hours)),
+            ("refunded", "complete_after", "complete", timedelta(hours=self.complete_after_hours)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,13 @@ case: ship the return                   own         no               all    all 
 case: receive, inspect                  no          own case (4)     all    all    no
 case: resolve a manual review           no          no               all    all    no
 case: rate                              own (6)     no               no     no     no
+case: escalate                          no          own case (9)     all    all    no
+case: note, claim, assign               no          no               all    all    no
+case: retry its failed refund, wallet   no          no               all    all    no
+case: recover, write off its debt       no          no               all    all    no
 case risk: see                          no          no               all    all    no
 case messages: see how they fared       no          no               all    all    no
-refund: see                             own         no               all    all    no
+refund: see                             own         its lines (10)   all    all    no
 refund: apply for an order              no          no               all    all    no
 refunds in bulk: start, progress        no          no               no     yes    no
 coupons, points, eligibility, inbox     own         no               no     no     no
@@ -64,6 +68,14 @@ webhook endpoints: manage, log, replay  no          no               no     yes 
 (6) once, after completion.
 (7) a staff account (services/staff/accounts.py); a merchant's acts as its merchant id.
 (8) the pages of ``/merchant``: the cases it sees (3), received and inspected there (4).
+(9) every line of the case is its own: a merchant that cannot decide hands the case to the
+    platform (平台介入); under review, approved or inspected (the state table's ``escalate``).
+(10) a refund of one of its lines, as its order shows (1): no tenders, its own lines' effects
+    only, no amount when the refund also returns other merchants' lines.
+
+The desk's acts on a case (services/cases/handling.py, services/cases/debts.py and the case's
+failed refund, services/refunds/failed_refunds.py) are the agents' and admins': notes are
+internal, so customers and merchants never see them in the case's timeline either.
 
 ``system`` is refundry acting on its own (the review rules, the timers, the carrier's tracking
 events); it never comes from a token. A role outside the table sees nothing and may do nothing.
@@ -81,7 +93,7 @@ from sqlalchemy import Connection, exists, select
 from refundry.domain.case import CaseState, can
 from refundry.services.cases.record import Case
 from refundry.services.errors import Forbidden, NotFound
-from refundry.store.tables import order_lines, orders
+from refundry.store.tables import order_lines, orders, refunds
 
 __all__ = [
     "Actor",
@@ -97,13 +109,17 @@ __all__ = [
     "may_see_refund",
     "order_not_found",
     "redact_audit_entry",
+    "refund_line_owners",
+    "refund_merchants",
     "require",
     "require_case_action",
     "require_case_actor",
     "require_role",
+    "sees_desk_entries",
     "sees_only_own_lines",
     "sees_risk",
     "sees_tenders",
+    "strings_in",
     "visible_order",
 ]
 
@@ -239,12 +255,37 @@ def visible_order(conn: Connection, order_id: str, actor: Actor) -> Any:
     return row
 
 
-def may_see_refund(actor: Actor, customer_id: str) -> bool:
-    """A refund of an order of ``customer_id``: its customer and the desk; merchants see no
-    refund (the payment is the customer's)."""
+def may_see_refund(actor: Actor, customer_id: str, merchant_ids: Collection[str] = ()) -> bool:
+    """A refund of an order of ``customer_id`` for lines of ``merchant_ids``: its customer, the
+    desk, and a merchant one of whose lines it refunds (redacted: ``sees_tenders``,
+    ``sees_only_own_lines_of``)."""
     if actor.role in _DESK:
         return True
+    if actor.role == "merchant":
+        return actor.id in merchant_ids
     return actor.role == "customer" and customer_id == actor.id
+
+
+def refund_line_owners(conn: Connection, refund_id: str) -> dict[str, str]:
+    """The merchant of each line the refund ``refund_id`` refunds (its plan's units)."""
+    found = conn.execute(
+        select(refunds.c.order_id, refunds.c.plan).where(refunds.c.id == refund_id)
+    ).first()
+    if found is None:
+        return {}
+    lines = {unit["line_id"] for unit in json.loads(found.plan).get("units", ())}
+    return dict(
+        conn.execute(
+            select(order_lines.c.line_id, order_lines.c.merchant_id).where(
+                order_lines.c.order_id == found.order_id, order_lines.c.line_id.in_(lines)
+            )
+        ).all()
+    )
+
+
+def refund_merchants(conn: Connection, refund_id: str) -> frozenset[str]:
+    """The merchants whose lines the refund ``refund_id`` refunds."""
+    return frozenset(refund_line_owners(conn, refund_id).values())
 
 
 def sees_tenders(actor: Actor) -> bool:
@@ -287,6 +328,12 @@ def sees_risk(actor: Actor) -> bool:
     return actor.role in _DESK
 
 
+def sees_desk_entries(actor: Actor) -> bool:
+    """The desk's own record of a case — internal notes, who holds it, what each step
+    recorded, who acted by name — is for the desk only."""
+    return actor.role in _DESK
+
+
 def check_case_opening(actor: Actor, *, order_id: str, customer_id: str | None) -> str:
     """May ``actor`` open a case on the order of ``customer_id`` (None: no such order)?
     Returns the customer the case is for."""
@@ -310,7 +357,24 @@ def require_case_actor(row: Case, actor: Actor, *roles: str) -> None:
 
 # Who may take each action on a case they see; require_case_actor adds the merchant's
 # own-lines rule, require_case_action the agents' hold on a case under manual review.
-CaseAction = Literal["approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "rate"]
+CaseAction = Literal[
+    "approve",
+    "reject",
+    "cancel",
+    "ship",
+    "receive",
+    "inspect",
+    "resolve",
+    "rate",
+    "escalate",
+    "note",
+    "claim",
+    "assign",
+    "retry_refund",
+    "refund_to_wallet",
+    "recover_debt",
+    "write_off_debt",
+]
 _CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
     "approve": ("agent", "merchant"),
     "reject": ("agent", "merchant"),
@@ -320,6 +384,14 @@ _CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
     "inspect": ("merchant", "agent"),
     "resolve": ("agent",),
     "rate": ("customer",),
+    "escalate": ("agent", "merchant"),  # a merchant: to the platform (平台介入)
+    "note": ("agent",),  # the desk's own: internal notes
+    "claim": ("agent",),
+    "assign": ("agent",),
+    "retry_refund": ("agent",),
+    "refund_to_wallet": ("agent",),
+    "recover_debt": ("agent",),
+    "write_off_debt": ("agent",),
 }
 
 
@@ -349,6 +421,14 @@ def case_actions_for(row: Case, actor: Actor) -> list[str]:
         ("inspect", can(state, "inspect") and (desk or own_lines)),
         ("resolve", can(state, "resolve") and desk),
         ("rate", state == CaseState.COMPLETED and row.rating is None and customer),
+        ("escalate", can(state, "escalate") and (desk or own_lines)),
+        ("note", desk),
+        ("claim", desk and row.assignee != actor.tag),
+        ("assign", desk),
+        ("retry_refund", state == CaseState.REFUND_FAILED and desk),
+        ("refund_to_wallet", state == CaseState.REFUND_FAILED and desk),
+        ("recover_debt", row.debt > 0 and desk),
+        ("write_off_debt", row.debt > 0 and desk),
     ]
     return [action for action, ok in checks if ok]
 
@@ -356,17 +436,17 @@ def case_actions_for(row: Case, actor: Actor) -> list[str]:
 # -- audit entries ---------------------------------------------------------------------------
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings_in(value: Any) -> Iterator[str]:
     """Every string in a JSON value, keys included (tender and line ids can be keys)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for key, item in value.items():
             yield str(key)
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def audit_entry_filter(
@@ -383,7 +463,7 @@ def audit_entry_filter(
     own_only = own - others
 
     def visible(data: Any) -> bool:
-        seen = set(_strings(data))
+        seen = set(strings_in(data))
         return not (seen & others) and bool(seen & own_only)
 
     return visible
@@ -396,12 +476,16 @@ _TENDER_KEYS = frozenset(
     {"tender_id", "tenders", "gateway_txn_id", "transaction_id", "gateway_refund_id"}
 )
 _RISK_KEYS = frozenset({"risk"})
+# The desk's own entries: internal notes and who holds a case.
+_DESK_ONLY_ACTIONS = ("case.note_added", "case.assigned")
 
 
 def redact_audit_entry(actor: Actor, action: str, data: Any) -> Any | None:
     """An audit entry's data as ``actor`` may see it, or None when the whole entry is not for
     it: the redaction of the order and case views (``sees_tenders``, ``sees_risk``)."""
     hidden: frozenset[str] = frozenset()
+    if not sees_desk_entries(actor) and action.startswith(_DESK_ONLY_ACTIONS):
+        return None
     if not sees_tenders(actor):
         if action.startswith(_TENDER_ACTIONS):
             return None

@@ -46,6 +46,7 @@ class Earlier:
     body: bytes = b""
     outcome: str | None = None
     token: str = ""
+    location: str | None = None  # the first answer's Location header (a 201's), replayed
 
 
 def claim_key(
@@ -85,7 +86,9 @@ def claim_key(
         if row.request_hash not in hashes:
             return Earlier("reused")
         if row.state == "done":
-            return Earlier("replay", int(row.status), (row.body or "").encode())
+            return Earlier(
+                "replay", int(row.status), (row.body or "").encode(), location=row.location
+            )
         if row.lease_until is not None and row.lease_until > now:
             return Earlier("in_flight")
         if row.state == "committed":
@@ -121,7 +124,9 @@ def take_over(
 TRANSIENT = frozenset({409, 429})  # refusals of the moment: retrying may succeed
 
 
-def finish_key(engine: Engine, *, claim: Claim, status: int, body: bytes) -> None:
+def finish_key(
+    engine: Engine, *, claim: Claim, status: int, body: bytes, location: str | None = None
+) -> None:
     """Store the answer to replay. An answer that depends on the moment is not stored — a
     server error (5xx), 429 (rate limited), 409 (the state conflicted) — the key is dropped, so
     a retry with it runs again. Nothing happens if a retry took the key over meanwhile."""
@@ -141,18 +146,36 @@ def finish_key(engine: Engine, *, claim: Claim, status: int, body: bytes) -> Non
             uow.conn.execute(
                 update(api_idempotency)
                 .where(*mine)
-                .values(state="done", status=status, body=body.decode("utf-8", "replace"))
+                .values(
+                    state="done",
+                    status=status,
+                    body=body.decode("utf-8", "replace"),
+                    location=location,
+                )
             )
         uow.commit()
 
 
-def store_rebuilt(engine: Engine, *, key: str, token: str, status: int, body: bytes) -> None:
+def store_rebuilt(
+    engine: Engine,
+    *,
+    key: str,
+    token: str,
+    status: int,
+    body: bytes,
+    location: str | None = None,
+) -> None:
     """Store the answer rebuilt for a committed request whose own answer was lost."""
     k = api_idempotency.c
     with UnitOfWork(engine) as uow:
         uow.conn.execute(
             update(api_idempotency)
             .where(k.key == key, k.token == token, k.state == "committed")
-            .values(state="done", status=status, body=body.decode("utf-8", "replace"))
+            .values(
+                state="done",
+                status=status,
+                body=body.decode("utf-8", "replace"),
+                location=location,
+            )
         )
         uow.commit()

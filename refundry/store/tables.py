@@ -463,6 +463,7 @@ cases = Table(
     Column("units_held", Boolean, nullable=False, server_default="1"),  # in case_units now
     Column("rating", Integer),
     Column("feedback", Text),
+    Column("assignee", String(140)),  # the agent holding the case (claim / assign), if any
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", When, nullable=False),
     Column("updated_at", When, nullable=False),
@@ -497,6 +498,22 @@ case_events = Table(
 )
 
 # One-time codes: only a keyed hash is kept; the code itself is never stored or logged.
+# What the desk adds to a case beside its state: internal notes, claims and assignments,
+# debt recovered or written off (kind); customers and merchants never see these.
+case_notes = Table(
+    "case_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("at", When, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("kind", String(24), nullable=False),  # note | claim | assign | debt_recovered | …
+    Column("text", Text, nullable=False, server_default=""),
+    Column("data", Text, nullable=False, server_default="{}"),  # JSON: amounts, assignee …
+    Index("ix_case_notes_case", "case_id", "id"),
+)
+
+
 otp_codes = Table(
     "otp_codes",
     metadata,
@@ -591,6 +608,7 @@ api_idempotency = Table(
     Column("token", String(32)),
     Column("lease_until", When),  # a retry before this is 409 idempotency.in_flight
     Column("outcome", String(200)),  # the id of what the committed request created
+    Column("location", String(2000)),  # the first answer's Location header, replayed with it
     Index("ix_api_idempotency_created", "created_at"),
 )
 

@@ -95,6 +95,15 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/v1/cases/{case_id}/inspect"): "owner_only",
     ("POST", "/v1/cases/{case_id}/resolve"): "owner_only",
     ("POST", "/v1/cases/{case_id}/rate"): "owner_only",
+    # the desk's acts: Bob and m-3 are told there is no such case; Alice may not take them
+    ("POST", "/v1/cases/{case_id}/escalate"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/note"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/claim"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/assign"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/retry-refund"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/refund-to-wallet"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/recover-debt"): "owner_only",
+    ("POST", "/v1/cases/{case_id}/write-off-debt"): "owner_only",
     ("POST", "/v1/identity/codes"): "self",
     ("POST", "/v1/identity/passkeys/registration-options"): "self",
     ("POST", "/v1/identity/passkeys"): "self",  # Bob registers his own (World.extra)
@@ -173,6 +182,21 @@ SAMPLE_BODIES: dict[tuple[str, str], Callable[[World], Any]] = {
         "comment": "goodwill",
     },
     ("POST", "/v1/cases/{case_id}/rate"): lambda w: {"rating": 5, "feedback": "ok"},
+    ("POST", "/v1/cases/{case_id}/escalate"): lambda w: {"comment": "needs a second look"},
+    ("POST", "/v1/cases/{case_id}/note"): lambda w: {"text": "the customer called"},
+    ("POST", "/v1/cases/{case_id}/claim"): lambda w: {},
+    ("POST", "/v1/cases/{case_id}/assign"): lambda w: {"agent_id": "wang"},
+    ("POST", "/v1/cases/{case_id}/retry-refund"): lambda w: {"tender_id": "T1", "reason": "x"},
+    ("POST", "/v1/cases/{case_id}/refund-to-wallet"): lambda w: {"tender_id": "T1"},
+    ("POST", "/v1/cases/{case_id}/recover-debt"): lambda w: {
+        "amount": {"amount": 100, "currency": "CNY"},
+        "method": "external",
+        "reference": "bank-1",
+    },
+    ("POST", "/v1/cases/{case_id}/write-off-debt"): lambda w: {
+        "amount": {"amount": 100, "currency": "CNY"},
+        "comment": "goodwill",
+    },
     ("POST", "/v1/identity/codes"): lambda w: {"purpose": "case.submit"},
     ("POST", "/v1/identity/passkeys"): lambda w: w.extra["passkey_bob"],
     ("POST", "/v1/identity/passkeys/assertion-options"): lambda w: {
@@ -593,7 +617,13 @@ def _merchant_reads(world: World) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (m, p, op)
         for m, p, op in operations(doc)
-        if m == "GET" and ("{order_id}" in p or "{case_id}" in p or p == "/v1/cases")
+        if m == "GET"
+        and (
+            "{order_id}" in p
+            or "{case_id}" in p
+            or "{refund_id}" in p
+            or p in ("/v1/cases", "/v1/refunds")
+        )
     ]
 
 
@@ -660,3 +690,63 @@ def test_staff_reach_alice_objects(world: World) -> None:
             if r.status_code != 200:
                 failures.add(method, path, f"{who}: {_describe(r)}")
     failures.check()
+
+
+# -- the desk's acts: customers and merchants never take them ----------------------------------
+
+DESK_ACTS = (
+    "escalate",
+    "note",
+    "claim",
+    "assign",
+    "retry-refund",
+    "refund-to-wallet",
+    "recover-debt",
+    "write-off-debt",
+)
+
+
+def test_the_desks_acts_refuse_the_cases_customer_and_merchants(world: World) -> None:
+    """Alice (who sees her case) and m-1 (who sees its lines of the mixed case) may not take
+    the desk's acts: 403, nothing changes; m-1 may escalate only a case of its own lines."""
+    doc = world.app.openapi()
+    failures = Failures()
+    for act in DESK_ACTS:
+        path = f"/v1/cases/{{case_id}}/{act}"
+        op = doc["paths"][path]["post"]
+        for who, sub, expected in (
+            ("customer", ALICE, {"auth.forbidden"}),
+            ("merchant", M1, {"auth.forbidden", "case.not_your_lines"}),
+        ):
+            before = db_snapshot(world.engine)
+            r = call(world, doc, "POST", path, op, bearer(who, sub))
+            if r.status_code != 403 or _code(r) not in expected:
+                failures.add("POST", path, f"{who} {sub}: expected 403, got {_describe(r)}")
+            diff = unchanged(world, before)
+            if diff:
+                failures.add("POST", path, f"{who} {sub}'s refused request changed: {diff}")
+    failures.check()
+    r = world.client.post(
+        f"/v1/cases/{world.case_alice_m1}/escalate",
+        headers=bearer("merchant", M1),
+        json={"comment": "cannot tell"},
+    )
+    assert (r.status_code, r.json()["state"]) == (200, "needs_manual_review"), r.text
+
+
+def test_every_case_action_and_queue_suggestion_is_an_endpoint(tmp_path: Path) -> None:
+    """What ``allowed_actions`` and the agent queue's ``suggested_actions`` may name is each one
+    POST /v1/cases/{case_id}/<action> (``_`` written ``-``), classified above."""
+    from typing import get_args
+
+    from refundry.services.access import CaseAction
+    from refundry.services.cases import queue
+
+    found = {(m, p) for m, p, _ in operations(_doc_without_db(tmp_path))}
+    named = set(get_args(CaseAction))
+    suggested = {a for actions in queue._SUGGESTED.values() for a in actions}
+    assert suggested | set(queue._SUGGESTED_FOR_DEBT) <= named
+    missing = sorted(
+        a for a in named if ("POST", f"/v1/cases/{{case_id}}/{a.replace('_', '-')}") not in found
+    )
+    assert not missing, f"case actions without an endpoint: {missing}"

@@ -322,7 +322,15 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
     assert opened["created_at"] == opened["updated_at"] == "2026-11-24T04:00:00Z"
     as_agent = shop.client.get(f"/v1/cases/{case_id}", headers=AGENT).json()
     assert as_agent["risk"] == {"decision": "approve", "reasons": [], "not_applied": []}
-    assert as_agent["allowed_actions"] == ["approve", "reject", "cancel"]
+    assert as_agent["allowed_actions"] == [
+        "approve",
+        "reject",
+        "cancel",
+        "escalate",
+        "note",
+        "claim",
+        "assign",
+    ]
 
     shop.clock.advance(timedelta(hours=1))
     approved = shop.act(case_id, "approve", AGENT, {"comment": "ok"}).json()
@@ -345,7 +353,8 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
         "by": "agent:li",
     }
     assert approved["updated_at"] == "2026-11-24T05:00:00Z"
-    assert approved["allowed_actions"] == ["cancel", "ship"]  # for the agent
+    # for the agent: the transitions, and the desk's own acts on any case
+    assert approved["allowed_actions"] == ["cancel", "ship", "note", "claim", "assign"]
     shipped = shop.act(case_id, "ship", CUSTOMER, {"tracking_number": "SF1001"}).json()
     assert (shipped["state"], shipped["tracking_number"], shipped["allowed_actions"]) == (
         "return_in_transit",

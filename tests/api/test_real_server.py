@@ -126,21 +126,31 @@ def _start(url: str, tmp: Path, policy_text: str | None = POLICY) -> Iterator[Se
             proc.wait()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def serve_on_backend(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    policy_text: str | None = POLICY,
 ) -> Iterator[Server]:
+    """A server on the backend ``request.param`` names (sqlite | postgresql: a throwaway
+    database), for a module's ``server`` fixture."""
     tmp = tmp_path_factory.mktemp("server")
     if request.param == "sqlite":
-        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp)
+        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp, policy_text)
         return
     from tests.conftest import _drop_pg, _fresh_pg
 
     url = _fresh_pg(request.getfixturevalue("pg_url"))
     try:
-        yield from _start(url, tmp)
+        yield from _start(url, tmp, policy_text)
     finally:
         _drop_pg(url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    yield from serve_on_backend(request, tmp_path_factory)
 
 
 ADMIN = ("admin", "shop-backend")

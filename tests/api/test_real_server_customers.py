@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from refundry.demo import worked_examples as ex
-from tests.api.test_real_server import ADMIN, AGENT, Server, _start
+from tests.api.test_real_server import ADMIN, AGENT, Server, serve_on_backend
 
 SMALL = 5000  # 50.00: under the one-time-code threshold (1000.00) of the default policy
 
@@ -29,17 +29,7 @@ SMALL = 5000  # 50.00: under the one-time-code threshold (1000.00) of the defaul
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("server")
-    if request.param == "sqlite":
-        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp, policy_text=None)
-        return
-    from tests.conftest import _drop_pg, _fresh_pg
-
-    url = _fresh_pg(request.getfixturevalue("pg_url"))
-    try:
-        yield from _start(url, tmp, policy_text=None)
-    finally:
-        _drop_pg(url)
+    yield from serve_on_backend(request, tmp_path_factory, policy_text=None)
 
 
 def _now() -> datetime:

@@ -12,9 +12,15 @@ from tests.api.conftest import (
     ADMIN,
     AGENT,
     ALICE,
+    ALICE_MIXED,
     ALICE_REFUNDED,
     BOB,
+    LINE_ALICE_M1,
+    LINE_ALICE_M2,
     M1,
+    M2,
+    M2_MARKERS,
+    M3,
     World,
     bearer,
     order_doc,
@@ -93,6 +99,9 @@ def test_apply_from_a_preview_then_read_it_back(world: World) -> None:
         f"/v1/orders/{ORDER}/refunds", headers={**DESK, "Idempotency-Key": "r-1"}, json=body
     )
     assert again.json()["id"] == refund["id"] and _count(world) == before
+    # ... replayed as it was first answered: 201, with the same Location.
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert again.headers.get("Location") == first.headers["Location"]
     read = world.client.get(f"/v1/refunds/{refund['id']}", headers=bearer("customer", CAROL))
     assert read.status_code == 200 and read.json() == refund
     # The preview is stale now: its units are refunded... the other unit gives a new plan.
@@ -153,4 +162,46 @@ def test_list_filters_and_pages(world: World) -> None:
     mine = world.client.get("/v1/refunds", headers=bearer("customer", ALICE)).json()["items"]
     assert [r["order_id"] for r in mine] == [ALICE_REFUNDED]
     assert world.client.get("/v1/refunds?status=failed", headers=DESK).json()["items"] == []
-    assert world.client.get("/v1/refunds", headers=bearer("merchant", M1)).json()["items"] == []
+    # A merchant sees the refunds of its lines, without the customer's tenders.
+    theirs = world.client.get("/v1/refunds", headers=bearer("merchant", M1)).json()["items"]
+    assert sorted(r["order_id"] for r in theirs) == [ALICE_REFUNDED, ORDER, ORDER]
+    assert all(r["tenders"] == [] and r["amount"] is not None for r in theirs)
+    assert world.client.get("/v1/refunds", headers=bearer("merchant", M2)).json()["items"] == []
+
+
+def test_a_merchant_sees_a_shared_refund_as_it_sees_the_order(world: World) -> None:
+    """A refund returning lines of m-1 and m-2: each merchant sees it without tenders, amount
+    or failure, and with no effect naming the other's line; m-3 is told there is none."""
+    ask = {
+        "lines": [
+            {"line_id": LINE_ALICE_M1, "quantity": 1},
+            {"line_id": LINE_ALICE_M2, "quantity": 1},
+        ],
+        "reason": "quality_issue",
+        "kind": "refund_only",
+    }
+    preview = world.client.post(f"/v1/orders/{ALICE_MIXED}/refund-preview", headers=DESK, json=ask)
+    assert preview.status_code == 200, preview.text
+    body = {**ask, "expected_plan_hash": preview.json()["plan_hash"]}
+    applied = world.client.post(
+        f"/v1/orders/{ALICE_MIXED}/refunds", headers={**DESK, "Idempotency-Key": "mix"}, json=body
+    )
+    assert applied.status_code == 201, applied.text
+    refund_id = applied.json()["id"]
+    assert applied.json()["tenders"] and applied.json()["amount"]["amount"] > 0
+    for merchant, other in ((M1, [LINE_ALICE_M2, *M2_MARKERS]), (M2, [LINE_ALICE_M1])):
+        seen = world.client.get(f"/v1/refunds/{refund_id}", headers=bearer("merchant", merchant))
+        assert seen.status_code == 200, seen.text
+        doc = seen.json()
+        assert (doc["tenders"], doc["amount"], doc["failure_code"]) == ([], None, None)
+        assert not [m for m in other if m in seen.text], seen.text
+        listed = world.client.get(
+            f"/v1/refunds?order_id={ALICE_MIXED}", headers=bearer("merchant", merchant)
+        ).json()["items"]
+        assert [r["id"] for r in listed] == [refund_id]
+    problem_of(
+        world.client.get(f"/v1/refunds/{refund_id}", headers=bearer("merchant", M3)),
+        404,
+        "refund.not_found",
+    )
+    assert world.client.get("/v1/refunds", headers=bearer("merchant", M3)).json()["items"] == []

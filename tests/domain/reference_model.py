@@ -881,3 +881,18 @@ def ref_reversal(
     held = sum(model.tender_refunded.values()) - sum(before.tender_refunded.values())
     debt = held - (step.amount["total"] if step else 0)
     return RefReversal(model=model, debt=max(debt, 0), full=full, accepted=step)
+
+
+def ref_debt_settlements(owed: int, parts: list[int]) -> tuple[int, list[bool]]:
+    """An express-refund debt settled in ``parts`` (recovered or written off), each taken only
+    if it is 1 to what is still owed: what is owed at the end, and which parts were taken. Kept
+    as a ledger of what went, not as a running balance, so it does not share debt_after's
+    arithmetic."""
+    taken: list[int] = []
+    accepted = []
+    for part in parts:
+        ok = part > 0 and sum(taken) + part <= owed
+        if ok:
+            taken.append(part)
+        accepted.append(ok)
+    return owed - sum(taken), accepted

@@ -28,7 +28,12 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from refundry.domain.errors import RefundryError
-from refundry.domain.express import accepted_request, plan_reversal, snapshot_before
+from refundry.domain.express import (
+    accepted_request,
+    debt_after,
+    plan_reversal,
+    snapshot_before,
+)
 from refundry.domain.json_io import (
     hash_and_text,
     parse_order,
@@ -46,6 +51,7 @@ from .reference_model import (
     ReferenceModel,
     StepResult,
     apportion,
+    ref_debt_settlements,
     ref_part,
     ref_reversal,
     ref_split,
@@ -439,6 +445,30 @@ def test_express_reversal_ends_in_the_reference_state_of_the_accepted_units(
     assert rev.debt == expected.debt == max(sum(rev.moved.values()) - moved_for_accepted, 0)
     if accepted == asked:
         assert (rev.debt, rev.units, rev.tenders) == (0, {}, {})
+
+
+@given(
+    st.integers(0, 10**12),
+    st.lists(st.one_of(st.integers(-5, 10**12), st.integers(-5, 500)), max_size=12),
+)
+def test_a_debt_settled_in_parts_matches_reference_and_never_goes_below_zero(
+    owed: int, parts: list[int]
+) -> None:
+    """Recoveries and write-offs of an express-refund debt: each part from 1 to what is still
+    owed is taken, any other refused (``case.debt_amount_invalid``) leaving the debt as it was;
+    what is owed at the end is the reference's, never below zero, never above the debt."""
+    left, taken = owed, []
+    for part in parts:
+        try:
+            after = debt_after(left, part)
+        except RefundryError as refused:
+            assert refused.code == "case.debt_amount_invalid"
+            taken.append(False)
+            continue
+        assert after == left - part and 0 <= after < left
+        left = after
+        taken.append(True)
+    assert (left, taken) == ref_debt_settlements(owed, parts)
 
 
 @PROFILE

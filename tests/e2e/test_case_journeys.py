@@ -1033,7 +1033,7 @@ def test_refund_refused_by_the_card_issuer_is_retried_or_sent_to_the_wallet(
             world.engine,
             refund_id=refund_id,
             tender_id="T1",
-            actor="agent:li",
+            actor=Actor("agent", "li"),
             now=world.now(),
             reason="card reissued",
         )
@@ -1047,7 +1047,7 @@ def test_refund_refused_by_the_card_issuer_is_retried_or_sent_to_the_wallet(
             world.engine,
             refund_id=refund_id,
             tender_id="T1",
-            actor="agent:li",
+            actor=Actor("agent", "li"),
             now=world.now(),
             reason="card closed",
             gateway=world.gateway,

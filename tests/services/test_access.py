@@ -33,6 +33,8 @@ class FakeCase:
     state: str = CaseState.UNDER_REVIEW.value
     refund_id: str | None = None
     rating: int | None = None
+    debt: int = 0
+    assignee: str | None = None
 
 
 def _actor(role: str) -> Actor:
@@ -96,7 +98,13 @@ CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {
     "case: receive, inspect": ("receive", "inspect"),
     "case: resolve a manual review": ("resolve",),
     "case: rate": ("rate",),
+    "case: escalate": ("escalate",),
+    "case: note, claim, assign": ("note", "claim", "assign"),
+    "case: retry its failed refund, wallet": ("retry_refund", "refund_to_wallet"),
+    "case: recover, write off its debt": ("recover_debt", "write_off_debt"),
 }
+# The actions offered by the state table's transition of the same name.
+_TRANSITIONS = ("approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "escalate")
 
 
 def test_the_table_names_every_row_these_tests_check() -> None:
@@ -140,8 +148,10 @@ def test_seeing_rows_are_what_the_may_see_functions_decide() -> None:
         assert order == (table["order audit: see entries"][role] != "no"), role
         assert access.may_see_case(FakeCase(), actor) == (table["case: see"][role] != "no"), role
         assert access.sees_risk(actor) == (table["case risk: see"][role] != "no"), role
-        refund = access.may_see_refund(actor, "c-1")
+        refund = access.may_see_refund(actor, "c-1", {"m-1", "m-2"})
         assert refund == (table["refund: see"][role] != "no"), role
+        # a refund of other merchants' lines only is not the merchant's to see
+        assert not access.may_see_refund(Actor("merchant", "m-1"), "c-1", {"m-2"})
 
 
 def test_another_customers_or_merchants_objects_are_not_seen() -> None:
@@ -178,26 +188,39 @@ def test_refusals_keep_their_codes_and_messages() -> None:
 @pytest.mark.parametrize("state", list(CaseState))
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("merchants", [["m-1"], ["m-1", "m-2"]])
+@pytest.mark.parametrize(("debt", "assignee"), [(0, None), (500, "agent-1"), (500, "agent:x")])
 def test_the_actions_offered_are_the_ones_the_services_accept(
-    state: CaseState, role: str, merchants: list[str]
+    state: CaseState, role: str, merchants: list[str], debt: int, assignee: str | None
 ) -> None:
     """``case_actions_for`` offers an action exactly when the state machine allows it and
     ``require_case_action`` lets the actor take it (cancel: no money went back yet; rate: a
-    completed case not rated yet). System is offered nothing: it acts without a front end."""
-    row = FakeCase(state=state.value, merchant_ids=json.dumps(merchants))
+    completed case not rated yet; the failed refund's two remedies in ``refund_failed``; the
+    debt's two while one is owed; claim while someone else holds it). System is offered
+    nothing: it acts without a front end."""
     actor = _actor(role)
+    held_by = actor.tag if assignee == "agent-1" else assignee
+    row = FakeCase(
+        state=state.value, merchant_ids=json.dumps(merchants), debt=debt, assignee=held_by
+    )
     offered = set(access.case_actions_for(row, actor))
     expected = set()
     if role != "system":
-        for action in ("approve", "reject", "cancel", "ship", "receive", "inspect", "resolve"):
-            if can(state, action) and _allowed(
+        when = {
+            **{action: can(state, action) for action in _TRANSITIONS},
+            "rate": state == CaseState.COMPLETED,
+            "note": True,
+            "assign": True,
+            "claim": held_by != actor.tag,
+            "retry_refund": state == CaseState.REFUND_FAILED,
+            "refund_to_wallet": state == CaseState.REFUND_FAILED,
+            "recover_debt": debt > 0,
+            "write_off_debt": debt > 0,
+        }
+        for action, now in when.items():
+            if now and _allowed(
                 lambda action=action: access.require_case_action(row, actor, action)
             ):
                 expected.add(action)
-        if state == CaseState.COMPLETED and _allowed(
-            lambda: access.require_case_action(row, actor, "rate")
-        ):
-            expected.add("rate")
     assert offered == expected
 
 

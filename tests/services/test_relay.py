@@ -12,6 +12,7 @@ from refundry.adapters.clock import ManualClock
 from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
+from refundry.services.access import Actor
 from refundry.services.audit.chain import verify_chain
 from refundry.services.errors import Conflict
 from refundry.services.orders.ingest import ingest_order
@@ -167,7 +168,7 @@ def test_closed_card_fails_then_agent_moves_money_to_wallet(world: dict[str, Any
         engine,
         refund_id=refund_id,
         tender_id="T1",
-        actor="agent:li",
+        actor=Actor("agent", "li"),
         now=clock(),
         reason="card closed",
         gateway=gateway,
@@ -181,7 +182,7 @@ def test_closed_card_fails_then_agent_moves_money_to_wallet(world: dict[str, Any
             engine,
             refund_id=refund_id,
             tender_id="T1",
-            actor="agent:li",
+            actor=Actor("agent", "li"),
             now=clock(),
             reason="again",
             gateway=gateway,
@@ -205,7 +206,7 @@ def test_blocked_card_refused_then_agent_retry_succeeds(world: dict[str, Any]) -
         engine,
         refund_id=refund_id,
         tender_id="T1",
-        actor="agent:li",
+        actor=Actor("agent", "li"),
         now=clock(),
         reason="customer unblocked the card",
     )

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.routes.me import Amount, Cursor, Limit
-from refundry.api.schemas_cases import problems
+from refundry.api.schemas_cases import CaseAction, problems
 from refundry.services.cases import queue as work_queue
 
 __all__ = ["router"]
@@ -45,6 +45,8 @@ class QueueItem(BaseModel):
     review: dict[str, Any] | None  # the review rule and its explanation (cases.review)
     inspection: dict[str, Any] | None
     failure_codes: list[str]  # the gateway's codes, for refund_failed
+    # what to do now: each one POST /v1/cases/{case_id}/<action> (``_`` written ``-``)
+    suggested_actions: list[CaseAction]
 
 
 class Queue(BaseModel):

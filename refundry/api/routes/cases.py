@@ -17,8 +17,8 @@ from refundry.api.deps import ActorDep, ApiContext, ContextDep
 from refundry.api.fields import Id, OneLine
 from refundry.api.schemas_cases import (
     CaseCreate,
+    CaseDetail,
     CaseList,
-    CaseView,
     Comment,
     Empty,
     InspectionBody,
@@ -36,10 +36,10 @@ from refundry.services.cases import actions as case_actions
 from refundry.services.cases import views as case_views
 from refundry.services.cases.opening import CaseRate
 from refundry.services.cases.submission import submit_case
-from refundry.services.cases.views import CaseFilter, read_case
+from refundry.services.cases.views import CaseFilter, read_case_detail
 from refundry.services.errors import RateLimited
 
-__all__ = ["RateLimited", "router"]
+__all__ = ["ACT", "CaseId", "RateLimited", "case_answer", "router"]
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
@@ -56,12 +56,15 @@ def _case_rate(ctx: ApiContext) -> CaseRate:
     )
 
 
-def _view(ctx: ApiContext, case_id: str, actor: Actor) -> CaseView:
-    return CaseView.model_validate(read_case(ctx.engine, case_id, actor), from_attributes=True)
+def case_answer(ctx: ApiContext, case_id: str, actor: Actor) -> CaseDetail:
+    """The case as ``actor`` sees it now, with its timeline and deadlines: the answer of every
+    case route but the list."""
+    found = read_case_detail(ctx.desk, case_id, actor)
+    return CaseDetail.model_validate(found, from_attributes=True)
 
 
-@router.post("", status_code=201, response_model=CaseView, responses={**ACT, **problems(429)})
-def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response) -> CaseView:
+@router.post("", status_code=201, response_model=CaseDetail, responses={**ACT, **problems(429)})
+def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Response) -> CaseDetail:
     """Open a case (the customer, or an agent for it) and run the automatic review. A customer
     asking for more than the policy amount, or whom risk reviews, gives a one-time code
     (``otp``, from POST /v1/identity/codes) or a passkey's answer (``passkey``, to POST
@@ -79,12 +82,13 @@ def open_case(body: CaseCreate, actor: ActorDep, ctx: ContextDep, response: Resp
         passkey=body.passkey.model_dump(mode="json") if body.passkey else None,
     )
     response.headers["Location"] = f"/v1/cases/{opened.case_id}"
-    return _view(ctx, opened.case_id, actor)
+    return case_answer(ctx, opened.case_id, actor)
 
 
-@router.get("/{case_id}", response_model=CaseView, responses=problems(401, 404, 422))
-def get_case(case_id: CaseId, actor: ActorDep, ctx: ContextDep) -> CaseView:
-    return _view(ctx, case_id, actor)
+@router.get("/{case_id}", response_model=CaseDetail, responses=problems(401, 404, 422))
+def get_case(case_id: CaseId, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
+    """The case with its timeline, its deadlines and the actions the caller may take now."""
+    return case_answer(ctx, case_id, actor)
 
 
 @router.get("", response_model=CaseList, responses=problems(401, 422))
@@ -115,45 +119,45 @@ def list_cases(
 # -- transitions: one POST each --------------------------------------------------------------
 
 
-@router.post("/{case_id}/approve", response_model=CaseView, responses=ACT)
-def approve(case_id: CaseId, body: Comment, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/approve", response_model=CaseDetail, responses=ACT)
+def approve(case_id: CaseId, body: Comment, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """An agent, or the merchant whose lines these all are, approves."""
     case_actions.approve(ctx.desk, case_id, actor=actor, now=ctx.now(), comment=body.comment)
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/reject", response_model=CaseView, responses=ACT)
-def reject(case_id: CaseId, body: Rejection, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/reject", response_model=CaseDetail, responses=ACT)
+def reject(case_id: CaseId, body: Rejection, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """An agent or the merchant rejects, with a comment the customer reads."""
     case_actions.reject(ctx.desk, case_id, actor=actor, now=ctx.now(), comment=body.comment)
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/cancel", response_model=CaseView, responses=ACT)
-def cancel(case_id: CaseId, body: Empty, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/cancel", response_model=CaseDetail, responses=ACT)
+def cancel(case_id: CaseId, body: Empty, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """The customer withdraws the case before the return ships."""
     case_actions.cancel(ctx.desk, case_id, actor=actor, now=ctx.now())
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/ship", response_model=CaseView, responses=ACT)
-def ship(case_id: CaseId, body: ShipBody, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/ship", response_model=CaseDetail, responses=ACT)
+def ship(case_id: CaseId, body: ShipBody, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """The customer gives the return's tracking number."""
     case_actions.ship(
         ctx.desk, case_id, actor=actor, now=ctx.now(), tracking_number=body.tracking_number
     )
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/receive", response_model=CaseView, responses=ACT)
-def receive(case_id: CaseId, body: Empty, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/receive", response_model=CaseDetail, responses=ACT)
+def receive(case_id: CaseId, body: Empty, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """The merchant (or an agent) has the goods back."""
     case_actions.receive(ctx.desk, case_id, actor=actor, now=ctx.now())
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/inspect", response_model=CaseView, responses=ACT)
-def inspect(case_id: CaseId, body: InspectionBody, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/inspect", response_model=CaseDetail, responses=ACT)
+def inspect(case_id: CaseId, body: InspectionBody, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """pass refunds every unit asked, partial the accepted ones, fail (with a reason) rejects."""
     case_actions.inspect(
         ctx.desk,
@@ -165,11 +169,11 @@ def inspect(case_id: CaseId, body: InspectionBody, actor: ActorDep, ctx: Context
         reason=body.reason,
         disposition=dict(body.disposition) if body.disposition else None,
     )
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/resolve", response_model=CaseView, responses=ACT)
-def resolve(case_id: CaseId, body: Resolution, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/resolve", response_model=CaseDetail, responses=ACT)
+def resolve(case_id: CaseId, body: Resolution, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """An agent lets a held plan apply: waiver or wallet_debit of the excess."""
     case_actions.resolve_manual_review(
         ctx.desk,
@@ -179,13 +183,13 @@ def resolve(case_id: CaseId, body: Resolution, actor: ActorDep, ctx: ContextDep)
         resolution=body.resolution,
         comment=body.comment,
     )
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)
 
 
-@router.post("/{case_id}/rate", response_model=CaseView, responses=ACT)
-def rate(case_id: CaseId, body: RatingBody, actor: ActorDep, ctx: ContextDep) -> CaseView:
+@router.post("/{case_id}/rate", response_model=CaseDetail, responses=ACT)
+def rate(case_id: CaseId, body: RatingBody, actor: ActorDep, ctx: ContextDep) -> CaseDetail:
     """After completion the customer rates the case (1-5), once."""
     case_actions.rate(
         ctx.desk, case_id, actor=actor, now=ctx.now(), rating=body.rating, feedback=body.feedback
     )
-    return _view(ctx, case_id, actor)
+    return case_answer(ctx, case_id, actor)

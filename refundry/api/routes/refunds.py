@@ -54,11 +54,11 @@ class RefundView(BaseModel):
     seq: int  # 1 for the order's first refund, 2 next…
     status: Literal["pending", "succeeded", "failed"]
     reason: str
-    amount: Amount
+    amount: Amount | None  # null for a merchant when the refund has other merchants' lines
     plan_hash: str
     failure_code: str | None
     failure_message: str | None
-    tenders: list[RefundTenderView]
+    tenders: list[RefundTenderView]  # empty for a merchant: the payment is the customer's
     effects: list[dict[str, Any]]  # every effect of the applied plan (docs/plan-json.md)
     actor: str
     created_at: datetime
@@ -134,8 +134,9 @@ def list_refunds(
     cursor: Annotated[OneLine | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> RefundList:
-    """Newest first (created_at, then id). A customer sees its own refunds, agents and admins
-    all, merchants none. ``next_cursor`` is null on the last page."""
+    """Newest first (created_at, then id). A customer sees its own refunds, a merchant the
+    refunds of its lines (no tenders, its own lines' effects; no amount when other merchants'
+    lines are in it), agents and admins all. ``next_cursor`` is null on the last page."""
     page = resource.list_refunds(
         ctx.engine,
         actor,

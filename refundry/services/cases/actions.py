@@ -20,13 +20,14 @@ from refundry.services.cases.process import Case, current_case, load_case, move
 from refundry.services.cases.refund import follow_refund, refund_case
 from refundry.services.errors import Unprocessable
 from refundry.services.outbox.messages import enqueue
-from refundry.services.refunds.ledger import balance, post
+from refundry.services.refunds.ledger import debit_wallet
 from refundry.services.refunds.reversal import reverse_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, order_lines, refunds
 
 __all__ = [
     "DISPOSITIONS",
+    "act_on_case",
     "approve",
     "cancel",
     "inspect",
@@ -41,13 +42,15 @@ __all__ = [
 DISPOSITIONS = ("resellable", "damaged")
 
 
-def _act(
+def act_on_case(
     desk: CaseDesk,
     case_id: str,
     actor: Actor,
     now: datetime,
     body: Callable[[Connection, Case, AuditTrail], Case],
 ) -> Case:
+    """Run ``body`` on the case (locked, seen by ``actor``) in one transaction with its audit
+    entries; ``body`` checks what the actor may do and returns the case as it leaves it."""
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
         trail = AuditTrail(actor=actor.tag, at=now)
@@ -73,7 +76,7 @@ def approve(
         }
         return approve_case(conn, desk, row, actor=actor, at=now, trail=trail, review=review)
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment: str) -> Case:
@@ -100,7 +103,7 @@ def reject(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, comment
             params={"reason": comment},
         )
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case:
@@ -114,7 +117,7 @@ def cancel(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case
             )
         return move(conn, row, "cancel", actor=actor, at=now, trail=trail, notify="case.cancelled")
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def ship(
@@ -140,7 +143,7 @@ def ship(
             values={"tracking_number": tracking_number.strip()},
         )
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Case:
@@ -150,7 +153,7 @@ def receive(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime) -> Cas
             conn, row, "receive", actor=actor, at=now, trail=trail, notify="case.return_received"
         )
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def inspect(
@@ -236,7 +239,7 @@ def inspect(
             lines=lines,
         )
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def _accepted_units(
@@ -378,22 +381,16 @@ def resolve_manual_review(
         events = json.loads(_last_escalation(conn, row.id))
         excess = int(events.get("excess", 0))
         if resolution == "wallet_debit" and excess:
-            held = balance(conn, "wallet", row.customer_id)
-            if held < excess:
-                raise Unprocessable(
-                    f"the customer's wallet holds {held}, less than the excess {excess} "
-                    "(minor units): waive it, or wait until the wallet holds it",
-                    code="ledger.insufficient_funds",
-                )
-            post(
+            debit_wallet(
                 conn,
                 journal_id=f"case:{row.id}:wallet_debit",
-                kind="wallet",
                 customer_id=row.customer_id,
-                amount=-excess,
+                amount=excess,
                 at=now,
                 order_id=row.order_id,
                 memo="manual review: excess deductions debited from the wallet",
+                what="the excess",
+                otherwise="waive it, or wait until the wallet holds it",
             )
         trail.record(
             "case.manual_review_resolved",
@@ -414,7 +411,7 @@ def resolve_manual_review(
             concession=(resolution, excess),
         )
 
-    return _act(desk, case_id, actor, now, body)
+    return act_on_case(desk, case_id, actor, now, body)
 
 
 def _last_escalation(conn: Connection, case_id: str) -> str:

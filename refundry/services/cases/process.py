@@ -32,6 +32,7 @@ __all__ = [
     "Actor",
     "Case",
     "allowed_for",
+    "change_case",
     "check_units_free",
     "current_case",
     "hold_units",
@@ -68,18 +69,8 @@ def move(
     """Apply one transition to the case; returns the updated row."""
     before = CaseState(row.state)
     after = transition(before, action)
-    changes = {
-        "state": after.value,
-        "state_since": at,
-        "updated_at": at,
-        "version": row.version + 1,
-        **(values or {}),
-    }
-    done = conn.execute(
-        update(cases).where(cases.c.id == row.id, cases.c.version == row.version).values(changes)
-    )
-    if done.rowcount != 1:
-        raise Conflict(f"case {row.id} changed meanwhile; reload it", code="case.concurrent")
+    changes = {"state": after.value, "state_since": at, **(values or {})}
+    change_case(conn, row, at=at, values=changes)
     detail = data or {}
     conn.execute(
         insert(case_events).values(
@@ -120,6 +111,18 @@ def move(
     if after in FINAL_STATES:
         release_units(conn, row)
     return current_case(conn, row.id)
+
+
+def change_case(conn: Connection, row: Case, *, at: datetime, values: dict[str, Any]) -> None:
+    """Write ``values`` to the case ``row`` was read as, under its version check
+    (``case.concurrent`` when it changed meanwhile)."""
+    done = conn.execute(
+        update(cases)
+        .where(cases.c.id == row.id, cases.c.version == row.version)
+        .values(**values, updated_at=at, version=row.version + 1)
+    )
+    if done.rowcount != 1:
+        raise Conflict(f"case {row.id} changed meanwhile; reload it", code="case.concurrent")
 
 
 def current_case(conn: Connection, case_id: str, *, lock: bool = False) -> Case:

@@ -6,9 +6,12 @@ A case is in the queue while it waits for a person: ``under_review`` (no rule de
 with a debt left to recover (极速退款 paid for goods the inspection refused:
 ``rejected_after_inspection``, or ``refunding``/``refunded``/``completed`` after a partial
 inspection). Each item carries the risk decision with its reasons and the review explanation
-stored on the case. Oldest first (by the time the case entered its state), with an opaque
-cursor. The desk only (services/access.py, area ``agent.queue``). Filters narrow it by state,
-reason and merchant (a case asking for one of the merchant's lines).
+stored on the case, and ``suggested_actions``: what the desk is asked to do with it, each an
+action the caller may take now (services/access.py) and one POST of the API
+(``/v1/cases/{id}/<action>``, ``_`` written ``-``). Oldest first (by the time the case
+entered its state), with an opaque cursor. The desk only (services/access.py, area
+``agent.queue``). Filters narrow it by state, reason and merchant (a case asking for one of the
+merchant's lines).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy import Engine, and_, or_, select
 
 from refundry.services import access
 from refundry.services.access import Actor
+from refundry.services.cases.record import case_from_row
 from refundry.services.cases.views import like_json
 from refundry.services.reads import Amount, decode_time_cursor, encode_cursor
 from refundry.services.uow import UnitOfWork
@@ -36,6 +40,14 @@ _WHY = {
     "refund_failed": "the gateway refused the refund: retry, or move the money to the wallet",
 }
 _DEBT = "an express refund paid for goods the inspection refused: recover the debt"
+# What the desk is asked to do with a waiting case, in the order a front end offers it: each
+# is an action of services/access.py (``case_actions_for``), and one POST of the API each.
+_SUGGESTED: dict[str, tuple[str, ...]] = {
+    "under_review": ("approve", "reject", "escalate"),
+    "needs_manual_review": ("resolve", "approve", "reject"),
+    "refund_failed": ("retry_refund", "refund_to_wallet"),
+}
+_SUGGESTED_FOR_DEBT = ("recover_debt", "write_off_debt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,13 @@ class QueueItem:
     merchant_ids: tuple[str, ...]  # the merchants whose lines the case asks for
     inspection: dict[str, Any] | None
     failure_codes: tuple[str, ...]  # the gateway's codes, for refund_failed
+    suggested_actions: tuple[str, ...]  # what to do now, each allowed to the caller now
+
+
+def _suggested(row: Any, actor: Actor) -> tuple[str, ...]:
+    allowed = set(access.case_actions_for(case_from_row(row), actor))
+    wanted = _SUGGESTED.get(row.state, ()) + (_SUGGESTED_FOR_DEBT if row.debt > 0 else ())
+    return tuple(action for action in wanted if action in allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +145,7 @@ def agent_queue(
                 merchant_ids=tuple(json.loads(r.merchant_ids)),
                 inspection=_json(r.inspection),
                 failure_codes=tuple(codes.get(r.refund_id, [])) if r.refund_id else (),
+                suggested_actions=_suggested(r, actor),
             )
             for r in page
         ),

@@ -49,6 +49,7 @@ class Case:
     units_held: bool  # its units are held in case_units now
     rating: int | None
     feedback: str | None
+    assignee: str | None  # the actor tag of the agent holding the case (claim / assign)
     version: int
     created_at: datetime
     updated_at: datetime

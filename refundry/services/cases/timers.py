@@ -40,13 +40,7 @@ class TimerReport:
 
 
 def _due(desk: CaseDesk, now: datetime) -> list[tuple[CaseState, timedelta]]:
-    t = desk.process.timers
-    return [
-        (CaseState.UNDER_REVIEW, timedelta(hours=t.merchant_silent_hours)),
-        (CaseState.AWAITING_RETURN, timedelta(days=t.ship_within_days)),
-        (CaseState.RECEIVED, timedelta(hours=t.inspect_within_hours)),
-        (CaseState.REFUNDED, timedelta(hours=t.complete_after_hours)),
-    ]
+    return [(CaseState(state), wait) for state, _, _, wait in desk.process.timers.running()]
 
 
 def run_timers(

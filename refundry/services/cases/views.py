@@ -3,42 +3,61 @@
 Every view carries the actions the actor may take now (services/access.py,
 ``case_actions_for``), so a front end shows exactly the buttons the case services accept. A
 merchant on a case shared with other merchants sees its own lines only and no total; the risk
-decision is for the desk only.
+decision and who holds the case (``assignee``) are for the desk only. A case names every refund
+applied for it (``refunds``: each one its transitions named, in order).
+
+One case read by id (``read_case_detail``) adds its timeline and its deadlines:
+
+- ``timeline``: every transition (when, by whom, from and to which state) and, for the desk,
+  its internal notes, assignments and debt records (``case_notes``), oldest first. The desk
+  sees who acted (the actor's tag) and what each entry recorded (``detail``); the customer and
+  the merchant see the role that acted and no detail (an entry's figures could tell another
+  merchant's amounts, a review's words are the desk's);
+- ``deadlines``: when each timer running on the case fires (policy ``[timers]``, the one
+  reading of them the sweep uses: ``Timers.running``), and what it then does.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select
 
+from refundry.domain.process_policy import Timers
 from refundry.services import access
 from refundry.services.access import Actor
+from refundry.services.cases.opening import CaseDesk
 from refundry.services.cases.process import Case, load_case
 from refundry.services.cases.record import case_from_row
 from refundry.services.reads import decode_case_cursor, encode_cursor
+from refundry.services.refunds.resource import STATUS as REFUND_STATUS
 from refundry.services.refunds.reversal import ReversalView, reversal_of
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import cases, order_lines, orders
+from refundry.store.tables import case_events, case_notes, cases, order_lines, orders, refunds
 
 __all__ = [
+    "CaseDetail",
     "CaseFilter",
     "CaseInspection",
     "CaseLine",
     "CasePage",
+    "CaseRefund",
     "CaseReview",
     "CaseRisk",
     "CaseShipment",
     "CaseView",
+    "Deadline",
     "RiskReason",
+    "TimelineEntry",
     "case_view",
     "like_json",
     "list_cases",
     "read_case",
+    "read_case_detail",
 ]
 
 
@@ -89,6 +108,32 @@ class CaseInspection:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseRefund:
+    id: str
+    status: str  # pending | succeeded | failed (the refund resource's words)
+    amount: int | None  # minor units; None where the case's ``amount`` is hidden
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # transition | note_added | assigned | debt_recovered | debt_written_off
+    by: str  # the actor's tag for the desk; its role for anyone else
+    action: str | None  # the transition: open, review, approve, escalate, ship …
+    from_state: str | None
+    to_state: str | None
+    text: str | None  # a note's or a debt record's words (the desk only)
+    detail: dict[str, Any] | None  # what the entry recorded (the desk only)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    timer: str  # merchant_silent | ship_within | inspect_within | complete_after
+    action: str  # what the timer then does to the case: approve, expire, refund, complete
+    at: datetime  # when it fires (the worker's next sweep after it)
+
+
+@dataclass(frozen=True, slots=True)
 class CaseView:
     id: str
     order_id: str
@@ -123,6 +168,16 @@ class CaseView:
     created_at: datetime
     updated_at: datetime
     allowed_actions: tuple[str, ...]
+    assignee: str | None  # the desk only: the actor tag of the agent holding the case
+    refunds: tuple[CaseRefund, ...]  # every refund applied for the case, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDetail(CaseView):
+    """One case read by id: the view, its timeline and its deadlines."""
+
+    timeline: tuple[TimelineEntry, ...]
+    deadlines: tuple[Deadline, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +302,98 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
         created_at=row.created_at,
         updated_at=row.updated_at,
         allowed_actions=tuple(access.case_actions_for(row, actor)),
+        assignee=row.assignee if access.sees_desk_entries(actor) else None,
+        refunds=_refunds(conn, row, hide_amounts=partial),
     )
+
+
+def _refunds(conn: Connection, row: Case, *, hide_amounts: bool) -> tuple[CaseRefund, ...]:
+    """Every refund the case's transitions name (``refund_id`` in their data), oldest first."""
+    named: list[str] = []
+    for (data,) in conn.execute(
+        select(case_events.c.data).where(case_events.c.case_id == row.id).order_by(case_events.c.id)
+    ):
+        refund_id = json.loads(data).get("refund_id")
+        if isinstance(refund_id, str) and refund_id not in named:
+            named.append(refund_id)
+    if row.refund_id and row.refund_id not in named:
+        named.append(row.refund_id)
+    if not named:
+        return ()
+    found = {
+        r.id: r
+        for r in conn.execute(
+            select(refunds.c.id, refunds.c.status, refunds.c.total).where(refunds.c.id.in_(named))
+        )
+    }
+    return tuple(
+        CaseRefund(
+            id=refund_id,
+            status=REFUND_STATUS.get(found[refund_id].status, found[refund_id].status),
+            amount=None if hide_amounts else int(found[refund_id].total),
+        )
+        for refund_id in named
+        if refund_id in found
+    )
+
+
+def _timeline(conn: Connection, row: Case, actor: Actor) -> tuple[TimelineEntry, ...]:
+    desk = access.sees_desk_entries(actor)  # the desk: tags, words and figures
+    entries = [
+        TimelineEntry(
+            at=e.at,
+            kind="transition",
+            by=e.actor if desk else e.actor.partition(":")[0],
+            action=e.action,
+            from_state=e.from_state,
+            to_state=e.to_state,
+            text=None,
+            detail=json.loads(e.data) if desk else None,
+        )
+        for e in conn.execute(
+            select(case_events).where(case_events.c.case_id == row.id).order_by(case_events.c.id)
+        )
+    ]
+    if desk:
+        entries += [
+            TimelineEntry(
+                at=n.at,
+                kind=n.kind,
+                by=n.actor,
+                action=None,
+                from_state=None,
+                to_state=None,
+                text=n.text,
+                detail=json.loads(n.data),
+            )
+            for n in conn.execute(
+                select(case_notes).where(case_notes.c.case_id == row.id).order_by(case_notes.c.id)
+            )
+        ]
+    return tuple(sorted(entries, key=lambda e: e.at))  # stable: each kind keeps its order
+
+
+def _deadlines(row: Case, timers: Timers) -> tuple[Deadline, ...]:
+    return tuple(
+        Deadline(timer=name, action=action, at=row.state_since + wait)
+        for state, name, action, wait in timers.running()
+        if state == row.state
+    )
+
+
+def read_case_detail(desk: CaseDesk, case_id: str, actor: Actor) -> CaseDetail:
+    """The case as ``actor`` may see it, with its timeline and deadlines."""
+    with UnitOfWork(desk.engine, readonly=True) as uow:
+        row = load_case(uow.conn, case_id, actor)
+        currency = uow.conn.execute(
+            select(orders.c.currency).where(orders.c.id == row.order_id)
+        ).scalar_one()
+        view = case_view(uow.conn, row, actor, currency)
+        return CaseDetail(
+            **{f.name: getattr(view, f.name) for f in fields(CaseView)},
+            timeline=_timeline(uow.conn, row, actor),
+            deadlines=_deadlines(row, desk.process.timers),
+        )
 
 
 def read_case(engine: Engine, case_id: str, actor: Actor) -> CaseView:

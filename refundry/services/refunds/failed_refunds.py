@@ -4,9 +4,13 @@ Either ask the gateway again (a new attempt with a new idempotency key: the firs
 final answer) or put the money in the customer's wallet instead. Both are audited. Nothing else
 of the refund (coupons, points, campaign state) is undone or redone.
 
-``retry_case_tender`` and ``case_tender_to_wallet`` are the same two acts named by the case
-(the desk's case page): the actor must be at the desk (services/access.py,
-``refund.resolve_failed``) and see the case, and the tender must be one of the case's refund.
+Each decides its own access, in its transaction (services/access.py): a refund the actor may
+not see is ``refund.not_found``; one it sees but may not resolve (a customer, a merchant) is
+``auth.forbidden`` (area ``refund.resolve_failed``: the desk). ``retry_case_tender`` and
+``case_tender_to_wallet`` are the same two acts named by the case (the desk's case page, the
+API's ``/v1/cases/{id}/retry-refund`` and ``/refund-to-wallet``): the actor must see the case
+and may take the case's action (``retry_refund``, ``refund_to_wallet``), and the tender must be
+one of the case's refund.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from refundry.services.outbox.relay import settle_refund_status
 from refundry.services.ports import PaymentGateway
 from refundry.services.refunds.ledger import post
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import order_tenders, orders, refund_tenders
+from refundry.store.tables import order_tenders, orders, refund_tenders, refunds
 
 __all__ = [
     "case_tender_to_wallet",
@@ -36,7 +40,18 @@ __all__ = [
 ]
 
 
-def _failed_tender(conn: Connection, refund_id: str, tender_id: str) -> Any:
+def _failed_tender(conn: Connection, refund_id: str, tender_id: str, actor: Actor) -> Any:
+    """The refund's failed tender, locked, once ``actor`` may resolve it."""
+    seen = conn.execute(
+        select(orders.c.customer_id)
+        .join(orders, orders.c.id == refunds.c.order_id)
+        .where(refunds.c.id == refund_id)
+    ).first()
+    if seen is None or not access.may_see_refund(
+        actor, seen.customer_id, access.refund_merchants(conn, refund_id)
+    ):
+        raise NotFound(f"no refund {refund_id!r}", code="refund.not_found")
+    access.require(actor, "refund.resolve_failed")
     t = refund_tenders.c
     row = conn.execute(
         select(refund_tenders)
@@ -54,12 +69,12 @@ def _failed_tender(conn: Connection, refund_id: str, tender_id: str) -> Any:
 
 
 def retry_failed_refund(
-    engine: Engine, *, refund_id: str, tender_id: str, actor: str, now: datetime, reason: str
+    engine: Engine, *, refund_id: str, tender_id: str, actor: Actor, now: datetime, reason: str
 ) -> str:
     """Queue a new gateway attempt for a failed tender; returns its idempotency key."""
     with UnitOfWork(engine) as uow:
         conn = uow.conn
-        row = _failed_tender(conn, refund_id, tender_id)
+        row = _failed_tender(conn, refund_id, tender_id, actor)
         attempt = int(row.attempt) + 1
         key = f"{refund_id}:{tender_id}:a{attempt}"
         tender = conn.execute(
@@ -93,7 +108,7 @@ def retry_failed_refund(
                 "idempotency_key": key,
             },
         )
-        trail = AuditTrail(actor=actor, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now)
         trail.record(
             "refund.retry",
             order_id=row.order_id,
@@ -114,7 +129,7 @@ def refund_to_wallet(
     *,
     refund_id: str,
     tender_id: str,
-    actor: str,
+    actor: Actor,
     now: datetime,
     reason: str,
     gateway: PaymentGateway,
@@ -127,7 +142,7 @@ def refund_to_wallet(
     """
     with UnitOfWork(engine) as uow:
         conn = uow.conn
-        row = _failed_tender(conn, refund_id, tender_id)
+        row = _failed_tender(conn, refund_id, tender_id, actor)
         if row.idempotency_key:
             known = gateway.lookup(idempotency_key=row.idempotency_key)
             if known is not None and known.status != "refused":
@@ -154,7 +169,7 @@ def refund_to_wallet(
             .where(refund_tenders.c.refund_id == refund_id, refund_tenders.c.tender_id == tender_id)
             .values(status="to_wallet", updated_at=now)
         )
-        trail = AuditTrail(actor=actor, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now)
         trail.record(
             "refund.to_wallet",
             order_id=row.order_id,
@@ -169,10 +184,10 @@ def refund_to_wallet(
         uow.commit()
 
 
-def _case_refund_id(engine: Engine, case_id: str, actor: Actor) -> str:
-    access.require(actor, "refund.resolve_failed")
+def _case_refund_id(engine: Engine, case_id: str, actor: Actor, action: access.CaseAction) -> str:
     with UnitOfWork(engine, readonly=True) as uow:
         row = load_case(uow.conn, case_id, actor)
+    access.require_case_action(row, actor, action)
     if not row.refund_id:
         raise Conflict(f"case {case_id} has no refund yet", code="refund.not_failed")
     return str(row.refund_id)
@@ -182,9 +197,9 @@ def retry_case_tender(
     engine: Engine, case_id: str, *, tender_id: str, actor: Actor, now: datetime, reason: str
 ) -> str:
     """An agent asks the gateway again for a failed tender of the case's refund."""
-    refund_id = _case_refund_id(engine, case_id, actor)
+    refund_id = _case_refund_id(engine, case_id, actor, "retry_refund")
     return retry_failed_refund(
-        engine, refund_id=refund_id, tender_id=tender_id, actor=actor.tag, now=now, reason=reason
+        engine, refund_id=refund_id, tender_id=tender_id, actor=actor, now=now, reason=reason
     )
 
 
@@ -199,12 +214,12 @@ def case_tender_to_wallet(
     gateway: PaymentGateway,
 ) -> None:
     """An agent puts a failed tender of the case's refund in the customer's wallet."""
-    refund_id = _case_refund_id(engine, case_id, actor)
+    refund_id = _case_refund_id(engine, case_id, actor, "refund_to_wallet")
     refund_to_wallet(
         engine,
         refund_id=refund_id,
         tender_id=tender_id,
-        actor=actor.tag,
+        actor=actor,
         now=now,
         reason=reason,
         gateway=gateway,

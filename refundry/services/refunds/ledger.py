@@ -23,11 +23,12 @@ from sqlalchemy import (
     update,
 )
 
+from refundry.services.errors import Unprocessable
 from refundry.services.refunds.batch import INSERT_POSTINGS, RowBatch
 from refundry.store.prepared import Prepared
 from refundry.store.tables import ledger_accounts
 
-__all__ = ["account_id", "balance", "move_accounts", "post", "shop_account_id"]
+__all__ = ["account_id", "balance", "debit_wallet", "move_accounts", "post", "shop_account_id"]
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
 _a = ledger_accounts.c
@@ -197,3 +198,37 @@ def balance(conn: Connection, kind: str, customer_id: str) -> int:
     """A customer account's balance (0 if it never moved)."""
     row = _BALANCE.first(conn, {"b_id": account_id(kind, customer_id)})
     return int(row[0]) if row else 0
+
+
+def debit_wallet(
+    conn: Connection,
+    *,
+    journal_id: str,
+    customer_id: str,
+    amount: int,
+    memo: str,
+    at: datetime,
+    order_id: str | None,
+    what: str,
+    otherwise: str,
+) -> None:
+    """Take ``amount`` from the customer's wallet back to the shop, only if the wallet holds
+    it: else ``ledger.insufficient_funds`` (naming ``what`` the amount is, and ``otherwise``
+    what the caller may do instead) and nothing moves."""
+    held = balance(conn, "wallet", customer_id)
+    if held < amount:
+        raise Unprocessable(
+            f"the customer's wallet holds {held}, less than {what} {amount} (minor units): "
+            + otherwise,
+            code="ledger.insufficient_funds",
+        )
+    post(
+        conn,
+        journal_id=journal_id,
+        kind="wallet",
+        customer_id=customer_id,
+        amount=-amount,
+        at=at,
+        order_id=order_id,
+        memo=memo,
+    )

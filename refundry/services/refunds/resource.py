@@ -8,9 +8,12 @@ shows its transaction at the gateway (the order's ``gateway_txn_id``) and the ga
 reference; ``effects`` are every effect of the applied plan, in the plan's order. The case that
 asked for it, if any, is named (``case_id``).
 
-Who sees a refund is who sees its order's refunds: its customer and the desk (agents, admins);
-anyone else is told there is no such refund (``refund.not_found``). Merchants do not see
-refunds (the payment is the customer's). Applying one (``apply_order_refund``) is the desk's:
+Who sees a refund is who sees its order's refunds: its customer and the desk (agents, admins),
+and a merchant one of whose lines it refunds; anyone else is told there is no such refund
+(``refund.not_found``). A merchant sees it as it sees the order (services/access.py): no
+tenders and no failure code (how the customer paid is not the merchant's), only the effects
+that name one of its lines and none of another merchant's, and no amount when the refund also
+returns other merchants' lines. Applying one (``apply_order_refund``) is the desk's:
 the shop's back end and agents; it runs services/refunds/apply.py's ``apply_refund``, the one
 exactly-once apply path, with the caller's ``Idempotency-Key`` scoped to the caller.
 """
@@ -20,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, and_, exists, or_, select
 
 from refundry.domain.policy import Policy
 from refundry.services import access
@@ -37,6 +40,7 @@ from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
     cases,
     gateway_calls,
+    order_lines,
     order_tenders,
     orders,
     refund_effects,
@@ -83,7 +87,7 @@ class RefundView:
     seq: int
     status: str  # pending | succeeded | failed
     reason: str
-    amount: Amount
+    amount: Amount | None  # None for a merchant when the refund has others' lines too
     plan_hash: str
     failure_code: str | None
     failure_message: str | None
@@ -130,7 +134,30 @@ def _failure_message(conn: Connection, refund_id: str, tender_id: str, code: str
     return f"the gateway refused the refund ({code})"
 
 
-def _view(conn: Connection, row: Any) -> RefundView:
+def _view(conn: Connection, row: Any, actor: Actor) -> RefundView:
+    full = _full_view(conn, row)
+    if actor.role != "merchant":
+        return full
+    owners = access.refund_line_owners(conn, row.id)
+    visible = access.audit_entry_filter(actor, owners)
+    mine = {line for line, owner in owners.items() if owner == actor.id}
+    effects = tuple(
+        shown
+        for e in full.effects
+        if (visible is None or visible(e)) and set(access.strings_in(e)) & mine
+        if (shown := access.redact_audit_entry(actor, f"effect.{e['type']}", e)) is not None
+    )
+    return replace(
+        full,
+        amount=full.amount if visible is None else None,
+        failure_code=None,
+        failure_message=None,
+        tenders=(),
+        effects=effects,
+    )
+
+
+def _full_view(conn: Connection, row: Any) -> RefundView:
     t, ot = refund_tenders.c, order_tenders.c
     tender_rows = conn.execute(
         select(refund_tenders, ot.gateway_txn_id)
@@ -199,9 +226,14 @@ def _query() -> Any:
 
 def refund_view(conn: Connection, refund_id: str, actor: Actor) -> RefundView:
     row = conn.execute(_query().where(refunds.c.id == refund_id)).first()
-    if row is None or not access.may_see_refund(actor, row.customer_id):
+    if row is None or not _sees(conn, actor, row):
         raise _not_found(refund_id)
-    return _view(conn, row)
+    return _view(conn, row, actor)
+
+
+def _sees(conn: Connection, actor: Actor, row: Any) -> bool:
+    merchants = access.refund_merchants(conn, row.id) if actor.role == "merchant" else ()
+    return access.may_see_refund(actor, row.customer_id, merchants)
 
 
 def read_refund(engine: Engine, refund_id: str, actor: Actor) -> RefundView:
@@ -217,14 +249,22 @@ def list_refunds(
     cursor: str | None = None,
     limit: int = 20,
 ) -> RefundPage:
-    """Newest first (created_at, then id): a customer's own refunds, every refund for the desk,
-    none for anyone else. ``cursor`` is the ``next_cursor`` of the previous page."""
+    """Newest first (created_at, then id): a customer's own refunds, a merchant's refunds of
+    its lines (as it may see them), every refund for the desk, none for anyone else.
+    ``cursor`` is the ``next_cursor`` of the previous page."""
     where = where or RefundFilter()
-    if actor.role not in ("customer", "agent", "admin"):
+    if actor.role not in ("customer", "merchant", "agent", "admin"):
         return RefundPage(items=(), next_cursor=None)
     query = _query()
     if actor.role == "customer":
         query = query.where(orders.c.customer_id == actor.id)
+    elif actor.role == "merchant":  # narrows the read; _sees below stays the rule
+        query = query.where(
+            exists().where(
+                order_lines.c.order_id == refunds.c.order_id,
+                order_lines.c.merchant_id == actor.id,
+            )
+        )
     if where.customer_id is not None:
         query = query.where(orders.c.customer_id == where.customer_id)
     if where.order_id is not None:
@@ -243,9 +283,7 @@ def list_refunds(
     with UnitOfWork(engine, readonly=True) as uow:
         rows: Sequence[Any] = list(uow.conn.execute(query))
         page = rows[:limit]
-        items = tuple(
-            _view(uow.conn, r) for r in page if access.may_see_refund(actor, r.customer_id)
-        )
+        items = tuple(_view(uow.conn, r, actor) for r in page if _sees(uow.conn, actor, r))
     more = len(rows) > limit
     return RefundPage(
         items=items,

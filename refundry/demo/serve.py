@@ -155,6 +155,9 @@ def _socket(port: int) -> socket.socket:
         sock.bind((HOST, port))
     except OSError:
         sock.bind((HOST, 0))  # taken: any free port
+    # Listening before the address is printed: a browser (or a test) that connects at once
+    # waits in the backlog until uvicorn accepts, instead of being refused.
+    sock.listen(128)
     return sock
 
 

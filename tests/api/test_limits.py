@@ -323,7 +323,7 @@ def test_idempotency_middleware_reads_many_chunks_in_linear_time() -> None:
         lease=timedelta(seconds=10),
     )
     middleware._start = lambda key, digests: Claim(key, "t")  # type: ignore[method-assign]
-    middleware._finish = lambda claim, status, body: None  # type: ignore[method-assign]
+    middleware._finish = lambda claim, status, body, location: None  # type: ignore[method-assign]
     started = time.monotonic()
     asyncio.run(middleware(_scope([(b"idempotency-key", b"k-1")]), Finite(), send))
     elapsed = time.monotonic() - started

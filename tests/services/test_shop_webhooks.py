@@ -377,6 +377,21 @@ def test_the_catalogue_sends_named_types_only_with_stable_ids() -> None:
     }
 
 
+def test_the_desks_acts_on_a_case_reach_the_shop() -> None:
+    """The domain events of services/cases/handling.py and debts.py (record_desk_entry writes
+    ``case.<kind>``) are named in the catalogue, each with its fields."""
+    for kind, fields in (
+        ("note_added", {"text": "called the customer"}),
+        ("assigned", {"assignee": "agent:li", "before": None}),
+        ("debt_recovered", {"amount": 5000, "currency": "CNY", "debt": 15000}),
+        ("debt_written_off", {"amount": 15000, "currency": "CNY", "debt": 0}),
+    ):
+        payload = {"type": f"case.{kind}", "case_id": "cs-1", "entry_id": 1, **fields}
+        (event,) = catalogue.webhook_events(f"event:case_entry:cs-1:{kind}", payload, START)
+        assert event.type == f"case.{kind}" and event.type in catalogue.EVENT_TYPES
+        assert json.loads(event.body)["data"] == {"case_id": "cs-1", "entry_id": 1, **fields}
+
+
 def test_senders_in_parallel_send_each_delivery_once(engine: Engine) -> None:
     """Four workers' senders at once (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: its write
     lock) share 40 deliveries: each goes out exactly once, each attempt is logged once."""

@@ -1,5 +1,6 @@
 """Outside programs some tests run, found on PATH or where `make test` unpacks them (.tools/);
-and the service tests' runtime, built by the bootstrap (``runtime_for``).
+the service tests' runtime, built by the bootstrap (``runtime_for``); and a server process
+started and stopped around a test (``serving``).
 
 A missing tool skips its test with a line saying how to get it; under CI=true it fails the run,
 like a missing database server (tests/conftest.py).
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 
@@ -58,3 +63,45 @@ def runtime_for(
         gateway=gateway,
         publisher=publisher or RecordingPublisher(),
     )
+
+
+@contextmanager
+def serving(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    startup_seconds: float,
+    stop_seconds: float = 10,
+    poll_seconds: float = 0.1,
+    cwd: Path | None = None,
+) -> Iterator[str]:
+    """Start ``command`` (a server on 127.0.0.1:``port``, its output in ``log``), yield its
+    base URL once ``/healthz`` answers 200, and stop it afterwards (terminate, then kill after
+    ``stop_seconds``). The test fails, with the log's end, if the process exits first or does
+    not answer within ``startup_seconds``."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{command[2]} exited {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"no answer in {startup_seconds} s: {log.read_text()[-2000:]}")
+            time.sleep(poll_seconds)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=stop_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

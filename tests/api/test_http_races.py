@@ -14,9 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ from refundry.store.migrate import upgrade
 from tests.api.conftest import production_env
 from tests.api.test_real_server import _free_port
 from tests.services.test_races import CONFLICT_CODES, NAIVE_ROUNDS, new_race, violations
+from tests.tools import serving
 
 SECRET = "http-race-secret"
 CLIENTS = 16
@@ -105,31 +104,17 @@ def _serve(url: str, tmp: Path, *, naive: bool) -> Iterator[str]:
     else:
         command = [sys.executable, "-m", "refundry.cli", "serve", "--workers", "2", *where]
     log = tmp / f"serve-{'naive' if naive else 'locked'}.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2]
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+    with serving(
+        command,
+        env=env,
+        port=port,
+        log=log,
+        startup_seconds=STARTUP_SECONDS,
+        stop_seconds=20,
+        poll_seconds=0.2,
+        cwd=Path(__file__).parents[2],
+    ) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture()

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ from refundry.api.auth import issue_token
 from refundry.demo import worked_examples as ex
 from refundry.store.migrate import upgrade
 from tests.api.conftest import production_env
+from tests.tools import serving
 
 SECRET = "real-server-secret"
 POLICY = """
@@ -81,49 +80,14 @@ def _start(url: str, tmp: Path, policy_text: str | None = POLICY) -> Iterator[Se
         policy = tmp / "policy.toml"
         policy.write_text(policy_text, encoding="utf-8")
         env["REFUNDRY_POLICY"] = str(policy)
+    command = [sys.executable, "-m", "uvicorn", "--factory", "refundry.api.serve:app_factory"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     log = tmp / "uvicorn.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "refundry.api.serve:app_factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer in {STARTUP_SECONDS} s: {log.read_text()}")
-            time.sleep(0.1)
-        with httpx.Client(base_url=base, timeout=30) as http:
-            yield Server(base, http, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with (
+        serving(command, env=env, port=port, log=log, startup_seconds=STARTUP_SECONDS) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+    ):
+        yield Server(base, http, log)
 
 
 def serve_on_backend(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from refundry.api.auth import issue_token
 from refundry.store.migrate import upgrade
 from tests.api.conftest import production_env
 from tests.api.test_real_server import _free_port
+from tests.tools import serving
 
 SECRET = "workers-test-secret"
 STARTUP_SECONDS = 60
@@ -37,38 +36,20 @@ def two_workers(pg_url: str, tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "serve.log"
     env = {**os.environ, **production_env(SECRET)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "refundry.cli", "serve", "--workers", "2"),
-                *("--url", url, "--host", "127.0.0.1", "--port", str(port)),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "refundry.cli", "serve", "--workers", "2", "--url", url]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve did not answer in {STARTUP_SECONDS} s: {log.read_text()}")
-            time.sleep(0.2)
-        yield base
+        with serving(
+            command,
+            env=env,
+            port=port,
+            log=log,
+            startup_seconds=STARTUP_SECONDS,
+            stop_seconds=20,
+            poll_seconds=0.2,
+        ) as base:
+            yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         _drop_pg(url)
 
 

@@ -57,6 +57,7 @@ class Server:
     base: str
     http: httpx.Client
     log: Path
+    database: str  # the server's database URL (for a command run beside it: refundry user add)
 
     def token(self, role: str, subject: str) -> dict[str, str]:
         token = issue_token(SECRET.encode(), role=role, subject=subject, now=datetime.now(UTC))
@@ -87,7 +88,7 @@ def _start(url: str, tmp: Path, policy_text: str | None = POLICY) -> Iterator[Se
         serving(command, env=env, port=port, log=log, startup_seconds=STARTUP_SECONDS) as base,
         httpx.Client(base_url=base, timeout=30) as http,
     ):
-        yield Server(base, http, log)
+        yield Server(base, http, log, url)
 
 
 def serve_on_backend(

@@ -12,6 +12,8 @@ answer's Location.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -160,6 +162,18 @@ def test_an_agent_escalates_a_case_to_manual_review(server: Server) -> None:
     )
     assert {"resolve", "approve", "reject"} <= set(held["allowed_actions"])
     assert server.call("GET", path, MERCHANT)["allowed_actions"] == []  # held: the agents'
+    unknown = _post(server, f"{path}/assign", ADMIN, {"agent_id": "wang"})
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "case.assignee_unknown")
+    assert server.call("GET", path, AGENT)["assignee"] is None  # nothing changed
+    command = [sys.executable, "-m", "refundry", "user", "add", "agent", "wang"]
+    added = subprocess.run(
+        [*command, "--password-stdin", "--url", server.database],
+        input="correct horse battery staple\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
     reassigned = server.call("POST", f"{path}/assign", ADMIN, {"agent_id": "wang"})
     assert reassigned["assignee"] == "agent:wang"
     taken = _post(server, f"{path}/claim", AGENT, {})

@@ -23,8 +23,10 @@ from tests.api.conftest import (
     M3,
     World,
     bearer,
+    db_snapshot,
     order_doc,
     problem_of,
+    snapshot_diff,
 )
 
 SHOP = bearer("admin", ADMIN)
@@ -180,6 +182,11 @@ def test_a_merchant_sees_a_shared_refund_as_it_sees_the_order(world: World) -> N
         "reason": "quality_issue",
         "kind": "refund_only",
     }
+    # Alice's open case holds these units; cancelled, they are free to refund directly.
+    cancelled = world.client.post(
+        f"/v1/cases/{world.case_alice_mixed}/cancel", json={}, headers=bearer("customer", ALICE)
+    )
+    assert cancelled.json()["state"] == "cancelled", cancelled.text
     preview = world.client.post(f"/v1/orders/{ALICE_MIXED}/refund-preview", headers=DESK, json=ask)
     assert preview.status_code == 200, preview.text
     body = {**ask, "expected_plan_hash": preview.json()["plan_hash"]}
@@ -205,3 +212,47 @@ def test_a_merchant_sees_a_shared_refund_as_it_sees_the_order(world: World) -> N
         "refund.not_found",
     )
     assert world.client.get("/v1/refunds", headers=bearer("merchant", M3)).json()["items"] == []
+
+
+def test_units_an_open_case_holds_are_the_cases_to_refund(world: World) -> None:
+    """A direct refund may not take the units an open case holds: 409
+    ``refund.units_held_by_case`` and nothing changes; the units no case holds still refund,
+    and the case's own refund takes its unit afterwards (one refund per unit, never two)."""
+    _order(world)
+    opened = world.client.post(
+        "/v1/cases",
+        json={"order_id": ORDER, **ASK, "kind": "return_and_refund"},
+        headers=bearer("customer", CAROL),
+    )
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["state"] == "awaiting_return", opened.text  # approved by the rules
+    both = {**ASK, "lines": [{"line_id": "ln-a", "quantity": 2}]}
+    plan = world.client.post(f"/v1/orders/{ORDER}/refund-preview", headers=DESK, json=both)
+    assert plan.status_code == 200, plan.text  # a preview holds nothing and reserves nothing
+    before = db_snapshot(world.engine)
+    held = world.client.post(
+        f"/v1/orders/{ORDER}/refunds",
+        headers={**DESK, "Idempotency-Key": "held-1"},
+        json={**both, "expected_plan_hash": plan.json()["plan_hash"]},
+    )
+    problem = problem_of(held, 409, "refund.units_held_by_case")
+    assert problem["detail"].startswith("line 'ln-a': 1 unit(s) are held by an open case and 1")
+    assert snapshot_diff(before, db_snapshot(world.engine)) == ""
+    one = _preview(world)
+    free = world.client.post(
+        f"/v1/orders/{ORDER}/refunds",
+        headers={**DESK, "Idempotency-Key": "held-2"},
+        json={**ASK, "expected_plan_hash": one["plan_hash"]},
+    )
+    assert free.status_code == 201, free.text
+    case = f"/v1/cases/{opened.json()['id']}"
+    for who, act, body in (
+        (bearer("customer", CAROL), "ship", {"tracking_number": "SF1234567890"}),
+        (DESK, "receive", {}),
+        (DESK, "inspect", {"result": "pass"}),
+    ):
+        moved = world.client.post(f"{case}/{act}", json=body, headers=who)
+        assert moved.status_code == 200, moved.text
+    assert moved.json()["state"] == "refunding", moved.text
+    order = world.client.get(f"/v1/orders/{ORDER}", headers=DESK).json()
+    assert [line["refunded_qty"] for line in order["lines"]] == [2]

@@ -31,6 +31,7 @@ from refundry.services.refunds.failed_refunds import (
     retry_failed_refund,
 )
 from refundry.services.refunds.ledger import balance, post
+from refundry.services.staff.accounts import add_staff
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log, case_notes, cases, ledger_postings, outbox
 from tests.services.case_world import (
@@ -64,6 +65,9 @@ def _counts(engine: Engine) -> dict[str, Any]:
                 for t in (case_notes, audit_log, outbox, ledger_postings)
             },
         }
+
+
+PASSWORD = "correct horse battery staple"
 
 
 def _refused(engine: Engine, code: str, act: Any) -> RefundryError:
@@ -223,6 +227,16 @@ def test_claim_then_assign_moves_who_holds_the_case(world: dict[str, Any], engin
         "case.assignee_invalid",
         lambda: assign(desk, case_id, actor=AGENT, now=clock(), agent_id="two\nlines"),
     )
+    add_staff(
+        engine, role="merchant", name="m-wang", password=PASSWORD, now=clock(), merchant_id="m"
+    )
+    for nobody in ("wang", "m-wang"):  # no account yet; a merchant's account
+        _refused(
+            engine,
+            "case.assignee_unknown",
+            lambda who=nobody: assign(desk, case_id, actor=AGENT, now=clock(), agent_id=who),
+        )
+    add_staff(engine, role="agent", name="wang", password=PASSWORD, now=clock())
     row = assign(desk, case_id, actor=Actor("admin", "root"), now=clock(), agent_id="wang")
     assert row.assignee == "agent:wang"
     assert read_case_detail(desk, case_id, AGENT).assignee == "agent:wang"

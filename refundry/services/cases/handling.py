@@ -10,7 +10,9 @@ records of services/cases/debts.py share): the case's timeline shows them to the
 - ``add_note``: an internal note (1 to 2000 characters), never shown to the customer or the
   merchant, nor in their audit entries;
 - ``claim``: the caller takes the case (``case.already_claimed`` while another agent holds it:
-  an ``assign`` moves it); ``assign``: the desk gives the case to an agent by id.
+  an ``assign`` moves it); ``assign``: the desk gives the case to an agent by id, one with a
+  staff account of role agent (``case.assignee_unknown`` otherwise: a case is never handed to a
+  name nobody signs in as).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.reader import ID_LENGTH, text_problem
@@ -30,7 +32,7 @@ from refundry.services.cases.opening import CaseDesk
 from refundry.services.cases.process import Case, change_case, current_case, move
 from refundry.services.errors import Conflict
 from refundry.services.outbox.messages import enqueue
-from refundry.store.tables import case_notes
+from refundry.store.tables import case_notes, staff_accounts
 
 __all__ = ["NOTE_LIMIT", "add_note", "assign", "claim", "escalate", "record_desk_entry"]
 
@@ -177,6 +179,16 @@ def assign(desk: CaseDesk, case_id: str, *, actor: Actor, now: datetime, agent_i
         to = Actor("agent", who).tag
         if row.assignee == to:
             return row
+        role = conn.execute(
+            select(staff_accounts.c.role).where(staff_accounts.c.name == who)
+        ).scalar()
+        if role != "agent":
+            raise InvalidInput(
+                f"no agent {who!r}: a case is assigned to an agent's staff account "
+                "(refundry user add --role agent)",
+                code="case.assignee_unknown",
+                field="agent_id",
+            )
         return _hold(conn, row, trail, actor=actor, at=now, to=to)
 
     return act_on_case(desk, case_id, actor, now, body)

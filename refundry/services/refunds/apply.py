@@ -59,6 +59,7 @@ from refundry.services.refunds.state import PlanInputs, load_plan_inputs
 from refundry.services.uow import UnitOfWork
 from refundry.store.prepared import Prepared, pipelined
 from refundry.store.tables import (
+    case_units,
     idempotency_keys,
     order_lines,
     order_tenders,
@@ -79,6 +80,18 @@ _KEY = Prepared(
     )
 )
 _INSERT_KEY = Prepared(insert(idempotency_keys))
+# The order's lines some open case holds units of (services/cases/process.hold_units).
+_HELD = Prepared(
+    select(
+        order_lines.c.line_id, order_lines.c.quantity, order_lines.c.refunded_qty, case_units.c.held
+    )
+    .join(
+        case_units,
+        (case_units.c.order_id == order_lines.c.order_id)
+        & (case_units.c.line_id == order_lines.c.line_id),
+    )
+    .where(order_lines.c.order_id == bindparam("order_id"), case_units.c.held > 0)
+)
 _INSERT_REFUND = Prepared(insert(refunds))
 _l, _t, _o = order_lines.c, order_tenders.c, orders.c
 _LINE = (_l.order_id == bindparam("b_order_id")) & (_l.line_id == bindparam("b_line_id"))
@@ -264,6 +277,25 @@ def _replayed(answer: tuple[str, str] | None, request_hash: str) -> ApplyResult 
     return ApplyResult(first["refund_id"], first["status"], first["plan"], replayed=True)
 
 
+def _refuse_units_held(conn: Connection, order_id: str, req: RefundRequest) -> None:
+    """``refund.units_held_by_case`` when the request asks for units an open case holds: they
+    are that case's to refund (or to give back when it ends). Read after the order's lock,
+    which ``open_case`` takes too, so a case opened meanwhile is seen."""
+    asked: dict[str, int] = {}
+    for units in req.lines:
+        asked[units.line_id] = asked.get(units.line_id, 0) + units.quantity
+    for line in _HELD.rows(conn, {"order_id": order_id}):
+        want = asked.get(line.line_id, 0)
+        left = int(line.quantity) - int(line.refunded_qty)
+        free = max(left - int(line.held), 0)
+        if free < want <= left:  # beyond ``left``: the plan's refund.units_exhausted
+            raise Conflict(
+                f"line {line.line_id!r}: {line.held} unit(s) are held by an open case and "
+                f"{free} are free; {want} asked (the case refunds its own units)",
+                code="refund.units_held_by_case",
+            )
+
+
 def apply_refund(
     engine: Engine,
     *,
@@ -308,6 +340,7 @@ def apply_refund(
                 replay = _replayed(inputs.key_answer, request_hash)
             if replay is not None:
                 return replay
+            _refuse_units_held(conn, order_id, req)
             plan, text = _plan_as_previewed(inputs, req, policy, at, expected_plan_hash)
             fault_point("apply.after_plan")
             refund_id = "rf_" + uuid.uuid4().hex[:20]

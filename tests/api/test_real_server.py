@@ -58,6 +58,7 @@ class Server:
     http: httpx.Client
     log: Path
     database: str  # the server's database URL (for a command run beside it: refundry user add)
+    env: dict[str, str]  # the server's environment (a worker or a command run beside it)
 
     def token(self, role: str, subject: str) -> dict[str, str]:
         token = issue_token(SECRET.encode(), role=role, subject=subject, now=datetime.now(UTC))
@@ -71,11 +72,18 @@ class Server:
         return r.json()
 
 
-def _start(url: str, tmp: Path, policy_text: str | None = POLICY) -> Iterator[Server]:
+def _start(
+    url: str, tmp: Path, policy_text: str | None = POLICY, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """A server on ``url``; ``policy_text`` None runs the default policy (no policy file)."""
     upgrade(url)
     port = _free_port()
-    env = {**os.environ, "REFUNDRY_DATABASE_URL": url, **production_env(SECRET)}
+    env = {
+        **os.environ,
+        "REFUNDRY_DATABASE_URL": url,
+        **production_env(SECRET),
+        **(extra_env or {}),
+    }
     env.pop("REFUNDRY_POLICY", None)
     if policy_text is not None:
         policy = tmp / "policy.toml"
@@ -88,25 +96,26 @@ def _start(url: str, tmp: Path, policy_text: str | None = POLICY) -> Iterator[Se
         serving(command, env=env, port=port, log=log, startup_seconds=STARTUP_SECONDS) as base,
         httpx.Client(base_url=base, timeout=30) as http,
     ):
-        yield Server(base, http, log, url)
+        yield Server(base, http, log, url, env)
 
 
 def serve_on_backend(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     policy_text: str | None = POLICY,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """A server on the backend ``request.param`` names (sqlite | postgresql: a throwaway
     database), for a module's ``server`` fixture."""
     tmp = tmp_path_factory.mktemp("server")
     if request.param == "sqlite":
-        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp, policy_text)
+        yield from _start(f"sqlite:///{tmp / 'refundry.sqlite'}", tmp, policy_text, extra_env)
         return
     from tests.conftest import _drop_pg, _fresh_pg
 
     url = _fresh_pg(request.getfixturevalue("pg_url"))
     try:
-        yield from _start(url, tmp, policy_text)
+        yield from _start(url, tmp, policy_text, extra_env)
     finally:
         _drop_pg(url)
 

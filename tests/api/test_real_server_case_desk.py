@@ -74,8 +74,8 @@ def _post(
     return server.http.post(path, headers=headers, json=body)
 
 
-def _card_refused(server: Server, refund_id: str) -> None:
-    """The gateway's signed webhook: the card issuer refused the refund of tender T1."""
+def card_refused_body(refund_id: str) -> bytes:
+    """The gateway's webhook body: the card issuer refused the refund of tender T1."""
     event = GatewayEvent(
         event_id=f"evt-{refund_id}",
         type="refund.failed",
@@ -86,7 +86,12 @@ def _card_refused(server: Server, refund_id: str) -> None:
         code="card_closed",
         occurred_at=datetime.now(UTC),
     )
-    body = event_to_body(event)
+    return event_to_body(event)
+
+
+def _card_refused(server: Server, refund_id: str) -> None:
+    """The gateway's signed webhook: the card issuer refused the refund of tender T1."""
+    body = card_refused_body(refund_id)
     stamp = sign_webhook(SECRET + "-gateway-webhook", datetime.now(UTC), body)
     r = server.http.post(
         "/v1/webhooks/gateway",

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from refundry.adapters.gateway import GatewayEvent, event_to_body
 from refundry.adapters.logistics import TrackingEvent
 from refundry.adapters.logistics import event_to_body as tracking_body
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, sign_webhook
 from refundry.api.auth import issue_token
 from refundry.demo import worked_examples as ex
 from tests.api.test_real_server import SECRET, Server, serve_on_backend
+from tests.api.test_real_server_case_desk import card_refused_body
 from tests.soft_authenticator import SoftPasskey
 
 POLICY = """
@@ -314,14 +314,4 @@ def test_every_operation_answers_over_a_real_server(server: Server) -> None:
 
 def _card_refused(tour: Tour, refund_id: str) -> None:
     """The gateway's signed webhook: the card issuer refused the refund of tender T1."""
-    event = GatewayEvent(
-        event_id=f"evt-{refund_id}",
-        type="refund.failed",
-        gateway_refund_id=f"gr-{refund_id}",
-        idempotency_key=f"{refund_id}:T1",
-        amount=PRICE,
-        currency="CNY",
-        code="card_closed",
-        occurred_at=datetime.now(UTC),
-    )
-    tour.signed("/v1/webhooks/gateway", event_to_body(event), SECRET + "-gateway-webhook")
+    tour.signed("/v1/webhooks/gateway", card_refused_body(refund_id), SECRET + "-gateway-webhook")

@@ -19,6 +19,7 @@ import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -101,6 +102,9 @@ class Settings(BaseSettings):
     events: EventsChoice | None = None
     redis_url: str | None = None
 
+    # The pages write times in the shop's zone (an IANA name: Asia/Shanghai, Europe/Paris)
+    display_timezone: str = "Asia/Shanghai"
+
     # Passkeys (WebAuthn, docs/identity.md): the relying party is the shop's site
     webauthn_rp_id: str = "localhost"  # the domain passkeys are made for (no scheme or port)
     webauthn_rp_name: str = "refundry"  # the name the browser shows when making one
@@ -137,6 +141,15 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     tracing: Literal["off", "otlp"] = "off"  # otlp: OpenTelemetry spans (the otel extra)
     tracing_endpoint: str | None = None  # OTLP/HTTP; None: http://localhost:4318/v1/traces
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError("an IANA time zone name (e.g. Asia/Shanghai)") from None
+        return value
 
     @field_validator("webauthn_rp_id")
     @classmethod

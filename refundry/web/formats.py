@@ -17,10 +17,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency, format_percent, get_currency_precision
 
-__all__ = ["DISPLAY_ZONE", "babel_locale", "datetime_text", "duration", "money", "percent"]
-
-# The shop's customers read times in the shop's zone (refundry's first shops are in China).
-DISPLAY_ZONE = ZoneInfo("Asia/Shanghai")
+__all__ = ["babel_locale", "datetime_text", "duration", "money", "percent"]
 
 
 def babel_locale(locale: str) -> str:
@@ -71,8 +68,9 @@ def duration(seconds: int, locale: str) -> str:
     return " ".join(parts)
 
 
-def datetime_text(at: datetime | None, locale: str, *, fmt: str = "medium") -> str:
-    """``at`` in the shop's zone, in the locale's ``fmt`` (short | medium | long)."""
+def datetime_text(at: datetime | None, locale: str, zone: ZoneInfo, *, fmt: str = "medium") -> str:
+    """``at`` in the shop's ``zone`` (settings.display_timezone), in the locale's ``fmt``
+    (short | medium | long)."""
     if at is None:
         return ""
-    return format_datetime(at, format=fmt, tzinfo=DISPLAY_ZONE, locale=babel_locale(locale))
+    return format_datetime(at, format=fmt, tzinfo=zone, locale=babel_locale(locale))

@@ -17,6 +17,7 @@ import io
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel.core import negotiate_locale
 from babel.messages.mofile import write_mo
@@ -61,8 +62,9 @@ def _translations(locale: str) -> NullTranslations:
 
 
 @cache
-def environment(locale: str) -> Environment:
-    """The templates with ``locale``'s messages and filters (one environment per locale)."""
+def environment(locale: str, zone: str) -> Environment:
+    """The templates with ``locale``'s messages and filters, times written in ``zone`` (one
+    environment per locale and zone)."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(("html",), default=True),
@@ -73,7 +75,10 @@ def environment(locale: str) -> Environment:
     )
     env.install_gettext_translations(_translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = lambda amount, currency: formats.money(amount, currency, locale)
-    env.filters["when"] = lambda at, fmt="medium": formats.datetime_text(at, locale, fmt=fmt)
+    shown_in = ZoneInfo(zone)
+    env.filters["when"] = lambda at, fmt="medium": formats.datetime_text(
+        at, locale, shown_in, fmt=fmt
+    )
     env.filters["percent"] = lambda ratio: formats.percent(ratio, locale)
     env.filters["duration"] = lambda seconds: formats.duration(seconds, locale)
     env.globals["locale"] = locale
@@ -113,7 +118,7 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
     the security headers."""
     ctx = context(request)
     locale = locale_of(request)
-    env = environment(locale)
+    env = environment(locale, ctx.settings.display_timezone)
     values.setdefault("actor", session_actor(ctx, request))
     values.setdefault("csrf_field", CSRF_FIELD)
     values.setdefault("csrf", csrf_token(ctx, request))

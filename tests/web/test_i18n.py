@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 import refundry.web
+from refundry.settings import Settings, SettingsError, load_settings
 from refundry.web.formats import datetime_text, money
 
 WEB = Path(refundry.web.__file__).parent
@@ -48,5 +51,15 @@ def test_money_is_written_as_each_locale_writes_its_currency() -> None:
 
 def test_dates_are_shown_in_the_shops_zone_per_locale() -> None:
     at = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
-    assert datetime_text(at, "zh-CN") == "2026年11月24日 12:00:00"
-    assert datetime_text(at, "en") == "Nov 24, 2026, 12:00:00\u202fPM"
+    shanghai = ZoneInfo(Settings().display_timezone)  # the default: the first shops' zone
+    assert datetime_text(at, "zh-CN", shanghai) == "2026年11月24日 12:00:00"
+    assert datetime_text(at, "en", shanghai) == "Nov 24, 2026, 12:00:00\u202fPM"
+    assert datetime_text(at, "en", ZoneInfo("Europe/Paris")) == "Nov 24, 2026, 5:00:00\u202fAM"
+
+
+def test_a_shop_names_its_zone_and_a_wrong_name_is_refused_by_name() -> None:
+    assert Settings(display_timezone="Europe/Paris").display_timezone == "Europe/Paris"
+    with pytest.raises(SettingsError) as err:
+        load_settings({"display_timezone": "Mars/Olympus"})
+    assert err.value.field == "display_timezone"
+    assert "IANA time zone" in err.value.message

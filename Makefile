@@ -48,7 +48,7 @@ $(PROMTOOL):
 	  echo "make tools: could not unpack promtool (needs apt-get); its tests will skip"
 
 test: lint typecheck tools
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 # The pages' pictures in docs/pages/ (docs/pages.md), taken in Debian's Chromium with a
 # Chinese font (Debian's fonts-wqy-microhei; installed here when missing: needs root).

@@ -1,8 +1,11 @@
 """16 client processes race for the same units through HTTP (issue 15 point 7): ``refundry serve
---workers 2`` on PostgreSQL, each client its own process and connection, released together at
-a barrier, each with its own Idempotency-Key, applying the same previewed plan with
-``POST /v1/orders/{id}/refunds``. Exactly one refund, every ledger balances
-(tests/services/test_races.py's ``violations``: units, tenders, outbox, ledgers, audit).
+--workers 2`` on PostgreSQL with two ``refundry worker`` processes beside it, each client its
+own process and connection, released together at a barrier, each with its own
+Idempotency-Key, applying the same previewed plan with ``POST /v1/orders/{id}/refunds``.
+Exactly one refund, every ledger balances (tests/services/test_races.py's ``violations``:
+units, tenders, outbox, ledgers, audit); and the two workers, both polling the outbox while the
+race runs, ask the gateway (its HTTP sandbox, one process both talk to) for the card's money
+once: one refund object of the card's share, its outbox message done.
 
 The same race against the naive apply (read, then write absolute values without lock or guard;
 switched on in each server worker by tests/api/race_server.py) must show the over-refund, which
@@ -14,28 +17,46 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from refundry.adapters.gateway_http_sandbox import serve_sandbox_http
+from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.api.auth import issue_token
 from refundry.bootstrap import audit_keys
 from refundry.services.audit.keys import attach_keys
+from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.engine import make_engine
 from refundry.store.migrate import upgrade
+from refundry.store.tables import outbox
 from tests.api.conftest import production_env
 from tests.api.test_real_server import _free_port
-from tests.services.test_races import CONFLICT_CODES, NAIVE_ROUNDS, new_race, violations
+from tests.services.test_races import (
+    CARD_PAID,
+    CONFLICT_CODES,
+    NAIVE_ROUNDS,
+    Race,
+    new_race,
+    violations,
+)
 from tests.tools import serving
 
 SECRET = "http-race-secret"
+GATEWAY_KEY = "http-race-gateway-key"
 CLIENTS = 16
+WORKERS = 2
+DELIVERY_SECONDS = 90
 STARTUP_SECONDS = 60
 BARRIER_SECONDS = 60.0
 
@@ -129,25 +150,91 @@ def database(pg_url: str) -> Iterator[str]:
         _drop_pg(url)
 
 
-def _round(base: str, url: str) -> list[str]:
+@contextmanager
+def _workers(url: str, gateway_url: str, tmp: Path) -> Iterator[None]:
+    """``refundry worker`` processes polling the outbox, sending refunds to the HTTP gateway."""
+    env = {**os.environ, **production_env(SECRET), "REFUNDRY_DATABASE_URL": url}
+    env.update(REFUNDRY_GATEWAY="http", REFUNDRY_GATEWAY_API_KEY=GATEWAY_KEY)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    procs = []
+    try:
+        for i in range(WORKERS):
+            command = [sys.executable, "-m", "refundry.cli", "worker", "--interval", "0.2"]
+            command += ["--name", f"race-worker-{i}", "--gateway-url", gateway_url]
+            log = (tmp / f"worker-{i}.log").open("w", encoding="utf-8")
+            procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
+        yield
+        for p in procs:
+            assert p.poll() is None, f"a worker exited: {(tmp / 'worker-0.log').read_text()}"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _round(base: str, url: str, sandbox: SandboxGateway | None = None) -> list[str]:
     engine = make_engine(url)
     # The server signs its audit entries with the key production_env names; the check reads them.
     settings = Settings(database_url=url, audit_key=production_env(SECRET)["REFUNDRY_AUDIT_KEY"])
     attach_keys(engine, audit_keys(settings))
     try:
         race = new_race(engine)
+        if sandbox is not None:
+            sandbox.capture(f"card-{race.order_id}", CARD_PAID, "CNY")
         body = {**race.request, "expected_plan_hash": race.plan["plan_hash"]}
         outcomes = _race(base, race.order_id, body)
         # The service-level key check reads the racers' raw keys; the API stores each caller's
         # key scoped and hashed (services/refunds/resource.py), so that one check is left out.
-        return [v for v in violations(engine, race, outcomes) if "idempotency keys stored" not in v]
+        found = [
+            v for v in violations(engine, race, outcomes) if "idempotency keys stored" not in v
+        ]
+        if sandbox is not None:
+            found += _paid_out_once(engine, race, sandbox)
+        return found
     finally:
         engine.dispose()
 
 
+def _paid_out_once(engine: Any, race: Race, sandbox: SandboxGateway) -> list[str]:
+    """Wait for the workers to deliver the refund's gateway message; the gateway holds one
+    refund of the card's share for the card, whatever the two workers did."""
+    card = f"card-{race.order_id}"
+    (share,) = [t["amount"] for t in race.plan["tenders"] if t["tender_id"] == "T1"]
+    deadline = time.monotonic() + DELIVERY_SECONDS
+    statuses: list[str] = []
+    while time.monotonic() < deadline:
+        with UnitOfWork(engine, readonly=True) as uow:
+            statuses = [
+                row.status
+                for row in uow.conn.execute(
+                    select(outbox.c.status, outbox.c.payload).where(
+                        outbox.c.topic == "gateway.refund"
+                    )
+                )
+                if race.order_id in row.payload
+            ]
+        if statuses and all(status == "done" for status in statuses):
+            break
+        time.sleep(0.2)
+    bad = []
+    if statuses != ["done"]:
+        bad.append(f"the gateway messages of the order are {statuses}, expected one done")
+    made = [r for r in sandbox.ledger.refunds if r.transaction_id == card]
+    if [r.amount for r in made] != [share]:
+        bad.append(f"the gateway holds refunds {[r.amount for r in made]}, expected [{share}]")
+    return bad
+
+
 def test_sixteen_http_clients_get_exactly_one_refund(database: str, tmp_path: Path) -> None:
-    for base in _serve(database, tmp_path, naive=False):
-        assert _round(base, database) == []
+    sandbox = SandboxGateway(clock=lambda: datetime.now(UTC), confirm_after=timedelta(0))
+    with serve_sandbox_http(sandbox, api_key=GATEWAY_KEY) as gateway:
+        for base in _serve(database, tmp_path, naive=False):
+            with _workers(database, gateway.url, tmp_path):  # started once the server answers
+                assert _round(base, database, sandbox) == []
     assert CONFLICT_CODES  # every loser's code is one of these (checked by violations)
 
 

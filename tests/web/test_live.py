@@ -5,8 +5,11 @@ Chromium."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,7 +20,18 @@ from refundry.services.cases.timeline import case_version
 from refundry.services.cases.timers import run_timers
 from refundry.services.cases.views import read_case
 from refundry.web.routes import cases as case_routes
-from tests.web.conftest import CUSTOMER, NOW, OTHER, THRESHOLD, Shop, csrf_of, signed_in
+from tests.web.browser import Live, serving
+from tests.web.conftest import (
+    CUSTOMER,
+    MUGS,
+    NOW,
+    OTHER,
+    THRESHOLD,
+    Shop,
+    csrf_of,
+    link_token,
+    signed_in,
+)
 from tests.web.test_desk import DESK, add_agent, desk_sign_in, open_under_review
 
 SCRIPT = "<script>alert(1)</script> quick and kind"
@@ -209,3 +223,86 @@ def test_the_inbox_lists_the_messages_and_marks_one_read(shop: Shop) -> None:
     assert stolen.status_code == 404
     zh = signed_in(shop.client(**{"Accept-Language": "zh-CN,zh;q=0.9"})).get("/inbox")
     assert "<h1>消息</h1>" in zh.text
+
+
+@pytest.mark.parametrize("method", ["prepaid_label", "pickup"])
+def test_the_case_page_shows_the_return_label_or_the_pickup_with_tracking(
+    shop: Shop, method: str
+) -> None:
+    desk = shop.app.state.ctx.desk
+    case_id = open_case(
+        desk,
+        actor=DESK,
+        request={
+            "order_id": MUGS,
+            "lines": [{"line_id": "M", "quantity": 2}],
+            "reason": "wrong_item",
+            "kind": "return_and_refund",
+            "return_method": method,
+        },
+        now=NOW,
+    ).case_id
+    case_actions.approve(desk, case_id, actor=DESK, now=NOW)
+    shop.app.state.ctx.runtime.relay().drain()  # the carrier books it
+    shipment = read_case(shop.engine, case_id, DESK).shipment
+    assert shipment is not None and shipment.tracking_number and shipment.label
+    text = re.sub(r"\s+", " ", signed_in(shop.client()).get(f"/cases/{case_id}").text)
+    assert "<h2>Your return parcel</h2>" in text
+    assert f"<dt>Tracking number</dt><dd>{shipment.tracking_number}</dd>" in text
+    assert "<dt>Parcel</dt><dd>Booked</dd>" in text
+    if method == "prepaid_label":
+        assert "<dd>Prepaid return label</dd>" in text
+        assert f'<a href="{shipment.label["url"]}">Print the return label</a>' in text
+        assert f"<dt>Drop-off code</dt><dd>{shipment.label['drop_off_code']}</dd>" in text
+    else:
+        # the sandbox's slot: 09:00 to 13:00 UTC the next day, in the shop's zone
+        assert "<dd>Pickup from your address</dd>" in text
+        assert '<dt>Pickup</dt><dd><time datetime="2026-11-25T09:00:00+00:00">' in text
+        assert "Nov 25, 2026, 5:00:00 PM</time> – <time" in text  # a space: \s+ above
+
+
+def _browser_session(live: Live) -> httpx.Client:
+    """An HTTP client signed in as the customer on the real server."""
+    client = httpx.Client(base_url=live.base, timeout=30, follow_redirects=True)
+    page = client.get("/signin", params={"token": link_token(CUSTOMER)})
+    done = client.post(
+        "/signin", data={"token": link_token(CUSTOMER), "csrf_token": csrf_of(page.text)}
+    )
+    assert done.status_code == 200 and "/orders" in str(done.url)
+    return client
+
+
+def _next_event(lines: Iterator[str]) -> dict[str, str]:
+    event: dict[str, str] = {}
+    for line in lines:
+        if line == "" and "event" in event:
+            return event
+        key, _, value = line.partition(": ")
+        if key in ("event", "id"):
+            event[key] = value
+        elif key == "data":
+            event["data"] = event.get("data", "") + value + "\n"
+    raise AssertionError(f"the stream ended first: {event}")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_open_streams_hold_no_worker_and_each_hears_the_move(shop: Shop) -> None:
+    """Forty-five streams of one case open on the real server, more than the thread pool's
+    40 threads (a stream waits on the event loop, holding none): the pages still answer, and
+    every stream gets the fragment once the case moves."""
+    case_id = open_under_review(shop, kind="refund_only")
+    seen = case_version(shop.engine, case_id, ME).tag
+    with serving(shop) as live, ExitStack() as streams:
+        client = streams.enter_context(closing(_browser_session(live)))
+        opened = [
+            streams.enter_context(client.stream("GET", f"/cases/{case_id}/events?since={seen}"))
+            for _ in range(45)
+        ]
+        lines = [answer.iter_lines() for answer in opened]
+        assert {next(each) for each in lines} == {"retry: 3000"}
+        assert client.get("/orders").status_code == 200
+        assert client.get(f"/cases/{case_id}").status_code == 200
+        case_actions.approve(shop.app.state.ctx.desk, case_id, actor=DESK, now=NOW)
+        for each in lines:
+            event = _next_event(each)
+            assert event["event"] == "case" and event["id"] != seen

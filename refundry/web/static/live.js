@@ -8,8 +8,7 @@
 //    The fragment is not replaced while the person is typing in one of its forms.
 // 2. Each .countdown[data-seconds] ticks down once a second in the page's language
 //    (Intl.NumberFormat's unit style, the same CLDR words the server wrote), in its two
-//    largest units as the server writes spans, put in its data-format ("in {}", "{}后");
-//    at zero it shows its data-due text.
+//    largest units as the server writes spans; at zero it shows its data-due text.
 "use strict";
 
 (function () {
@@ -43,7 +42,6 @@
       ticking.push({
         el: el,
         end: Date.now() + 1000 * parseInt(el.getAttribute("data-seconds"), 10),
-        format: el.getAttribute("data-format") || "{}"
       });
     }
   }
@@ -53,7 +51,7 @@
       var t = ticking[i];
       var left = Math.max(0, Math.round((t.end - Date.now()) / 1000));
       var text = left > 0
-        ? t.format.replace("{}", span(left, t.el.getAttribute("data-locale") || "en"))
+        ? span(left, t.el.getAttribute("data-locale") || "en")
         : t.el.getAttribute("data-due");
       if (t.el.textContent !== text) t.el.textContent = text;
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,13 +16,16 @@ from fastapi.testclient import TestClient
 
 from refundry.services.access import Actor
 from refundry.services.cases import actions as case_actions
+from refundry.services.cases.feedback import feedback_list
 from refundry.services.cases.opening import open_case
 from refundry.services.cases.timeline import case_version
 from refundry.services.cases.timers import run_timers
 from refundry.services.cases.views import read_case
+from refundry.services.errors import Forbidden
 from refundry.web.routes import cases as case_routes
 from tests.web.browser import Live, serving
 from tests.web.conftest import (
+    COUPON,
     CUSTOMER,
     MUGS,
     NOW,
@@ -306,3 +310,19 @@ def test_open_streams_hold_no_worker_and_each_hears_the_move(shop: Shop) -> None
         for each in lines:
             event = _next_event(each)
             assert event["event"] == "case" and event["id"] != seen
+
+
+def test_the_feedback_list_pages_newest_first_and_refuses_customers(shop: Shop) -> None:
+    desk = shop.app.state.ctx.desk
+    first, second = completed_case(shop), completed_case(shop, COUPON, "A")
+    case_actions.rate(desk, first, actor=ME, now=NOW, rating=4, feedback="ok")
+    case_actions.rate(desk, second, actor=ME, now=NOW + timedelta(minutes=1), rating=1)
+    page = feedback_list(shop.engine, DESK, limit=1)
+    assert [(f.case_id, f.rating, f.feedback) for f in page.items] == [(second, 1, "")]
+    assert page.next_cursor is not None
+    rest = feedback_list(shop.engine, DESK, limit=1, cursor=page.next_cursor)
+    assert [(f.case_id, f.rating, f.feedback) for f in rest.items] == [(first, 4, "ok")]
+    assert rest.next_cursor is None
+    assert [f.case_id for f in feedback_list(shop.engine, DESK, rating=4).items] == [first]
+    with pytest.raises(Forbidden):
+        feedback_list(shop.engine, ME)

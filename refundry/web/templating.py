@@ -31,7 +31,15 @@ from refundry.api.deps import context
 from refundry.web import formats
 from refundry.web.session import CSRF_FIELD, csrf_cookie, csrf_token, session_actor
 
-__all__ = ["LANG_COOKIE", "LOCALES", "SECURITY_HEADERS", "environment", "locale_of", "render"]
+__all__ = [
+    "LANG_COOKIE",
+    "LOCALES",
+    "SECURITY_HEADERS",
+    "environment",
+    "locale_of",
+    "render",
+    "render_text",
+]
 
 HERE = Path(__file__).parent
 LOCALES = ("zh-CN", "en")
@@ -113,18 +121,23 @@ def locale_of(request: Request) -> str:
     return found if found in LOCALES else "en"
 
 
-def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    """``template`` in the request's locale, with the signed-in actor, the form token and
-    the security headers."""
+def render_text(request: Request, template: str, **values: Any) -> str:
+    """``template`` (a page or a fragment of one) in the request's locale, with the
+    signed-in actor and the form token."""
     ctx = context(request)
-    locale = locale_of(request)
-    env = environment(locale, ctx.settings.display_timezone)
     values.setdefault("actor", session_actor(ctx, request))
     values.setdefault("csrf_field", CSRF_FIELD)
     values.setdefault("csrf", csrf_token(ctx, request))
     values.setdefault("here", request.url.path)
-    body = env.get_template(template).render(**values)
+    env = environment(locale_of(request), ctx.settings.display_timezone)
+    return env.get_template(template).render(**values)
+
+
+def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """``template`` in the request's locale, with the signed-in actor, the form token and
+    the security headers."""
+    body = render_text(request, template, **values)
     response = HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
-    response.headers["Content-Language"] = locale
+    response.headers["Content-Language"] = locale_of(request)
     csrf_cookie(request, response)
     return response

@@ -1,9 +1,10 @@
 """Regenerate the pages' pictures in docs/pages/: ``make screenshots``.
 
 Seeds tests/web's shop on a temporary SQLite file, serves it with uvicorn and the worker
-(tests/web/browser.py), and walks the customer's journey in Debian's Chromium, then the
-merchant's (a return received and inspected as partial) and the agents' dashboard, saving each
-page: in Chinese at 375 px (a phone) and in English at 1280 px. docs/pages.md shows them.
+(tests/web/browser.py), and walks the customer's journey in Debian's Chromium (with the inbox
+and a case's next deadline), then the merchant's (a return received and inspected as partial),
+the agents' dashboard and feedback list, saving each page: in Chinese at 375 px (a phone) and
+in English at 1280 px. docs/pages.md shows them.
 
     .venv/bin/python -m tests.web.screenshots [--out docs/pages]
 """
@@ -32,10 +33,13 @@ SHOTS = (
     "preview",
     "code",
     "case",
+    "inbox",
+    "case-deadline",
     "merchant-returns",
     "merchant-inspect",
     "merchant-inspected",
     "dashboard",
+    "feedback",
 )
 VIEWS = (("zh-CN", 375), ("en", 1280))
 
@@ -67,6 +71,12 @@ def _journey(page: Page, live: Live, save: dict[str, Path]) -> None:
         page.wait_for_timeout(250)
         page.reload()
     page.screenshot(path=save["case"], full_page=True)
+    if page.locator("#feedback").count():  # completed: rate it, for the desk's feedback list
+        page.locator("#rating-5").check()
+        page.locator("#feedback").fill("Quick and friendly, thank you.")
+        page.locator("form[action$='/rating'] button").click()
+    page.goto(f"{live.base}/inbox")
+    page.screenshot(path=save["inbox"], full_page=True)
 
 
 def _desks(page: Page, live: Live, save: dict[str, Path]) -> None:
@@ -74,7 +84,9 @@ def _desks(page: Page, live: Live, save: dict[str, Path]) -> None:
     add_merchants(live.shop)
     add_agent(live.shop)
     case_id = returned_case(live.shop)
-    open_under_review(live.shop, order="o-coupon", line="A", qty=1)
+    waiting = open_under_review(live.shop, order="o-coupon", line="A", qty=1)
+    page.goto(f"{live.base}/cases/{waiting}")  # still the customer: the next deadline
+    page.screenshot(path=save["case-deadline"], full_page=True)
     sign_in(page, live, MERCHANT_NAME)
     page.screenshot(path=save["merchant-returns"], full_page=True)
     page.goto(f"{live.base}/merchant/cases/{case_id}")
@@ -94,6 +106,8 @@ def _desks(page: Page, live: Live, save: dict[str, Path]) -> None:
     sign_in(page, live, AGENT)
     page.goto(f"{live.base}/desk/dashboard")
     page.screenshot(path=save["dashboard"], full_page=True)
+    page.goto(f"{live.base}/desk/feedback")
+    page.screenshot(path=save["feedback"], full_page=True)
 
 
 def main() -> None:

@@ -12,15 +12,15 @@ import pytest
 
 from refundry.services.access import Actor
 from refundry.services.cases import actions as case_actions
-from refundry.services.cases.opening import open_case
 from refundry.services.cases.views import read_case
 from refundry.services.errors import Forbidden
 from refundry.services.operations.dashboard import operations_dashboard
 from refundry.services.operations.metrics_figures import Figures, scan_figures
 from refundry.services.uow import UnitOfWork
 from refundry.web.formats import duration, percent
-from tests.web.conftest import CUSTOMER, NOW, THRESHOLD, Shop, signed_in
+from tests.web.conftest import CUSTOMER, NOW, Shop, signed_in
 from tests.web.test_desk import DESK, add_agent, desk_sign_in, open_under_review
+from tests.web.test_live import refunded_by_the_rules
 from tests.web.test_merchant import MERCHANT, MERCHANT_NAME, add_merchants, returned_case
 
 REASONS = {"quality_issue": "Quality problem", "wrong_item": "Wrong item sent"}
@@ -30,17 +30,7 @@ def a_day_of_cases(shop: Shop) -> dict[str, str]:
     """A refund-only case for a quality problem (approved by the rules, refunded by the relay),
     a return of which the merchant accepts 1 of 2 mugs (refunded), and one under review."""
     desk = shop.app.state.ctx.desk
-    auto = open_case(
-        desk,
-        actor=Actor("customer", CUSTOMER),
-        request={
-            "order_id": THRESHOLD,
-            "lines": [{"line_id": "Y", "quantity": 1}],
-            "reason": "quality_issue",
-            "kind": "refund_only",
-        },
-        now=NOW,
-    ).case_id
+    auto = refunded_by_the_rules(shop)
     returned = returned_case(shop)
     case_actions.receive(desk, returned, actor=MERCHANT, now=NOW)
     case_actions.inspect(

@@ -12,8 +12,9 @@
 * ``shipments``   return labels and the carrier's tracking events
 * ``timers``      the SLA timers the worker fires
 * ``views``       the case read model and lists; one case with its timeline and deadlines
-* ``timeline``    a case's transitions with their times (the case page)
+* ``timeline``    a case's transitions with their times (the case page); its version (live)
 * ``queue``       the agents' work queue, with the actions it suggests
+* ``feedback``    the customers' ratings and feedback, for the desk
 """
 
 __all__: list[str] = []  # import the modules themselves

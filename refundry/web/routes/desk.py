@@ -4,7 +4,8 @@
 argon2id, one refusal whatever was wrong, a per-account limit) and opens the same session
 cookie as the customer's pages (refundry/web/session.py). ``/desk`` is the agents' queue
 (services/cases/queue.py) narrowed by state, reason and merchant, each case with why it waits
-and its risk explanation. ``/desk/cases/{id}`` shows the case, its timeline, the messages the
+and its risk explanation. ``/desk/feedback`` lists the customers' ratings and feedback.
+``/desk/cases/{id}`` shows the case, its timeline, the messages the
 customer was sent and whether they arrived (an SMS the provider refused, its retries), the plan
 (the one that would apply now, or what the applied refund did), the customer's other cases, and one
 form per action the case services offer the agent now (``allowed_actions``; a failed tender
@@ -28,6 +29,7 @@ from refundry.domain.policy import REASONS
 from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases import actions as case_actions
+from refundry.services.cases.feedback import feedback_list
 from refundry.services.cases.queue import agent_queue
 from refundry.services.cases.timeline import case_timeline
 from refundry.services.cases.views import CaseFilter, list_cases, read_case
@@ -106,6 +108,20 @@ def signout(form: CheckedForm) -> Response:
     response = RedirectResponse("/desk/signin", status_code=303)
     end_session(response)
     return response
+
+
+@router.get("/desk/feedback")
+def feedback_page(
+    request: Request, ctx: ContextDep, rating: str = "", cursor: str | None = None
+) -> Response:
+    """The customers' ratings and feedback, newest first (the text escaped like all text)."""
+    actor = _desk_actor(ctx, request)
+    if actor is None:
+        return _to_signin()
+    mark = int(rating) if rating in ("1", "2", "3", "4", "5") else None
+    found = feedback_list(ctx.engine, actor, rating=mark, cursor=cursor or None)
+    more = urlencode({"rating": rating, "cursor": found.next_cursor}) if found.next_cursor else None
+    return render(request, "desk/feedback.html", found=found, rating=rating, more=more)
 
 
 @router.get("/desk")

@@ -1,4 +1,5 @@
-"""The customer's pages: the order list, an order, a refund request and a case.
+"""The customer's pages: the order list, an order and a refund request (the case page:
+routes/cases.py).
 
 A request is GOV.UK's pattern (docs/pages.md): the form (units per line, reason, refund only
 or return, a description) -> "check your answers", the plan the services would apply now
@@ -30,14 +31,11 @@ from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.opening import CaseRate
 from refundry.services.cases.submission import submit_case
-from refundry.services.cases.timeline import case_timeline
-from refundry.services.cases.views import read_case
 from refundry.services.customers.identity import request_code
 from refundry.services.orders.assets import order_assets
 from refundry.services.orders.lists import customer_orders
 from refundry.services.orders.views import OrderView, preview_order_refund, read_order
 from refundry.services.passkeys import assertion_options, list_passkeys, submission_binding
-from refundry.services.refunds.views import case_refund
 from refundry.web.pages import NotSignedIn, page_router
 from refundry.web.session import CheckedForm, session_actor
 from refundry.web.templating import render
@@ -303,22 +301,4 @@ def _code_step(
         answers=answers,
         code_id=code_id,
         refused=refused,
-    )
-
-
-@router.get("/cases/{case_id}")
-def case_page(case_id: str, request: Request, ctx: ContextDep, opened: int = 0) -> Response:
-    actor = signed_in(ctx, request)
-    case = read_case(ctx.engine, case_id, actor)
-    timeline = case_timeline(ctx.engine, case_id, actor)
-    order = read_order(ctx.engine, case.order_id, actor)
-    titles = {ln.line_id: ln.title for ln in order.lines}
-    return render(
-        request,
-        "orders/case.html",
-        case=case,
-        refund=case_refund(ctx.engine, case_id, actor),
-        timeline=timeline,
-        titles=titles,
-        opened=bool(opened),
     )

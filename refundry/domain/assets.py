@@ -14,6 +14,7 @@ from refundry.domain.json_text import instant
 from refundry.domain.order import Campaign, CampaignKind, Order
 from refundry.domain.plan_types import Effect
 from refundry.domain.policy import Policy
+from refundry.domain.reasons import say
 
 __all__ = ["benefit_effects", "quota_effects"]
 
@@ -90,21 +91,21 @@ def _give_back(
         return Effect(
             "coupon_return" if what == "coupon" else "entitlement_reactivate",
             {**data, "valid_until": instant(held.valid_until) if held.valid_until else None},
-            reason=f"none of the units it was used on is kept: the {what} is usable again",
+            reason=say(f"{what}.usable_again"),
             rule="spec.3.3" if what == "coupon" else "spec.3.6",
         )
     if policy.expired_coupon == "forfeit":
         return Effect(
             f"{what}_forfeit",
             data,
-            reason=f"the {what} expired and policy forfeits expired ones",
+            reason=say(f"{what}.forfeit"),
             rule="policy.expired_coupon=forfeit",
         )
     valid_until = now + timedelta(days=policy.coupon_reissue_days)
     return Effect(
         f"{what}_reissue",
         {**data, "valid_until": instant(valid_until)},
-        reason=f"the {what} expired in the meantime: a new one of the same value is issued",
+        reason=say(f"{what}.reissued"),
         rule=f"policy.coupon_reissue_days={policy.coupon_reissue_days}",
     )
 
@@ -115,13 +116,6 @@ def _withheld_because(campaign: Campaign, customer: CustomerSnapshot, now: datet
     if campaign.high_value and customer.is_frequent_refunder:
         return "frequent_refunder"
     return None
-
-
-_WHY = {
-    "campaign_ended": "the campaign has ended",
-    "frequent_refunder": "refund history restricts high-value campaigns",
-    "other_paid_order": "another paid order already counts as the first purchase",
-}
 
 
 def quota_effects(
@@ -157,7 +151,7 @@ def quota_effects(
                     Effect(
                         "quota_release",
                         {"campaign_id": campaign.id, "used_after": max(used - 1, 0)},
-                        reason="every unit that used the quota is refunded",
+                        reason=say("quota.released"),
                         rule="spec.3.5.quota",
                     )
                 )
@@ -174,12 +168,12 @@ def _eligibility(campaign: Campaign, why: str | None, restored: str) -> Effect:
         return Effect(
             restored,
             data,
-            reason="the order is refunded and the campaign's rules allow it again",
+            reason=say("eligibility.restored"),
             rule="spec.3.eligibility",
         )
     return Effect(
         "eligibility_withheld",
         {**data, "why": why},
-        reason=_WHY[why],
+        reason=say(f"eligibility.{why}"),
         rule="spec.3.eligibility",
     )

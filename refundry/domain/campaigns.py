@@ -16,6 +16,7 @@ from refundry.domain.customer import CustomerSnapshot
 from refundry.domain.money import cumulative_part
 from refundry.domain.order import Campaign, CampaignKind, Order
 from refundry.domain.plan_types import Deduction, Effect
+from refundry.domain.reasons import say
 from refundry.domain.request import PriorRefund
 
 __all__ = ["CampaignOutcome", "basket", "evaluate_campaigns"]
@@ -112,8 +113,7 @@ def _threshold_discount(
                         "discount_give_back",
                         adj.id,
                         back,
-                        reason=f"the {campaign.id} discount held on these units earlier comes back "
-                        "with them",
+                        reason=say("discount.given_back", campaign=campaign.id),
                         rule="spec.3.4.threshold_discount",
                     )
                 )
@@ -121,22 +121,25 @@ def _threshold_discount(
                     Effect(
                         "discount_give_back",
                         {**data, "amount": back},
-                        reason="units whose lost discount was deducted earlier are refunded now",
+                        reason=say("discount.units_back"),
                         rule="spec.3.4.threshold_discount",
                     )
                 )
         elif held_after:
             basket_after = basket(order, campaign, after)
-            why = (
-                f"the kept basket ({basket_after}, {campaign.measure}) no longer reaches "
-                f"{campaign.id}'s threshold {campaign.threshold}"
+            why = say(
+                "discount.basket_short",
+                basket=basket_after,
+                measure=campaign.measure,
+                campaign=campaign.id,
+                threshold=campaign.threshold,
             )
             out.deductions.append(
                 Deduction(
                     "discount_clawback",
                     adj.id,
                     held_after,
-                    reason=f"{why}: the discount on the kept units is deducted",
+                    reason=say("discount.deducted", why=why),
                     rule="spec.3.4.threshold_discount",
                 )
             )
@@ -178,7 +181,7 @@ def _gifts(
                     "kept_gift_give_back",
                     line.id,
                     back,
-                    reason="the gift deducted earlier has been returned",
+                    reason=say("gift.given_back"),
                     rule="spec.3.4.gift_with_purchase",
                 )
             )
@@ -186,21 +189,18 @@ def _gifts(
                 Effect(
                     "kept_gift_give_back",
                     {**data, "amount": back},
-                    reason="the gift deducted earlier has been returned",
+                    reason=say("gift.given_back"),
                     rule="spec.3.4.gift_with_purchase",
                 )
             )
         elif not failed_before and held_after:
-            why = (
-                f"the kept basket no longer reaches {campaign.id}'s threshold "
-                f"{campaign.threshold} and gift {line.id} is kept"
-            )
+            why = say("gift.kept", campaign=campaign.id, threshold=campaign.threshold, line=line.id)
             out.deductions.append(
                 Deduction(
                     "kept_gift",
                     line.id,
                     held_after,
-                    reason=f"{why}: its declared value is deducted",
+                    reason=say("gift.deducted", why=why),
                     rule="spec.3.4.gift_with_purchase",
                 )
             )
@@ -235,16 +235,14 @@ def _reduce_reward(
                 "reward_clawback",
                 reward_id,
                 amount,
-                reason=f"{why}: the granted reward is clawed back",
+                reason=say("reward.clawed_back", why=why),
                 rule=rule,
             )
         )
         out.effects.append(Effect("reward_clawback", data, reason=why, rule=rule))
     else:
         out.effects.append(
-            Effect(
-                "reward_cancel", data, reason=f"{why}: the pending reward is cancelled", rule=rule
-            )
+            Effect("reward_cancel", data, reason=say("reward.cancelled", why=why), rule=rule)
         )
 
 
@@ -268,9 +266,13 @@ def _order_cashback(
                 campaign_id=campaign.id,
                 status=reward.status,
                 amount=current - target,
-                why=(
-                    f"the kept basket ({kept}, {campaign.measure}) earns {target} "
-                    f"from {campaign.id}, not {current}"
+                why=say(
+                    "cashback.basket_earns",
+                    basket=kept,
+                    measure=campaign.measure,
+                    target=target,
+                    campaign=campaign.id,
+                    current=current,
                 ),
                 rule="spec.3.4.cashback",
             )
@@ -301,7 +303,7 @@ def _cumulative_cashback(
         Effect(
             "campaign_spend_decrease",
             {"campaign_id": campaign.id, "amount": spend - spend_after, "spend_after": spend_after},
-            reason="the refunded units no longer count toward the customer's campaign spend",
+            reason=say("spend.decreased"),
             rule="spec.3.5.cumulative_spend",
         )
     )
@@ -330,7 +332,12 @@ def _cumulative_cashback(
             campaign_id=campaign.id,
             status=reward.status,
             amount=cut,
-            why=f"campaign spend {spend_after} earns {target} from {campaign.id}, "
-            f"not the {holding} the customer holds",
+            why=say(
+                "cashback.spend_earns",
+                spend=spend_after,
+                target=target,
+                campaign=campaign.id,
+                holding=holding,
+            ),
             rule="spec.3.5.cumulative_spend",
         )

@@ -32,6 +32,7 @@ from refundry.domain.plan_types import (
     UnitRefund,
 )
 from refundry.domain.policy import Policy
+from refundry.domain.reasons import say
 from refundry.domain.request import PriorRefund, RefundRequest
 from refundry.domain.tenders import split_over_tenders
 
@@ -188,7 +189,7 @@ def _points_shortfall(money: int, points: int) -> Deduction:
         "points_shortfall",
         "points",
         money,
-        reason=f"the balance cannot cover {points} earned points",
+        reason=say("points.shortfall", points=points),
         rule="policy.points_shortfall=deduct_from_refund",
     )
 
@@ -260,7 +261,7 @@ def _shipping_refund(
     return Effect(
         "shipping_refund",
         {"amount": order.shipping_fee},
-        reason=f"the last unit of goods is refunded and {why}",
+        reason=say("shipping.refunded", why=why),
         rule=f"policy.shipping_refund={policy.shipping_refund}",
     )
 
@@ -276,7 +277,7 @@ def _return_label(
             Effect(
                 "return_label",
                 {"amount": 0, "payer": "merchant"},
-                reason=f"{request.reason} is the merchant's fault: the merchant pays the label",
+                reason=say("label.merchant_pays", reason=request.reason),
                 rule="policy.merchant_fault_reasons",
             )
         )
@@ -285,13 +286,17 @@ def _return_label(
         return
     rule = f"policy.{setting}"
     pickup = setting == "return_pickup_cost"
-    what, short = ("pickup", "pickup") if pickup else ("prepaid label", "label")
+    paid_by, deducted = (
+        ("label.customer_pickup", "label.pickup_deducted")
+        if pickup
+        else ("label.customer_label", "label.label_deducted")
+    )
     deductions.append(
         Deduction(
             "return_label",
             "label",
             cost,
-            reason=f"the {what} of a {request.reason} return is the customer's",
+            reason=say(paid_by, reason=request.reason),
             rule=rule,
         )
     )
@@ -299,7 +304,7 @@ def _return_label(
         Effect(
             "return_label",
             {"amount": cost, "payer": "customer"},
-            reason=f"the {short}'s cost is deducted from the refund",
+            reason=say(deducted),
             rule=rule,
         )
     )
@@ -410,14 +415,14 @@ def _shipping_due(
 ) -> str | None:
     """Why the shipping fee comes back with the last unit, or None when it does not."""
     if policy.shipping_refund == "always":
-        return "policy always refunds shipping"
+        return say("shipping.always")
     if policy.shipping_refund == "never":
         return None
     if order.status == OrderStatus.PAID:
-        return "the order never shipped"
+        return say("shipping.never_shipped")
     reasons = [h.reason for h in history] + [request.reason]
     fault = next((r for r in reasons if policy.is_merchant_fault(r)), None)
-    return f"a refund of this order was the merchant's fault ({fault})" if fault else None
+    return say("shipping.merchant_fault", reason=fault) if fault else None
 
 
 def _refunded_paid(order: Order, refunded: dict[str, int]) -> int:
@@ -455,7 +460,7 @@ def _growth_effects(order: Order, customer: CustomerSnapshot, progress: _Progres
         Effect(
             "growth_reverse",
             {"amount": reversed_, "due": due, "growth_after": growth_after},
-            reason="growth value follows the paid amount of the refunded units",
+            reason=say("growth.reversed"),
             rule="spec.3.6",
         )
     ]
@@ -466,7 +471,7 @@ def _growth_effects(order: Order, customer: CustomerSnapshot, progress: _Progres
             Effect(
                 "tier_change",
                 {"from": tier_before, "to": tier_after},
-                reason=f"growth value {growth_after} is below what {tier_before} needs",
+                reason=say("tier.below", growth=growth_after, tier=tier_before),
                 rule="snapshot.tier_table",
             )
         )

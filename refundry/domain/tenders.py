@@ -15,6 +15,7 @@ from refundry.domain.money import split_largest_remainder
 from refundry.domain.order import Order, TenderKind
 from refundry.domain.plan_types import Effect, TenderRefund
 from refundry.domain.policy import Policy
+from refundry.domain.reasons import say
 
 __all__ = ["TenderSplit", "split_over_tenders"]
 
@@ -95,7 +96,7 @@ def split_over_tenders(
                 Effect(
                     "points_return_redeemed",
                     {"tender_id": t.id, "points": points},
-                    reason="points redeemed as payment come back with the money",
+                    reason=say("points.redeemed_back"),
                     rule="spec.3.2",
                 )
             )
@@ -103,7 +104,7 @@ def split_over_tenders(
             Effect(
                 "refund_to_tender",
                 data,
-                reason="split over the tenders by what each has not had back (largest remainder)",
+                reason=say("tender.split"),
                 rule="spec.3.1",
             )
         )
@@ -150,7 +151,7 @@ def _reverse_earned(
             Effect(
                 "points_cancel_pending",
                 {"points": due},
-                reason="points the order earned are still pending: they are cancelled",
+                reason=say("points.pending_cancelled"),
                 rule=f"policy.points_vesting_days={policy.points_vesting_days}",
             )
         )
@@ -167,11 +168,10 @@ def _reverse_earned(
         Effect(
             "points_reverse_earned",
             {"points": due, "from_balance": from_balance, "shortfall": shortfall},
-            reason="points earned by the refunded units are taken back"
-            + (
-                f"; {shortfall} the balance cannot cover are deducted from the refund"
+            reason=(
+                say("points.earned_back_short", shortfall=shortfall)
                 if shortfall
-                else ""
+                else say("points.earned_back")
             ),
             rule=f"policy.points_shortfall={policy.points_shortfall}",
         )

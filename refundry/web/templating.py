@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from refundry.api.deps import context
 from refundry.web import formats
+from refundry.web.reasons import REQUEST_REASONS, reason_in_words
 from refundry.web.session import CSRF_FIELD, csrf_cookie, csrf_token, session_actor
 
 __all__ = [
@@ -81,8 +82,20 @@ def environment(locale: str, zone: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(_translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    translations = _translations(locale)
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = lambda amount, currency: formats.money(amount, currency, locale)
+    # a plan's reason (English in the plan document) in the page's language
+    env.filters["in_words"] = (
+        (lambda reason, currency: reason)
+        if locale == "en"
+        else lambda reason, currency: reason_in_words(
+            reason,
+            translations.gettext,
+            lambda amount: formats.money(amount, currency, locale),
+        )
+    )
+    env.globals["request_reasons"] = REQUEST_REASONS
     shown_in = ZoneInfo(zone)
     env.filters["when"] = lambda at, fmt="medium": formats.datetime_text(
         at, locale, shown_in, fmt=fmt

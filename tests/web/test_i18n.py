@@ -1,5 +1,6 @@
-"""The pages' words and numbers: every message of the templates has its zh-CN translation,
-with the same placeholders, and money and dates are written per locale by Babel (CLDR)."""
+"""The pages' words and numbers: every message of the templates (and of a plan's reasons,
+refundry/web/reasons.py) has its zh-CN translation, with the same placeholders, and money and
+dates are written per locale by Babel (CLDR)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from babel.messages.pofile import read_po
 import refundry.web
 from refundry.settings import Settings, SettingsError, load_settings
 from refundry.web.formats import datetime_text, money
+from refundry.web.reasons import messages as reason_messages
 
 WEB = Path(refundry.web.__file__).parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
@@ -33,7 +35,7 @@ def test_every_template_message_is_translated_to_zh_cn() -> None:
     with (WEB / "locale/zh_CN/LC_MESSAGES/messages.po").open("rb") as f:
         catalog = read_po(f)
     translated = {m.id: m.string for m in catalog if m.id and m.string}
-    wanted = _template_messages()
+    wanted = _template_messages() | reason_messages()
     assert len(wanted) > 100
     assert sorted(wanted - translated.keys()) == []
     assert sorted(translated.keys() - wanted) == []  # no message left over from old templates

@@ -4,6 +4,7 @@ same pages in Chromium."""
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -13,13 +14,17 @@ from typer.testing import CliRunner
 
 from refundry.api.app import create_app
 from refundry.cli import app as cli
+from refundry.demo import worked_examples as ex
 from refundry.services.access import Actor
 from refundry.services.cases.views import list_cases
+from refundry.services.orders.ingest import ingest_order
+from refundry.services.uow import UnitOfWork
 from tests.web.conftest import (
     COUPON,
     CUSTOMER,
     FOREIGN,
     MUGS,
+    NOW,
     OTHER,
     PHONE,
     SECRET,
@@ -296,3 +301,49 @@ def test_the_case_page_shows_what_comes_back_and_the_reissued_coupon(shop: Shop)
     assert "What comes back" in text
     assert '<th scope="row">Alipay</th><td>CN¥270.00</td><td>Being sent</td>' in text
     assert "Expired coupon reissued" in text
+
+
+def _ingest(shop: Shop, *orders: dict[str, Any]) -> None:
+    with UnitOfWork(shop.engine) as uow:
+        for doc in orders:
+            ingest_order(uow.conn, {"order": doc}, policy=shop.app.state.ctx.desk.policy, now=NOW)
+        uow.commit()
+
+
+def test_the_preview_gives_each_reason_in_the_customers_language(shop: Shop) -> None:
+    """Issue #13 point 1: the claw-back of 满1000返200 and the kept gift with their reasons in
+    words, in zh-CN from Accept-Language and in English (the plan's own text)."""
+    _ingest(shop, ex.CASHBACK, ex.GIFT)
+    cashback = {"units.A": "1", "units.B": "0", "reason": "changed_mind", "kind": "refund_only"}
+    gift = {**ASK_Y, "units.G": "0"}
+    zh = signed_in(shop.client(**{"Accept-Language": "zh-CN,zh;q=0.9"}))
+    en = signed_in(shop.client())
+    pages = {}
+    for lang, client in (("zh", zh), ("en", en)):
+        for order_id, ask, line in (("o-1000-200", cashback, "A"), ("o-gift", gift, "Y")):
+            page = _post(
+                client,
+                f"/orders/{order_id}/request?line={line}",
+                f"/orders/{order_id}/request/preview",
+                ask,
+            )
+            assert page.status_code == 200
+            pages[lang, order_id] = html.unescape(re.sub(r"\s+", " ", page.text))
+    assert (
+        "保留商品的金额（实付 ¥200.00）在 MF-1000-200 中可得返现 ¥0.00，而不是 ¥200.00："
+        "已发放的返现将被扣回" in pages["zh", "o-1000-200"]
+    )
+    assert (
+        "保留商品的金额未达到 MZ-500 的门槛 ¥500.00，且赠品 G 未退回：按赠品的申报价值从退款中扣除"
+        in pages["zh", "o-gift"]
+    )
+    for order_id in ("o-1000-200", "o-gift"):
+        assert "the kept basket" not in pages["zh", order_id]
+    assert (
+        "the kept basket (20000, paid) earns 0 from MF-1000-200, not 20000: "
+        "the granted reward is clawed back" in pages["en", "o-1000-200"]
+    )
+    assert (
+        "the kept basket no longer reaches MZ-500's threshold 50000 and gift G is kept: "
+        "its declared value is deducted" in pages["en", "o-gift"]
+    )

@@ -167,15 +167,16 @@ class AuditTrail:
         when = self.at.isoformat()
         rows: list[dict[str, Any]] = []
         heads: list[dict[str, Any]] = []
-        for chain in sorted({e[0] for e in self.entries}):  # heads locked in one order
+        by_chain: dict[str, list[_Entry]] = {}
+        for entry in self.entries:
+            by_chain.setdefault(entry[0], []).append(entry)
+        for chain in sorted(by_chain):  # heads locked in one order: no deadlock between two
             head = _HEAD_LOCKED.first(conn, {"b_chain": chain})
             if head is None:
                 conn.execute(_NEW_HEAD, {"chain": chain, "genesis": GENESIS})
                 head = _HEAD_LOCKED.first(conn, {"b_chain": chain})
             seq, prev = int(head[0]), str(head[1])
-            for entry_chain, action, order_id, refund_id, data, actor in self.entries:
-                if entry_chain != chain:
-                    continue
+            for _chain, action, order_id, refund_id, data, actor in by_chain[chain]:
                 seq += 1
                 data_text = compact(data)
                 digest = signed_hash(

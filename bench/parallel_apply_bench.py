@@ -19,8 +19,10 @@ time from the first start to the last end (CLOCK_MONOTONIC, shared by the proces
 modes take turns at each process count within each round, so drift of the machine hits both
 alike. Prints min / median / max refunds/s, the speed-up over one process within each round
 (median over rounds), the time a refund spent at its chain's head (the ``SELECT … FOR UPDATE``
-timed in the workers: mostly waiting for another transaction's lock), and per-customer / one
-chain at each process count (paired by round).
+timed in the workers: waiting for another transaction's lock, and for the CPU on a loaded
+machine), the mean number of sessions waiting for a lock (pg_stat_activity sampled every 5 ms
+by the parent: lock waits alone, whatever the load), and per-customer / one chain at each
+process count (paired by round).
 
 Usage: python bench/parallel_apply_bench.py [--refunds 60] [--repeats 3] [--processes 1,2,4]
 """
@@ -33,11 +35,13 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apply_bench import Databases, apply_one, ingest_all
+from sqlalchemy import text
 
 from refundry.services.audit import chain as audit_chain
 from refundry.store.engine import make_engine
@@ -84,8 +88,25 @@ def worker(url: str, orders: list[str], one_chain: bool, barrier: Any, out: Any)
     out.put((start, end, len(orders) - WARMUP, head.waited))
 
 
-def run(url: str, batches: list[list[str]], one_chain: bool) -> tuple[float, float]:
-    """(refunds/s, ms waited at the head per refund)."""
+def _lock_waiters(url: str, stop: threading.Event, seen: list[int]) -> None:
+    """Sample, every 5 ms until ``stop``, how many of the database's sessions wait for a
+    lock (``pg_stat_activity.wait_event_type = 'Lock'``): a row lock held by another
+    transaction, whatever the machine's load does to the rest."""
+    engine = make_engine(url)
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as conn:
+        while not stop.is_set():
+            seen.append(int(conn.execute(query).scalar_one()))
+            conn.rollback()
+            stop.wait(0.005)
+    engine.dispose()
+
+
+def run(url: str, batches: list[list[str]], one_chain: bool) -> tuple[float, float, float]:
+    """(refunds/s, ms spent at the head per refund, mean sessions waiting for a lock)."""
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(len(batches))
     out = ctx.Queue()
@@ -94,7 +115,12 @@ def run(url: str, batches: list[list[str]], one_chain: bool) -> tuple[float, flo
     ]
     for p in procs:
         p.start()
+    stop, seen = threading.Event(), []  # type: ignore[var-annotated]
+    sampler = threading.Thread(target=_lock_waiters, args=(url, stop, seen))
+    sampler.start()
     results = [out.get(timeout=600) for _ in procs]
+    stop.set()
+    sampler.join()
     for p in procs:
         p.join()
         if p.exitcode != 0:
@@ -102,7 +128,8 @@ def run(url: str, batches: list[list[str]], one_chain: bool) -> tuple[float, flo
     first = min(r[0] for r in results)
     last = max(r[1] for r in results)
     refunds = sum(r[2] for r in results)
-    return refunds / (last - first), 1000 * sum(r[3] for r in results) / refunds
+    waiting = sum(seen) / len(seen) if seen else 0.0
+    return refunds / (last - first), 1000 * sum(r[3] for r in results) / refunds, waiting
 
 
 def main() -> None:
@@ -136,14 +163,17 @@ def main() -> None:
             print(f"seeded {len(orders)} orders in {time.perf_counter() - started:.0f} s")
             rates: dict[tuple[str, int], list[float]] = {}
             waits: dict[tuple[str, int], list[float]] = {}
+            locked: dict[tuple[str, int], list[float]] = {}
             for r, mode, n, batches in plan:
-                rate, wait = run(url, batches, mode == "one chain")
+                rate, wait, waiting = run(url, batches, mode == "one chain")
+                locked.setdefault((mode, n), []).append(waiting)
                 rates.setdefault((mode, n), []).append(rate)
                 waits.setdefault((mode, n), []).append(wait)
                 load = os.getloadavg()[0]
                 print(
                     f"  round {r + 1} {mode:>12} {n} process(es): {rate:7.1f} refunds/s, "
-                    f"{wait:6.2f} ms a refund at the head (load {load:.1f})"
+                    f"{wait:6.2f} ms a refund at the head, {waiting:.2f} sessions waiting for "
+                    f"a lock (load {load:.1f})"
                 )
         finally:
             dbs.close()
@@ -152,7 +182,7 @@ def main() -> None:
     print(f"PostgreSQL, {args.refunds} refunds per process, {args.repeats} rounds, {cpus} CPUs")
     print(
         f"{'mode':>12} {'processes':>9} {'min':>7} {'median':>7} {'max':>7} {'x one':>6}"
-        f" {'head ms':>8}"
+        f" {'head ms':>8} {'waiting':>8}"
     )
     for mode in MODES:
         for n in counts:
@@ -163,6 +193,7 @@ def main() -> None:
                 f"{mode:>12} {n:>9} {min(got):7.1f} {statistics.median(got):7.1f} "
                 f"{max(got):7.1f} {statistics.median(ups):6.2f}"
                 f" {statistics.median(waits[(mode, n)]):8.2f}"
+                f" {statistics.median(locked[(mode, n)]):8.2f}"
             )
     print()
     print("per-customer / one chain, same round and process count: median (min-max)")

@@ -15,7 +15,15 @@ from typer.testing import CliRunner
 from refundry.cli import app
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import SYSTEM_CHAIN, AuditTrail, chain_of
+from refundry.services.audit.chain import (
+    GENESIS,
+    LEGACY_CHAIN,
+    SYSTEM_CHAIN,
+    AuditTrail,
+    chain_of,
+    signed_hash,
+)
+from refundry.services.audit.keys import DEV_AUDIT_KEY
 from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
@@ -214,3 +222,44 @@ def test_a_customers_open_transaction_does_not_hold_another_customers_head(
         holding.commit()
     assert heads(pg_engine) == {"c-a": 4, "c-b": 3, SYSTEM_CHAIN: 1}
     assert check(pg_engine) == (True, None, None)
+
+
+def test_a_head_printed_before_0019_still_anchors_the_legacy_chain(
+    engine: Engine, db_url: str
+) -> None:
+    """``--anchor SEQ:HASH`` as runs before 0019 printed it: checked against the legacy chain,
+    whose entries are signed as they were (no chain name in the signed text)."""
+    prev = GENESIS
+    hashes = []
+    with UnitOfWork(engine) as uow:
+        for seq in (1, 2):
+            entry = dict(
+                seq=seq,
+                at=NOW,
+                actor="agent:li",
+                action="note.added",
+                order_id="o-1",
+                refund_id=None,
+                data=f'{{"n":{seq}}}',
+            )
+            digest = signed_hash(DEV_AUDIT_KEY, "dev", LEGACY_CHAIN, prev, **entry)
+            row = entry | {"chain": LEGACY_CHAIN, "prev_hash": prev, "hash": digest}
+            uow.conn.execute(audit_log.insert().values(**row, key_id="dev"))
+            hashes.append(digest)
+            prev = digest
+        uow.conn.execute(audit_heads.insert().values(chain=LEGACY_CHAIN, seq=2, hash=prev))
+        uow.commit()
+    run = ["audit", "verify", "--url", db_url, "--dev", "--no-checkpoint"]
+    held = CliRunner().invoke(app, [*run, "--anchor", f"2:{hashes[1]}"])
+    assert held.exit_code == 0, held.stderr
+    assert "2 entries in 1 chains" in held.stdout
+    with UnitOfWork(engine) as uow:  # the tail cut, the head moved back
+        uow.conn.execute(
+            delete(audit_log).where(audit_log.c.chain == LEGACY_CHAIN, audit_log.c.seq == 2)
+        )
+        uow.conn.execute(update(audit_heads).values(seq=1, hash=hashes[0]))
+        uow.commit()
+    assert CliRunner().invoke(app, run).exit_code == 0
+    caught = CliRunner().invoke(app, [*run, "--anchor", f"2:{hashes[1]}"])
+    assert caught.exit_code == 1
+    assert "nor is it an entry of the legacy chain" in caught.stderr

@@ -115,7 +115,8 @@ def check_anchor(conn: Connection, checkpoint_id: int, digest: str) -> ChainRepo
             0,
             None,
             f"the checkpoints do not end in the anchor {checkpoint_id}:{digest[:12]}… "
-            "(removed or rewritten)",
+            "(removed or rewritten), nor is it an entry of the legacy chain (a head printed "
+            "before 0019: its tail cut or rewritten)",
             None,
         )
     want = anchored_heads(rows)

@@ -28,6 +28,7 @@ from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_checkpoints, audit_heads, audit_log
+from tests.services.test_audit_keys import old_note
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 
@@ -233,15 +234,7 @@ def test_a_head_printed_before_0019_still_anchors_the_legacy_chain(
     hashes = []
     with UnitOfWork(engine) as uow:
         for seq in (1, 2):
-            entry = dict(
-                seq=seq,
-                at=NOW,
-                actor="agent:li",
-                action="note.added",
-                order_id="o-1",
-                refund_id=None,
-                data=f'{{"n":{seq}}}',
-            )
+            entry = old_note(seq)
             digest = signed_hash(DEV_AUDIT_KEY, "dev", LEGACY_CHAIN, prev, **entry)
             row = entry | {"chain": LEGACY_CHAIN, "prev_hash": prev, "hash": digest}
             uow.conn.execute(audit_log.insert().values(**row, key_id="dev"))

@@ -265,6 +265,19 @@ def url_at_0009(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         _drop_pg(url)
 
 
+def old_note(seq: int) -> dict[str, Any]:
+    """An entry as a shop before 0019 wrote it: a note on order o-1."""
+    return dict(
+        seq=seq,
+        at=NOW,
+        actor="agent:li",
+        action="note.added",
+        order_id="o-1",
+        refund_id=None,
+        data=f'{{"n":{seq}}}',
+    )
+
+
 def test_a_chain_written_before_0010_keeps_verifying_after_the_upgrade(url_at_0009: str) -> None:
     """Entries written the old way (unkeyed sha256, no key id) by a shop on 0009."""
     old = make_engine(url_at_0009)
@@ -272,15 +285,7 @@ def test_a_chain_written_before_0010_keeps_verifying_after_the_upgrade(url_at_00
     try:
         with old.begin() as conn:
             for seq in (1, 2, 3):
-                entry = dict(
-                    seq=seq,
-                    at=NOW,
-                    actor="agent:li",
-                    action="note.added",
-                    order_id="o-1",
-                    refund_id=None,
-                    data=f'{{"n":{seq}}}',
-                )
+                entry = old_note(seq)
                 digest = entry_hash(prev, **entry)
                 # the columns 0009 had (no key_id)
                 conn.execute(insert(OLD_LOG).values(**entry, prev_hash=prev, hash=digest))

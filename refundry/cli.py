@@ -398,53 +398,78 @@ def audit_verify(
     anchor: Annotated[
         str | None,
         typer.Option(
-            help="SEQ:HASH a head printed by an earlier run and kept outside the database: "
-            "the chain must still hold it (a cut or rolled-back tail shows)."
+            help="N:DIGEST a checkpoint printed by an earlier run and kept outside the "
+            "database: every head it sealed must still be in its chain (a cut or rolled-back "
+            "tail shows). SEQ:HASH, a head printed before migration 0019, is checked against "
+            "the legacy chain."
         ),
     ] = None,
+    checkpoint: Annotated[
+        bool,
+        typer.Option(
+            help="When every chain verifies, record the heads found as a checkpoint and print "
+            "its anchor (--no-checkpoint: read only)."
+        ),
+    ] = True,
     dev: DevOption = False,
 ) -> None:
-    """Check the audit log's signed chain; name the first entry that does not verify."""
-    from sqlalchemy import select
-
-    from refundry.services.audit.chain import verify_chain
+    """Check the audit log's signed chains; name the first entry that does not verify."""
+    from refundry.services.audit.anchors import check_anchor, parse_anchor, write_checkpoint
+    from refundry.services.audit.verify import ChainReport, verify_chain
     from refundry.services.uow import UnitOfWork
-    from refundry.store.tables import audit_head, audit_log
 
-    seq_hash = None
+    wanted = None
     if anchor is not None:
-        seq_text, _, hash_text = anchor.partition(":")
-        if not seq_text.isdigit() or len(hash_text) != 64:
-            _fail(f"--anchor {anchor!r}: expected SEQ:HASH (a number, 64 hex digits)")
-        seq_hash = (int(seq_text), hash_text.lower())
+        wanted = parse_anchor(anchor)
+        if wanted is None:
+            _fail(f"--anchor {anchor!r}: expected N:DIGEST (a number, 64 hex digits)")
     engine = _signing_engine(url, dev=dev)
-    with UnitOfWork(engine, readonly=True) as uow:
-        report = verify_chain(uow.conn)
-        head = uow.conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
-        held = None
-        if seq_hash is not None:
-            held = uow.conn.execute(
-                select(audit_log.c.hash).where(audit_log.c.seq == seq_hash[0])
-            ).scalar()
+    # one snapshot for the heads and the entries (docs/audit.md)
+    snapshot = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**snapshot) as conn, conn.begin():
+        report = verify_chain(conn)
+        held = ChainReport(True, 0)
+        if report.ok and wanted is not None and not _legacy_anchor_held(conn, *wanted):
+            held = check_anchor(conn, *wanted)
+    made = None
+    if report.ok and held.ok and checkpoint:
+        with UnitOfWork(engine) as uow:
+            made = write_checkpoint(uow.conn, report.heads, now=datetime.now(UTC))
+            uow.commit()
     engine.dispose()
-    if report.ok and seq_hash is not None and held != seq_hash[1]:
+    if not held.ok:
+        where = f"entry {held.first_bad_seq} of chain {held.chain!r}" if held.chain else anchor
         typer.echo(
-            f"refundry: audit chain BROKEN at entry {seq_hash[0]}: the anchor kept outside the "
-            "database is not in the chain (its tail was cut or rewritten)",
+            f"refundry: audit chain BROKEN at {where}: {held.problem} (the anchor kept outside "
+            "the database is not in the log)",
             err=True,
         )
         raise typer.Exit(1)
     if report.ok:
-        typer.echo(f"refundry: audit chain verified: {report.entries} entries")
-        if head is not None:
-            typer.echo(f"refundry: head (keep it as the next --anchor): {head[0]}:{head[1]}")
+        typer.echo(
+            f"refundry: audit chain verified: {report.entries} entries in {report.chains} chains"
+        )
+        if made is not None:
+            typer.echo(f"refundry: checkpoint (keep it as the next --anchor): {made.anchor}")
         return
     typer.echo(
-        f"refundry: audit chain BROKEN at entry {report.first_bad_seq}: {report.problem} "
+        f"refundry: audit chain BROKEN at {report.where}: {report.problem} "
         f"({report.entries} entries verified before it)",
         err=True,
     )
     raise typer.Exit(1)
+
+
+def _legacy_anchor_held(conn: Any, seq: int, digest: str) -> bool:
+    """Whether ``seq:digest`` is an entry of the legacy chain: a head printed before 0019."""
+    from sqlalchemy import select
+
+    from refundry.services.audit.chain import LEGACY_CHAIN
+    from refundry.store.tables import audit_log
+
+    c = audit_log.c
+    found = conn.execute(select(c.hash).where(c.chain == LEGACY_CHAIN, c.seq == seq)).scalar()
+    return bool(found == digest)
 
 
 @app.command("worker")

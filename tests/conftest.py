@@ -157,3 +157,17 @@ def engine(db_url: str) -> Iterator[Engine]:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture()
+def pg_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """An engine on a migrated, empty PostgreSQL database only: for what only PostgreSQL
+    shows (row locks held by one transaction while another writes, row triggers)."""
+    with migrated_database("postgresql", request, tmp_path_factory) as url:
+        eng = make_engine(url)
+        try:
+            yield eng
+        finally:
+            eng.dispose()

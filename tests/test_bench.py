@@ -50,3 +50,14 @@ def test_bulk_bench_checks_hold_on_both_backends(pg_url: str) -> None:
     assert out.count("counts equal, contents identical (twin and baseline)") == 2
     for backend in ("sqlite", "postgresql"):
         assert re.search(rf"^{backend} +40 ", out, re.MULTILINE), out
+
+
+def test_parallel_apply_bench_runs_both_modes_at_each_process_count(pg_url: str) -> None:
+    """bench/parallel_apply_bench.py on 2 refunds a process: every worker's refunds applied (a
+    failed apply exits non-zero) and a row per mode and process count."""
+    out = run_bench(
+        "parallel_apply_bench.py", "--refunds", "2", "--repeats", "1", "--processes", "1,2"
+    )
+    for mode in ("per-customer", "one chain"):
+        for n in (1, 2):
+            assert re.search(rf"^ *{mode} +{n} +\d", out, re.MULTILINE), out

@@ -27,7 +27,7 @@ from refundry.adapters.sms import SandboxSms
 from refundry.bootstrap import build
 from refundry.notifications import render
 from refundry.render import format_minor
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.cases.actions import approve, inspect, receive
 from refundry.services.cases.opening import open_case
 from refundry.services.cases.process import Actor

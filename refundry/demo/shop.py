@@ -25,7 +25,7 @@ from refundry.bootstrap import build
 from refundry.domain.policy import Policy
 from refundry.render import format_minor
 from refundry.services.access import Actor
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.apply import ApplyResult, apply_refund, preview_refund

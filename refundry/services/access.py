@@ -139,6 +139,12 @@ class Actor:
     def is_staff(self) -> bool:
         return self.role in ("agent", "admin", "system")
 
+    @property
+    def customer_id(self) -> str | None:
+        """The customer acting, or None (staff, merchants, the system): whose audit chain
+        an act about the actor itself goes to (a passkey added)."""
+        return self.id if self.role == "customer" else None
+
 
 # The people at the service desk: they see every order and case (system sees cases only).
 _DESK = ("agent", "admin")

@@ -300,7 +300,7 @@ def register_passkey(
             )
         )
         _spend(conn, row.challenge, now)
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=actor.customer_id)
         trail.record("identity.passkey_added", owner=actor.tag, passkey_id=credential_id)
         trail.flush(conn)
         uow.commit()
@@ -323,7 +323,7 @@ def remove_passkey(engine: Engine, *, actor: Actor, passkey_id: str, now: dateti
         )
         if done.rowcount != 1:
             raise NotFound("no such passkey", code="identity.passkey_not_found")
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=actor.customer_id)
         trail.record("identity.passkey_removed", owner=actor.tag, passkey_id=passkey_id)
         trail.flush(uow.conn)
         uow.commit()

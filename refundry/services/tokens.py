@@ -47,7 +47,7 @@ def revoke_token(
                 reason=reason,
             )
         )
-        trail = AuditTrail(actor=actor, at=now)
+        trail = AuditTrail(actor=actor, at=now, customer_id=None)
         trail.record("token.revoked", jti=jti, subject=subject, reason=reason)
         trail.flush(uow.conn)
         uow.commit()

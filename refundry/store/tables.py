@@ -344,11 +344,14 @@ gateway_events = Table(
     Column("received_at", When, nullable=False),
 )
 
-# Tamper-evident audit log: entry n stores HMAC(key, entry n-1's hash + its own content).
+# Tamper-evident audit log, one chain per customer (services/audit/chain.py): entry n of a
+# chain stores HMAC(key, its chain + entry n-1's hash + its own content).
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    # the customer's id (distribution column with customers.id), or "~system" / "~legacy"
+    Column("chain", String(80), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3… per chain
     Column("at", When, nullable=False),
     Column("actor", String(100), nullable=False),
     Column("action", String(60), nullable=False),
@@ -362,14 +365,25 @@ audit_log = Table(
     Index("ix_audit_log_order", "order_id"),
 )
 
-# The chain's head, written in the same transaction as every entry: a truncated tail shows.
-audit_head = Table(
-    "audit_head",
+# Each chain's head, moved in the same transaction as the chain's entries: a cut tail shows.
+audit_heads = Table(
+    "audit_heads",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("chain", String(80), primary_key=True),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
-    CheckConstraint("id = 1", name="single_row"),
+)
+
+# The heads as each `refundry audit verify` found them, one digest chained to the one before
+# (services/audit/anchors.py): the operator keeps the last digest outside the database.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3…
+    Column("at", When, nullable=False),
+    Column("heads", Text, nullable=False),  # JSON {chain: [seq, hash]}: heads moved since
+    Column("prev_digest", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
 )
 
 idempotency_keys = Table(

@@ -482,13 +482,13 @@ def test_order_audit_is_visible_to_its_parties_only_and_reports_a_broken_chain(
     with UnitOfWork(shop.engine) as uow:
         uow.conn.execute(
             update(audit_log)
-            .where(audit_log.c.seq == body["entries"][0]["seq"])
+            .where(audit_log.c.chain == A, audit_log.c.seq == body["entries"][0]["seq"])
             .values(data='{"edited":true}')
         )
         uow.commit()
     broken = shop.client.get(url, headers=bearer("customer", A)).json()
     assert broken["chain_verified"] is False
-    assert broken["chain_problem"].startswith(f"entry {body['entries'][0]['seq']}:")
+    assert broken["chain_problem"].startswith(f"entry {body['entries'][0]['seq']} of chain {A!r}:")
 
 
 # -- webhooks -----------------------------------------------------------------------------------

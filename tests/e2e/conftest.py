@@ -44,7 +44,7 @@ from refundry.bootstrap import build
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ExpressPolicy, ProcessPolicy
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.cases.opening import CaseDesk
 from refundry.services.cases.process import Actor, load_case
 from refundry.services.cases.shipments import handle_tracking_event

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.errors import PlanStale, Unprocessable
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import apply_refund, preview_refund

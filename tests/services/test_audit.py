@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from refundry.cli import app
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import _canonical, verify_chain
+from refundry.services.audit.chain import _canonical
+from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.faults import FAULT_POINTS
 from refundry.services.uow import UnitOfWork
 from refundry.store import tables as t

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.bulk.dry_run import dry_run
 from refundry.services.bulk.jobs import JobStart, read_job, run_batch, start_job
 from refundry.services.bulk.report import write_report

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from refundry.domain.case import IllegalTransition
 from refundry.domain.errors import RefundryError
 from refundry.services.access import Actor
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.audit.views import order_audit
 from refundry.services.cases.actions import approve, inspect, receive, ship
 from refundry.services.cases.debts import recover_debt, write_off_debt

@@ -14,7 +14,7 @@ from refundry.domain.case import IllegalTransition
 from refundry.domain.errors import InvalidInput
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.cases.actions import (
     approve,
     cancel,

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from refundry.adapters.gateway_http_sandbox import SandboxHttpServer, serve_sandbox_http
 from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.faults import FAULT_POINTS
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import preview_refund

@@ -16,7 +16,7 @@ from refundry.domain.errors import InvalidInput, RefundryError
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
 from refundry.services.access import Actor
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.customers import adjustments, profile
 from refundry.services.customers.risk import assess_customer, risk_features
 from refundry.services.errors import Forbidden, NotFound, Unprocessable

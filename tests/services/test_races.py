@@ -34,7 +34,7 @@ from sqlalchemy import Engine, func, select
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import preview_refund, use_naive_apply
 from refundry.services.uow import UnitOfWork

@@ -13,7 +13,7 @@ from refundry.adapters.gateway_sandbox import SandboxGateway
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.access import Actor
-from refundry.services.audit.chain import verify_chain
+from refundry.services.audit.verify import verify_chain
 from refundry.services.errors import Conflict
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import apply_refund, preview_refund

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, Engine, select
 
 from refundry.domain.plan_doc import load_plan
 from refundry.domain.policy import Policy
-from refundry.services.audit.chain import AuditTrail, verify_chain
+from refundry.services.audit.chain import AuditTrail
+from refundry.services.audit.verify import verify_chain
 from refundry.services.errors import Conflict
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import apply_refund, compute_plan, preview_refund
@@ -93,7 +94,12 @@ def apply(engine: Engine, n: int, lines: dict[str, int]) -> str:
 
 def reverse(engine: Engine, refund_id: str, accepted: dict[str, int]) -> int:
     with UnitOfWork(engine) as uow:
-        trail = AuditTrail(actor="agent:li", at=NOW + timedelta(days=2))
+        customer = uow.conn.execute(
+            select(t.orders.c.customer_id)
+            .join(t.refunds, t.refunds.c.order_id == t.orders.c.id)
+            .where(t.refunds.c.id == refund_id)
+        ).scalar_one()
+        trail = AuditTrail(actor="agent:li", at=NOW + timedelta(days=2), customer_id=customer)
         debt = reverse_refund(
             uow.conn,
             refund_id=refund_id,

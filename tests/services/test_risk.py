@@ -14,7 +14,8 @@ from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy, RiskRule
 from refundry.domain.risk import RiskDecision, RiskFeatures, RuleMatch
 from refundry.notifications import render
-from refundry.services.audit.chain import AuditTrail, verify_chain
+from refundry.services.audit.chain import AuditTrail
+from refundry.services.audit.verify import verify_chain
 from refundry.services.customers.risk import (
     active_restrictions,
     assess_customer,
@@ -185,7 +186,7 @@ SUSPEND = RiskDecision(
 
 def record(engine: Engine, decision: RiskDecision, at: datetime = NOW) -> list[int]:
     with UnitOfWork(engine) as uow:
-        trail = AuditTrail(actor="system:risk", at=at)
+        trail = AuditTrail(actor="system:risk", at=at, customer_id=CUSTOMER)
         ids = record_restriction(uow.conn, CUSTOMER, decision=decision, now=at, trail=trail)
         trail.flush(uow.conn)
         uow.commit()
@@ -373,7 +374,7 @@ def test_assessed_suspension_end_to_end(engine: Engine) -> None:
         add_refund(uow.conn, "r-a", "a", NOW - timedelta(days=1), 100)
         add_refund(uow.conn, "r-b", "b", NOW, 100)
         decision = assess_customer(uow.conn, CUSTOMER, now=NOW, policy=policy)
-        trail = AuditTrail(actor="system:risk", at=NOW)
+        trail = AuditTrail(actor="system:risk", at=NOW, customer_id=CUSTOMER)
         record_restriction(uow.conn, CUSTOMER, decision=decision, now=NOW, trail=trail)
         trail.flush(uow.conn)
         uow.commit()

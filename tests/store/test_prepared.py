@@ -10,7 +10,7 @@ from sqlalchemy import Column, Engine, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from refundry.store.prepared import Prepared, pipelined
-from refundry.store.tables import audit_head, customers, ledger_accounts, metadata, outbox
+from refundry.store.tables import audit_heads, customers, ledger_accounts, metadata, outbox
 
 AT = datetime(2026, 11, 25, 9, 30, tzinfo=timezone(timedelta(hours=8)))
 
@@ -20,7 +20,7 @@ MESSAGE = Prepared(
         outbox.c.key == bindparam("key")
     )
 )
-HEAD = Prepared(select(audit_head.c.seq).where(audit_head.c.id == 1))  # a literal bound value
+HEAD = Prepared(select(audit_heads.c.seq).where(audit_heads.c.chain == "c1"))  # a literal bound
 MOVE = Prepared(
     update(ledger_accounts)
     .where(ledger_accounts.c.id == bindparam("b_id"))
@@ -60,7 +60,7 @@ def test_insert_select_with_type_processing(engine: Engine) -> None:
 def test_literal_binds_returning_and_rowcount(engine: Engine) -> None:
     with engine.begin() as conn:
         assert HEAD.first(conn) is None
-        conn.execute(insert(audit_head).values(id=1, seq=7, hash="x" * 64))
+        conn.execute(insert(audit_heads).values(chain="c1", seq=7, hash="x" * 64))
         assert HEAD.first(conn).seq == 7
         conn.execute(insert(customers).values(id="c1", created_at=AT))
         conn.execute(

@@ -1,59 +1,85 @@
-"""The tamper-evident audit log: each entry signs the previous one; the head row seals the tail.
+"""The tamper-evident audit log: one signed chain per customer; each head row seals its tail.
 
-``hash(n) = HMAC-SHA256(key[key_id], key_id | hash(n-1) | canonical(entry n))`` where the
-canonical form covers the sequence number, time, actor, action, order, refund and data, and the
-key is the process's, never the database's (services/audit/keys.py). An edited row breaks its
-own hash, a deleted or swapped row breaks the sequence and the link, and a truncated tail no
-longer matches the head row, which is written in the same transaction as every entry. Without
-the key a full rewrite — an edit, then every later hash and the head recomputed — cannot make
-a signature that verifies. Entries written before migration 0010 have no key id and verify as
-``sha256(hash(n-1) | canonical(entry n))``, up to ``audit_unkeyed_through`` only.
+Entries belong to the chain of the customer the transaction acts on (its ``chain`` column is
+the customer id); entries about no customer — a staff account's sign-in, a webhook endpoint, a
+token revoked — go to the system chain, and the one chain written before migration 0019 stays
+as it was, the legacy chain. Within a chain ``seq`` counts 1, 2, 3… and
 
-``verify_chain`` walks the whole chain (``refundry audit verify``); ``verify_entries`` checks a
-few entries (an order's) where they stand — their signatures, their links to the entries before
-them, and the head — at a cost that does not grow with the chain (docs/audit.md).
+``hash(n) = HMAC-SHA256(key[key_id], key_id | chain | hash(n-1) | canonical(entry n))``
+
+where the canonical form covers the sequence number, time, actor, action, order, refund and
+data, and the key is the process's, never the database's (services/audit/keys.py). Naming the
+chain in the signed text keeps an entry from being moved to another chain. The legacy chain's
+entries verify exactly as they were written: ``HMAC(key, key_id | hash(n-1) | canonical)``, and
+before migration 0010 unkeyed ``sha256(hash(n-1) | canonical)`` up to ``audit_unkeyed_through``.
+
+One head row per chain (``audit_heads``) is locked and moved in the transaction that appends to
+the chain, so transactions of different customers do not wait for each other; one that writes
+to several chains (a bulk batch) locks their heads in chain order. A cut tail no longer matches
+its head; a tail cut together with its head moved back is caught by the checkpoints
+(services/audit/anchors.py). Verification: services/audit/verify.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from refundry.domain.json_text import compact, compact_unsorted
-from refundry.services.audit.keys import AuditKeys, keys_of
+from refundry.services.audit.keys import keys_of
 from refundry.store.prepared import Prepared
-from refundry.store.tables import audit_head, audit_log
+from refundry.store.tables import audit_heads, audit_log
 
 __all__ = [
     "GENESIS",
+    "LEGACY_CHAIN",
+    "SYSTEM_CHAIN",
     "AuditTrail",
-    "ChainReport",
+    "chain_of",
     "entry_hash",
     "signed_hash",
-    "verify_chain",
-    "verify_entries",
 ]
 
 GENESIS = "0" * 64
+# Chains that are no customer's. Customer ids are not escaped unless they begin with "~"
+# (chain_of), so no customer's chain can be named like these.
+SYSTEM_CHAIN = "~system"
+LEGACY_CHAIN = "~legacy"
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
 _HEAD_LOCKED = Prepared(
-    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    select(audit_heads.c.seq, audit_heads.c.hash)
+    .where(audit_heads.c.chain == bindparam("b_chain"))
+    .with_for_update()
 )
 _INSERT_ENTRIES = Prepared(insert(audit_log))
-_INSERT_HEAD = Prepared(insert(audit_head))
 _MOVE_HEAD = Prepared(
-    update(audit_head)
-    .where(audit_head.c.id == 1)
+    update(audit_heads)
+    .where(audit_heads.c.chain == bindparam("b_chain"))
     .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
+# A chain's first entry: its head row made if no other transaction made it first (then this
+# one waits for that one's lock, as for any head).
+_NEW_HEAD = text(
+    "INSERT INTO audit_heads (chain, seq, hash) VALUES (:chain, 0, :genesis) "
+    "ON CONFLICT (chain) DO NOTHING"
+)
+
+
+def chain_of(customer_id: str | None) -> str:
+    """The chain a customer's entries go to: its id (so the audit log is distributed and
+    partitioned with the customer's other rows, docs/scaling.md); an id that begins with "~"
+    gets one more "~" in front, so it cannot be the system or the legacy chain."""
+    if customer_id is None:
+        return SYSTEM_CHAIN
+    return "~" + customer_id if customer_id.startswith("~") else customer_id
 
 
 def _canonical(
@@ -74,26 +100,32 @@ def _canonical(
 
 
 def entry_hash(prev_hash: str, **entry: Any) -> str:
-    """The unkeyed hash of an entry written before migration 0010."""
-    text = prev_hash + "|" + _canonical(**entry)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The unkeyed hash of a legacy entry written before migration 0010."""
+    text_ = prev_hash + "|" + _canonical(**entry)
+    return hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
-def signed_hash(key: bytes, key_id: str, prev_hash: str, **entry: Any) -> str:
-    text = key_id + "|" + prev_hash + "|" + _canonical(**entry)
-    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
+def signed_hash(key: bytes, key_id: str, chain: str, prev_hash: str, **entry: Any) -> str:
+    """An entry's signature; the legacy chain's entries were signed without the chain."""
+    named = "" if chain == LEGACY_CHAIN else chain + "|"
+    text_ = key_id + "|" + named + prev_hash + "|" + _canonical(**entry)
+    return hmac.digest(key, text_.encode("utf-8"), "sha256").hex()
 
 
-@dataclass(slots=True)
+# (chain, action, order id, refund id, data, actor)
+_Entry = tuple[str, str, str | None, str | None, dict[str, Any], str]
+
+
+@dataclass(slots=True, kw_only=True)
 class AuditTrail:
-    """Collects a transaction's audit entries and appends them at ``flush`` under the head lock."""
+    """Collects a transaction's audit entries and appends them at ``flush`` under the lock of
+    their chain's head. ``customer_id`` is required: the customer the use case acts on (None:
+    the entries concern no customer and go to the system chain)."""
 
     actor: str
     at: datetime
-    # (action, order id, refund id, data, actor)
-    entries: list[tuple[str, str | None, str | None, dict[str, Any], str]] = field(
-        default_factory=list
-    )
+    customer_id: str | None
+    entries: list[_Entry] = field(default_factory=list)
 
     def record(
         self,
@@ -103,7 +135,8 @@ class AuditTrail:
         refund_id: str | None = None,
         **data: Any,
     ) -> None:
-        self.entries.append((action, order_id, refund_id, data, self.actor))
+        chain = chain_of(self.customer_id)
+        self.entries.append((chain, action, order_id, refund_id, data, self.actor))
 
     @contextmanager
     def acting(self, actor: str) -> Iterator[None]:
@@ -116,164 +149,66 @@ class AuditTrail:
         finally:
             self.actor = previous
 
+    @contextmanager
+    def about(self, customer_id: str | None) -> Iterator[None]:
+        """Entries recorded inside go to ``customer_id``'s chain: a bulk batch's trail, which
+        refunds several customers' orders in one transaction."""
+        previous, self.customer_id = self.customer_id, customer_id
+        try:
+            yield
+        finally:
+            self.customer_id = previous
+
     def flush(self, conn: Connection) -> None:
         if not self.entries:
             return
         keys = keys_of(conn.engine)
         key, key_id = keys.signing_key, keys.current
-        head = _HEAD_LOCKED.first(conn)
-        seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
         when = self.at.isoformat()
-        rows = []
-        for action, order_id, refund_id, data, actor in self.entries:
-            seq += 1
-            text = compact(data)
-            digest = signed_hash(
-                key,
-                key_id,
-                prev,
-                seq=seq,
-                at=when,
-                actor=actor,
-                action=action,
-                order_id=order_id,
-                refund_id=refund_id,
-                data=text,
-            )
-            rows.append(
-                {
-                    "seq": seq,
-                    "at": self.at,
-                    "actor": actor,
-                    "action": action,
-                    "order_id": order_id,
-                    "refund_id": refund_id,
-                    "data": text,
-                    "prev_hash": prev,
-                    "hash": digest,
-                    "key_id": key_id,
-                }
-            )
-            prev = digest
+        rows: list[dict[str, Any]] = []
+        heads: list[dict[str, Any]] = []
+        by_chain: dict[str, list[_Entry]] = {}
+        for entry in self.entries:
+            by_chain.setdefault(entry[0], []).append(entry)
+        for chain in sorted(by_chain):  # heads locked in one order: no deadlock between two
+            head = _HEAD_LOCKED.first(conn, {"b_chain": chain})
+            if head is None:
+                conn.execute(_NEW_HEAD, {"chain": chain, "genesis": GENESIS})
+                head = _HEAD_LOCKED.first(conn, {"b_chain": chain})
+            seq, prev = int(head[0]), str(head[1])
+            for _chain, action, order_id, refund_id, data, actor in by_chain[chain]:
+                seq += 1
+                data_text = compact(data)
+                digest = signed_hash(
+                    key,
+                    key_id,
+                    chain,
+                    prev,
+                    seq=seq,
+                    at=when,
+                    actor=actor,
+                    action=action,
+                    order_id=order_id,
+                    refund_id=refund_id,
+                    data=data_text,
+                )
+                rows.append(
+                    {
+                        "chain": chain,
+                        "seq": seq,
+                        "at": self.at,
+                        "actor": actor,
+                        "action": action,
+                        "order_id": order_id,
+                        "refund_id": refund_id,
+                        "data": data_text,
+                        "prev_hash": prev,
+                        "hash": digest,
+                        "key_id": key_id,
+                    }
+                )
+                prev = digest
+            heads.append({"b_chain": chain, "b_seq": seq, "b_hash": prev})
         _INSERT_ENTRIES.run_many(conn, rows)
-        if head is None:
-            _INSERT_HEAD.run(conn, {"id": 1, "seq": seq, "hash": prev})
-        else:
-            _MOVE_HEAD.run(conn, {"b_seq": seq, "b_hash": prev})
+        _MOVE_HEAD.run_many(conn, heads)
         self.entries.clear()
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    ok: bool
-    entries: int
-    first_bad_seq: int | None = None
-    problem: str = ""
-
-
-def _rows(conn: Connection) -> Iterator[Any]:
-    result = conn.execution_options(yield_per=2000).execute(
-        select(audit_log).order_by(audit_log.c.seq)
-    )
-    yield from result
-
-
-def _entry_problem(row: Any, keys: AuditKeys) -> str | None:
-    """Why ``row`` does not match its own hash (None: it does)."""
-    entry = {
-        "seq": row.seq,
-        "at": row.at,
-        "actor": row.actor,
-        "action": row.action,
-        "order_id": row.order_id,
-        "refund_id": row.refund_id,
-        "data": row.data,
-    }
-    if row.key_id is None:
-        if row.seq > keys.unkeyed_through:
-            return (
-                "is not signed (entries after audit_unkeyed_through must be): "
-                "rewritten without the audit key"
-            )
-        digest = entry_hash(row.prev_hash, **entry)
-    else:
-        key = keys.keys.get(row.key_id)
-        if key is None:
-            return f"is signed with key {row.key_id!r}, which is not among the audit keys"
-        digest = signed_hash(key, row.key_id, row.prev_hash, **entry)
-    if not hmac.compare_digest(digest, row.hash):
-        return "content does not match its signature (edited)"
-    return None
-
-
-def verify_chain(conn: Connection, keys: AuditKeys | None = None) -> ChainReport:
-    """Walk the whole chain; name the first entry that does not verify. ``keys``: the
-    engine's (services/audit/keys.py) when not given."""
-    keys = keys or keys_of(conn.engine)
-    expected_seq, prev, count = 1, GENESIS, 0
-    for row in _rows(conn):
-        if row.seq != expected_seq:
-            return ChainReport(
-                False, count, expected_seq, f"entry {expected_seq} is missing (next is {row.seq})"
-            )
-        if row.prev_hash != prev:
-            return ChainReport(
-                False, count, row.seq, "does not link to the entry before it (moved or replaced)"
-            )
-        problem = _entry_problem(row, keys)
-        if problem is not None:
-            return ChainReport(False, count, row.seq, problem)
-        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
-    head_seq, head_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-    if head_seq != count or head_hash != prev:
-        return ChainReport(
-            False,
-            count,
-            count + 1 if head_seq > count else head_seq,
-            f"the head says {head_seq} entries ending {head_hash[:12]}…, the log "
-            f"has {count} ending {prev[:12]}… (tail truncated or head altered)",
-        )
-    return ChainReport(True, count)
-
-
-def verify_entries(
-    conn: Connection, rows: Sequence[Any], keys: AuditKeys | None = None
-) -> ChainReport:
-    """Check ``rows`` (whole ``audit_log`` rows, in chain order) where they stand: each one's
-    signature, its link to the entry before it (read by its sequence number, one query), and
-    that the head row names an entry that is there with that hash and nothing after it. The
-    cost grows with ``len(rows)`` and the log of the chain's length, not with the chain: an
-    edited, replaced or removed entry of these, or a cut tail, shows here; an entry elsewhere
-    removed or reordered shows in ``verify_chain`` (``refundry audit verify``)."""
-    keys = keys or keys_of(conn.engine)
-    c = audit_log.c
-    before = {r.seq - 1 for r in rows if r.seq > 1}
-    hashes = {}
-    if before:
-        found = conn.execute(select(c.seq, c.hash).where(c.seq.in_(sorted(before))))
-        hashes = {int(seq): str(h) for seq, h in found}
-    for row in rows:
-        problem = _entry_problem(row, keys)
-        if problem is not None:
-            return ChainReport(False, 0, row.seq, problem)
-        expected = GENESIS if row.seq == 1 else hashes.get(row.seq - 1)
-        if expected is None:
-            return ChainReport(False, 0, row.seq - 1, "is missing (the entry after it remains)")
-        if row.prev_hash != expected:
-            return ChainReport(
-                False, 0, row.seq, "does not link to the entry before it (moved or replaced)"
-            )
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
-    last = conn.execute(select(c.seq, c.hash).order_by(c.seq.desc()).limit(1)).first()
-    head_pair = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-    last_pair = (int(last[0]), str(last[1])) if last else (0, GENESIS)
-    if head_pair != last_pair:
-        return ChainReport(
-            False,
-            0,
-            min(head_pair[0], last_pair[0]) + 1,
-            f"the head says {head_pair[0]} entries ending {head_pair[1][:12]}…, the log ends "
-            f"at {last_pair[0]} ending {last_pair[1][:12]}… (tail truncated or head altered)",
-        )
-    return ChainReport(True, len(rows))

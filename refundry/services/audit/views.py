@@ -19,7 +19,8 @@ from sqlalchemy import Engine, select
 
 from refundry.services import access
 from refundry.services.access import Actor
-from refundry.services.audit.chain import verify_entries
+from refundry.services.audit.chain import LEGACY_CHAIN
+from refundry.services.audit.verify import verify_entries
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log, order_lines
 
@@ -39,7 +40,7 @@ class AuditEntry:
 @dataclass(frozen=True, slots=True)
 class OrderAudit:
     order_id: str
-    entries: tuple[AuditEntry, ...]  # in chain order
+    entries: tuple[AuditEntry, ...]  # in chain order (legacy entries first)
     hidden_entries: int  # entries of this order withheld from a merchant (other merchants')
     # entries the actor's role does not see at all (tenders for a merchant, risk for a customer)
     # are left out before, and not counted: their number would tell what they are
@@ -54,7 +55,10 @@ def order_audit(engine: Engine, order_id: str, actor: Actor) -> OrderAudit:
         conn = uow.conn
         access.visible_order(conn, order_id, actor)
         rows = conn.execute(
-            select(audit_log).where(audit_log.c.order_id == order_id).order_by(audit_log.c.seq)
+            select(audit_log)
+            .where(audit_log.c.order_id == order_id)
+            # the legacy chain's entries came first; then the customer's chain, in its order
+            .order_by(audit_log.c.chain != LEGACY_CHAIN, audit_log.c.chain, audit_log.c.seq)
         ).all()
         visible = None
         if actor.role == "merchant":
@@ -89,5 +93,5 @@ def order_audit(engine: Engine, order_id: str, actor: Actor) -> OrderAudit:
         entries=tuple(shown),
         hidden_entries=len(entries) - len(shown),
         chain_verified=report.ok,
-        chain_problem=None if report.ok else f"entry {report.first_bad_seq}: {report.problem}",
+        chain_problem=None if report.ok else f"{report.where}: {report.problem}",
     )

@@ -203,7 +203,7 @@ def start_job(
         ]
         for start in range(0, len(rows), 10_000):
             _INSERT_ORDERS.run_many(conn, rows[start : start + 10_000])
-        trail = AuditTrail(actor=actor, at=now)
+        trail = AuditTrail(actor=actor, at=now, customer_id=None)
         trail.record(
             "bulk.job_started",
             job_id=job_id,
@@ -292,14 +292,16 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
             conn.begin()
         pending = _NEXT.rows(conn, {"job_id": job.id, "n": size})
         processed = 0
-        # One audit trail for the batch, flushed once (the chain's head locked and moved once,
-        # not per refund); a refused order's entries are dropped with its savepoint.
-        trail = AuditTrail(actor=f"bulk:{job.id}", at=now)
+        # One audit trail for the batch, flushed once (each customer's chain head locked and
+        # moved once, in chain order); a refused order's entries are dropped with its savepoint.
+        # The job's own entries (finished) go to the system chain.
+        trail = AuditTrail(actor=f"bulk:{job.id}", at=now, customer_id=None)
         for row in pending:
             claimed = _CLAIM.first(conn, {"job_id": job.id, "order_id": row.order_id})
             if claimed is None or claimed.state != "pending":
                 continue  # another runner settled it
-            outcome = _refund_one(conn, job, row.order_id, now=now, trail=trail)
+            with trail.about(row.customer_id):  # each order's entries to its customer's chain
+                outcome = _refund_one(conn, job, row.order_id, now=now, trail=trail)
             moved = _SETTLE.run(
                 conn,
                 {

@@ -53,7 +53,7 @@ def act_on_case(
     entries; ``body`` checks what the actor may do and returns the case as it leaves it."""
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=row.customer_id)
         row = body(uow.conn, row, trail)
         trail.flush(uow.conn)
         uow.commit()
@@ -446,7 +446,7 @@ def rate(
             .where(cases.c.id == case_id)
             .values(rating=rating, feedback=feedback[:2000], updated_at=now)
         )
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=row.customer_id)
         trail.record("case.rated", order_id=row.order_id, case_id=case_id, rating=rating)
         trail.flush(uow.conn)
         uow.commit()

@@ -198,7 +198,7 @@ def _open(
         check_units_free(conn, req.order_id, lines)
         plan = compute_plan(inputs, request, desk.policy, now)
         risk = assess_customer(conn, customer_id, now=now, policy=desk.process)
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=customer_id)
         verified = False
         if actor.role == "customer" and _code_asked(desk, plan, risk):
             if passkey is not None:

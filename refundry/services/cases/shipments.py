@@ -72,7 +72,7 @@ def record_booking(
         .where(cases.c.id == case_id)
         .values(shipment=json.dumps(shipment, ensure_ascii=False), updated_at=at)
     )
-    trail = AuditTrail(actor=actor, at=at)
+    trail = AuditTrail(actor=actor, at=at, customer_id=row.customer_id)
     trail.record(
         "case.return_booking_void" if void else "case.return_booked",
         order_id=row.order_id,
@@ -146,7 +146,7 @@ def handle_tracking_event(
                     .values(status=status, updated_at=now)
                 )
             row = current_case(conn, ship.case_id, lock=True)
-            trail = AuditTrail(actor=CARRIER.tag, at=now)
+            trail = AuditTrail(actor=CARRIER.tag, at=now, customer_id=row.customer_id)
             if (
                 status in ("picked_up", "in_transit", "delivered")
                 and row.state == CaseState.AWAITING_RETURN

@@ -90,7 +90,7 @@ def _fire(desk: CaseDesk, case_id: str, state: CaseState, now: datetime, actor: 
         )
         if row is None:
             return False  # moved meanwhile, or another worker holds it
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=row.customer_id)
         if state == CaseState.UNDER_REVIEW:
             review = {
                 "decision": "approve",

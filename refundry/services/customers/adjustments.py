@@ -153,7 +153,7 @@ def post_adjustment(
                 created_at=now,
             )
         )
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=customer_id)
         trail.record(
             "customer.adjusted",
             customer_id=customer_id,

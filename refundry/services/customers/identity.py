@@ -114,7 +114,7 @@ def request_code(
                 phone=str(contact.phone),
             )
         )
-        trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+        trail = AuditTrail(actor=f"customer:{customer_id}", at=now, customer_id=customer_id)
         trail.record(
             "identity.code_requested",
             customer_id=customer_id,
@@ -142,7 +142,7 @@ def _withdraw(
     blocks the customer's next request (cooldown, hourly caps) nor can be verified."""
     with UnitOfWork(engine) as uow:
         uow.conn.execute(delete(otp_codes).where(otp_codes.c.id == code_id))
-        trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+        trail = AuditTrail(actor=f"customer:{customer_id}", at=now, customer_id=customer_id)
         trail.record(
             "identity.code_not_sent", customer_id=customer_id, code_id=code_id, error=error.code
         )
@@ -289,7 +289,7 @@ def count_wrong_code(
         if lock.locked_until is not None and lock.locked_until > now:
             return _locked(customer_id, lock.locked_until)
         failures = 0 if lock.locked_until is not None else int(lock.failures)
-        trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+        trail = AuditTrail(actor=f"customer:{customer_id}", at=now, customer_id=customer_id)
         error = _wrong_code(conn, customer_id, code_id, failures + 1, now, policy, trail)
         trail.flush(conn)
         uow.commit()
@@ -312,7 +312,7 @@ def verify_code(
     used or expired one does not: it reveals nothing about the code."""
     try:
         with UnitOfWork(engine) as uow:
-            trail = AuditTrail(actor=f"customer:{customer_id}", at=now)
+            trail = AuditTrail(actor=f"customer:{customer_id}", at=now, customer_id=customer_id)
             spend_code(
                 uow.conn,
                 customer_id=customer_id,

@@ -144,7 +144,7 @@ def update_customer(
             conn.execute(update(customers).where(customers.c.id == customer_id).values(**values))
         if contact is not None:
             save_contact(conn, customer_id, contact)
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=customer_id)
         trail.record(
             "customer.updated",
             customer_id=customer_id,

@@ -309,7 +309,7 @@ def lift_suspension(
             params={},
             at=now,
         )
-        trail = AuditTrail(actor=actor, at=now)
+        trail = AuditTrail(actor=actor, at=now, customer_id=customer_id)
         trail.record(
             "risk.suspension_lifted",
             customer_id=customer_id,

@@ -44,7 +44,7 @@ def suspend(
     access.require(actor, "customer.suspension")
     decision = RiskDecision("suspend", (RuleMatch(AGENT_RULE, "suspend", 0, reason.strip()),))
     with UnitOfWork(engine) as uow:
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=customer_id)
         ids = record_restriction(uow.conn, customer_id, decision=decision, now=now, trail=trail)
         trail.flush(uow.conn)
         uow.commit()

@@ -152,7 +152,7 @@ def _record_step(
             **{column: at},
         )
     )
-    trail = AuditTrail(actor=actor.tag, at=now)
+    trail = AuditTrail(actor=actor.tag, at=now, customer_id=row.customer_id)
     trail.record(
         "order.status_changed",
         order_id=row.id,

@@ -104,7 +104,7 @@ def ingest_order(
             code="snapshot.invalid",
         )
         opening = parse_snapshot({"customer_id": order.customer_id, **customer_doc})
-    trail = AuditTrail(actor=actor, at=now)
+    trail = AuditTrail(actor=actor, at=now, customer_id=order.customer_id)
     _ensure_customer(conn, order.customer_id, opening, now, trail)
     if contact is not None:
         save_contact(conn, order.customer_id, contact)

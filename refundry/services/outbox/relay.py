@@ -219,7 +219,9 @@ class Relay:
             # Cancelled or closed before the label was booked: book nothing.
             now = self.clock()
             with UnitOfWork(self.engine) as uow:
-                trail = AuditTrail(actor=self.worker, at=now)
+                trail = AuditTrail(
+                    actor=self.worker, at=now, customer_id=_customer_of_case(uow.conn, p["case_id"])
+                )
                 trail.record(
                     "logistics.skipped",
                     case_id=p["case_id"],
@@ -273,7 +275,9 @@ class Relay:
                 .where(outbox.c.id == message_id)
                 .values(status="dead", last_error=f"{exc.code}: {exc.message}"[:2000])
             )
-            trail = AuditTrail(actor=self.worker, at=now)
+            trail = AuditTrail(
+                actor=self.worker, at=now, customer_id=_customer_of_case(uow.conn, p["case_id"])
+            )
             trail.record(
                 "logistics.refused", case_id=p["case_id"], error=exc.code, message=exc.message
             )
@@ -352,7 +356,9 @@ class Relay:
                 .where(outbox.c.id == message_id)
                 .values(status="dead", last_error=f"{exc.code}: {exc.message}"[:2000])
             )
-            trail = AuditTrail(actor=self.worker, at=now)
+            trail = AuditTrail(
+                actor=self.worker, at=now, customer_id=_customer_of(uow.conn, p["order_id"])[0]
+            )
             trail.record(
                 "gateway.dead_letter",
                 order_id=p["order_id"],
@@ -442,7 +448,7 @@ def record_tender_outcome(
         .where(t.refund_id == refund_id, t.tender_id == tender_id)
         .values(**values)
     )
-    trail = AuditTrail(actor=actor, at=at)
+    trail = AuditTrail(actor=actor, at=at, customer_id=_customer_of(conn, row.order_id)[0])
     trail.record(
         f"gateway.{status}",
         order_id=row.order_id,
@@ -544,6 +550,14 @@ def settle_refund_status(
             },
         )
     return status
+
+
+def _customer_of_case(conn: Connection, case_id: str) -> str | None:
+    """Whose audit chain an act on the case goes to (None: no such case, the system's)."""
+    from refundry.store.tables import cases
+
+    found = conn.execute(select(cases.c.customer_id).where(cases.c.id == case_id)).scalar()
+    return None if found is None else str(found)
 
 
 def _customer_of(conn: Connection, order_id: str) -> tuple[str, str]:

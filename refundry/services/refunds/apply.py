@@ -438,7 +438,7 @@ def _write(
     seq = len(inputs.history) + 1
     own_trail = trail is None
     if trail is None:
-        trail = AuditTrail(actor=actor, at=at)
+        trail = AuditTrail(actor=actor, at=at, customer_id=order.customer_id)
     _guarded_writes(conn, order=order, plan=plan, seq=seq, seen=len(inputs.history), naive=naive)
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])

@@ -78,7 +78,7 @@ def retry_failed_refund(
         attempt = int(row.attempt) + 1
         key = f"{refund_id}:{tender_id}:a{attempt}"
         tender = conn.execute(
-            select(order_tenders.c.gateway_txn_id, orders.c.currency)
+            select(order_tenders.c.gateway_txn_id, orders.c.currency, orders.c.customer_id)
             .join(orders, orders.c.id == order_tenders.c.order_id)
             .where(order_tenders.c.order_id == row.order_id, order_tenders.c.tender_id == tender_id)
         ).one()
@@ -108,7 +108,7 @@ def retry_failed_refund(
                 "idempotency_key": key,
             },
         )
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=tender.customer_id)
         trail.record(
             "refund.retry",
             order_id=row.order_id,
@@ -169,7 +169,7 @@ def refund_to_wallet(
             .where(refund_tenders.c.refund_id == refund_id, refund_tenders.c.tender_id == tender_id)
             .values(status="to_wallet", updated_at=now)
         )
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=customer_id)
         trail.record(
             "refund.to_wallet",
             order_id=row.order_id,

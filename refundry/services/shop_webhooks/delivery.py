@@ -196,6 +196,6 @@ class HookSender:
         ).rowcount
         if disabled:
             log.error("webhook.endpoint_disabled", endpoint_id=endpoint_id, reason=reason)
-            trail = AuditTrail(actor=f"system:{self.worker}", at=now)
+            trail = AuditTrail(actor=f"system:{self.worker}", at=now, customer_id=None)
             trail.record("webhook.endpoint_disabled", endpoint_id=endpoint_id, why=reason)
             trail.flush(conn)

@@ -264,6 +264,6 @@ def delete_endpoint(engine: Engine, *, actor: Actor, endpoint_id: str, now: date
 def _audit(
     conn: Connection, actor: Actor, now: datetime, action: str, endpoint_id: str, **data: Any
 ) -> None:
-    trail = AuditTrail(actor=actor.tag, at=now)
+    trail = AuditTrail(actor=actor.tag, at=now, customer_id=None)
     trail.record(action, endpoint_id=endpoint_id, **data)
     trail.flush(conn)

@@ -149,7 +149,7 @@ def replay(
         types = json.loads(endpoint.event_types)
         chosen = _events(uow.conn, types, event_id=event_id, since=since, until=until)
         queued = _requeue(uow.conn, endpoint_id, chosen, now=now)
-        trail = AuditTrail(actor=actor.tag, at=now)
+        trail = AuditTrail(actor=actor.tag, at=now, customer_id=None)
         trail.record(
             "webhook.replayed",
             endpoint_id=endpoint_id,

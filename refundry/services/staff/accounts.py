@@ -180,7 +180,7 @@ def sign_in_with_passkey(
     (``passkeys.assertion_options(purpose="desk.signin")``); the challenge is spent and the
     passkey's counter moved only when the owner may sign in to the desk."""
     with UnitOfWork(engine) as uow:
-        trail = AuditTrail(actor="system:desk", at=now)
+        trail = AuditTrail(actor="system:desk", at=now, customer_id=None)
         owner = spend_assertion(
             uow.conn, rp, assertion=assertion, purpose="desk.signin", now=now, trail=trail
         )

@@ -22,10 +22,10 @@ from refundry.api.fields import (
     Quantity,
     TrackingNumber,
 )
+from refundry.api.money import MoneyInput, MoneyOut
 from refundry.api.schemas_passkeys import PasskeyAssertion
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
-from refundry.domain.reader import MAX_INTEGER
 from refundry.services.access import CaseAction
 
 __all__ = [
@@ -132,8 +132,8 @@ class OrderLineView(BaseModel):
     title: str
     merchant_id: str
     quantity: int
-    unit_price: int
-    paid: int  # apportioned paid amount of the whole line, minor units
+    unit_price: MoneyOut
+    paid: MoneyOut  # apportioned paid amount of the whole line
     gift_of: str | None
     refunded_qty: int  # not counting refunds that failed
     refund_failed_qty: int  # units of refunds the gateway refused (an agent retries them)
@@ -143,10 +143,10 @@ class OrderTenderView(BaseModel):
     tender_id: str
     kind: str
     method: str | None
-    amount: int
+    amount: MoneyOut
     points: int
-    refunded: int  # not counting money the gateway refused
-    refund_failed: int
+    refunded: MoneyOut  # not counting money the gateway refused
+    refund_failed: MoneyOut
 
 
 class OrderCaseView(BaseModel):
@@ -154,7 +154,7 @@ class OrderCaseView(BaseModel):
     state: CaseState
     kind: str
     reason: str
-    amount: int | None  # null for a merchant when the case has other merchants' lines
+    amount: MoneyOut | None  # null for a merchant when the case has other merchants' lines
     created_at: datetime
 
 
@@ -164,7 +164,7 @@ class ReversalView(BaseModel):
     refund_id: str
     case_id: str | None
     refused: dict[str, int]  # units per line no longer counted as refunded: refundable again
-    debt: int  # minor units the customer owes for units it kept
+    debt: MoneyOut  # what the customer owes for units it kept
     points_taken: int  # redeemed points taken back from the balance
     earned_points_back: int  # earned points the step had reversed, given back
     items_restored: list[str]  # coupons and entitlements used by the order again
@@ -332,7 +332,7 @@ class ShipmentView(BaseModel):
     status: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
-    cost: int | None = None
+    cost: MoneyOut | None = None
     label: dict[str, Any] | None = None
 
 
@@ -347,7 +347,7 @@ class InspectionView(BaseModel):
 class CaseRefundView(BaseModel):
     id: str
     status: Literal["pending", "succeeded", "failed"]
-    amount: int | None  # minor units; null where the case's amount is hidden
+    amount: MoneyOut | None  # null where the case's amount is hidden
 
 
 class CaseView(BaseModel):
@@ -360,9 +360,9 @@ class CaseView(BaseModel):
     return_method: str
     lines: list[CaseLine]  # a merchant sees its own lines only
     accepted: list[CaseLine] | None
-    # The plan's total when the case was opened, minor units; null for a merchant on a case
-    # that also asks for other merchants' lines (the total would tell their amounts).
-    amount: int | None
+    # The plan's total when the case was opened; null for a merchant on a case that also asks
+    # for other merchants' lines (the total would tell their amounts).
+    amount: MoneyOut | None
     currency: str
     description: str
     evidence: list[str]
@@ -375,7 +375,7 @@ class CaseView(BaseModel):
     inspection: InspectionView | None
     express: bool
     refund_id: str | None
-    debt: int
+    debt: MoneyOut
     reversal: ReversalView | None  # what the inspection undid of the case's 极速退款
     rating: int | None
     feedback: str | None
@@ -462,22 +462,15 @@ class TenderAction(Body):
     reason: FreeText = ""
 
 
-class MoneyAmount(Body):
-    """Money: integer minor units with the ISO 4217 currency."""
-
-    amount: int = Field(strict=True, ge=1, le=MAX_INTEGER)
-    currency: Annotated[OneLine, Field(min_length=3, max_length=3)]
-
-
 class DebtRecovery(Body):
-    amount: MoneyAmount  # in the order's currency, at most what is owed
+    amount: MoneyInput  # in the order's currency, at most what is owed
     method: Literal["wallet", "external"]  # from the customer's wallet, or paid back outside
     reference: Annotated[OneLine, Field(max_length=200)] = ""  # the shop's, for external
     comment: FreeText = ""
 
 
 class DebtWriteOff(Body):
-    amount: MoneyAmount
+    amount: MoneyInput
     comment: NonBlankText  # why the shop gives it up
 
 

@@ -672,7 +672,8 @@ def test_merchant_reads_a_case_and_order_of_its_own_lines(world: World) -> None:
         agent = world.client.get(
             f"/v1/cases/{world.case_alice_mixed}", headers=bearer("agent", "li")
         )
-        assert isinstance(agent.json()["amount"], int) and agent.json()["amount"] > 0
+        assert agent.json()["amount"]["amount"] > 0
+        assert agent.json()["amount"]["currency"] == "CNY"
         r = world.client.get(f"/v1/orders/{ALICE_M1}", headers=bearer("merchant", M2))
         assert (r.status_code, _code(r)) == (404, "order.not_found"), r.text
         checked += 1

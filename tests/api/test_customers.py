@@ -73,7 +73,12 @@ def test_an_adjustment_posts_once_per_key(world: World) -> None:
     first = http.post(path, headers={**SHOP, "Idempotency-Key": "adj-1"}, json=GOODWILL)
     assert first.status_code == 201, first.text
     view = first.json()
-    assert (view["points"], view["amount"], view["balance_after"]) == (250, None, 1250)
+    assert (view["points"], view["amount"], view["points_after"], view["wallet_after"]) == (
+        250,
+        None,
+        1250,
+        None,
+    )
     assert view["source"] == {"type": "goodwill", "id": "gw-7"}
     again = http.post(path, headers={**SHOP, "Idempotency-Key": "adj-1"}, json=GOODWILL)
     assert (again.status_code, again.json()["id"]) == (201, view["id"])  # the stored answer
@@ -87,6 +92,9 @@ def test_an_adjustment_posts_once_per_key(world: World) -> None:
     paid = http.post(path, headers={**SHOP, "Idempotency-Key": "adj-2"}, json=wallet)
     assert paid.status_code == 201, paid.text
     assert paid.json()["amount"] == {"amount": 990, "currency": "CNY"}
+    # the wallet's balance after it, as money; a wallet adjustment leaves points_after null
+    assert (paid.json()["points_after"], paid.json()["wallet_after"]["currency"]) == (None, "CNY")
+    assert paid.json()["wallet_after"]["amount"] >= 990
 
 
 def _state(world: World) -> dict[str, tuple[int, str]]:

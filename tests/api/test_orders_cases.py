@@ -142,6 +142,10 @@ def snapshot(engine: Engine) -> dict[str, str]:
         }
 
 
+def cny(amount: int) -> dict[str, object]:
+    return {"amount": amount, "currency": "CNY"}
+
+
 # -- orders --------------------------------------------------------------------------------------
 
 
@@ -170,8 +174,8 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "title": "Item X",
                 "merchant_id": "m-1",
                 "quantity": 1,
-                "unit_price": 40000,
-                "paid": 33333,
+                "unit_price": cny(40000),
+                "paid": cny(33333),
                 "gift_of": None,
                 "refunded_qty": 0,
                 "refund_failed_qty": 0,
@@ -182,8 +186,8 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "title": "Item Y",
                 "merchant_id": "m-1",
                 "quantity": 1,
-                "unit_price": 20000,
-                "paid": 16667,
+                "unit_price": cny(20000),
+                "paid": cny(16667),
                 "gift_of": None,
                 "refunded_qty": 0,
                 "refund_failed_qty": 0,
@@ -194,10 +198,10 @@ def test_ingest_is_201_then_200_with_the_same_summary_and_409_on_other_content(
                 "tender_id": "T1",
                 "kind": "external",
                 "method": "alipay",
-                "amount": 50000,
+                "amount": cny(50000),
                 "points": 0,
-                "refunded": 0,
-                "refund_failed": 0,
+                "refunded": cny(0),
+                "refund_failed": cny(0),
             }
         ],
         "cases": [],
@@ -310,7 +314,7 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
         "state": "under_review",
         "kind": "return_and_refund",
         "reason": "changed_mind",
-        "amount": 10000,
+        "amount": cny(10000),
         "currency": "CNY",
     }
     assert (opened["lines"], opened["evidence"], opened["description"]) == (
@@ -380,9 +384,11 @@ def test_full_return_journey_over_http_ends_refunding_with_10000_back(shop: Shop
     assert inspected["refund_id"] is not None
     order = shop.client.get("/v1/orders/o-500-100", headers=CUSTOMER).json()
     assert [(x["line_id"], x["refunded_qty"]) for x in order["lines"]] == [("X", 0), ("Y", 1)]
-    assert [(t["tender_id"], t["refunded"]) for t in order["tenders"]] == [("T1", 10000)]
+    assert [(t["tender_id"], t["refunded"]) for t in order["tenders"]] == [
+        ("T1", {"amount": 10000, "currency": "CNY"})
+    ]
     assert [(c["id"], c["state"], c["amount"]) for c in order["cases"]] == [
-        (case_id, "refunding", 10000)
+        (case_id, "refunding", {"amount": 10000, "currency": "CNY"})
     ]
     rated = shop.act(case_id, "rate", CUSTOMER, {"rating": 5})
     assert (rated.status_code, rated.json()["code"]) == (422, "case.not_completed")
@@ -602,7 +608,8 @@ def test_case_above_the_code_amount_needs_the_code_texted_to_the_customer(shop: 
     r = shop.client.post(
         "/v1/cases", json={**body, "otp": {"code_id": code_id, "code": code}}, headers=CUSTOMER
     )
-    assert (r.status_code, r.json()["state"], r.json()["amount"]) == (201, "under_review", 30000)
+    opened = (r.status_code, r.json()["state"], r.json()["amount"]["amount"])
+    assert opened == (201, "under_review", 30000)
     again = shop.client.post(
         "/v1/cases",
         json={**body, "otp": {"code_id": code_id, "code": code}},

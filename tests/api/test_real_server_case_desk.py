@@ -120,7 +120,7 @@ def test_a_refused_refund_goes_to_the_wallet_once_with_the_desk_on_the_timeline(
     assert (refund["id"], refund["status"], refund["amount"]) == (
         approved["refund_id"],
         "pending",
-        PRICE,
+        {"amount": PRICE, "currency": "CNY"},
     )
     _card_refused(server, refund["id"])
     failed = server.call("GET", path, AGENT)
@@ -194,7 +194,10 @@ def test_an_express_refund_debt_is_recovered_and_written_off(server: Server) -> 
     server.call("POST", f"{path}/ship", customer, {"tracking_number": "SF1234567890"})
     server.call("POST", f"{path}/receive", MERCHANT, {})
     failed = server.call("POST", f"{path}/inspect", MERCHANT, {"result": "fail", "reason": "used"})
-    assert (failed["state"], failed["debt"]) == ("rejected_after_inspection", PRICE)
+    assert (failed["state"], failed["debt"]) == (
+        "rejected_after_inspection",
+        {"amount": PRICE, "currency": "CNY"},
+    )
     assert failed["allowed_actions"] == []  # the merchant's answer: the debt is the desk's
     owed = server.call("GET", path, AGENT)
     assert {"recover_debt", "write_off_debt"} <= set(owed["allowed_actions"])
@@ -220,14 +223,14 @@ def test_an_express_refund_debt_is_recovered_and_written_off(server: Server) -> 
     written = server.call(
         "POST", f"{path}/write-off-debt", AGENT, {"amount": money, "comment": "goodwill"}
     )
-    assert written["debt"] == PRICE - 2000
+    assert written["debt"] == {"amount": PRICE - 2000, "currency": "CNY"}
     recovered = server.call(
         "POST",
         f"{path}/recover-debt",
         AGENT,
         {"amount": {"amount": 3000, "currency": "CNY"}, "method": "external", "reference": "bank"},
     )
-    assert recovered["debt"] == 0
+    assert recovered["debt"] == {"amount": 0, "currency": "CNY"}
     assert not {"recover_debt", "write_off_debt"} & set(recovered["allowed_actions"])
     records = [
         (e["kind"], e["detail"]["amount"])

@@ -64,14 +64,14 @@ def test_partial_inspection_of_an_express_refund_shows_the_reversal_everywhere(
     act("ship", CUSTOMER, {"tracking_number": "SF100"})
     act("receive", AGENT)
     case = act("inspect", AGENT, {"result": "partial", "accepted": {"P": 1}})
-    assert case["debt"] == 20000
+    assert case["debt"] == {"amount": 20000, "currency": "CNY"}
     assert case["reversal"]["refused"] == {"P": 1}
-    assert case["reversal"]["debt"] == 20000
+    assert case["reversal"]["debt"] == {"amount": 20000, "currency": "CNY"}
 
     seen = client.get("/v1/orders/o-http-express", headers=CUSTOMER).json()
     assert [(x["line_id"], x["refunded_qty"]) for x in seen["lines"]] == [("P", 1)]
     assert [(x["refund_id"], x["refused"], x["debt"]) for x in seen["reversals"]] == [
-        (case["refund_id"], {"P": 1}, 20000)
+        (case["refund_id"], {"P": 1}, {"amount": 20000, "currency": "CNY"})
     ]
     merchant_view = client.get("/v1/orders/o-http-express", headers=MERCHANT).json()
     assert merchant_view["reversals"] == []  # the debt is the customer's, like the tenders

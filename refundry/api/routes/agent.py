@@ -20,7 +20,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from refundry.api.deps import ActorDep, ContextDep
-from refundry.api.routes.me import Amount, Cursor, Limit
+from refundry.api.money import Money
+from refundry.api.routes.me import Cursor, Limit
 from refundry.api.schemas_cases import CaseAction, problems
 from refundry.services.cases import queue as work_queue
 
@@ -38,8 +39,8 @@ class QueueItem(BaseModel):
     state_since: datetime
     kind: str  # refund_only | return_and_refund
     reason: str
-    amount: Amount  # the plan's total when the case was opened
-    debt: Amount  # what an express refund paid for goods the inspection refused
+    amount: Money  # the plan's total when the case was opened
+    debt: Money  # what an express refund paid for goods the inspection refused
     why: str  # why the case waits for an agent
     risk: dict[str, Any] | None  # the risk decision and its reasons (cases.risk)
     review: dict[str, Any] | None  # the review rule and its explanation (cases.review)

@@ -15,10 +15,12 @@ from fastapi import APIRouter, Path, Query, Response
 
 from refundry.api.deps import ActorDep, ApiContext, ContextDep
 from refundry.api.fields import Id, OneLine
+from refundry.api.money import money_context
 from refundry.api.schemas_cases import (
     CaseCreate,
     CaseDetail,
     CaseList,
+    CaseView,
     Comment,
     Empty,
     InspectionBody,
@@ -60,7 +62,9 @@ def case_answer(ctx: ApiContext, case_id: str, actor: Actor) -> CaseDetail:
     """The case as ``actor`` sees it now, with its timeline and deadlines: the answer of every
     case route but the list."""
     found = read_case_detail(ctx.desk, case_id, actor)
-    return CaseDetail.model_validate(found, from_attributes=True)
+    return CaseDetail.model_validate(
+        found, from_attributes=True, context=money_context(found.currency)
+    )
 
 
 @router.post("", status_code=201, response_model=CaseDetail, responses={**ACT, **problems(429)})
@@ -113,7 +117,13 @@ def list_cases(
         cursor=cursor,
         limit=limit,
     )
-    return CaseList.model_validate(page, from_attributes=True)
+    return CaseList(
+        items=[
+            CaseView.model_validate(c, from_attributes=True, context=money_context(c.currency))
+            for c in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )
 
 
 # -- transitions: one POST each --------------------------------------------------------------

@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import FreeText, Id, OneLine
+from refundry.api.money import Money, SignedMoneyInput
 from refundry.api.schemas_cases import Body, problems
 from refundry.services.customers import adjustments, profile
 
@@ -60,11 +61,6 @@ class CustomerView(BaseModel):
     contact: ContactView | None
 
 
-class MoneyBody(Body):
-    amount: int = Field(description="minor units; negative takes back")
-    currency: Annotated[OneLine, Field(min_length=3, max_length=3)]
-
-
 class Source(Body):
     type: Annotated[OneLine, Field(min_length=1, max_length=32)]
     id: Id
@@ -73,14 +69,9 @@ class Source(Body):
 class AdjustmentBody(Body):
     kind: Literal["points", "wallet"]
     points: int | None = Field(default=None, description="points adjustments: whole points")
-    amount: MoneyBody | None = Field(default=None, description="wallet adjustments")
+    amount: SignedMoneyInput | None = Field(default=None, description="wallet adjustments")
     source: Source = Field(description="what at the shop caused it (a goodwill ticket, …)")
     memo: Annotated[FreeText, Field(max_length=200)] = ""
-
-
-class Money(BaseModel):
-    amount: int
-    currency: str
 
 
 class AdjustmentView(BaseModel):
@@ -92,7 +83,8 @@ class AdjustmentView(BaseModel):
     source: dict[str, str]
     memo: str
     idempotency_key: str
-    balance_after: int  # the customer's points, or wallet minor units, after it
+    points_after: int | None  # a points adjustment: the customer's points after it
+    wallet_after: Money | None  # a wallet adjustment: the wallet's balance after it
     created_at: datetime
 
 
@@ -149,17 +141,17 @@ def post_adjustment(
     if not done.created:
         response.status_code = 200
     response.headers["Location"] = f"/v1/customers/{quote(customer_id, safe='')}"
+    wallet = done.kind == "wallet"
     return AdjustmentView(
         id=done.id,
         customer_id=done.customer_id,
         kind=done.kind,
         points=done.amount if done.kind == "points" else None,
-        amount=Money(amount=done.amount, currency=done.currency or "")
-        if done.kind == "wallet"
-        else None,
+        amount=Money(amount=done.amount, currency=done.currency) if wallet else None,
         source={"type": done.source_type, "id": done.source_id},
         memo=done.memo,
         idempotency_key=done.idempotency_key,
-        balance_after=done.balance_after,
+        points_after=None if wallet else done.balance_after,
+        wallet_after=Money(amount=done.balance_after, currency=done.currency) if wallet else None,
         created_at=done.created_at,
     )

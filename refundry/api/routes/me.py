@@ -18,11 +18,12 @@ from pydantic import BaseModel, ConfigDict
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import OneLine
+from refundry.api.money import Money
 from refundry.api.schemas_cases import Empty, problems
 from refundry.services.customers import views as customer_views
 from refundry.services.reads import ROW_ID_MAX
 
-__all__ = ["Amount", "Cursor", "Limit", "router"]
+__all__ = ["Cursor", "Limit", "router"]
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
 
@@ -31,14 +32,6 @@ MessageId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 Cursor = Annotated[
     OneLine | None, Query(max_length=200, description="next_cursor of the last page.")
 ]
-
-
-class Amount(BaseModel):
-    """Money: integer minor units with the ISO 4217 currency."""
-
-    model_config = ConfigDict(extra="forbid")
-    amount: int
-    currency: str | None
 
 
 # -- coupons -------------------------------------------------------------------------------
@@ -50,7 +43,7 @@ class Coupon(BaseModel):
     category: str  # coupon | entitlement
     kind: str
     state: str  # available | used | forfeited | replaced
-    value: Amount
+    value: Money
     valid_until: datetime | None
     reissued_from: str | None  # the expired coupon this one replaces
     order_id: str | None  # the order using it, while used

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
+from refundry.api.money import money_context
 from refundry.api.schemas_cases import (
     Body,
     OrderIngest,
@@ -61,7 +62,10 @@ def ingest_order(
 
 
 def _order(engine: Engine, order_id: str, actor: Actor) -> OrderView:
-    return OrderView.model_validate(read_order(engine, order_id, actor), from_attributes=True)
+    found = read_order(engine, order_id, actor)
+    return OrderView.model_validate(
+        found, from_attributes=True, context=money_context(found.currency)
+    )
 
 
 @router.get("/{order_id}", response_model=OrderView, responses=problems(401, 404, 422))

@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, OneLine
+from refundry.api.money import Money, money_context
 from refundry.api.schemas_cases import RefundRequestBody, ReversalView, problems
 from refundry.services.refunds import resource
 
@@ -25,18 +26,10 @@ RefundId = Annotated[Id, Path()]
 OrderId = Annotated[Id, Path()]
 
 
-class Amount(BaseModel):
-    """Money: integer minor units with the ISO 4217 currency."""
-
-    model_config = ConfigDict(extra="forbid")
-    amount: int
-    currency: str | None
-
-
 class RefundTenderView(BaseModel):
     tender_id: str
     kind: str
-    amount: Amount
+    amount: Money
     points: int
     status: str  # pending | accepted | succeeded | failed | to_wallet
     gateway_txn_id: str | None
@@ -54,7 +47,7 @@ class RefundView(BaseModel):
     seq: int  # 1 for the order's first refund, 2 next…
     status: Literal["pending", "succeeded", "failed"]
     reason: str
-    amount: Amount | None  # null for a merchant when the refund has other merchants' lines
+    amount: Money | None  # null for a merchant when the refund has other merchants' lines
     plan_hash: str
     failure_code: str | None
     failure_message: str | None
@@ -78,7 +71,8 @@ class ApplyBody(RefundRequestBody):
 
 
 def _view(found: resource.RefundView) -> RefundView:
-    return RefundView.model_validate(found, from_attributes=True)
+    currency = found.amount.currency if found.amount is not None else None
+    return RefundView.model_validate(found, from_attributes=True, context=money_context(currency))
 
 
 @router.post(

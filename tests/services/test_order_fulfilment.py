@@ -194,6 +194,21 @@ def test_an_unknown_order_and_other_roles_are_refused(engine: Engine) -> None:
     assert state(engine) == before
 
 
+def test_a_delivery_time_before_payment_is_refused_when_no_shipping_time_was_sent(
+    engine: Engine,
+) -> None:
+    """Ingested as delivered with no shipping time: the delivery's time is checked against the
+    payment's (found in a real-user trial: it was accepted, an hour before payment)."""
+    ingest(engine, status="delivered")
+    before = state(engine)
+    with pytest.raises(RefundryError) as err:
+        mark(engine, "delivered", PAID_AT - timedelta(hours=1))
+    assert (err.value.code, err.value.field) == ("order.update_invalid", "at")
+    assert "paid time" in str(err.value)
+    assert state(engine) == before
+    assert mark(engine, "delivered", PAID_AT + timedelta(days=2)).changed is True
+
+
 def test_an_order_ingested_as_shipped_takes_its_shipping_time_later(engine: Engine) -> None:
     ingest(engine, status="shipped")
     assert mark(engine, "shipped", NOW - timedelta(days=9)).changed is True

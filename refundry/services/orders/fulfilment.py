@@ -106,11 +106,15 @@ def update_status(
             )
         if current not in follows and current is not wanted:  # same status: its time, at last
             _refuse(order_id, current, wanted)
-        before = getattr(row, _AFTER[column])
-        if before is not None and at < before:
+        # the nearest earlier step with a time: delivered is checked against shipped, and
+        # against paid when the shop never sent the shipment's time
+        earlier: str | None = _AFTER[column]
+        while earlier is not None and getattr(row, earlier) is None:
+            earlier = _AFTER.get(earlier)
+        before = getattr(row, earlier) if earlier is not None else None
+        if earlier is not None and before is not None and at < before:
             raise InvalidInput(
-                f"is before the order's {_AFTER[column].removesuffix('_at')} time "
-                f"{before.isoformat()}",
+                f"is before the order's {earlier.removesuffix('_at')} time {before.isoformat()}",
                 code="order.update_invalid",
                 field="at",
             )

@@ -33,7 +33,7 @@ from tests.web.test_desk import DESK, add_agent, desk_sign_in
 NEWCOMER, TRUSTED = "c-300", "c-400"
 
 
-def _open(shop: Shop, order: str, line: str, qty: int, *, at: datetime = NOW, **kw: Any) -> str:
+def open_at(shop: Shop, order: str, line: str, qty: int, *, at: datetime = NOW, **kw: Any) -> str:
     """A return for a wrong item opened by the desk at ``at``; its id."""
     return open_case(
         shop.app.state.ctx.desk,
@@ -55,6 +55,8 @@ def _ingest(shop: Shop, customer: str, order: str, *, account_age: timedelta) ->
     doc = ex.order(order, [ex.line("L", 12000, title="Lamp")], 12000)
     doc["customer_id"] = customer
     created = (NOW - account_age).isoformat()
+    for tender in doc["tenders"]:  # the sandbox gateway holds the payment, as make_shop's
+        shop.app.state.ctx.gateway.capture(tender["gateway_txn_id"], tender["amount"], "CNY")
     with UnitOfWork(shop.engine) as uow:
         ingest_order(
             uow.conn,
@@ -120,8 +122,8 @@ def _queue(client: TestClient, **params: str) -> str:
 
 
 def test_the_queue_filters_by_how_long_a_case_has_waited(shop: Shop) -> None:
-    old = _open(shop, THRESHOLD, "X", 1, at=NOW - timedelta(days=2))
-    new = _open(shop, MUGS, "M", 2, at=NOW - timedelta(minutes=30))
+    old = open_at(shop, THRESHOLD, "X", 1, at=NOW - timedelta(days=2))
+    new = open_at(shop, MUGS, "M", 2, at=NOW - timedelta(minutes=30))
     client = _desk(shop)
     assert old in _queue(client) and new in _queue(client)
     for age, shown in (("1h", {old}), ("24h", {old}), ("3d", set()), ("", {old, new})):
@@ -132,8 +134,8 @@ def test_the_queue_filters_by_how_long_a_case_has_waited(shop: Shop) -> None:
 
 def test_the_queue_filters_by_risk_decision(shop: Shop) -> None:
     _ingest(shop, NEWCOMER, "o-new", account_age=timedelta(days=2))
-    risky = _open(shop, "o-new", "L", 1)
-    calm = _open(shop, MUGS, "M", 2)
+    risky = open_at(shop, "o-new", "L", 1)
+    calm = open_at(shop, MUGS, "M", 2)
     with UnitOfWork(shop.engine, readonly=True) as uow:
         stored = uow.conn.execute(select(cases.c.risk).where(cases.c.id == risky)).scalar_one()
     assert json.loads(stored)["decision"] == "manual_review"
@@ -151,8 +153,8 @@ def test_the_queue_filters_by_risk_decision(shop: Shop) -> None:
 
 
 def test_an_agent_claims_and_assigns_from_the_queue_and_filters_its_own(shop: Shop) -> None:
-    first = _open(shop, THRESHOLD, "X", 1)
-    second = _open(shop, MUGS, "M", 2)
+    first = open_at(shop, THRESHOLD, "X", 1)
+    second = open_at(shop, MUGS, "M", 2)
     client = _desk(shop, "ann", "bo")
     token = csrf_of(_queue(client))
     claimed = client.post(
@@ -188,7 +190,7 @@ def test_an_agent_claims_and_assigns_from_the_queue_and_filters_its_own(shop: Sh
 
 
 def test_claim_and_assign_on_the_case_page_with_their_refusals(shop: Shop) -> None:
-    case_id = _open(shop, THRESHOLD, "X", 1)
+    case_id = open_at(shop, THRESHOLD, "X", 1)
     client = _desk(shop, "ann", "bo")
     page = client.get(f"/desk/cases/{case_id}").text
     assert "Claim the case" in page and '<option value="bo">bo</option>' in page
@@ -212,7 +214,7 @@ def test_claim_and_assign_on_the_case_page_with_their_refusals(shop: Shop) -> No
 def test_an_agent_escalates_and_writes_an_internal_note_the_customer_never_sees(
     shop: Shop,
 ) -> None:
-    case_id = _open(shop, MUGS, "M", 2)
+    case_id = open_at(shop, MUGS, "M", 2)
     client = _desk(shop)
     before = _written(shop)
     why = _post(client, case_id, "escalate", comment="  ")
@@ -245,13 +247,13 @@ def test_an_agent_escalates_and_writes_an_internal_note_the_customer_never_sees(
 # -- an express-refund debt --------------------------------------------------------------------
 
 
-def _with_debt(shop: Shop) -> str:
+def with_debt(shop: Shop) -> str:
     """极速退款 of the trusted customer's ¥120 lamp, then the goods failed inspection: the case
     owes ¥120."""
     _ingest(shop, TRUSTED, "o-trusted", account_age=timedelta(days=400))
     desk = shop.app.state.ctx.desk
     customer = Actor("customer", TRUSTED)
-    case_id = _open(shop, "o-trusted", "L", 1, actor=customer, reason="quality_issue")
+    case_id = open_at(shop, "o-trusted", "L", 1, actor=customer, reason="quality_issue")
     if read_case(shop.engine, case_id, DESK).state == "under_review":
         approve(desk, case_id, actor=DESK, now=NOW)
     ship(desk, case_id, actor=customer, now=NOW, tracking_number="SF100")
@@ -263,7 +265,7 @@ def _with_debt(shop: Shop) -> str:
 
 
 def test_an_agent_records_a_debt_recovered_then_writes_the_rest_off(shop: Shop) -> None:
-    case_id = _with_debt(shop)
+    case_id = with_debt(shop)
     client = _desk(shop)
     page = client.get(f"/desk/cases/{case_id}").text
     assert "Express-refund debt: CN¥120.00 owed" in page and 'value="120.00"' in page
@@ -305,7 +307,7 @@ def test_an_agent_records_a_debt_recovered_then_writes_the_rest_off(shop: Shop) 
 
 
 def test_an_agent_suspends_and_lifts_the_customers_refund_rights(shop: Shop) -> None:
-    case_id = _open(shop, THRESHOLD, "X", 1)
+    case_id = open_at(shop, THRESHOLD, "X", 1)
     client = _desk(shop)
     assert "Suspend refund rights" in client.get(f"/desk/cases/{case_id}").text
     before = _written(shop)
@@ -321,7 +323,7 @@ def test_an_agent_suspends_and_lifts_the_customers_refund_rights(shop: Shop) -> 
     assert "Suspended: the customer cannot open a case" in page
     assert "&lt;b&gt;chargebacks&lt;/b&gt; on 3 orders" in page and "Lift the suspension" in page
     with pytest.raises(RefundryError) as refused:
-        _open(shop, MUGS, "M", 1, actor=Actor("customer", CUSTOMER))
+        open_at(shop, MUGS, "M", 1, actor=Actor("customer", CUSTOMER))
     assert refused.value.code == "case.refund_rights_suspended"
     [suspended] = _audited(shop, "risk.suspend")
     assert suspended["actor"] == "agent:ann"
@@ -342,10 +344,10 @@ def test_an_agent_suspends_and_lifts_the_customers_refund_rights(shop: Shop) -> 
 
 
 def test_the_case_page_shows_the_customers_orders_cases_and_refunds(shop: Shop) -> None:
-    small = _open(shop, MUGS, "M", 1, actor=Actor("customer", CUSTOMER), kind="refund_only")
+    small = open_at(shop, MUGS, "M", 1, actor=Actor("customer", CUSTOMER), kind="refund_only")
     shop.app.state.ctx.runtime.relay().drain()
     assert read_case(shop.engine, small, DESK).state in ("refunding", "refunded")
-    case_id = _open(shop, THRESHOLD, "X", 1)
+    case_id = open_at(shop, THRESHOLD, "X", 1)
     history = customer_history(shop.engine, DESK, CUSTOMER, now=NOW)
     # paid at the same time: newest first, then by id descending
     assert [o.id for o in history.orders] == [MUGS, "o-coupon", THRESHOLD]

@@ -22,6 +22,7 @@ from refundry.domain.errors import RefundryError
 from refundry.services.access import Actor
 from refundry.services.cases.actions import approve, inspect, receive, ship
 from refundry.services.cases.opening import open_case
+from refundry.services.cases.queue import agent_queue
 from refundry.services.cases.views import read_case
 from refundry.services.customers.history import customer_history
 from refundry.services.orders.ingest import ingest_order
@@ -150,6 +151,9 @@ def test_the_queue_filters_by_risk_decision(shop: Shop) -> None:
         page = _queue(client, risk=risk)
         assert {c for c in (risky, calm) if c in page} == shown, risk
     assert "the account is less than a week old" in _queue(client, risk="flagged")
+    with pytest.raises(RefundryError) as refused:  # the service names what it accepts
+        agent_queue(shop.engine, DESK, risk="not-a-decision")
+    assert (refused.value.code, refused.value.field) == ("request.invalid", "risk")
 
 
 def test_an_agent_claims_and_assigns_from_the_queue_and_filters_its_own(shop: Shop) -> None:
@@ -237,6 +241,13 @@ def test_an_agent_escalates_and_writes_an_internal_note_the_customer_never_sees(
     assert theirs.status_code == 200 and "called the customer" not in theirs.text
 
     before = _written(shop)
+    token = csrf_of(customer.get("/orders").text)  # a customer's session is not at the desk
+    kept_out = customer.post(
+        f"/desk/cases/{case_id}/note",
+        data={"text": "a customer's note", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert kept_out.headers["location"] == "/desk/signin"
     too_long = _post(client, case_id, "note", text="x" * 2001)
     assert too_long.status_code == 422 and "case.note_invalid" in too_long.text
     no_token = client.post(f"/desk/cases/{case_id}/note", data={"text": "no token"})

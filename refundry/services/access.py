@@ -40,6 +40,8 @@ coupons, points, eligibility, inbox     own         no               no     no  
 one-time code: request                  own         no               no     no     no
 agent queue: see                        no          no               yes    yes    no
 refund rights: suspend, lift            no          no               yes    yes    no
+customer history: see                   no          no               yes    yes    no
+agents: list them (to assign a case)    no          no               yes    yes    no
 metrics figures: see                    no          no               no     yes    no
 bearer token: revoke                    no          no               no     yes    no
 customer: update, see profile           no          no               no     yes    no
@@ -160,6 +162,8 @@ Area = Literal[
     "identity.request_code",
     "agent.queue",
     "customer.suspension",
+    "customer.history",
+    "staff.agents",
     "metrics.read",
     "token.revoke",
     "refund.apply",
@@ -186,6 +190,9 @@ _ROLES_FOR: Mapping[Area, tuple[str, ...]] = {
     "identity.request_code": ("customer",),
     "agent.queue": _DESK,
     "customer.suspension": _DESK,
+    # the case page's customer history (services/customers/history.py): the desk's view
+    "customer.history": _DESK,
+    "staff.agents": _DESK,  # the agents' names a case can be assigned to
     "metrics.read": ("admin",),  # business figures (refund rates per merchant)
     "token.revoke": ("admin",),
     "refund.apply": _DESK,  # the shop's back end and agents, straight from a preview

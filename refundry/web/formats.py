@@ -3,11 +3,13 @@
 Money is integer minor units; how many digits a currency has and how it is written (¥1,234.50,
 JP¥1,235, €1.234,50) is CLDR's (``babel.numbers.get_currency_precision`` and
 ``format_currency``), not a table of ours. The amount becomes a ``Decimal`` by moving the
-point, so no float ever touches it.
+point, so no float ever touches it. ``minor_units`` reads an amount a person typed (``12.50``)
+back the same way.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -17,7 +19,15 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency, format_percent, get_currency_precision
 
-__all__ = ["babel_locale", "datetime_text", "duration", "money", "percent"]
+__all__ = [
+    "babel_locale",
+    "datetime_text",
+    "duration",
+    "minor_units",
+    "money",
+    "percent",
+    "typed_amount",
+]
 
 
 def babel_locale(locale: str) -> str:
@@ -30,6 +40,26 @@ def money(amount: int, currency: str, locale: str) -> str:
     digits = get_currency_precision(currency)
     value = Decimal(amount).scaleb(-digits)
     return format_currency(value, currency, locale=babel_locale(locale))
+
+
+_TYPED = re.compile(r"\d{1,15}(\.\d+)?")
+
+
+def minor_units(text: str, currency: str) -> int | None:
+    """``text`` (digits with an optional point, as typed in a form: ``193.33``, ``50``) in
+    minor units of ``currency``; None when it is not such an amount or has more decimals than
+    the currency has digits."""
+    typed = text.strip().replace(",", "")
+    if not _TYPED.fullmatch(typed):
+        return None
+    value = Decimal(typed).scaleb(get_currency_precision(currency))
+    return int(value) if value == value.to_integral_value() else None
+
+
+def typed_amount(amount: int, currency: str) -> str:
+    """``amount`` minor units as a person types it in a form (``193.33``): what
+    ``minor_units`` reads back."""
+    return str(Decimal(amount).scaleb(-get_currency_precision(currency)))
 
 
 def percent(ratio: Fraction, locale: str) -> str:

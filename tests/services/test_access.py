@@ -73,6 +73,8 @@ AREAS: dict[str, access.Area] = {
     "one-time code: request": "identity.request_code",
     "agent queue: see": "agent.queue",
     "refund rights: suspend, lift": "customer.suspension",
+    "customer history: see": "customer.history",
+    "agents: list them (to assign a case)": "staff.agents",
     "metrics figures: see": "metrics.read",
     "bearer token: revoke": "token.revoke",
     "customer: update, see profile": "customer.update",

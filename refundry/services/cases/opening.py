@@ -373,6 +373,8 @@ def _record_opening(
         }
     )
     case_id = new_case_id()
+    # ``decision`` first: the agents' queue filters by the stored text's opening
+    # (services/cases/queue.py, ``_risk_is``).
     risk_doc = {
         "decision": risk.decision,
         "reasons": [{"rule": r, "explain": e} for r, e in risk.reasons],

@@ -11,7 +11,15 @@ action the caller may take now (services/access.py) and one POST of the API
 (``/v1/cases/{id}/<action>``, ``_`` written ``-``). Oldest first (by the time the case
 entered its state), with an opaque cursor. The desk only (services/access.py, area
 ``agent.queue``). Filters narrow it by state, reason and merchant (a case asking for one of the
-merchant's lines).
+merchant's lines), by how long it has waited (``waiting_since``: cases that entered their state
+at or before that time), by its risk decision (``risk``: one of domain/risk.py's decisions, or
+``flagged`` for any but ``approve``) and by who holds it (``assignee``: an actor tag;
+``unassigned``: nobody).
+
+The risk filter reads the stored risk document (``cases.risk``, written by
+services/cases/opening.py with ``json.dumps``) by its opening: ``decision`` is its first key, so
+``{"decision": "suspend"`` starts the text of every case that decision was taken on and of no
+other, whatever the rules' explanations say.
 """
 
 from __future__ import annotations
@@ -21,8 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, or_, select
 
+from refundry.domain.errors import InvalidInput
+from refundry.domain.process_policy import RISK_DECISIONS
 from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.record import case_from_row
@@ -31,7 +41,9 @@ from refundry.services.reads import Amount, decode_time_cursor, encode_cursor
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import cases, orders, refund_tenders
 
-__all__ = ["Queue", "QueueItem", "agent_queue"]
+__all__ = ["FLAGGED", "Queue", "QueueItem", "agent_queue"]
+
+FLAGGED = "flagged"  # the risk filter's value for any decision but approve
 
 _WAITING = ("under_review", "needs_manual_review", "refund_failed")
 _WHY = {
@@ -68,6 +80,7 @@ class QueueItem:
     inspection: dict[str, Any] | None
     failure_codes: tuple[str, ...]  # the gateway's codes, for refund_failed
     suggested_actions: tuple[str, ...]  # what to do now, each allowed to the caller now
+    assignee: str | None  # the actor tag of the agent holding the case (claim / assign)
 
 
 def _suggested(row: Any, actor: Actor) -> tuple[str, ...]:
@@ -86,6 +99,27 @@ def _json(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
+def _opening(decision: str) -> str:
+    """The first characters of a risk document of ``decision`` (LIKE-escaped: ``_`` is a
+    wildcard there)."""
+    head = json.dumps({"decision": decision})[:-1]
+    return head.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _risk_is(risk: str) -> ColumnElement[bool]:
+    """Cases whose risk decision is ``risk`` (``flagged``: any but approve)."""
+    c = cases.c
+    if risk == FLAGGED:
+        return and_(c.risk.is_not(None), c.risk.not_like(_opening("approve") + "%", escape="\\"))
+    if risk not in RISK_DECISIONS:
+        raise InvalidInput(
+            f"risk must be {FLAGGED} or one of {', '.join(RISK_DECISIONS)}",
+            code="request.invalid",
+            field="risk",
+        )
+    return c.risk.like(_opening(risk) + "%", escape="\\")
+
+
 def agent_queue(
     engine: Engine,
     actor: Actor,
@@ -95,9 +129,14 @@ def agent_queue(
     state: str | None = None,
     reason: str | None = None,
     merchant: str | None = None,
+    waiting_since: datetime | None = None,
+    risk: str | None = None,
+    assignee: str | None = None,
+    unassigned: bool = False,
 ) -> Queue:
     """Cases waiting for an agent, with their risk and review explanations; ``state``,
-    ``reason`` and ``merchant`` (None: any) narrow the queue."""
+    ``reason``, ``merchant``, ``waiting_since``, ``risk`` and ``assignee`` (None: any) and
+    ``unassigned`` narrow the queue."""
     access.require(actor, "agent.queue")
     c = cases.c
     query = (
@@ -111,6 +150,14 @@ def agent_queue(
         query = query.where(c.reason == reason)
     if merchant:
         query = query.where(c.merchant_ids.like(like_json(merchant), escape="\\"))
+    if waiting_since is not None:
+        query = query.where(c.state_since <= waiting_since)
+    if risk:
+        query = query.where(_risk_is(risk))
+    if assignee:
+        query = query.where(c.assignee == assignee)
+    if unassigned:
+        query = query.where(c.assignee.is_(None))
     if cursor is not None:
         after, case_id = decode_time_cursor(cursor)
         query = query.where(
@@ -146,6 +193,7 @@ def agent_queue(
                 inspection=_json(r.inspection),
                 failure_codes=tuple(codes.get(r.refund_id, [])) if r.refund_id else (),
                 suggested_actions=_suggested(r, actor),
+                assignee=r.assignee,
             )
             for r in page
         ),

@@ -5,6 +5,7 @@
 * ``identity``     one-time codes
 * ``risk``         risk features, decisions and restrictions
 * ``suspensions``  an agent suspends or lifts refund rights
+* ``history``      the desk's view of a customer: orders, cases, refunds, restrictions
 * ``profile``      the shop's account creation time (account age), contacts, preferences
 * ``adjustments``  points / wallet adjustments posted by the shop
 """

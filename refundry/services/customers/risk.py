@@ -42,6 +42,7 @@ __all__ = [
     "FREQUENT_REFUNDER",
     "active_restrictions",
     "assess_customer",
+    "in_force",
     "lift_suspension",
     "record_restriction",
     "risk_features",
@@ -138,6 +139,11 @@ def _active(customer_id: str, now: datetime) -> list[ColumnElement[bool]]:
         rr.since <= now,
         or_(rr.until.is_(None), rr.until > now),
     ]
+
+
+def in_force(customer_id: str, now: datetime) -> ColumnElement[bool]:
+    """The customer's restriction rows in force at ``now`` (a WHERE clause)."""
+    return and_(*_active(customer_id, now))
 
 
 def active_restrictions(conn: Connection, customer_id: str, *, now: datetime) -> set[str]:

@@ -15,6 +15,9 @@ probed. An unknown name costs one hash verification like a known one. After
 ``MAX_FAILED_ATTEMPTS`` wrong passwords in a row the account is locked for ``LOCK_TIME``
 (even the right password is refused then); a success clears the count. A hash made with
 older parameters is replaced on the next success.
+
+``agent_names`` lists the agents' accounts by name, for the desk to assign a case to one
+(services/cases/handling.py's ``assign`` accepts those names only).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "STAFF_ROLES",
     "StaffAccount",
     "add_staff",
+    "agent_names",
     "sign_in",
     "sign_in_with_passkey",
 ]
@@ -190,3 +194,15 @@ def sign_in_with_passkey(
         trail.flush(uow.conn)
         uow.commit()
     return actor
+
+
+def agent_names(engine: Engine, actor: Actor) -> tuple[str, ...]:
+    """The names of the staff accounts of role agent, in order (the desk only)."""
+    access.require(actor, "staff.agents")
+    with UnitOfWork(engine, readonly=True) as uow:
+        names = uow.conn.execute(
+            select(staff_accounts.c.name)
+            .where(staff_accounts.c.role == "agent")
+            .order_by(staff_accounts.c.name)
+        ).scalars()
+        return tuple(names)

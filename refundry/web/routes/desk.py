@@ -3,19 +3,22 @@
 ``/desk/signin`` takes a staff account's name and password (services/staff/accounts.py:
 argon2id, one refusal whatever was wrong, a per-account limit) and opens the same session
 cookie as the customer's pages (refundry/web/session.py). ``/desk`` is the agents' queue
-(services/cases/queue.py) narrowed by state, reason and merchant, each case with why it waits
-and its risk explanation. ``/desk/feedback`` lists the customers' ratings and feedback.
-``/desk/cases/{id}`` shows the case, its timeline, the messages the
-customer was sent and whether they arrived (an SMS the provider refused, its retries), the plan
-(the one that would apply now, or what the applied refund did), the customer's other cases, and one
-form per action the case services offer the agent now (``allowed_actions``; a failed tender
-gets retry and wallet). Each form posts and redirects; a refusal comes back on the case page
-with its message. Anyone who is not at the desk (a customer's session, none) is sent to the
-desk's sign-in: whether an actor is at the desk is services/access.py's answer.
+(services/cases/queue.py) narrowed by state, reason, merchant, how long a case has waited, its
+risk decision and who holds it (``held=mine``: the signed-in agent), each case with why it
+waits, its risk explanation and the forms to claim it or assign it to an agent.
+``/desk/feedback`` lists the customers' ratings and feedback. ``/desk/cases/{id}`` shows the
+case, its timeline with the desk's own entries (internal notes, assignments, debt records),
+the messages the customer was sent and whether they arrived (an SMS the provider refused, its
+retries), the plan (the one that would apply now, or what the applied refund did), the
+customer's history (services/customers/history.py), and one form per action the services
+offer the agent now (``allowed_actions``; the forms post to refundry/web/routes/desk_acts.py).
+Anyone who is not at the desk (a customer's session, none) is sent to the desk's sign-in:
+whether an actor is at the desk is services/access.py's answer.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,42 +29,43 @@ from refundry.api.deps import ApiContext, ContextDep
 from refundry.api.problems import status_for
 from refundry.domain.errors import RefundryError
 from refundry.domain.policy import REASONS
+from refundry.domain.process_policy import RISK_DECISIONS
 from refundry.services import access
 from refundry.services.access import Actor
-from refundry.services.cases import actions as case_actions
+from refundry.services.cases.debts import RECOVERY_METHODS
 from refundry.services.cases.feedback import feedback_list
-from refundry.services.cases.queue import agent_queue
-from refundry.services.cases.timeline import case_timeline
-from refundry.services.cases.views import CaseFilter, list_cases, read_case
+from refundry.services.cases.queue import FLAGGED, agent_queue
+from refundry.services.cases.views import read_case_detail
+from refundry.services.customers.history import customer_history
 from refundry.services.orders.views import preview_order_refund, read_order
 from refundry.services.outbox.case_messages import case_messages
-from refundry.services.refunds.failed_refunds import case_tender_to_wallet, retry_case_tender
 from refundry.services.refunds.views import case_refund
-from refundry.services.staff.accounts import sign_in
+from refundry.services.staff.accounts import agent_names, sign_in
+from refundry.web.formats import typed_amount
 from refundry.web.pages import page_router
 from refundry.web.session import CheckedForm, end_session, session_actor, start_session
 from refundry.web.templating import render
 
-__all__ = ["router"]
+__all__ = ["case_page_answer", "desk_actor", "router", "to_signin"]
 
 router = page_router()
 
 QUEUE_STATES = ("under_review", "needs_manual_review", "refund_failed")
+# The queue's age filter: cases that have waited in their state for more than this.
+AGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "3d": timedelta(days=3)}
+RISKS = (FLAGGED, *RISK_DECISIONS)
+HELD = ("mine", "nobody")
 TEXT_MAX = 2000
 
 
-class _NotAtDesk(Exception):
-    pass
-
-
-def _desk_actor(ctx: ApiContext, request: Request) -> Actor | None:
+def desk_actor(ctx: ApiContext, request: Request) -> Actor | None:
     actor = session_actor(ctx, request)
     if actor is None or not access.may(actor, "agent.queue"):
         return None
     return actor
 
 
-def _to_signin() -> Response:
+def to_signin() -> Response:
     return RedirectResponse("/desk/signin", status_code=303)
 
 
@@ -115,9 +119,9 @@ def feedback_page(
     request: Request, ctx: ContextDep, rating: str = "", cursor: str | None = None
 ) -> Response:
     """The customers' ratings and feedback, newest first (the text escaped like all text)."""
-    actor = _desk_actor(ctx, request)
+    actor = desk_actor(ctx, request)
     if actor is None:
-        return _to_signin()
+        return to_signin()
     mark = int(rating) if rating in ("1", "2", "3", "4", "5") else None
     found = feedback_list(ctx.engine, actor, rating=mark, cursor=cursor or None)
     more = urlencode({"rating": rating, "cursor": found.next_cursor}) if found.next_cursor else None
@@ -131,12 +135,23 @@ def queue_page(
     state: str = "",
     reason: str = "",
     merchant: str = "",
+    age: str = "",
+    risk: str = "",
+    held: str = "",
     cursor: str | None = None,
+    done: str = "",
 ) -> Response:
-    actor = _desk_actor(ctx, request)
+    actor = desk_actor(ctx, request)
     if actor is None:
-        return _to_signin()
-    filters = {"state": state, "reason": reason, "merchant": merchant[:140].strip()}
+        return to_signin()
+    filters = {
+        "state": state,
+        "reason": reason,
+        "merchant": merchant[:140].strip(),
+        "age": age if age in AGES else "",
+        "risk": risk if risk in RISKS else "",
+        "held": held if held in HELD else "",
+    }
     queue = agent_queue(
         ctx.engine,
         actor,
@@ -145,7 +160,12 @@ def queue_page(
         state=filters["state"] or None,
         reason=filters["reason"] or None,
         merchant=filters["merchant"] or None,
+        waiting_since=ctx.now() - AGES[filters["age"]] if filters["age"] else None,
+        risk=filters["risk"] or None,
+        assignee=actor.tag if filters["held"] == "mine" else None,
+        unassigned=filters["held"] == "nobody",
     )
+    here = urlencode({k: v for k, v in filters.items() if v})
     more = urlencode({**filters, "cursor": queue.next_cursor}) if queue.next_cursor else None
     return render(
         request,
@@ -154,11 +174,17 @@ def queue_page(
         filters=filters,
         states=QUEUE_STATES,
         reasons=REASONS,
+        ages=tuple(AGES),
+        risks=RISKS,
+        held_choices=HELD,
+        agents=agent_names(ctx.engine, actor),
+        back=f"/desk?{here}" if here else "/desk",
         more=more,
+        done=done[:20],
     )
 
 
-def _case_page(
+def case_page_answer(
     request: Request,
     ctx: ApiContext,
     actor: Actor,
@@ -167,7 +193,7 @@ def _case_page(
     done: str = "",
     refused: RefundryError | None = None,
 ) -> Response:
-    case = read_case(ctx.engine, case_id, actor)
+    case = read_case_detail(ctx.desk, case_id, actor)
     order = read_order(ctx.engine, case.order_id, actor)
     refund = case_refund(ctx.engine, case_id, actor)
     plan, no_plan = None, None
@@ -188,13 +214,6 @@ def _case_page(
             )
         except RefundryError as error:
             no_plan = error
-    history = [
-        c
-        for c in list_cases(
-            ctx.engine, actor, where=CaseFilter(customer_id=case.customer_id), limit=20
-        ).items
-        if c.id != case.id
-    ]
     return render(
         request,
         "desk/case.html",
@@ -206,9 +225,12 @@ def _case_page(
         refund=refund,
         plan=plan,
         no_plan=no_plan,
-        timeline=case_timeline(ctx.engine, case_id, actor),
+        timeline=case.timeline,
         messages=case_messages(ctx.engine, case_id, actor),
-        history=history,
+        history=customer_history(ctx.engine, actor, case.customer_id, now=ctx.now()),
+        agents=agent_names(ctx.engine, actor),
+        recovery_methods=RECOVERY_METHODS,
+        debt_typed=typed_amount(case.debt, case.currency),
         done=done,
         refused=refused,
     )
@@ -216,77 +238,7 @@ def _case_page(
 
 @router.get("/desk/cases/{case_id}")
 def case_page(case_id: str, request: Request, ctx: ContextDep, done: str = "") -> Response:
-    actor = _desk_actor(ctx, request)
+    actor = desk_actor(ctx, request)
     if actor is None:
-        return _to_signin()
-    return _case_page(request, ctx, actor, case_id, done=done[:20])
-
-
-def _act(case_id: str, action: str, request: Request, form: Any, ctx: ApiContext) -> Response:
-    """Take ``action`` on the case, then back to its page; a refusal is shown there."""
-    actor = _desk_actor(ctx, request)
-    if actor is None:
-        return _to_signin()
-    comment = _text(form.get("comment"))
-    tender_id = _text(form.get("tender_id"))
-    now = ctx.now()
-    try:
-        if action == "approve":
-            case_actions.approve(ctx.desk, case_id, actor=actor, now=now, comment=comment)
-        elif action == "reject":
-            case_actions.reject(ctx.desk, case_id, actor=actor, now=now, comment=comment)
-        elif action == "resolve":
-            case_actions.resolve_manual_review(
-                ctx.desk,
-                case_id,
-                actor=actor,
-                now=now,
-                resolution=_text(form.get("resolution")),
-                comment=comment,
-            )
-        elif action == "retry":
-            retry_case_tender(
-                ctx.engine, case_id, tender_id=tender_id, actor=actor, now=now, reason=comment
-            )
-        elif action == "wallet":
-            if ctx.gateway is None:
-                raise RuntimeError("the desk's wallet action needs the payment gateway")
-            case_tender_to_wallet(
-                ctx.engine,
-                case_id,
-                tender_id=tender_id,
-                actor=actor,
-                now=now,
-                reason=comment,
-                gateway=ctx.gateway,
-            )
-    except RefundryError as error:
-        if error.code.endswith("not_found") and error.code.startswith("case."):
-            raise
-        return _case_page(request, ctx, actor, case_id, refused=error)
-    return RedirectResponse(f"/desk/cases/{case_id}?done={action}", status_code=303)
-
-
-@router.post("/desk/cases/{case_id}/approve")
-def approve(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
-    return _act(case_id, "approve", request, form, ctx)
-
-
-@router.post("/desk/cases/{case_id}/reject")
-def reject(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
-    return _act(case_id, "reject", request, form, ctx)
-
-
-@router.post("/desk/cases/{case_id}/resolve")
-def resolve(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
-    return _act(case_id, "resolve", request, form, ctx)
-
-
-@router.post("/desk/cases/{case_id}/retry")
-def retry(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
-    return _act(case_id, "retry", request, form, ctx)
-
-
-@router.post("/desk/cases/{case_id}/wallet")
-def wallet(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
-    return _act(case_id, "wallet", request, form, ctx)
+        return to_signin()
+    return case_page_answer(request, ctx, actor, case_id, done=done[:20])

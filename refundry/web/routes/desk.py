@@ -30,6 +30,7 @@ from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases import actions as case_actions
 from refundry.services.cases.feedback import feedback_list
+from refundry.services.cases.photos import case_photos
 from refundry.services.cases.queue import agent_queue
 from refundry.services.cases.timeline import case_timeline
 from refundry.services.cases.views import CaseFilter, list_cases, read_case
@@ -208,6 +209,7 @@ def _case_page(
         no_plan=no_plan,
         timeline=case_timeline(ctx.engine, case_id, actor),
         messages=case_messages(ctx.engine, case_id, actor),
+        photos=case_photos(ctx.engine, case_id, actor),  # desk/_evidence.html
         history=history,
         done=done,
         refused=refused,

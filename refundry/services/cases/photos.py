@@ -95,6 +95,13 @@ def new_photo_id() -> str:
     return "ph_" + uuid.uuid4().hex[:20]
 
 
+def _held(conn: Connection, case_id: str, kind: str) -> int:
+    found = conn.execute(
+        select(func.count()).where(photos.c.case_id == case_id, photos.c.kind == kind)
+    ).scalar_one()
+    return int(found)
+
+
 def record_photos(
     conn: Connection,
     *,
@@ -112,10 +119,7 @@ def record_photos(
     locked, or just inserted); ``photo.too_many`` past the limit of ``kind``."""
     if not files:
         return []
-    held = conn.execute(
-        select(func.count()).where(photos.c.case_id == case_id, photos.c.kind == kind)
-    ).scalar_one()
-    check_count(int(held), len(files), limits)
+    check_count(_held(conn, case_id, kind), len(files), limits)
     ids = []
     for file in files:
         photo_id = new_photo_id()
@@ -166,7 +170,8 @@ def add_photos(
             raise PhotoRefused("no photo was sent", code="photo.empty", field="photo")
         trail = AuditTrail(actor=actor.tag, at=now, customer_id=row.customer_id)
         kind = photo_kind(actor)
-        store_photos(storage, uploads, files)
+        check_count(_held(uow.conn, case_id, kind), len(files), desk.photo_limits)
+        store_photos(storage, uploads, files)  # nothing stored for a refused photo
         ids = record_photos(
             uow.conn,
             case_id=case_id,
@@ -209,7 +214,7 @@ def case_photos(engine: Engine, case_id: str, actor: Actor) -> list[Photo]:
         rows = uow.conn.execute(
             select(photos)
             .where(photos.c.case_id == case_id)
-            .order_by(photos.c.created_at, photos.c.id)
+            .order_by(photos.c.created_at, photos.c.kind, photos.c.id)
         ).all()
     return [_photo(r, actor) for r in rows]
 

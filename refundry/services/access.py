@@ -386,7 +386,7 @@ CaseAction = Literal[
     "refund_to_wallet",
     "recover_debt",
     "write_off_debt",
-    "add_photo",
+    "photos",
 ]
 _CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
     "approve": ("agent", "merchant"),
@@ -405,7 +405,7 @@ _CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
     "refund_to_wallet": ("agent",),
     "recover_debt": ("agent",),
     "write_off_debt": ("agent",),
-    "add_photo": ("customer", "merchant", "agent"),  # (11)
+    "photos": ("customer", "merchant", "agent"),  # (11) add photos: POST …/photos
 }
 
 

@@ -164,7 +164,7 @@ def add_photos(
     see is ``case.not_found`` whatever was sent."""
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
-        require_case_action(row, actor, "add_photo")
+        require_case_action(row, actor, "photos")
         files = check_uploads(uploads, desk.photo_limits)
         if not files:
             raise PhotoRefused("no photo was sent", code="photo.empty", field="photo")

@@ -108,7 +108,7 @@ async def add_case_photo(
     return _view(added[0])
 
 
-@router.get("/{case_id}/photos", response_model=PhotoList, responses=problems(401, 404))
+@router.get("/{case_id}/photos", response_model=PhotoList, responses=problems(401, 404, 422))
 def list_case_photos(case_id: CaseId, actor: ActorDep, ctx: ContextDep) -> PhotoList:
     """The case's photos, oldest first, each with the URL to read it."""
     return PhotoList(items=[_view(p) for p in case_photos(ctx.engine, case_id, actor)])
@@ -122,7 +122,7 @@ def list_case_photos(case_id: CaseId, actor: ActorDep, ctx: ContextDep) -> Photo
             "description": "the photo's bytes, as the type read from them",
             "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in PHOTO_TYPES},
         },
-        **problems(401, 404),
+        **problems(401, 404, 422),
     },
 )
 def read_case_photo(

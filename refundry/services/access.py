@@ -31,7 +31,7 @@ case: escalate                          no          own case (9)     all    all 
 case: note, claim, assign               no          no               all    all    no
 case: retry its failed refund, wallet   no          no               all    all    no
 case: recover, write off its debt       no          no               all    all    no
-case photos: see                        own         its lines (3)    all    all    no
+case photos: see                        own         its lines (3)    all    all    all
 case photos: add (11)                   own         own case (4)     all    all    no
 case risk: see                          no          no               all    all    no
 case messages: see how they fared       no          no               all    all    no

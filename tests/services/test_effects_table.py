@@ -20,9 +20,7 @@ def test_every_effect_kind_has_exactly_one_handler() -> None:
 
 def test_docs_list_exactly_the_effect_kinds() -> None:
     text = (Path(__file__).parents[2] / "docs" / "plan-json.md").read_text(encoding="utf-8")
-    listed = (
-        text.split("- `effects[].type`", 1)[1].split("\n\n", 1)[0].split("\n- ", 1)[0]
-    )  # up to the next bullet
+    listed = text.split("- `effects[].type`", 1)[1].split("\n\n", 1)[0].split("\n- ", 1)[0]  # up to the next bullet
     listed = re.sub(r"\([^)]*\)", "", listed)  # drop "(each with `reason` …)" asides
     names = set(re.findall(r"`([a-z_]+)`", listed))
     assert names == {k.value for k in EffectKind}

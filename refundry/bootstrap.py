@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from refundry.adapters.clock import utc_now
 from refundry.adapters.shop_webhooks import HookPoster, HttpHookPoster, SandboxHookPoster
 from refundry.domain.errors import RefundryError
+from refundry.domain.photos import PhotoLimits
 from refundry.domain.policy import Policy, policy_from_toml
 from refundry.domain.process_policy import ProcessPolicy, process_policy_from_toml
 from refundry.notifications.channels import ChannelNotifier
@@ -36,6 +37,7 @@ from refundry.services.ports import (
     EventPublisher,
     LogisticsProvider,
     PaymentGateway,
+    PhotoStorage,
     SmsSender,
 )
 from refundry.services.shop_webhooks.delivery import HookSender, RetrySchedule
@@ -216,6 +218,18 @@ class Runtime:
     sandboxes: tuple[str, ...] = field(default=())  # adapters running as their sandbox
     tracer: Any = None  # the OpenTelemetry tracer provider, when tracing is on (tracing.py)
     hook_poster: HookPoster = field(default_factory=SandboxHookPoster)  # webhooks to the shop
+    photos: PhotoStorage | None = None  # the cases' photos (None: built from the settings)
+
+    def __post_init__(self) -> None:
+        if self.photos is None:
+            from refundry.adapters.photos import LocalPhotoStorage
+
+            self.photos = LocalPhotoStorage(self.settings.photo_directory())
+
+    @property
+    def photo_storage(self) -> PhotoStorage:
+        assert self.photos is not None  # set by __post_init__
+        return self.photos
 
     def webhook_secret(self, sender: str) -> bytes:
         """The secret that authenticates ``sender``'s webhooks (gateway | carrier)."""
@@ -267,6 +281,7 @@ def build(
     email: EmailSender | None = None,
     publisher: EventPublisher | None = None,
     hook_poster: HookPoster | None = None,
+    photos: PhotoStorage | None = None,
     production_checks: bool = True,
     schema_check: bool = True,
     span_exporter: Any = None,
@@ -320,6 +335,7 @@ def build(
         relying_party=RelyingParty(
             settings.webauthn_rp_id, settings.webauthn_rp_name, tuple(settings.webauthn_origins)
         ),
+        photo_limits=PhotoLimits(settings.photo_max_bytes, settings.photo_max_per_case),
     )
     tracer = _tracer(settings, engine, span_exporter)
     if settings.dev:
@@ -343,6 +359,7 @@ def build(
         sandboxes=tuple(sandboxes),
         tracer=tracer,
         hook_poster=hook_poster,
+        photos=photos,
     )
 
 

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     events: EventsChoice | None = None
     redis_url: str | None = None
 
+    # The cases' photos (docs/configuration.md, "Photos"): local files in photo_dir (None: a
+    # refundry-photos directory beside the SQLite database, or in the working directory)
+    photo_dir: Path | None = None
+    photo_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
+    photo_max_per_case: Annotated[int, Field(ge=1, le=20)] = 6  # of each kind
+
     # The pages write times in the shop's zone (an IANA name: Asia/Shanghai, Europe/Paris)
     display_timezone: str = "Asia/Shanghai"
 
@@ -208,6 +214,21 @@ class Settings(BaseSettings):
             current = self.audit_key_id
             keys[current] = self.audit_key.get_secret_value().encode()
         return AuditKeys(current, keys, self.audit_unkeyed_through)
+
+    def photo_directory(self) -> Path:
+        """Where the local photo storage keeps its files: ``photo_dir``, else
+        ``refundry-photos`` beside the SQLite database file (the working directory for
+        PostgreSQL or an in-memory database)."""
+        if self.photo_dir is not None:
+            return self.photo_dir
+        from refundry.store.engine import database_url
+
+        url = database_url(self.database_url)
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            path = url.removeprefix("sqlite:///").split("?", 1)[0]
+            if path:
+                return Path(path).parent / "refundry-photos"
+        return Path("refundry-photos")
 
     def signing_secret(self) -> bytes:
         if self.secret is None:

@@ -259,6 +259,8 @@ ADAPTER_CLASSES = {
     "RecordingPublisher",
     "InboxNotifier",
     "ChannelNotifier",
+    "LocalPhotoStorage",
+    "MemoryPhotoStorage",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +39,18 @@ from refundry.services.tokens import RevocationList
 from refundry.settings import Settings, load_settings
 from refundry.web.pages import install as install_pages
 
-__all__ = ["create_app"]
+__all__ = ["UPLOAD_PATHS", "create_app"]
+
+# The POSTs that carry photos, which take larger bodies (refundry/api/limits.py).
+UPLOAD_PATHS = tuple(
+    re.compile(p)
+    for p in (
+        r"/v1/cases/[^/]+/photos",
+        r"/orders/[^/]+/request/preview",
+        r"/cases/[^/]+/photos",
+        r"/merchant/cases/[^/]+/inspect",
+    )
+)
 
 
 def create_app(
@@ -125,7 +137,13 @@ def create_app(
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
     )
-    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        uploads=UPLOAD_PATHS,
+        max_upload_bytes=settings.photo_max_bytes * settings.photo_max_per_case
+        + settings.max_body_bytes,
+    )
     app.add_middleware(RequestLog)
     if runtime.tracer is not None:
         from refundry.tracing import trace_app

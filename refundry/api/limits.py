@@ -11,12 +11,18 @@ idempotency middleware and any route:
   and refused with the same 413 at the first chunk past the limit. What was read is at most
   one chunk past the limit, and the rest is never read: the answer says ``Connection: close``.
 
+The paths in ``uploads`` (POSTs that carry photos: the API's photo upload, the request form's
+"check your answers" step, the merchant's inspection) take up to ``max_upload_bytes``: every
+photo a case may take at the largest size, plus the limit for the rest of the form.
+
 A body within the limit is read whole here and handed to the app as one message: every body
 this API takes is a JSON document under the limit that the route would read whole anyway, and
 reading it first is what puts the limit before any authentication or idempotency work.
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,9 +47,13 @@ class RequestLimits:
         max_body_bytes: int,
         max_header_bytes: int = MAX_HEADER_BYTES,
         max_headers: int = MAX_HEADERS,
+        uploads: tuple[re.Pattern[str], ...] = (),
+        max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.uploads = uploads
+        self.max_upload_bytes = max(max_upload_bytes, max_body_bytes)
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
 
@@ -60,9 +70,12 @@ class RequestLimits:
             )
             await refusal(scope, receive, send)
             return
+        limit = self.max_body_bytes
+        if scope["method"] == "POST" and any(p.fullmatch(scope["path"]) for p in self.uploads):
+            limit = self.max_upload_bytes  # a form that carries photos
         length = dict(headers).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         body = bytearray()
         while True:
@@ -70,15 +83,15 @@ class RequestLimits:
             if message["type"] != "http.request":
                 return  # the client went away: nobody to answer
             body += message.get("body", b"")
-            if len(body) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if len(body) > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay(bytes(body), receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"the body is larger than {self.max_body_bytes} bytes"
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        detail = f"the body is larger than {limit} bytes"
         await _refusal("request.too_large", detail)(scope, receive, send)
 
 

@@ -72,6 +72,10 @@ _BY_CODE = {
     "idempotency.in_flight": 409,
     "request.too_large": 413,
     "request.headers_too_large": 431,
+    # the cases' photos (services/cases/photos.py)
+    "photo.too_large": 413,
+    "photo.unsupported_type": 415,
+    "photo.too_many": 409,
 }
 
 

@@ -96,7 +96,11 @@ _WHEN = {
         "request.not_utf8, request.unknown_field, …)"
     ),
     429: "too many requests (rate.limited); see Retry-After",
-    413: "the body is larger than the limit, however it is sent (request.too_large)",
+    413: (
+        "the body is larger than the limit, however it is sent (request.too_large), or a "
+        "photo is larger than photo_max_bytes (photo.too_large)"
+    ),
+    415: "the photo is not JPEG, PNG or WebP, read from its bytes (photo.unsupported_type)",
     431: "too many header fields, or too many header bytes (request.headers_too_large)",
 }
 # Any request may be refused by refundry/api/limits.py before it reaches its route.

@@ -31,6 +31,8 @@ case: escalate                          no          own case (9)     all    all 
 case: note, claim, assign               no          no               all    all    no
 case: retry its failed refund, wallet   no          no               all    all    no
 case: recover, write off its debt       no          no               all    all    no
+case photos: see                        own         its lines (3)    all    all    all
+case photos: add (11)                   own         own case (4)     all    all    no
 case risk: see                          no          no               all    all    no
 case messages: see how they fared       no          no               all    all    no
 refund: see                             own         its lines (10)   all    all    no
@@ -74,6 +76,9 @@ webhook endpoints: manage, log, replay  no          no               no     yes 
     platform (平台介入); under review, approved or inspected (the state table's ``escalate``).
 (10) a refund of one of its lines, as its order shows (1): no tenders, its own lines' effects
     only, no amount when the refund also returns other merchants' lines.
+(11) a customer's photos are the customer's evidence (kind ``customer``); a merchant's or an
+    agent's are the inspection's (kind ``inspection``): ``photo_kind``. Every photo of a case
+    is seen by whoever sees the case: a failed inspection's photos are the customer's to see.
 
 The desk's acts on a case (services/cases/handling.py, services/cases/debts.py and the case's
 failed refund, services/refunds/failed_refunds.py) are the agents' and admins': notes are
@@ -110,6 +115,7 @@ __all__ = [
     "may_see_order",
     "may_see_refund",
     "order_not_found",
+    "photo_kind",
     "redact_audit_entry",
     "refund_line_owners",
     "refund_merchants",
@@ -387,6 +393,7 @@ CaseAction = Literal[
     "refund_to_wallet",
     "recover_debt",
     "write_off_debt",
+    "photos",
 ]
 _CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
     "approve": ("agent", "merchant"),
@@ -405,6 +412,7 @@ _CASE_ROLES: Mapping[CaseAction, tuple[str, ...]] = {
     "refund_to_wallet": ("agent",),
     "recover_debt": ("agent",),
     "write_off_debt": ("agent",),
+    "photos": ("customer", "merchant", "agent"),  # (11) add photos: POST …/photos
 }
 
 
@@ -415,6 +423,12 @@ def require_case_action(row: Any, actor: Actor, action: CaseAction) -> None:
     require_case_actor(row, actor, *_CASE_ROLES[action])
     if action in ("approve", "reject") and row.state == CaseState.NEEDS_MANUAL_REVIEW:
         require_case_actor(row, actor, "agent")  # held cases are the agents' to decide
+
+
+def photo_kind(actor: Actor) -> str:
+    """The kind of the photos ``actor`` adds to a case (11): the customer's evidence, or the
+    inspection's (a merchant, an agent)."""
+    return "customer" if actor.role == "customer" else "inspection"
 
 
 def case_actions_for(row: Case, actor: Actor) -> list[str]:

@@ -21,6 +21,7 @@ __all__ = [
     "LogisticsProvider",
     "Notifier",
     "PaymentGateway",
+    "PhotoStorage",
     "ReturnBooking",
     "SmsSender",
 ]
@@ -48,4 +49,19 @@ class SmsSender(Protocol):
 class EmailSender(Protocol):
     def send(self, *, to: str, subject: str, body: str, key: str) -> None:
         """Send one email; ``key`` becomes its Message-ID so a resend is recognisably the same."""
+        ...
+
+
+class PhotoStorage(Protocol):
+    """Where the bytes of the cases' photos live (adapters/photos.py), each under its
+    content's SHA-256 in hex: the key is refundry's, never a name or path a user sent, and the
+    same picture sent twice is stored once. The rows that say which case holds which photo
+    are in the database (``photos``)."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``; putting the same key again changes nothing."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or None when there are none."""
         ...

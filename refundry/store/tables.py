@@ -528,6 +528,25 @@ case_notes = Table(
 )
 
 
+# The cases' photos (services/cases/photos.py): the bytes are in the photo storage under
+# sha256 (adapters/photos.py); a row says which case holds which photo, of which kind.
+photos = Table(
+    "photos",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),  # the case's customer
+    Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # customer | inspection
+    Column("sha256", String(64), nullable=False),  # the storage key
+    Column("content_type", String(32), nullable=False),  # sniffed from the bytes
+    Column("size", Integer, nullable=False),
+    Column("created_at", When, nullable=False),
+    Column("created_by", String(140), nullable=False),  # the actor's tag
+    CheckConstraint("kind IN ('customer', 'inspection')", name="kind"),
+    CheckConstraint("size > 0", name="size"),
+    Index("ix_photos_case", "case_id", "created_at"),
+)
+
 otp_codes = Table(
     "otp_codes",
     metadata,

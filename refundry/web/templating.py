@@ -142,6 +142,7 @@ def render_text(request: Request, template: str, **values: Any) -> str:
     values.setdefault("csrf_field", CSRF_FIELD)
     values.setdefault("csrf", csrf_token(ctx, request))
     values.setdefault("here", request.url.path)
+    values.setdefault("photo_limits", ctx.desk.photo_limits)  # the photo inputs' hints
     env = environment(locale_of(request), ctx.settings.display_timezone)
     return env.get_template(template).render(**values)
 

@@ -4,8 +4,8 @@
 ``create_app`` (fixed clock, sandbox SMS) and a shop with two customers and three merchants:
 
 - Alice (``cust-alice``): order ``ord-alice-mixed`` with a line of m-1 and a line of m-2, order
-  ``ord-alice-m1`` with a line of m-1 only, a case on each (both under review), a coupon, a
-  phone number and an inbox message;
+  ``ord-alice-m1`` with a line of m-1 only, a case on each (both under review; a photo on the
+  first, kept in memory), a coupon, a phone number and an inbox message;
 - Bob (``cust-bob``): order ``ord-bob-1`` (m-1), a case on it, a coupon, a phone and an inbox
   message;
 - merchant m-3 has no line anywhere.
@@ -30,10 +30,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, insert, select
 
 from refundry.adapters.inbox import InboxNotifier
+from refundry.adapters.photos import MemoryPhotoStorage
 from refundry.adapters.sms import SandboxSms
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token
 from refundry.services.cases.opening import open_case
+from refundry.services.cases.photos import add_photos
 from refundry.services.cases.process import Actor
 from refundry.services.operations.heartbeats import beat
 from refundry.services.orders.ingest import ingest_order
@@ -43,6 +45,7 @@ from refundry.services.shop_webhooks.endpoints import register_endpoint
 from refundry.services.uow import UnitOfWork
 from refundry.settings import Settings
 from refundry.store.tables import customer_contacts, inbox_messages
+from tests.photo_files import png
 from tests.soft_authenticator import SoftPasskey
 
 SECRET = b"api-test-secret"
@@ -155,6 +158,7 @@ class World:
     case_alice_mixed: str = ""
     case_alice_m1: str = ""
     case_bob: str = ""
+    photo_alice: str = ""  # a photo of Alice's on her mixed case
     refund_alice: str = ""
     inbox_alice: int = 0
     inbox_bob: int = 0
@@ -173,6 +177,7 @@ class World:
             "passkey_id": self.extra.get("passkey_alice", ""),
             "endpoint_id": self.webhook_endpoint,
             "job_id": self.bulk_job,  # a bulk refund job is no customer's: the admin's only
+            "photo_id": self.photo_alice,
         }
 
     def alice_markers(self) -> list[str]:
@@ -188,6 +193,7 @@ class World:
             ALICE_INBOX_MARKER,
             self.case_alice_mixed,
             self.case_alice_m1,
+            self.photo_alice,
             self.refund_alice,
             ALICE_REFUNDED,
         ]
@@ -253,6 +259,7 @@ def build_world(db_url: str) -> Iterator[World]:
         clock=lambda: NOW,
     )
     ctx = app.state.ctx
+    ctx.runtime.photos = MemoryPhotoStorage()  # the cases' photos: in memory here
     engine: Engine = ctx.engine
     policy = ctx.desk.policy
     beat(engine, name="worker", at=NOW)  # a worker is running: /readyz answers 200
@@ -326,6 +333,14 @@ def build_world(db_url: str) -> Iterator[World]:
                 ],
             },
         )
+        world.photo_alice = add_photos(
+            ctx.desk,
+            ctx.runtime.photo_storage,
+            world.case_alice_mixed,
+            actor=Actor("customer", ALICE),
+            now=NOW,
+            uploads=[png()],
+        )[0].id
         world.case_alice_m1 = _open(
             world,
             ALICE,

@@ -62,6 +62,7 @@ from tests.api.conftest import (
     order_doc,
     snapshot_diff,
 )
+from tests.photo_files import png
 
 METHODS = ("get", "post", "put", "patch", "delete")
 POLICIES = ("owner_only", "staff_only", "admin_only", "self", "public", "webhook_signed")
@@ -111,6 +112,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/identity/passkeys/{passkey_id}"): "owner_only",
     ("POST", "/v1/identity/passkeys/assertion-options"): "owner_only",  # the body names the order
     ("GET", "/v1/cases/{case_id}/messages"): "staff_only",  # agents: how the messages fared
+    # a case's photos: its customer, the merchant of its lines, staff (services/access.py (11))
+    ("POST", "/v1/cases/{case_id}/photos"): "owner_only",
+    ("GET", "/v1/cases/{case_id}/photos"): "owner_only",
+    ("GET", "/v1/cases/{case_id}/photos/{photo_id}"): "owner_only",
     ("GET", "/v1/me/coupons"): "self",
     ("GET", "/v1/me/points"): "self",
     ("GET", "/v1/me/eligibility"): "self",
@@ -147,7 +152,12 @@ PATH_PARAMS = (
     "passkey_id",
     "endpoint_id",
     "job_id",
+    "photo_id",
 )
+# Multipart operations: the files they are sent (valid, so only the access rule refuses).
+SAMPLE_FILES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+    ("POST", "/v1/cases/{case_id}/photos"): lambda: {"photo": ("p.png", png(), "image/png")},
+}
 
 _REQUEST = {
     "lines": [{"line_id": LINE_ALICE_M1, "quantity": 1}],
@@ -323,6 +333,9 @@ def call(
     values: dict[str, Any] | None = None,
 ) -> Any:
     url = fill_path(path, op, values or w.ids())
+    if (method, path) in SAMPLE_FILES:
+        files = SAMPLE_FILES[(method, path)]()
+        return w.client.request(method, url, headers=headers, files=files)
     body = body_for(doc, method, path, op, w)
     if body is None:
         return w.client.request(method, url, headers=headers)

@@ -31,6 +31,7 @@ from refundry.api.auth import issue_token
 from refundry.demo import worked_examples as ex
 from tests.api.test_real_server import SECRET, Server, serve_on_backend
 from tests.api.test_real_server_case_desk import card_refused_body
+from tests.photo_files import png
 from tests.soft_authenticator import SoftPasskey
 
 POLICY = """
@@ -56,7 +57,10 @@ PASSWORD = "correct horse battery staple"
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    yield from serve_on_backend(request, tmp_path_factory, policy_text=POLICY, extra_env=PASSKEYS)
+    photos = {"REFUNDRY_PHOTO_DIR": str(tmp_path_factory.mktemp("photos"))}
+    yield from serve_on_backend(
+        request, tmp_path_factory, policy_text=POLICY, extra_env=PASSKEYS | photos
+    )
 
 
 class Tour:
@@ -84,6 +88,7 @@ class Tour:
         key: str | None = None,
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
+        files: dict[str, Any] | None = None,
     ) -> Any:
         sent = dict(headers or {})
         if who is not None:
@@ -91,7 +96,12 @@ class Tour:
         if key is not None:
             sent["Idempotency-Key"] = key
         r = self.server.http.request(
-            method, path, headers=sent, json=None if content else body, content=content
+            method,
+            path,
+            headers=sent,
+            json=None if content or files else body,
+            content=content,
+            files=files,
         )
         if 200 <= r.status_code < 300:
             bare = path.split("?", 1)[0]
@@ -234,6 +244,15 @@ def test_every_operation_answers_over_a_real_server(server: Server) -> None:
     tour.call("POST", f"{path}/receive", MERCHANT, {})
     failed = tour.call("POST", f"{path}/inspect", MERCHANT, {"result": "fail", "reason": "used"})
     assert failed["state"] == "rejected_after_inspection", failed
+    # The inspection's photo, and the customer's: added as multipart, listed, read back.
+    shot = png()
+    for who in (MERCHANT, fay):
+        added = tour.raw("POST", f"{path}/photos", who, files={"photo": ("p.png", shot)})
+        assert added.status_code == 201, added.text
+    photos = tour.call("GET", f"{path}/photos", fay)["items"]
+    assert [p["kind"] for p in photos] == ["inspection", "customer"], photos
+    got = tour.raw("GET", photos[0]["url"], AGENT)
+    assert (got.status_code, got.content, got.headers["content-type"]) == (200, shot, "image/png")
     money = {"amount": 2000, "currency": "CNY"}
     tour.call("POST", f"{path}/write-off-debt", AGENT, {"amount": money, "comment": "goodwill"})
     rest = {

@@ -104,6 +104,7 @@ CASE_ACTIONS: dict[str, tuple[access.CaseAction, ...]] = {
     "case: note, claim, assign": ("note", "claim", "assign"),
     "case: retry its failed refund, wallet": ("retry_refund", "refund_to_wallet"),
     "case: recover, write off its debt": ("recover_debt", "write_off_debt"),
+    "case photos: add (11)": ("photos",),
 }
 # The actions offered by the state table's transition of the same name.
 _TRANSITIONS = ("approve", "reject", "cancel", "ship", "receive", "inspect", "resolve", "escalate")
@@ -116,6 +117,7 @@ def test_the_table_names_every_row_these_tests_check() -> None:
         "order: see lines, tenders, cases",
         "order audit: see entries",
         "case: see",
+        "case photos: see",  # read through load_case: who sees the case
         "case risk: see",
         "refund: see",
     }
@@ -149,6 +151,7 @@ def test_seeing_rows_are_what_the_may_see_functions_decide() -> None:
         assert order == (table["order: see lines, tenders, cases"][role] != "no"), role
         assert order == (table["order audit: see entries"][role] != "no"), role
         assert access.may_see_case(FakeCase(), actor) == (table["case: see"][role] != "no"), role
+        assert table["case photos: see"][role] == table["case: see"][role], role
         assert access.sees_risk(actor) == (table["case risk: see"][role] != "no"), role
         refund = access.may_see_refund(actor, "c-1", {"m-1", "m-2"})
         assert refund == (table["refund: see"][role] != "no"), role

@@ -4,7 +4,7 @@ rate. Each call is one transaction; who may do what is checked here, for every f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +12,12 @@ from sqlalchemy import Connection, select, update
 
 from refundry.domain.case import CaseState
 from refundry.domain.errors import InvalidInput
-from refundry.services.access import Actor, require_case_action
+from refundry.domain.photos import PhotoFile
+from refundry.services.access import Actor, photo_kind, require_case_action
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
 from refundry.services.cases.opening import CaseDesk
+from refundry.services.cases.photos import record_photos
 from refundry.services.cases.process import Case, current_case, load_case, move
 from refundry.services.cases.refund import follow_refund, refund_case
 from refundry.services.errors import Unprocessable
@@ -166,11 +168,13 @@ def inspect(
     accepted: dict[str, int] | None = None,
     reason: str = "",
     disposition: dict[str, str] | None = None,
+    photos: Sequence[PhotoFile] = (),
 ) -> Case:
     """Record the inspection: ``pass`` (every unit), ``partial`` (``accepted`` units per line),
     ``fail`` (``reason``). The refund follows the inspection; accepted units are restocked with
     their ``disposition`` per line: ``resellable`` (back on sale, the default) or ``damaged``
-    (kept out of stock)."""
+    (kept out of stock). ``photos``: the inspection's, stored already
+    (services/cases/photos.py), held by the case in the same transaction."""
     if result not in ("pass", "partial", "fail"):
         raise InvalidInput(
             "result must be pass, partial or fail", code="case.inspection_invalid", field="result"
@@ -182,6 +186,18 @@ def inspect(
 
     def body(conn: Connection, row: Case, trail: AuditTrail) -> Case:
         require_case_action(row, actor, "inspect")
+        record_photos(
+            conn,
+            case_id=row.id,
+            customer_id=row.customer_id,
+            kind=photo_kind(actor),
+            files=photos,
+            actor=actor,
+            now=now,
+            trail=trail,
+            limits=desk.photo_limits,
+            order_id=row.order_id,
+        )
         asked = {x["line_id"]: x["quantity"] for x in json.loads(row.lines)}
         kept = _accepted_units(result, asked, accepted)
         lines = [{"line_id": k, "quantity": q} for k, q in kept.items() if q]

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_request
+from refundry.domain.photos import PhotoFile, PhotoLimits
 from refundry.domain.plan_doc import PlanDoc
 from refundry.domain.policy import Policy
 from refundry.domain.process_policy import ProcessPolicy
@@ -29,6 +31,7 @@ from refundry.domain.risk import RiskDecision
 from refundry.services.access import Actor, check_case_opening
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.approval import approve_case
+from refundry.services.cases.photos import record_photos
 from refundry.services.cases.process import (
     Case,
     check_units_free,
@@ -51,24 +54,27 @@ from refundry.services.refunds.apply import compute_plan
 from refundry.services.refunds.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import case_events, cases, customers, order_lines, orders
+from refundry.store.tables import photos as photo_rows
 
 __all__ = ["CaseDesk", "CaseRate", "OpenedCase", "check_case_rate", "open_case"]
 
 
+PHOTO_LIMITS = PhotoLimits()  # the settings' defaults: 8 MiB, 6 of each kind per case
 DEV_RELYING_PARTY = RelyingParty("localhost", "refundry", ("http://localhost:8000",))
 
 
 @dataclass(frozen=True, slots=True)
 class CaseDesk:
     """What the case services need besides the database: the policies, the secret that
-    keys one-time codes (services/customers/identity.py) and the passkeys' relying party
-    (services/passkeys.py)."""
+    keys one-time codes (services/customers/identity.py) and signs staged photos, the
+    passkeys' relying party (services/passkeys.py) and the photos' limits."""
 
     engine: Engine
     policy: Policy
     process: ProcessPolicy
     identity_secret: bytes = b"refundry-development-secret"
     relying_party: RelyingParty = DEV_RELYING_PARTY
+    photo_limits: PhotoLimits = PHOTO_LIMITS  # the cases' photos (services/cases/photos.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,7 @@ def open_case(
     otp: tuple[str, str] | None = None,
     passkey: str | dict[str, Any] | None = None,
     rate: CaseRate | None = None,
+    photos: Sequence[PhotoFile] = (),
 ) -> OpenedCase:
     """Open a case for ``request`` (docs/plan-json.md request document) and review it.
 
@@ -141,7 +148,11 @@ def open_case(
 
     ``rate``: a customer who opened ``rate.limit`` cases in the window gets ``rate.limited``,
     checked in the transaction that opens the case under the customer's lock, so concurrent
-    requests cannot all pass at ``limit - 1``."""
+    requests cannot all pass at ``limit - 1``.
+
+    ``photos``: the customer's photos, stored already (services/cases/photos.py
+    ``stage_photos``), held by the case from its opening; the automatic review counts them
+    as evidence."""
     req = parse_request(request)
     if req.kind == "refund_only" and req.return_method not in ("none", "self_ship"):
         raise InvalidInput(
@@ -162,6 +173,7 @@ def open_case(
             rate=rate,
             description=description,
             evidence=evidence,
+            photos=photos,
         )
     except WrongCode as wrong:
         # The case was not opened (its transaction rolled back); the wrong code still counts.
@@ -186,6 +198,7 @@ def _open(
     rate: CaseRate | None,
     description: str,
     evidence: list[str],
+    photos: Sequence[PhotoFile],
 ) -> OpenedCase:
     with UnitOfWork(desk.engine) as uow:
         conn = uow.conn
@@ -229,6 +242,18 @@ def _open(
             verified=verified,
             now=now,
             trail=trail,
+        )
+        record_photos(
+            conn,
+            case_id=case_id,
+            customer_id=customer_id,
+            kind="customer",
+            files=photos,
+            actor=actor,
+            now=now,
+            trail=trail,
+            limits=desk.photo_limits,
+            order_id=req.order_id,
         )
         row = current_case(conn, case_id)
         row = move(
@@ -510,11 +535,18 @@ def _decide(
         reason=row.reason,
         kind=row.kind,
         amount=plan["amount"]["total"],
-        evidence=len(json.loads(row.evidence)),
+        evidence=len(json.loads(row.evidence)) + _photo_count(conn, row.id),
         good_standing=risk_decision == "approve" and not restrictions,
         days_since_delivery=days,
     )
     return auto_review(facts, desk.process.review_rules)
+
+
+def _photo_count(conn: Any, case_id: str) -> int:
+    """The photos the case holds (the customer's, sent with the request)."""
+    return int(
+        conn.execute(select(func.count()).where(photo_rows.c.case_id == case_id)).scalar_one()
+    )
 
 
 def _delivered_at(conn: Any, order_id: str, now: datetime) -> datetime | None:

@@ -8,9 +8,11 @@ spent on a request that would be refused anyway.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from refundry.domain.photos import PhotoFile
 from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.opening import (
@@ -36,6 +38,7 @@ def submit_case(
     evidence: list[str] | None = None,
     otp: tuple[str, str] | None = None,
     passkey: str | dict[str, Any] | None = None,
+    photos: Sequence[PhotoFile] = (),
 ) -> OpenedCase:
     """Open a case (the customer, or an agent for it) and run the automatic review; a
     customer's cases are held to ``rate`` (agents open cases for customers unmetered)."""
@@ -54,4 +57,5 @@ def submit_case(
         otp=otp,
         passkey=passkey,
         rate=rate if metered else None,
+        photos=photos,
     )

@@ -32,6 +32,7 @@ from refundry.api.problems import status_for
 from refundry.domain.errors import RefundryError
 from refundry.services.access import Actor
 from refundry.services.cases.actions import rate
+from refundry.services.cases.photos import case_photos
 from refundry.services.cases.timeline import CaseVersion, case_version
 from refundry.services.cases.views import read_case_detail
 from refundry.services.orders.views import read_order
@@ -100,15 +101,40 @@ def _case_page(
     values["rating"] |= shown.pop("rating", {})
     shown.setdefault("opened", False)
     shown.setdefault("rated", False)
-    return render(request, "orders/case.html", status=status, **values, **shown)
+    shown.setdefault("photos_added", False)
+    shown.setdefault("photo_error", None)
+    photos = case_photos(ctx.engine, case_id, actor)
+    return render(request, "orders/case.html", status=status, photos=photos, **values, **shown)
+
+
+def case_page_refused(
+    request: Request, ctx: ApiContext, case_id: str, actor: Actor, error: RefundryError
+) -> Response:
+    """The case page with a refusal of the photos form (routes/photos.py)."""
+    return _case_page(
+        request, ctx, case_id, actor, status=status_for(error), photo_error=error.code
+    )
 
 
 @router.get("/cases/{case_id}")
 def case_page(
-    case_id: str, request: Request, ctx: ContextDep, opened: int = 0, rated: int = 0
+    case_id: str,
+    request: Request,
+    ctx: ContextDep,
+    opened: int = 0,
+    rated: int = 0,
+    photos: int = 0,
 ) -> Response:
     actor = signed_in(ctx, request)
-    return _case_page(request, ctx, case_id, actor, opened=bool(opened), rated=bool(rated))
+    return _case_page(
+        request,
+        ctx,
+        case_id,
+        actor,
+        opened=bool(opened),
+        rated=bool(rated),
+        photos_added=bool(photos),
+    )
 
 
 def _event(name: str, data: str, event_id: str | None = None) -> str:

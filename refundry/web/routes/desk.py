@@ -34,6 +34,7 @@ from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.debts import RECOVERY_METHODS
 from refundry.services.cases.feedback import feedback_list
+from refundry.services.cases.photos import case_photos
 from refundry.services.cases.queue import FLAGGED, agent_queue
 from refundry.services.cases.views import read_case_detail
 from refundry.services.customers.history import customer_history
@@ -231,6 +232,7 @@ def case_page_answer(
         agents=agent_names(ctx.engine, actor),
         recovery_methods=RECOVERY_METHODS,
         debt_typed=typed_amount(case.debt, case.currency),
+        photos=case_photos(ctx.engine, case_id, actor),  # desk/_evidence.html
         done=done,
         refused=refused,
     )

@@ -9,8 +9,10 @@ parcel, and inspect it: pass, partial with the accepted quantity per line, or fa
 reason, with the restock disposition (resellable or damaged) of every accepted line. Each form
 posts and redirects; a refusal comes back on the case page with its message, and nothing
 changed. Another merchant's case is not found (404), exactly as one that does not exist;
-anyone who is not a merchant is sent to the sign-in. Photos of the inspection wait for a
-storage adapter (docs/pages.md).
+anyone who is not a merchant is sent to the sign-in. The inspection form takes photos
+(multipart): checked and stored, then held by the case in the inspection's own transaction
+(services/cases/photos.py); a refused photo refuses the inspection, and nothing changes. The
+page shows the customer's photos and the inspection's.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from refundry.api.problems import status_for
 from refundry.domain.errors import InvalidInput, RefundryError
 from refundry.services.access import Actor
 from refundry.services.cases import actions as case_actions
+from refundry.services.cases.photos import case_photos, check_uploads, store_photos
 from refundry.services.cases.timeline import case_timeline
 from refundry.services.cases.views import CaseFilter, CaseView, list_cases, read_case
 from refundry.services.orders.views import read_order
 from refundry.web.pages import page_router
+from refundry.web.routes.orders import uploads
 from refundry.web.session import CheckedForm, session_reaching
 from refundry.web.templating import render
 
@@ -98,6 +102,7 @@ def _case_page(
         case=case,
         titles={ln.line_id: ln.title for ln in order.lines},
         timeline=case_timeline(ctx.engine, case_id, actor),
+        photos=case_photos(ctx.engine, case_id, actor),
         dispositions=case_actions.DISPOSITIONS,
         done=done,
         refused=refused,
@@ -159,7 +164,13 @@ def _act(case_id: str, action: str, request: Request, form: Any, ctx: ApiContext
         if action == "receive":
             case_actions.receive(ctx.desk, case_id, actor=actor, now=now)
         else:
-            case_actions.inspect(ctx.desk, case_id, actor=actor, now=now, **_inspection(form, case))
+            sent = uploads(form)
+            photos = check_uploads(sent, ctx.desk.photo_limits)
+            store_photos(ctx.runtime.photo_storage, sent, photos)  # the rows: with the result
+            inspection = _inspection(form, case)
+            case_actions.inspect(
+                ctx.desk, case_id, actor=actor, now=now, photos=photos, **inspection
+            )
     except RefundryError as error:
         if error.code == "case.not_found":
             raise

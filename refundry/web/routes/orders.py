@@ -2,13 +2,16 @@
 routes/cases.py).
 
 A request is GOV.UK's pattern (docs/pages.md): the form (units per line, reason, refund only
-or return, a description) -> "check your answers", the plan the services would apply now
+or return, a description, photos) -> "check your answers", the plan the services would apply now
 (``preview_order_refund``) -> submit (``submit_case``); when the case service answers
 ``identity.code_required``, a code is texted (``request_code``) and the same answers come
 back with a code field, then -> the case page. A customer with passkeys is offered the passkey
 instead (``orders/passkey.html``: a challenge bound to these answers, static/passkey.js), with
 a button to have the code texted after all. Every step is a plain form post answered by a
-page or a redirect, so it works without JavaScript. What the pages show and allow is the
+page or a redirect, so it works without JavaScript. The form is multipart: its photos are
+checked and stored when it posts to "check your answers" (``stage_photos``), and each later
+step carries their signed references in hidden fields (``Answers.photos``), so the case holds
+them from its opening. What the pages show and allow is the
 services' (read models, ``access``): another customer's order or case is 404 here as there.
 """
 
@@ -22,14 +25,16 @@ from urllib.parse import urlencode
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from refundry.api.deps import ApiContext, ContextDep
 from refundry.domain.errors import RefundryError
+from refundry.domain.photos import check_count
 from refundry.domain.policy import REASONS
 from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.cases.opening import CaseRate
+from refundry.services.cases.photos import stage_photos, staged_photo
 from refundry.services.cases.submission import submit_case
 from refundry.services.customers.identity import request_code
 from refundry.services.orders.assets import order_assets
@@ -46,6 +51,8 @@ router = page_router()
 
 KINDS = ("refund_only", "return_and_refund")
 DESCRIPTION_MAX = 2000
+PHOTO_REF_MAX = 200  # a staged photo's reference is about 120 characters
+PHOTOS_MAX = 20  # references read from a form at most (the settings' per-case limit is lower)
 
 
 def signed_in(ctx: ApiContext, request: Request) -> Actor:
@@ -63,6 +70,7 @@ class Answers:
     reason: str = ""
     kind: str = ""
     description: str = ""
+    photos: list[str] = field(default_factory=list)  # staged references (services/cases/photos)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (field id, message)
 
     @classmethod
@@ -76,6 +84,7 @@ class Answers:
             reason=str(source.get("reason", "")),
             kind=str(source.get("kind", "")),
             description=str(source.get("description", ""))[: DESCRIPTION_MAX + 1],
+            photos=[str(r)[:PHOTO_REF_MAX] for r in source.getlist("photo")][:PHOTOS_MAX],
         )
         return answers
 
@@ -111,7 +120,7 @@ class Answers:
         """The answers as a query string: the "Change" link back to the form."""
         values = {f"units.{k}": v for k, v in self.units.items()}
         values.update(reason=self.reason, kind=self.kind, description=self.description)
-        return urlencode(values)
+        return urlencode([*values.items(), *(("photo", ref) for ref in self.photos)])
 
 
 @router.get("/orders")
@@ -161,7 +170,13 @@ def preview_page(order_id: str, request: Request, form: CheckedForm, ctx: Contex
     order = read_order(ctx.engine, order_id, actor)
     answers = Answers.read(form, order)
     doc = answers.request(order)
-    if doc is None:
+    try:
+        answers.photos += _staged(ctx, actor, form, held=len(answers.photos))
+    except RefundryError as error:
+        if not error.code.startswith("photo."):
+            raise
+        answers.errors.append(("photos", "photo|" + error.code))
+    if doc is None or answers.errors:
         return _form_again(request, order, answers)
     try:
         plan = preview_order_refund(
@@ -178,6 +193,27 @@ def preview_page(order_id: str, request: Request, form: CheckedForm, ctx: Contex
         answers.errors.append((_field_of(error), "service|" + error.message))
         return _form_again(request, order, answers)
     return render(request, "orders/preview.html", order=order, answers=answers, plan=plan)
+
+
+def uploads(form: FormData, name: str = "photos") -> list[bytes]:
+    """The files a form sent in its file input ``name`` (an empty input sends one nameless,
+    empty part: not a photo)."""
+    sent = []
+    for part in form.getlist(name):
+        if isinstance(part, UploadFile) and (part.filename or part.size):
+            part.file.seek(0)
+            sent.append(part.file.read())
+    return sent
+
+
+def _staged(ctx: ApiContext, actor: Actor, form: FormData, *, held: int) -> list[str]:
+    """The photos the request form sent, checked and stored: their staged references (the
+    form carries them to the submission)."""
+    sent = uploads(form)
+    if not sent:
+        return []
+    check_count(held, len(sent), ctx.desk.photo_limits)
+    return stage_photos(ctx.desk, ctx.runtime.photo_storage, actor=actor, uploads=sent)
 
 
 def _case_rate(ctx: ApiContext) -> CaseRate:
@@ -202,6 +238,12 @@ def submit_page(order_id: str, request: Request, form: CheckedForm, ctx: Context
     doc = answers.request(order)
     if doc is None:
         return _form_again(request, order, answers)
+    try:
+        photos = [staged_photo(ctx.desk.identity_secret, actor, r) for r in answers.photos]
+    except RefundryError as error:
+        answers.photos = []
+        answers.errors.append(("photos", "photo|" + error.code))
+        return _form_again(request, order, answers)
     otp = _otp(form)
     credential = form.get("credential")
     passkey = credential[:PASSKEY_MAX] if isinstance(credential, str) and credential else None
@@ -215,6 +257,7 @@ def submit_page(order_id: str, request: Request, form: CheckedForm, ctx: Context
             description=answers.description,
             otp=otp,
             passkey=passkey,
+            photos=photos,
         )
     except RefundryError as error:
         identity = error.code.startswith("identity.")

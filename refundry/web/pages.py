@@ -16,10 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from refundry.api.problems import status_for
+from refundry.api.routing import OneHopRoute
 from refundry.domain.errors import RefundryError
 from refundry.web import routes
 from refundry.web.session import csrf_guard
@@ -33,7 +33,7 @@ class NotSignedIn(Exception):
     """A page that needs a session, visited without one."""
 
 
-class PageRoute(APIRoute):
+class PageRoute(OneHopRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

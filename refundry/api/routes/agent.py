@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.money import Money
 from refundry.api.routes.me import Cursor, Limit
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import CaseAction, problems
 from refundry.services.cases import queue as work_queue
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/agent", tags=["agent"])
+router = APIRouter(prefix="/v1/agent", tags=["agent"], route_class=OneHopRoute)
 
 
 class QueueItem(BaseModel):

@@ -21,12 +21,13 @@ from pydantic import BaseModel, ConfigDict
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services.audit import views as audit_views
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/orders", tags=["audit"])
+router = APIRouter(prefix="/v1/orders", tags=["audit"], route_class=OneHopRoute)
 
 OrderId = Annotated[Id, Path()]
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services.bulk import resource
 from refundry.services.bulk.dry_run import DryRun
@@ -20,7 +21,7 @@ from refundry.services.bulk.selection import Selector
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["bulk refunds"])
+router = APIRouter(prefix="/v1", tags=["bulk refunds"], route_class=OneHopRoute)
 
 JobId = Annotated[Id, Path()]
 

@@ -12,13 +12,14 @@ from pydantic import BaseModel
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services.cases.views import read_case
 from refundry.services.outbox.case_messages import case_messages
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=OneHopRoute)
 
 
 class CaseMessageView(BaseModel):

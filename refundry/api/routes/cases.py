@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Response
 from refundry.api.deps import ActorDep, ApiContext, ContextDep
 from refundry.api.fields import Id, OneLine
 from refundry.api.money import money_context
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import (
     CaseCreate,
     CaseDetail,
@@ -43,7 +44,7 @@ from refundry.services.errors import RateLimited
 
 __all__ = ["ACT", "CaseId", "RateLimited", "case_answer", "router"]
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/v1/cases", tags=["cases"], route_class=OneHopRoute)
 
 CaseId = Annotated[Id, Path()]
 ACT = problems(401, 403, 404, 409, 422)

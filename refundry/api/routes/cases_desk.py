@@ -20,6 +20,7 @@ from fastapi import APIRouter
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.routes.cases import ACT, CaseId, case_answer
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import (
     AssignBody,
     CaseDetail,
@@ -35,7 +36,7 @@ from refundry.services.refunds.failed_refunds import case_tender_to_wallet, retr
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/cases", tags=["case desk"])
+router = APIRouter(prefix="/v1/cases", tags=["case desk"], route_class=OneHopRoute)
 
 
 @router.post("/{case_id}/escalate", response_model=CaseDetail, responses=ACT)

@@ -19,12 +19,13 @@ from pydantic import AwareDatetime, BaseModel, Field
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import FreeText, Id, OneLine
 from refundry.api.money import Money, SignedMoneyInput
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import Body, problems
 from refundry.services.customers import adjustments, profile
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=OneHopRoute)
 
 CustomerId = Annotated[Id, Path()]
 

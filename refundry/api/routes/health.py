@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from refundry.api.deps import ContextDep
+from refundry.api.routing import OneHopRoute
 from refundry.services.operations.readiness import readiness
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=OneHopRoute)
 
 
 class Health(BaseModel):

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import (
     AssertionOptionsRequest,
     CodeIssued,
@@ -26,7 +27,7 @@ from refundry.services.orders.views import read_order
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/identity", tags=["identity"])
+router = APIRouter(prefix="/v1/identity", tags=["identity"], route_class=OneHopRoute)
 
 
 @router.post(

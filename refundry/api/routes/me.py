@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import OneLine
 from refundry.api.money import Money
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import Empty, problems
 from refundry.services.customers import views as customer_views
 from refundry.services.reads import ROW_ID_MAX
 
 __all__ = ["Cursor", "Limit", "router"]
 
-router = APIRouter(prefix="/v1/me", tags=["me"])
+router = APIRouter(prefix="/v1/me", tags=["me"], route_class=OneHopRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
 MessageId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]

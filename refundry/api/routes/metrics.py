@@ -53,6 +53,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from refundry.api.deps import ActorDep, ContextDep
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services.operations.metric_counters import metrics_figures
 from refundry.services.operations.metrics_figures import BUCKETS, Figures
@@ -60,7 +61,7 @@ from refundry.services.operations.operations_figures import OperationsFigures, o
 
 __all__ = ["BUCKETS", "MEDIA", "business_metrics", "operations_metrics", "router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=OneHopRoute)
 
 MEDIA = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
 from refundry.api.money import money_context
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import (
     Body,
     OrderIngest,
@@ -32,7 +33,7 @@ from refundry.services.orders.views import preview_order_refund, read_order
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=OneHopRoute)
 
 OrderId = Annotated[Id, Path()]
 

@@ -18,13 +18,14 @@ from pydantic import BaseModel
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.domain.photos import PHOTO_TYPES
 from refundry.services.cases.photos import Photo, add_photos, case_photos, read_photo
 
 __all__ = ["PHOTO_HEADERS", "photo_response", "router"]
 
-router = APIRouter(prefix="/v1/cases", tags=["photos"])
+router = APIRouter(prefix="/v1/cases", tags=["photos"], route_class=OneHopRoute)
 
 CaseId = Annotated[Id, Path()]
 PhotoId = Annotated[Id, Path()]

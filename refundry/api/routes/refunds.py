@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, OneLine
 from refundry.api.money import Money, money_context
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import RefundRequestBody, ReversalView, problems
 from refundry.services.refunds import resource
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["refunds"])
+router = APIRouter(prefix="/v1", tags=["refunds"], route_class=OneHopRoute)
 
 RefundId = Annotated[Id, Path()]
 OrderId = Annotated[Id, Path()]

@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id, Reason
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services.customers import suspensions
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/customers", tags=["risk"])
+router = APIRouter(prefix="/v1/customers", tags=["risk"], route_class=OneHopRoute)
 
 CustomerId = Annotated[Id, Path()]
 

@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict
 from refundry.api.auth import token_claims
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import BearerToken, Note
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services import tokens
 from refundry.services.access import require
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/admin/tokens", tags=["access"])
+router = APIRouter(prefix="/v1/admin/tokens", tags=["access"], route_class=OneHopRoute)
 
 
 class RevokeBody(BaseModel):

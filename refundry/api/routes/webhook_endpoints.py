@@ -15,6 +15,7 @@ from pydantic import AnyUrl, AwareDatetime, BaseModel, Field
 
 from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import FreeText, Id
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import Body, problems
 from refundry.services.access import require
 from refundry.services.shop_webhooks import endpoints, log
@@ -22,7 +23,7 @@ from refundry.services.shop_webhooks.catalogue import EVENT_TYPES
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["webhooks to the shop"])
+router = APIRouter(prefix="/v1", tags=["webhooks to the shop"], route_class=OneHopRoute)
 
 EndpointId = Annotated[Id, Path(description="we_…")]
 EventType = Annotated[str, Field(min_length=1, max_length=80)]

@@ -26,6 +26,7 @@ from refundry.adapters.logistics import parse_tracking_webhook
 from refundry.adapters.webhook_signing import SIGNATURE_HEADER, verify_webhook
 from refundry.api.auth import Unauthorized
 from refundry.api.deps import ApiContext, ContextDep
+from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import problems
 from refundry.services.cases.shipments import handle_tracking_event
 from refundry.services.errors import Conflict
@@ -33,7 +34,7 @@ from refundry.services.refunds.gateway_events import handle_gateway_event
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=OneHopRoute)
 
 
 async def raw_body(request: Request) -> bytes:

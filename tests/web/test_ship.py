@@ -1,6 +1,7 @@
 """The customer's ship form on the case page over HTTP, on SQLite and PostgreSQL: shown while
 the return is awaited and only then; the tracking number posted with the form token moves the
-case on by the same service as POST /v1/cases/{id}/ship (422 like the API for a blank number); each refusal (no number, one too long, no form token, another customer's case, a
+case on by the same service as POST /v1/cases/{id}/ship (422 like the API for a blank
+number); each refusal (no number, one too long, no form token, another customer's case, a
 case already shipped) changes nothing. tests/web/test_journeys_browser.py drives it in
 Chromium."""
 

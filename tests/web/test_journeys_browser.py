@@ -77,7 +77,7 @@ WORDS: dict[str, dict[str, Any]] = {
             "Points earned on this order are taken back: 1050 points",
             "Points you paid with come back: 680 points",
             "Expired coupon reissued: CN¥50.00, valid until Dec 1, 2026",
-            "Offer eligibility restored",
+            "Your eligibility for “满1000元返200元” is restored",
             "the order is refunded and the campaign's rules allow it again",
         ),
     },
@@ -103,7 +103,7 @@ WORDS: dict[str, dict[str, Any]] = {
         "points_back": "¥6.80",
         "with_you": "已退回",
         "assets": (
-            "活动资格已恢复",
+            "您的“满1000元返200元”活动资格已恢复",
             "订单已退款，活动规则允许您再次参加",
             "有效期至 2026年12月1日",
         ),

@@ -25,6 +25,19 @@ def png(width: int = 4, height: int = 4, rgb: tuple[int, int, int] = (200, 30, 3
     )
 
 
-# Files that start as their type does (what refundry reads), not meant to be drawn.
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+# Files laid out as their type is (what refundry reads and walks to strip metadata: markers
+# and segments, RIFF chunks), not meant to be drawn.
+JPEG = (
+    b"\xff\xd8"
+    + _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    + _segment(0xDB, b"\x00" + bytes(64))
+    + _segment(0xC0, b"\x08\x00\x01\x00\x01\x01\x01\x11\x00")
+    + _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    + b"\x00" * 16
+    + b"\xff\xd9"
+)
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32

@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from refundry.api.deps import context
 from refundry.web import formats
-from refundry.web.reasons import REQUEST_REASONS, reason_in_words
+from refundry.web.reasons import REQUEST_REASONS, reason_in_words, risk_in_words
 from refundry.web.session import CSRF_FIELD, csrf_cookie, csrf_token, session_actor
 
 __all__ = [
@@ -90,6 +90,16 @@ def environment(locale: str, zone: str) -> Environment:
         (lambda reason, currency: reason)
         if locale == "en"
         else lambda reason, currency: reason_in_words(
+            reason,
+            translations.gettext,
+            lambda amount: formats.money(amount, currency, locale),
+        )
+    )
+    # a risk rule's reason (domain/risk.py's wording) in the page's language
+    env.filters["risk_in_words"] = (
+        (lambda reason, currency: reason)
+        if locale == "en"
+        else lambda reason, currency: risk_in_words(
             reason,
             translations.gettext,
             lambda amount: formats.money(amount, currency, locale),

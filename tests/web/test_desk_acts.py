@@ -374,3 +374,14 @@ def test_the_case_page_shows_the_customers_orders_cases_and_refunds(shop: Shop) 
         with pytest.raises(RefundryError) as refused:
             customer_history(shop.engine, actor, CUSTOMER, now=NOW)
         assert refused.value.code == "auth.forbidden"
+
+
+def test_what_an_act_did_is_said_in_words_in_each_language_and_never_echoed(shop: Shop) -> None:
+    case_id = open_at(shop, THRESHOLD, "Y", 1)
+    client = _desk(shop)
+    page = client.get(f"/desk/cases/{case_id}?done=note")
+    assert "Note added." in page.text
+    zh = client.get(f"/desk/cases/{case_id}?done=note", headers={"Accept-Language": "zh-CN"})
+    assert "已添加备注。" in zh.text
+    forged = client.get(f"/desk/cases/{case_id}?done=%3Cb%3Epwned")
+    assert "Done." in forged.text and "pwned" not in forged.text

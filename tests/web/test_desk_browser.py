@@ -51,7 +51,7 @@ def test_an_agent_finds_a_case_under_review_and_approves_it(browser: Browser, li
     expect(page.get_by_text("What would apply now")).to_contain_text("CN¥193.33")
     page.get_by_label("Comment for the approval (optional)").fill("wrong colour, confirmed")
     page.get_by_role("button", name="Approve").click()
-    expect(page.get_by_role("status")).to_contain_text("Done: approve.")
+    expect(page.get_by_role("status")).to_contain_text("Approved.")
     expect(page.locator("#case-state")).to_have_text("Waiting for your return")
     assert read_case(live.shop.engine, case_id, DESK).state == "awaiting_return"
     page.context.close()
@@ -108,7 +108,7 @@ def test_an_agent_claims_a_case_from_the_queue_notes_it_and_records_a_debt_recov
     row = page.get_by_role("row").filter(has_text=case_id)
     expect(row).to_contain_text("recover the debt")
     row.get_by_role("button", name=f"Claim {case_id}").click()
-    expect(page.get_by_role("status")).to_contain_text("Done: claim.")
+    expect(page.get_by_role("status")).to_contain_text("The case is yours.")
     expect(page.get_by_role("row").filter(has_text=case_id)).to_have_count(0)  # held now
     page.get_by_label("Held by").select_option(label="Me")
     page.get_by_role("button", name="Filter").click()
@@ -118,7 +118,7 @@ def test_an_agent_claims_a_case_from_the_queue_notes_it_and_records_a_debt_recov
     expect(page.locator("#case-assignee")).to_have_text(f"You ({AGENT})")
     page.get_by_label("Note for the desk").fill("<script>alert(3)</script> customer says it broke")
     page.get_by_role("button", name="Add the note").click()
-    expect(page.get_by_role("status")).to_contain_text("Done: note.")
+    expect(page.get_by_role("status")).to_contain_text("Note added.")
     note = page.get_by_role("listitem").filter(has_text="customer says it broke")
     expect(note).to_contain_text("<script>alert(3)</script> customer says it broke")
 
@@ -130,7 +130,7 @@ def test_an_agent_claims_a_case_from_the_queue_notes_it_and_records_a_debt_recov
     page.get_by_label("Paid back outside refundry").check()
     page.get_by_label("The shop's reference").fill("BANK-9")
     page.get_by_role("button", name="Record the recovery").click()
-    expect(page.get_by_role("status")).to_contain_text("Done: recover-debt.")
+    expect(page.get_by_role("status")).to_contain_text("Debt recovery recorded.")
     expect(page.get_by_role("heading", level=3).filter(has_text="debt")).to_contain_text(
         "CN¥100.00 owed"
     )

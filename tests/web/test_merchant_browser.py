@@ -63,7 +63,7 @@ def test_a_merchant_inspects_a_partial_return(browser: Browser, live: Live) -> N
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Case {case_id}")
     expect(page.get_by_text("Blue mug × 2")).to_be_visible()
     page.get_by_role("button", name="Mark the return received").click()
-    expect(page.get_by_role("status")).to_contain_text("Done: receive.")
+    expect(page.get_by_role("status")).to_contain_text("Return received.")
     expect(page.locator("#case-state")).to_have_text("Return received")
 
     page.get_by_label("Partial: some units accepted").check()
@@ -72,7 +72,7 @@ def test_a_merchant_inspects_a_partial_return(browser: Browser, live: Live) -> N
         label="Damaged, kept out of stock"
     )
     page.get_by_role("button", name="Record the inspection").click()
-    expect(page.get_by_role("status")).to_contain_text("Done: inspect.")
+    expect(page.get_by_role("status")).to_contain_text("Inspection recorded.")
     expect(page.locator("#inspection")).to_contain_text("Partial: some units accepted")
     expect(page.locator("#inspection")).to_contain_text("1 accepted: Damaged, kept out of stock")
 

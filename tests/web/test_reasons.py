@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import plan_from_json
+from refundry.domain.process_policy import RiskRule
 from refundry.domain.reasons import (
     PARAMETERS,
     TEMPLATES,
@@ -21,8 +22,9 @@ from refundry.domain.reasons import (
     read_reason,
     say,
 )
+from refundry.domain.risk import _explain
 from refundry.web.formats import money
-from refundry.web.reasons import reason_in_words
+from refundry.web.reasons import reason_in_words, risk_in_words
 from refundry.web.templating import _translations
 from tests.domain.strategies import Scenario, scenarios
 from tests.domain.test_properties import Run
@@ -147,3 +149,47 @@ def test_every_reason_of_random_scenarios_reads_in_zh_cn(sc: Scenario) -> None:
     for _step, _expected, plan in Run(sc).steps():
         for text in reasons(plan):
             assert_read_in_zh(text)
+
+
+def test_a_risk_reason_reads_in_chinese_with_money_and_the_shops_own_words() -> None:
+    zh = _translations("zh-CN").gettext
+
+    def yuan(amount: int) -> str:
+        return money(amount, "CNY", "zh-CN")
+
+    count = RiskRule(
+        name="serial",
+        feature="refund_count_30d",
+        op=">=",
+        value=8,
+        decision="manual_review",
+        days=0,
+        explain="常退货的顾客",
+    )
+    assert risk_in_words(_explain(count, 9), zh, yuan) == (
+        "近 30 天退款次数：9（规则：≥ 8）：常退货的顾客"
+    )
+    amount = RiskRule(
+        name="big",
+        feature="refund_amount_30d",
+        op=">",
+        value=500000,
+        decision="manual_review",
+        days=0,
+        explain="",
+    )
+    assert risk_in_words(_explain(amount, 612345), zh, yuan) == (
+        "近 30 天退款金额：¥6,123.45（规则：> ¥5,000.00）"
+    )
+    young = RiskRule(
+        name="new",
+        feature="account_age_days",
+        op="<",
+        value=90,
+        decision="manual_review",
+        days=0,
+        explain="",
+    )
+    at_least = risk_in_words(_explain(young, 30, at_least=True), zh, yuan)
+    assert at_least.startswith("账户注册天数：至少 30") and "account_age_days" not in at_least
+    assert risk_in_words("something else", zh, yuan) == "something else"

@@ -36,6 +36,7 @@ from refundry.domain.photos import (
     PhotoRefused,
     check_count,
     check_photo,
+    strip_metadata,
 )
 from refundry.services import access
 from refundry.services.access import Actor, photo_kind, require_case_action, sees_desk_entries
@@ -88,7 +89,10 @@ def store_photos(
     storage: PhotoStorage, uploads: Sequence[bytes], files: Sequence[PhotoFile]
 ) -> None:
     for data, file in zip(uploads, files, strict=True):
-        storage.put(file.sha256, data)
+        kept = strip_metadata(data)  # what check_photo hashed: the photo without metadata
+        if hashlib.sha256(kept).hexdigest() != file.sha256:
+            raise ValueError("store_photos: the uploads are not the ones checked")
+        storage.put(file.sha256, kept)
 
 
 def new_photo_id() -> str:

@@ -98,9 +98,13 @@ def duration(seconds: int, locale: str) -> str:
     return " ".join(parts)
 
 
-def datetime_text(at: datetime | None, locale: str, zone: ZoneInfo, *, fmt: str = "medium") -> str:
+def datetime_text(
+    at: datetime | str | None, locale: str, zone: ZoneInfo, *, fmt: str = "medium"
+) -> str:
     """``at`` in the shop's ``zone`` (settings.display_timezone), in the locale's ``fmt``
-    (short | medium | long)."""
-    if at is None:
+    (short | medium | long); an ISO text (a plan's ``valid_until``) is read first."""
+    if at is None or at == "":
         return ""
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
     return format_datetime(at, format=fmt, tzinfo=zone, locale=babel_locale(locale))

@@ -8,6 +8,11 @@ one-time code above ¥150, so refunding Y (¥100 back) needs none and refunding 
 does; a refund-only case for a quality problem, or one of ¥100 at most, is approved by the
 rules (then the worker pays it). ``signed_in`` goes through the shop's sign-in link the way
 a browser does.
+
+``add_campaign_order`` adds, for the tests that ask for it, ``o-campaign``: SPEC's 满1000元返200元
+on its rice cooker (a cashback of ¥200 granted, one use per customer), an expired ¥50 coupon on
+it, 1,000 points redeemed and 1,250 earned; returning the cooker alone reissues the coupon,
+returns and reverses points, takes the reward back and restores the campaign's eligibility.
 """
 
 from __future__ import annotations
@@ -87,6 +92,68 @@ def _foreign() -> dict[str, Any]:
 
 ORDERS = (ex.COUPON, ex.THRESHOLD, _mugs(), _foreign())
 COUPON = "o-coupon"
+CAMPAIGN = "o-campaign"
+CAMPAIGN_NAME = "满1000元返200元"  # the campaign's id is the name the shop shows (SPEC §6)
+
+
+def campaign_order() -> dict[str, Any]:
+    return ex.order(
+        CAMPAIGN,
+        [ex.line("A", 110000, title="Rice cooker"), ex.line("B", 20000, title="Kettle")],
+        124000,
+        adjustments=[
+            {
+                "id": "ADJ-C50",
+                "kind": "coupon",
+                "amount": 5000,
+                "lines": ["A"],
+                "source": {"type": "coupon", "id": "CP-50"},
+            }
+        ],
+        campaigns=[
+            {
+                "id": CAMPAIGN_NAME,
+                "kind": "order_cashback",
+                "measure": "paid",
+                "tiers": [{"threshold": 100000, "reward": 20000}],
+                "lines": ["A"],
+                "quota_per_customer": 1,
+            }
+        ],
+        rewards=[
+            {"id": "RW-C", "campaign_id": CAMPAIGN_NAME, "amount": 20000, "status": "granted"}
+        ],
+        points_earned={"points": 1250, "status": "granted"},
+    ) | {
+        "tenders": [
+            {
+                "id": "T1",
+                "kind": "external",
+                "method": "alipay",
+                "amount": 124000,
+                "gateway_txn_id": f"ali-{CAMPAIGN}",
+            },
+            {"id": "T2", "kind": "points", "amount": 1000, "points": 1000},
+        ]
+    }
+
+
+CP_50 = {"id": "CP-50", "value": 5000, "valid_until": "2026-11-10T00:00:00+08:00"}
+
+
+def add_campaign_order(shop: Shop) -> None:
+    """``o-campaign`` for c-100 with the coupon the customer held (the shop's snapshot adds the
+    held items refundry lacks), its payment held by the shop's sandbox gateway."""
+    doc = campaign_order()
+    shop.app.state.ctx.gateway.capture(f"ali-{CAMPAIGN}", 124000, "CNY")
+    with UnitOfWork(shop.engine) as uow:
+        ingest_order(
+            uow.conn,
+            {"order": doc, "customer": {"coupons": [CP_50]}},
+            policy=shop.app.state.ctx.desk.policy,
+            now=NOW - timedelta(days=3),
+        )
+        uow.commit()
 
 
 def link_token(customer: str, *, now: datetime = NOW, minutes: int = 5) -> str:

@@ -2,7 +2,9 @@
 
 ``/cases/{id}`` shows the case: its state, what comes back, the next deadline with a
 countdown, the return label or pickup with its tracking, the timeline, and once the case is
-completed the rating and feedback form. Its changing part is one fragment
+completed the rating and feedback form; while the return is awaited, the form where the
+customer enters the parcel's tracking number (the service of POST /v1/cases/{id}/ship). Its
+changing part is one fragment
 (``orders/case_live.html``) that ``/cases/{id}/events`` sends again, as a server-sent event,
 whenever the case moves; static/live.js swaps it in and ticks the countdown. Without
 JavaScript the page is the same and a reload shows the news.
@@ -31,7 +33,7 @@ from refundry.api.deps import ApiContext, ContextDep
 from refundry.api.problems import status_for
 from refundry.domain.errors import RefundryError
 from refundry.services.access import Actor
-from refundry.services.cases.actions import rate
+from refundry.services.cases.actions import rate, ship
 from refundry.services.cases.photos import case_photos
 from refundry.services.cases.timeline import CaseVersion, case_version
 from refundry.services.cases.views import read_case_detail
@@ -85,6 +87,7 @@ def _live(ctx: ApiContext, case_id: str, actor: Actor, version: CaseVersion) -> 
         "pickup": _pickup(label),
         "version": version,
         "rating": {"mark": "", "feedback": "", "error": None, "refused": None},
+        "shipping": {"tracking_number": "", "refused": None},
     }
 
 
@@ -99,7 +102,9 @@ def _case_page(
 ) -> Response:
     values = _live(ctx, case_id, actor, case_version(ctx.engine, case_id, actor))
     values["rating"] |= shown.pop("rating", {})
+    values["shipping"] |= shown.pop("shipping", {})
     shown.setdefault("opened", False)
+    shown.setdefault("shipped", False)
     shown.setdefault("rated", False)
     shown.setdefault("photos_added", False)
     shown.setdefault("photo_error", None)
@@ -124,6 +129,7 @@ def case_page(
     opened: int = 0,
     rated: int = 0,
     photos: int = 0,
+    shipped: int = 0,
 ) -> Response:
     actor = signed_in(ctx, request)
     return _case_page(
@@ -134,6 +140,7 @@ def case_page(
         opened=bool(opened),
         rated=bool(rated),
         photos_added=bool(photos),
+        shipped=bool(shipped),
     )
 
 
@@ -213,3 +220,22 @@ def rate_case(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep
         refused = {**shown, "refused": error}
         return _case_page(request, ctx, case_id, actor, status=status_for(error), rating=refused)
     return RedirectResponse(f"/cases/{case_id}?rated=1", status_code=303)
+
+
+@router.post("/cases/{case_id}/ship")
+def ship_case(case_id: str, request: Request, form: CheckedForm, ctx: ContextDep) -> Response:
+    """The customer's return is on its way: the tracking number, by the service POST
+    /v1/cases/{id}/ship calls; posts and redirects. A refusal (no tracking number, one too
+    long, a case not awaiting its return) is shown on the case page with the service's
+    message and the status the API gives it; nothing changes."""
+    actor = signed_in(ctx, request)
+    given = form.get("tracking_number")
+    tracking = given.strip() if isinstance(given, str) else ""
+    try:
+        ship(ctx.desk, case_id, actor=actor, now=ctx.now(), tracking_number=tracking)
+    except RefundryError as error:
+        if error.code.endswith("not_found") or error.code.startswith("auth."):
+            raise
+        shown = {"tracking_number": tracking[:100], "refused": error}
+        return _case_page(request, ctx, case_id, actor, status=status_for(error), shipping=shown)
+    return RedirectResponse(f"/cases/{case_id}?shipped=1", status_code=303)

@@ -50,6 +50,10 @@ from refundry.store.tables import (
 __all__ = ["IngestResult", "ingest_order", "split_envelope"]
 
 
+# json.dumps(doc, ensure_ascii=False, sort_keys=True), its encoder built once
+_DOCUMENT = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     order_id: str
@@ -284,7 +288,7 @@ def order_row(order: Order, order_doc: Any, digest: str, now: datetime) -> dict[
         "status": order.status.value,
         "paid_at": order.paid_at,
         "delivered_at": order.delivered_at,
-        "document": json.dumps(order_doc, ensure_ascii=False, sort_keys=True),
+        "document": _DOCUMENT(order_doc),
         "content_hash": digest,
         "goods_units": sum(g[1] for g in order.goods),
         "goods_refunded": 0,

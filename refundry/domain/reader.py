@@ -57,20 +57,35 @@ def printable(value: str) -> str:
 class Reader:
     """Typed access to a JSON object; every error carries the path and the document's code."""
 
-    __slots__ = ("_code", "_data", "_path")
+    __slots__ = ("_code", "_data", "_index", "_path")
 
-    def __init__(self, data: Any, path: str, code: str) -> None:
+    def __init__(self, data: Any, path: str, code: str, index: int | None = None) -> None:
+        """``index``: the object is item ``index`` of the list at ``path`` (its path is made
+        only when asked for: most items of a valid document never need it)."""
         self._path = path
+        self._index = index
         self._code = code
         if not isinstance(data, dict):
-            raise InvalidInput("must be a JSON object", code=code, field=path or None)
+            raise InvalidInput("must be a JSON object", code=code, field=self._base() or None)
         self._data: dict[str, Any] = data
 
     def path(self, key: str) -> str:
         return self._at(key)
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The object read (not to be changed)."""
+        return self._data
+
+    def _base(self) -> str:
+        if self._index is not None:
+            self._path = f"{self._path}[{self._index}]"
+            self._index = None
+        return self._path
+
     def _at(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
+        base = self._base()
+        return f"{base}.{key}" if base else key
 
     def fail(self, key: str, message: str) -> NoReturn:
         raise InvalidInput(message, code=self._code, field=printable(self._at(key)))
@@ -175,7 +190,8 @@ class Reader:
             self.fail(key, "must be a list")
         if len(value) < min_items:
             self.fail(key, f"needs at least {min_items} item(s)")
-        return [Reader(v, f"{self._at(key)}[{i}]", self._code) for i, v in enumerate(value)]
+        at, code = self._at(key), self._code
+        return [Reader(v, at, code, i) for i, v in enumerate(value)]
 
     def str_list(self, key: str, *, required: bool = True, min_items: int = 0) -> list[str]:
         """A list of ids (each as ``text`` reads one)."""

@@ -225,117 +225,117 @@ def ingest_new_orders(
 
     for n in batch:
         order, cid = n.order, n.order.customer_id
-        with trail.about(cid):
-            if cid not in known and cid not in new_customers:
-                snap = n.opening or CustomerSnapshot(customer_id=cid)
-                new_customers[cid] = {**customer_row(cid, snap, now), "account_created_at": None}
-                for kind, amount in opening_moves(snap):
-                    move(f"opening:{cid}", kind, cid, amount, "opening balance", None)
-                for campaign_id, spend in snap.campaign_spend.items():
-                    count(campaign_spend.name, cid, campaign_id, spend, opening=True)
-                for campaign_id, taken in snap.quotas_used.items():
-                    count(campaign_quotas.name, cid, campaign_id, taken, opening=True)
-                trail.record("customer.opened", **opened_entry(snap))
-            if n.opening is not None:
-                for category, items in (
-                    ("coupon", n.opening.coupons),
-                    ("entitlement", n.opening.entitlements),
-                ):
-                    for item in items.values():
-                        if item.id in ent_stored or item.id in new_ents:
-                            continue
-                        new_ents[item.id] = {
-                            "id": item.id,
-                            "customer_id": cid,
-                            "category": category,
-                            "kind": item.kind,
-                            "value": item.value,
-                            "valid_until": item.valid_until,
-                            "state": "available",
-                            "order_id": None,
-                            "updated_at": now,
-                        }
-                for reward in n.opening.campaign_rewards:
-                    if reward.id in rewards_known:
+        trail.customer_id = cid  # the entries below go to its chain
+        if cid not in known and cid not in new_customers:
+            snap = n.opening or CustomerSnapshot(customer_id=cid)
+            new_customers[cid] = {**customer_row(cid, snap, now), "account_created_at": None}
+            for kind, amount in opening_moves(snap):
+                move(f"opening:{cid}", kind, cid, amount, "opening balance", None)
+            for campaign_id, spend in snap.campaign_spend.items():
+                count(campaign_spend.name, cid, campaign_id, spend, opening=True)
+            for campaign_id, taken in snap.quotas_used.items():
+                count(campaign_quotas.name, cid, campaign_id, taken, opening=True)
+            trail.record("customer.opened", **opened_entry(snap))
+        if n.opening is not None:
+            for category, items in (
+                ("coupon", n.opening.coupons),
+                ("entitlement", n.opening.entitlements),
+            ):
+                for item in items.values():
+                    if item.id in ent_stored or item.id in new_ents:
                         continue
-                    rewards_known.add(reward.id)
-                    new_rewards.append(
-                        {
-                            "id": reward.id,
-                            "customer_id": cid,
-                            "campaign_id": reward.campaign_id,
-                            "order_id": None,
-                            "threshold": reward.threshold,
-                            "amount": reward.amount,
-                            "reduced": 0,
-                            "status": reward.status,
-                        }
-                    )
-            if n.contact is not None:
-                values = {**n.contact, "channels": _json_list(n.contact["channels"])}
-                if cid in new_contacts:
-                    new_contacts[cid].update(values)
-                elif cid in contacts_stored:
-                    set_contacts[cid] = values
-                else:
-                    new_contacts[cid] = {"customer_id": cid, **values}
-            if n.opened is not None:
-                if cid in new_customers:
-                    new_customers[cid]["account_created_at"] = n.opened
-                else:
-                    set_opened[cid] = n.opened
-            rows[orders.name].append(order_row(order, n.document, n.digest, now))
-            rows[order_lines.name].extend(line_rows(order))
-            rows[order_adjustments.name].extend(adjustment_rows(order))
-            rows[order_tenders.name].extend(tender_rows(order))
-            for c in order.campaigns:
-                if c.id not in camps_known and c.id not in new_camps:
-                    new_camps[c.id] = {
-                        "id": c.id,
-                        "kind": c.kind.value,
-                        "high_value": c.high_value,
-                        "ends_at": c.ends_at,
-                        **campaign_row(n.document, c.id),
-                    }
-            for row in reward_rows(order):
-                if row["id"] in rewards_known:  # the database refuses the second
-                    raise BatchRefused(row["id"])
-                rewards_known.add(row["id"])
-                new_rewards.append(row)
-            used = consumed(order)
-            for category, item_id, amount in used:
-                if item_id in new_ents:
-                    new_ents[item_id].update(state="used", order_id=order.id, updated_at=now)
-                elif item_id in ent_stored:
-                    use_stored[item_id] = {"b_id": item_id, "b_order": order.id, "b_at": now}
-                else:
-                    new_ents[item_id] = {
-                        "id": item_id,
+                    new_ents[item.id] = {
+                        "id": item.id,
                         "customer_id": cid,
                         "category": category,
-                        "kind": "coupon" if category == "coupon" else "entitlement",
-                        "value": amount,
-                        "valid_until": None,
-                        "state": "used",
-                        "order_id": order.id,
+                        "kind": item.kind,
+                        "value": item.value,
+                        "valid_until": item.valid_until,
+                        "state": "available",
+                        "order_id": None,
                         "updated_at": now,
                     }
-            order_ents.extend(
-                {"order_id": order.id, "entitlement_id": i} for i in sorted({u[1] for u in used})
-            )
-            for table, campaign_id, amount in campaign_counts(order):
-                count(table.name, cid, campaign_id, amount, opening=False)
-            for kind, amount, memo in movements(order):
-                move(f"order:{order.id}", kind, cid, amount, memo, order.id)
-            trail.record("order.ingested", order_id=order.id, **ingested_entry(order))
-            enqueue(
-                conn,
-                topic="event",
-                key=f"event:order.ingested:{order.id}",
-                at=now,
-                payload=ingested_event(order),
-                batch=out,
-            )
+            for reward in n.opening.campaign_rewards:
+                if reward.id in rewards_known:
+                    continue
+                rewards_known.add(reward.id)
+                new_rewards.append(
+                    {
+                        "id": reward.id,
+                        "customer_id": cid,
+                        "campaign_id": reward.campaign_id,
+                        "order_id": None,
+                        "threshold": reward.threshold,
+                        "amount": reward.amount,
+                        "reduced": 0,
+                        "status": reward.status,
+                    }
+                )
+        if n.contact is not None:
+            values = {**n.contact, "channels": _json_list(n.contact["channels"])}
+            if cid in new_contacts:
+                new_contacts[cid].update(values)
+            elif cid in contacts_stored:
+                set_contacts[cid] = values
+            else:
+                new_contacts[cid] = {"customer_id": cid, **values}
+        if n.opened is not None:
+            if cid in new_customers:
+                new_customers[cid]["account_created_at"] = n.opened
+            else:
+                set_opened[cid] = n.opened
+        rows[orders.name].append(order_row(order, n.document, n.digest, now))
+        rows[order_lines.name].extend(line_rows(order))
+        rows[order_adjustments.name].extend(adjustment_rows(order))
+        rows[order_tenders.name].extend(tender_rows(order))
+        for c in order.campaigns:
+            if c.id not in camps_known and c.id not in new_camps:
+                new_camps[c.id] = {
+                    "id": c.id,
+                    "kind": c.kind.value,
+                    "high_value": c.high_value,
+                    "ends_at": c.ends_at,
+                    **campaign_row(n.document, c.id),
+                }
+        for row in reward_rows(order):
+            if row["id"] in rewards_known:  # the database refuses the second
+                raise BatchRefused(row["id"])
+            rewards_known.add(row["id"])
+            new_rewards.append(row)
+        used = consumed(order)
+        for category, item_id, amount in used:
+            if item_id in new_ents:
+                new_ents[item_id].update(state="used", order_id=order.id, updated_at=now)
+            elif item_id in ent_stored:
+                use_stored[item_id] = {"b_id": item_id, "b_order": order.id, "b_at": now}
+            else:
+                new_ents[item_id] = {
+                    "id": item_id,
+                    "customer_id": cid,
+                    "category": category,
+                    "kind": "coupon" if category == "coupon" else "entitlement",
+                    "value": amount,
+                    "valid_until": None,
+                    "state": "used",
+                    "order_id": order.id,
+                    "updated_at": now,
+                }
+        order_ents.extend(
+            {"order_id": order.id, "entitlement_id": i} for i in sorted({u[1] for u in used})
+        )
+        for table, campaign_id, amount in campaign_counts(order):
+            count(table.name, cid, campaign_id, amount, opening=False)
+        for kind, amount, memo in movements(order):
+            move(f"order:{order.id}", kind, cid, amount, memo, order.id)
+        trail.record("order.ingested", order_id=order.id, **ingested_entry(order))
+        enqueue(
+            conn,
+            topic="event",
+            key=f"event:order.ingested:{order.id}",
+            at=now,
+            payload=ingested_event(order),
+            batch=out,
+        )
 
     stored_accounts = _present(conn, _a.id, set(deltas))
     new_accounts: list[dict[str, Any]] = [

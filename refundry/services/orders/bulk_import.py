@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
@@ -148,23 +146,28 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-# Where orjson's reading may differ from json.loads's (json_text.py): integers of 19 digits or
-# more (orjson reads one beyond 64 bits as a float), and numbers with a fraction or an exponent
-# (json.dumps and orjson write some floats differently, so the content hash is made by
-# json.dumps). A match in a string costs only speed: the line is read by json.loads.
-_NOT_PLAIN = re.compile(r"\d{19}|\d[.eE]")
+class _NotPlain(Exception):
+    """A float or NaN / Infinity in a line."""
+
+
+def _not_plain(_text: str) -> Any:
+    raise _NotPlain
+
+
+# json.loads's own decoder, but a number with a fraction or an exponent, or NaN / Infinity,
+# stops it: json.dumps writes some floats differently from orjson, so a document holding one is
+# hashed by json.dumps itself (content_hash) and read again by json.loads.
+_DECODER = json.JSONDecoder(parse_float=_not_plain, parse_constant=_not_plain)
 _HASH_PREFIX = "sha256:"
 
 
 def _load(text: str) -> tuple[Any, bool]:
-    """``json.loads(text)``, through orjson where it reads the same; ``plain``: read by orjson,
-    so the document holds no float and ``compact`` writes it as ``content_hash``'s json.dumps
-    does. What orjson refuses (bad JSON, NaN, lone surrogates) goes to json.loads, which reads
-    it or raises its own error."""
-    if _NOT_PLAIN.search(text) is None:
+    """``json.loads(text)``; ``plain``: the document holds no float, so ``compact`` writes it
+    byte for byte as ``content_hash``'s json.dumps does (json_text.py)."""
+    if not text.startswith("\ufeff"):  # json.loads refuses a BOM with its own message
         try:
-            return orjson.loads(text), True
-        except orjson.JSONDecodeError:
+            return _DECODER.decode(text), True
+        except _NotPlain:
             pass
     return json.loads(text), False
 

@@ -70,17 +70,14 @@ def import_lines(
 
     def flush() -> None:
         try:
-            with _collector_paused(), UnitOfWork(engine) as uow:
-                checked = _check(uow.conn, pending, policy=policy, now=now)
-                if checked.new:
-                    ingest_new_orders(uow.conn, checked.new, now=now)
-                uow.commit()
+            with _collector_paused():
+                ingested, present, bad = _at_once(engine, pending, policy=policy, now=now)
         except (BatchRefused, IntegrityError):
             flush_line_by_line()
         else:
-            report.ingested += len(checked.new)
-            report.already_present += checked.present
-            report.bad.extend(checked.bad)
+            report.ingested += ingested
+            report.already_present += present
+            report.bad.extend(bad)
         pending.clear()
 
     def flush_line_by_line() -> None:
@@ -170,6 +167,20 @@ def _load(text: str) -> tuple[Any, bool]:
         except _NotPlain:
             pass
     return json.loads(text), False
+
+
+def _at_once(
+    engine: Engine, lines: list[tuple[int, str]], *, policy: Policy, now: datetime
+) -> tuple[int, int, list[BadLine]]:
+    """A batch checked, then its new orders written together, in one transaction: (orders
+    ingested, already present, bad lines). The batch's objects are gone when it returns, so
+    the collector, on again, does not walk them."""
+    with UnitOfWork(engine) as uow:
+        checked = _check(uow.conn, lines, policy=policy, now=now)
+        if checked.new:
+            ingest_new_orders(uow.conn, checked.new, now=now)
+        uow.commit()
+    return len(checked.new), checked.present, checked.bad
 
 
 @dataclass(slots=True)

@@ -35,14 +35,26 @@ _NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # sends a textarea's lines as CRLF).
 _NOT_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
+# Short texts found clean before: a document repeats its kinds, SKUs, titles and merchants.
+_CLEAN: set[str] = set()
+_CLEAN_KEPT = 4096
+_CLEAN_LENGTH = 200
+
 
 def text_problem(value: str, *, max_length: int, multiline: bool = False) -> str | None:
     """What is wrong with ``value`` as text of at most ``max_length`` characters, or None.
     The one rule for every text refundry accepts: documents here, the API's fields
     (refundry/api/fields.py)."""
-    bad = (_NOT_FREE_TEXT if multiline else _NOT_TEXT).search(value)
-    if bad is not None:
-        return f"must be Unicode text without control characters (found {bad.group()!a})"
+    if value in _CLEAN:  # seen before: it holds none of what _NOT_TEXT finds
+        bad = None
+    else:
+        bad = (_NOT_FREE_TEXT if multiline else _NOT_TEXT).search(value)
+        if bad is not None:
+            return f"must be Unicode text without control characters (found {bad.group()!a})"
+        if not multiline and len(value) <= _CLEAN_LENGTH:
+            if len(_CLEAN) >= _CLEAN_KEPT:
+                _CLEAN.clear()
+            _CLEAN.add(value)
     if len(value) > max_length:
         return f"must be at most {max_length} characters"
     return None

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, insert, select, update
 from refundry.domain.customer import CustomerSnapshot
 from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_order, parse_snapshot
+from refundry.domain.json_text import spaced
 from refundry.domain.order import CampaignKind, Order, TenderKind
 from refundry.domain.policy import Policy
 from refundry.domain.reader import printable
@@ -48,10 +49,6 @@ from refundry.store.tables import (
 )
 
 __all__ = ["IngestResult", "ingest_order", "split_envelope"]
-
-
-# json.dumps(doc, ensure_ascii=False, sort_keys=True), its encoder built once
-_DOCUMENT = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +285,7 @@ def order_row(order: Order, order_doc: Any, digest: str, now: datetime) -> dict[
         "status": order.status.value,
         "paid_at": order.paid_at,
         "delivered_at": order.delivered_at,
-        "document": _DOCUMENT(order_doc),
+        "document": spaced(order_doc),  # json.dumps(doc, ensure_ascii=False, sort_keys=True)
         "content_hash": digest,
         "goods_units": sum(g[1] for g in order.goods),
         "goods_refunded": 0,

@@ -195,6 +195,7 @@ def run(dbs: Databases, backend: str, lines: list[str], batch: int, per_round: i
     written = [t for t in TABLES if copied[t] != before[t]]
     for t in written:
         assert mine[t] == copied[t], (t, mine[t], copied[t])
+    print(f"{backend}: row counts equal in the {len(written)} tables the bare side wrote")
     return Result(backend, len(lines), ours, theirs, sum(copied[t] - before[t] for t in written))
 
 

@@ -46,7 +46,7 @@ from refundry.services.orders.ingest import (
 )
 from refundry.services.outbox.messages import enqueue
 from refundry.services.refunds.batch import RowBatch
-from refundry.services.refunds.ledger import account_id, post
+from refundry.services.refunds.ledger import account_id, shop_account_id
 from refundry.store.prepared import Prepared
 from refundry.store.tables import (
     campaign_quotas,
@@ -191,23 +191,37 @@ def ingest_new_orders(
     out = RowBatch()
     trail = AuditTrail(actor=actor, at=now, customer_id=None)
 
+    postings = out.postings
+    shop = {kind: shop_account_id(kind) for kind in ("points", "wallet", "growth")}
+
     def move(journal: str, kind: str, cid: str, amount: int, memo: str, oid: str | None) -> None:
+        """ledger.post's two postings (the account moved at the end, by the batch's total)."""
         if not amount:
             return
         acc = account_id(kind, cid)
         deltas[acc] = deltas.get(acc, 0) + amount
         kinds[acc] = (kind, cid)
-        post(
-            conn,
-            journal_id=journal,
-            kind=kind,
-            customer_id=cid,
-            amount=amount,
-            memo=memo,
-            at=now,
-            order_id=oid,
-            batch=out,
-            after=0,
+        postings.append(
+            {
+                "journal_id": journal,
+                "account_id": acc,
+                "amount": amount,
+                "order_id": oid,
+                "refund_id": None,
+                "memo": memo,
+                "created_at": now,
+            }
+        )
+        postings.append(
+            {
+                "journal_id": journal,
+                "account_id": shop[kind],
+                "amount": -amount,
+                "order_id": oid,
+                "refund_id": None,
+                "memo": memo,
+                "created_at": now,
+            }
         )
 
     def count(table: str, cid: str, campaign_id: str, amount: int, *, opening: bool) -> None:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from refundry.demo.shop import START, TIERS, _order
+from refundry.domain.errors import RefundryError
 from refundry.domain.policy import Policy
 from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.bulk_import import import_lines
@@ -203,3 +204,28 @@ def test_a_batch_the_database_refuses_is_ingested_line_by_line(
         assert verify_chain(uow.conn).ok
         stored = {r[0] for r in uow.conn.execute(select(metadata.tables["orders"].c.id))}
     assert len(stored) == len(good) - 1
+
+
+def test_a_line_is_refused_with_ingest_orders_own_words(
+    twins: tuple[Engine, Engine],
+) -> None:
+    """Lines orjson reads otherwise than json.loads (an integer beyond 64 bits, a lone
+    surrogate, a number with an exponent) are refused as ``ingest_order`` refuses json.loads's
+    reading of them."""
+    engine, _ = twins
+    base = _lines(0, 1)[0]
+    huge = base.replace('"shipping_fee": 1000', '"shipping_fee": 184467440737095516160')
+    surrogate = base.replace('"title": "', '"title": "\\ud800', 1)
+    exponent = base.replace('"shipping_fee": 1000', '"shipping_fee": 1e3')
+    lines = [huge, surrogate, exponent]
+    assert len(set(lines)) == 3 and base not in lines
+    expected = []
+    for number, text in enumerate(lines, start=1):
+        with UnitOfWork(engine) as uow, pytest.raises(RefundryError) as refused:
+            ingest_order(uow.conn, json.loads(text), policy=POLICY, now=NOW)
+        exc = refused.value
+        where = f" at {exc.field}" if exc.field else ""
+        expected.append((number, exc.code, f"{exc.message}{where}"))
+    report = import_lines(engine, lines, policy=POLICY, now=NOW)
+    assert [(b.line, b.code, b.message) for b in report.bad] == expected
+    assert "at most" in expected[0][2] and report.ingested == 0

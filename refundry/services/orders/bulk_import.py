@@ -21,6 +21,7 @@ from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
@@ -195,6 +196,36 @@ def _refusal(number: int, exc: RefundryError) -> BadLine:
     return BadLine(number, exc.code, f"{exc.message}{where}")
 
 
+def _read(
+    number: int, text: str, *, policy: Policy, now: datetime, fast: bool
+) -> BadLine | tuple[Any, ...]:
+    """One line read and parsed: a BadLine, or (order, order document, content hash, customer
+    block or the BadLine it makes). ``fast``: read by orjson, which reads a valid document as
+    json.loads does (an integer beyond 64 bits it reads as a float, which no field accepts);
+    the caller reads a line again without it when this finds anything wrong."""
+    plain = True
+    if fast:
+        doc = orjson.loads(text)
+    else:
+        try:
+            doc, plain = _load(text)
+        except json.JSONDecodeError as exc:
+            message = f"not valid JSON at column {exc.colno}: {exc.msg}"
+            return BadLine(number, "input.not_json", message)
+    try:
+        order_doc, customer_doc = split_envelope(doc)
+        order = parse_order(order_doc, policy=policy)
+    except RefundryError as exc:
+        return _refusal(number, exc)
+    # a document read by orjson or without a float: compact writes it as json.dumps does
+    digest = _HASH_PREFIX + sha256(compact(order_doc).encode()).hexdigest() if plain else None
+    try:
+        customer: Any = parse_customer_block(customer_doc, order, now)
+    except RefundryError as exc:
+        customer = _refusal(number, exc)
+    return order, order_doc, digest or content_hash(order_doc), customer
+
+
 def _check(
     conn: Connection, lines: list[tuple[int, str]], *, policy: Policy, now: datetime
 ) -> _Checked:
@@ -202,34 +233,28 @@ def _check(
     writes: the bad ones (in the order and with the codes it reports them), the ones already
     stored (or met earlier in the batch) with the same content, and the new orders."""
     out = _Checked()
-    parsed: list[tuple[int, Any, Any]] = []  # (line, BadLine | (order, doc, customer doc))
+    parsed: list[tuple[int, Any]] = []
     for number, text in lines:
         try:
-            doc, plain = _load(text)
-        except json.JSONDecodeError as exc:
-            message = f"not valid JSON at column {exc.colno}: {exc.msg}"
-            parsed.append((number, BadLine(number, "input.not_json", message), None))
-            continue
-        try:
-            order_doc, customer_doc = split_envelope(doc)
-            order = parse_order(order_doc, policy=policy)
-        except RefundryError as exc:
-            parsed.append((number, _refusal(number, exc), None))
-            continue
-        digest = _HASH_PREFIX + sha256(compact(order_doc).encode()).hexdigest() if plain else None
-        parsed.append((number, (order, order_doc, customer_doc), digest or content_hash(order_doc)))
+            what = _read(number, text, policy=policy, now=now, fast=True)
+        except orjson.JSONDecodeError:
+            what = None
+        if what is None or isinstance(what, BadLine) or isinstance(what[3], BadLine):
+            # as json.loads reads it: the error ingest_order would report
+            what = _read(number, text, policy=policy, now=now, fast=False)
+        parsed.append((number, what))
     ids = sorted({p[1][0].id for p in parsed if not isinstance(p[1], BadLine)})
     seen: dict[str, str] = {}
     if ids:
         found = conn.execute(select(orders.c.id, orders.c.content_hash).where(orders.c.id.in_(ids)))
         seen = {str(r[0]): str(r[1]) for r in found}
-    for number, what, digest in parsed:
+    for number, what in parsed:
         if isinstance(what, BadLine):
             out.bad.append(what)
             continue
-        order, order_doc, customer_doc = what
+        order, order_doc, digest, customer = what
         stored = seen.get(order.id)
-        if stored is not None:
+        if stored is not None:  # checked before the customer block, as ingest_order does
             if stored == digest:
                 out.present += 1
             else:
@@ -238,11 +263,10 @@ def _check(
                 )
                 out.bad.append(_refusal(number, conflict))
             continue
-        try:
-            opening, contact, opened = parse_customer_block(customer_doc, order, now)
-        except RefundryError as exc:
-            out.bad.append(_refusal(number, exc))
+        if isinstance(customer, BadLine):
+            out.bad.append(customer)
             continue
+        opening, contact, opened = customer
         seen[order.id] = digest
         out.new.append(NewOrder(order, order_doc, digest, opening, contact, opened))
     return out

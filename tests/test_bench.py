@@ -61,3 +61,12 @@ def test_parallel_apply_bench_runs_both_modes_at_each_process_count(pg_url: str)
     for mode in ("per-customer", "one chain"):
         for n in (1, 2):
             assert re.search(rf"^ *{mode} +{n} +\d", out, re.MULTILINE), out
+
+
+def test_import_bench_checks_hold_on_both_backends(pg_url: str) -> None:
+    """bench/import_bench.py on 60 orders: every line imported, and the bare side's replay of
+    the inserts left the same number of rows in every table it wrote, on each backend."""
+    out = run_bench("import_bench.py", "--orders", "60", "--batch", "20", "--round", "1")
+    assert out.count("row counts equal in the") == 2
+    for backend in ("sqlite", "postgresql"):
+        assert re.search(rf"^{backend} +60 ", out, re.MULTILINE), out

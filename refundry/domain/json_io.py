@@ -140,7 +140,7 @@ def parse_order(data: Any, *, policy: Policy | None = None) -> Order:
         shipping_fee=r.integer("shipping_fee", 0),
         points_earned=points,
         growth_value=r.integer("growth_value", 0),
-        campaigns=tuple(_campaign(x) for x in r.items("campaigns", required=False)),
+        campaigns=tuple(_known_campaign(x) for x in r.items("campaigns", required=False)),
         rewards=tuple(_reward(x) for x in r.items("rewards", required=False)),
         benefits=tuple(_benefit(x) for x in r.items("benefits", required=False)),
         paid_at=r.moment("paid_at", required=False),
@@ -310,6 +310,25 @@ def _tender(r: Reader, currency: str) -> Tender:
         method=r.opt_text("method", max_length=32),
         gateway_txn_id=r.opt_text("gateway_txn_id", max_length=100),
     )
+
+
+# Campaign definitions read before, by their text: the orders of one import repeat the shop's
+# few campaigns, each read in full once (a fifth of reading an order).
+_CAMPAIGNS: dict[str, Campaign] = {}
+_CAMPAIGNS_KEPT = 1024
+
+
+def _known_campaign(r: Reader) -> Campaign:
+    """``_campaign(r)``, from memory when the very same definition was read before (its
+    ``repr``: 1, 1.0, True, NaN and null all differ there)."""
+    key = repr(r.document)
+    found = _CAMPAIGNS.get(key)
+    if found is None:
+        found = _campaign(r)  # raises on a bad definition: nothing kept
+        if len(_CAMPAIGNS) >= _CAMPAIGNS_KEPT:
+            _CAMPAIGNS.clear()
+        _CAMPAIGNS[key] = found
+    return found
 
 
 def _campaign(r: Reader) -> Campaign:

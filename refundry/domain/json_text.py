@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["compact", "compact_unsorted", "instant", "parse_stored"]
+__all__ = ["compact", "compact_unsorted", "instant", "parse_stored", "spaced"]
 
 
 def _standard(*, sort_keys: bool, separators: tuple[str, str]) -> Callable[[Any], str]:
@@ -80,6 +80,9 @@ def _fast(option: int, standard: Callable[[Any], str]) -> Callable[[Any], str]:
 compact = _fast(orjson.OPT_SORT_KEYS, _standard(sort_keys=True, separators=(",", ":")))
 # json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 compact_unsorted = _fast(0, _standard(sort_keys=False, separators=(",", ":")))
+# json.dumps(v, sort_keys=True, ensure_ascii=False): the stored order documents' form (the
+# standard encoder, built once; orjson has no spaced separators)
+spaced = _standard(sort_keys=True, separators=(", ", ": "))
 
 
 def parse_stored(text: str | bytes) -> Any:

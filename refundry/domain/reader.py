@@ -35,14 +35,26 @@ _NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # sends a textarea's lines as CRLF).
 _NOT_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
+# Short texts found clean before: a document repeats its kinds, SKUs, titles and merchants.
+_CLEAN: set[str] = set()
+_CLEAN_KEPT = 4096
+_CLEAN_LENGTH = 200
+
 
 def text_problem(value: str, *, max_length: int, multiline: bool = False) -> str | None:
     """What is wrong with ``value`` as text of at most ``max_length`` characters, or None.
     The one rule for every text refundry accepts: documents here, the API's fields
     (refundry/api/fields.py)."""
-    bad = (_NOT_FREE_TEXT if multiline else _NOT_TEXT).search(value)
-    if bad is not None:
-        return f"must be Unicode text without control characters (found {bad.group()!a})"
+    if value in _CLEAN:  # seen before: it holds none of what _NOT_TEXT finds
+        bad = None
+    else:
+        bad = (_NOT_FREE_TEXT if multiline else _NOT_TEXT).search(value)
+        if bad is not None:
+            return f"must be Unicode text without control characters (found {bad.group()!a})"
+        if not multiline and len(value) <= _CLEAN_LENGTH:
+            if len(_CLEAN) >= _CLEAN_KEPT:
+                _CLEAN.clear()
+            _CLEAN.add(value)
     if len(value) > max_length:
         return f"must be at most {max_length} characters"
     return None
@@ -57,20 +69,35 @@ def printable(value: str) -> str:
 class Reader:
     """Typed access to a JSON object; every error carries the path and the document's code."""
 
-    __slots__ = ("_code", "_data", "_path")
+    __slots__ = ("_code", "_data", "_index", "_path")
 
-    def __init__(self, data: Any, path: str, code: str) -> None:
+    def __init__(self, data: Any, path: str, code: str, index: int | None = None) -> None:
+        """``index``: the object is item ``index`` of the list at ``path`` (its path is made
+        only when asked for: most items of a valid document never need it)."""
         self._path = path
+        self._index = index
         self._code = code
         if not isinstance(data, dict):
-            raise InvalidInput("must be a JSON object", code=code, field=path or None)
+            raise InvalidInput("must be a JSON object", code=code, field=self._base() or None)
         self._data: dict[str, Any] = data
 
     def path(self, key: str) -> str:
         return self._at(key)
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The object read (not to be changed)."""
+        return self._data
+
+    def _base(self) -> str:
+        if self._index is not None:
+            self._path = f"{self._path}[{self._index}]"
+            self._index = None
+        return self._path
+
     def _at(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
+        base = self._base()
+        return f"{base}.{key}" if base else key
 
     def fail(self, key: str, message: str) -> NoReturn:
         raise InvalidInput(message, code=self._code, field=printable(self._at(key)))
@@ -175,7 +202,8 @@ class Reader:
             self.fail(key, "must be a list")
         if len(value) < min_items:
             self.fail(key, f"needs at least {min_items} item(s)")
-        return [Reader(v, f"{self._at(key)}[{i}]", self._code) for i, v in enumerate(value)]
+        at, code = self._at(key), self._code
+        return [Reader(v, at, code, i) for i, v in enumerate(value)]
 
     def str_list(self, key: str, *, required: bool = True, min_items: int = 0) -> list[str]:
         """A list of ids (each as ``text`` reads one)."""

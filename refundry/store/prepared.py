@@ -92,6 +92,25 @@ class _Form:
             return values  # a tuple, or the list just processed: both are parameter sequences
         return dict(zip(self.driver_names, values, strict=True))
 
+    def parameters_many(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """``[self.parameters(p) for p in rows]``, without a call per row."""
+        if self.fixed:
+            rows = [{**self.fixed, **p} for p in rows]
+        values: list[Any] = list(map(self.take, rows))
+        if self.bind:
+            bind = self.bind
+            processed = []
+            for v in values:
+                v = list(v)
+                for i, proc in bind:
+                    v[i] = proc(v[i])
+                processed.append(v)
+            values = processed
+        if self.positional:
+            return values
+        names = self.driver_names
+        return [dict(zip(names, v, strict=True)) for v in values]
+
     def row(self, raw: Sequence[Any]) -> Any:
         if not self.result:
             return self.row_type._make(raw)
@@ -186,7 +205,7 @@ class Prepared:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         sql = form.sql
         if many:
-            parameters: Any = [form.parameters(p) for p in params]
+            parameters: Any = form.parameters_many(params)
         else:
             parameters = form.parameters(params)
         dispatch = conn.dispatch

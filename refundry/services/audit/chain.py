@@ -65,6 +65,15 @@ _MOVE_HEAD = Prepared(
     .where(audit_heads.c.chain == bindparam("b_chain"))
     .values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
+_HEADS_OF = select(audit_heads.c.chain).where(
+    audit_heads.c.chain.in_(bindparam("chains", expanding=True))
+)
+_HEADS_LOCKED = (
+    select(audit_heads.c.chain, audit_heads.c.seq, audit_heads.c.hash)
+    .where(audit_heads.c.chain.in_(bindparam("chains", expanding=True)))
+    .order_by(audit_heads.c.chain)
+    .with_for_update()
+)
 # A chain's first entry: its head row made if no other transaction made it first (then this
 # one waits for that one's lock, as for any head).
 _NEW_HEAD = text(
@@ -162,20 +171,43 @@ class AuditTrail:
     def flush(self, conn: Connection) -> None:
         if not self.entries:
             return
-        keys = keys_of(conn.engine)
-        key, key_id = keys.signing_key, keys.current
-        when = self.at.isoformat()
-        rows: list[dict[str, Any]] = []
-        heads: list[dict[str, Any]] = []
-        by_chain: dict[str, list[_Entry]] = {}
-        for entry in self.entries:
-            by_chain.setdefault(entry[0], []).append(entry)
-        for chain in sorted(by_chain):  # heads locked in one order: no deadlock between two
+        heads: dict[str, tuple[int, str]] = {}
+        for chain in sorted({e[0] for e in self.entries}):  # locked in one order: no deadlock
             head = _HEAD_LOCKED.first(conn, {"b_chain": chain})
             if head is None:
                 conn.execute(_NEW_HEAD, {"chain": chain, "genesis": GENESIS})
                 head = _HEAD_LOCKED.first(conn, {"b_chain": chain})
-            seq, prev = int(head[0]), str(head[1])
+            heads[chain] = (int(head[0]), str(head[1]))
+        self._append(conn, heads)
+
+    def flush_batch(self, conn: Connection) -> None:
+        """``flush`` for the entries of many chains (an import batch): the chains' heads are
+        made where missing, then read and locked (in chain order) by one statement each."""
+        if not self.entries:
+            return
+        chains = sorted({e[0] for e in self.entries})
+        missing = set(chains) - {str(r[0]) for r in conn.execute(_HEADS_OF, {"chains": chains})}
+        if missing:
+            conn.execute(_NEW_HEAD, [{"chain": c, "genesis": GENESIS} for c in sorted(missing)])
+        heads = {
+            str(r[0]): (int(r[1]), str(r[2]))
+            for r in conn.execute(_HEADS_LOCKED, {"chains": chains})
+        }
+        self._append(conn, heads)
+
+    def _append(self, conn: Connection, heads: dict[str, tuple[int, str]]) -> None:
+        """Sign and insert the entries after their chains' ``heads`` (seq, hash), locked by
+        the caller; move the heads."""
+        keys = keys_of(conn.engine)
+        key, key_id = keys.signing_key, keys.current
+        when = self.at.isoformat()
+        rows: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        by_chain: dict[str, list[_Entry]] = {}
+        for entry in self.entries:
+            by_chain.setdefault(entry[0], []).append(entry)
+        for chain in sorted(by_chain):
+            seq, prev = heads[chain]
             for _chain, action, order_id, refund_id, data, actor in by_chain[chain]:
                 seq += 1
                 data_text = compact(data)
@@ -208,7 +240,7 @@ class AuditTrail:
                     }
                 )
                 prev = digest
-            heads.append({"b_chain": chain, "b_seq": seq, "b_hash": prev})
+            moved.append({"b_chain": chain, "b_seq": seq, "b_hash": prev})
         _INSERT_ENTRIES.run_many(conn, rows)
-        _MOVE_HEAD.run_many(conn, heads)
+        _MOVE_HEAD.run_many(conn, moved)
         self.entries.clear()

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, insert, select, update
 from refundry.domain.customer import CustomerSnapshot
 from refundry.domain.errors import InvalidInput
 from refundry.domain.json_io import parse_order, parse_snapshot
+from refundry.domain.json_text import spaced
 from refundry.domain.order import CampaignKind, Order, TenderKind
 from refundry.domain.policy import Policy
 from refundry.domain.reader import printable
@@ -87,23 +88,7 @@ def ingest_order(
         raise Conflict(
             f"order {order.id} was ingested with different content", code="order.conflict"
         )
-    opening = None
-    contact = None
-    opened = None
-    if customer_doc is not None:
-        if not isinstance(customer_doc, dict):
-            raise InvalidInput("must be an object", code="snapshot.invalid", field="customer")
-        customer_doc = dict(customer_doc)
-        contact = parse_contact(
-            customer_doc.pop("contact", None), field="customer.contact", code="snapshot.invalid"
-        )
-        opened = account_created_at(
-            customer_doc.pop("account_created_at", None),
-            now=now,
-            field="customer.account_created_at",
-            code="snapshot.invalid",
-        )
-        opening = parse_snapshot({"customer_id": order.customer_id, **customer_doc})
+    opening, contact, opened = parse_customer_block(customer_doc, order, now)
     trail = AuditTrail(actor=actor, at=now, customer_id=order.customer_id)
     _ensure_customer(conn, order.customer_id, opening, now, trail)
     if contact is not None:
@@ -117,29 +102,93 @@ def ingest_order(
     _record_order(conn, order, order_doc, digest, now)
     _consume(conn, order, now)
     _post_movements(conn, order, now)
-    trail.record(
-        "order.ingested",
-        order_id=order.id,
-        customer_id=order.customer_id,
-        goods_paid=order.goods_paid,
-        shipping_fee=order.shipping_fee,
-        tenders={t.id: t.amount for t in order.tenders},
-    )
+    trail.record("order.ingested", order_id=order.id, **ingested_entry(order))
     enqueue(
         conn,
         topic="event",
         key=f"event:order.ingested:{order.id}",
         at=now,
-        payload={
-            "type": "order.ingested",
-            "order_id": order.id,
-            "customer_id": order.customer_id,
-            "currency": order.currency,
-            "goods_paid": order.goods_paid,
-        },
+        payload=ingested_event(order),
     )
     trail.flush(conn)
     return IngestResult(order.id, created=True)
+
+
+def parse_customer_block(
+    customer_doc: Any, order: Order, now: datetime
+) -> tuple[CustomerSnapshot | None, dict[str, Any] | None, datetime | None]:
+    """The envelope's ``customer`` part: (opening snapshot, contact, account creation time),
+    each None when not sent. Raises on invalid input."""
+    if customer_doc is None:
+        return None, None, None
+    if not isinstance(customer_doc, dict):
+        raise InvalidInput("must be an object", code="snapshot.invalid", field="customer")
+    customer_doc = dict(customer_doc)
+    contact = parse_contact(
+        customer_doc.pop("contact", None), field="customer.contact", code="snapshot.invalid"
+    )
+    opened = account_created_at(
+        customer_doc.pop("account_created_at", None),
+        now=now,
+        field="customer.account_created_at",
+        code="snapshot.invalid",
+    )
+    opening = parse_snapshot({"customer_id": order.customer_id, **customer_doc})
+    return opening, contact, opened
+
+
+def ingested_entry(order: Order) -> dict[str, Any]:
+    """The data of an order's ``order.ingested`` audit entry."""
+    return {
+        "customer_id": order.customer_id,
+        "goods_paid": order.goods_paid,
+        "shipping_fee": order.shipping_fee,
+        "tenders": {t.id: t.amount for t in order.tenders},
+    }
+
+
+def ingested_event(order: Order) -> dict[str, Any]:
+    """The payload of an order's ``order.ingested`` domain event."""
+    return {
+        "type": "order.ingested",
+        "order_id": order.id,
+        "customer_id": order.customer_id,
+        "currency": order.currency,
+        "goods_paid": order.goods_paid,
+    }
+
+
+def customer_row(customer_id: str, snap: CustomerSnapshot, now: datetime) -> dict[str, Any]:
+    """The row of a customer seen for the first time (``snap``: the shop's opening state)."""
+    return {
+        "id": customer_id,
+        "locale": snap.locale,
+        "created_at": now,
+        "tier": snap.tier_for(snap.growth_value),
+        "risk_flags": json.dumps(sorted(snap.risk_flags)),
+        "tier_table": json.dumps(
+            [{"name": t.name, "min_growth": t.min_growth} for t in snap.tier_table]
+        ),
+    }
+
+
+def opening_moves(snap: CustomerSnapshot) -> tuple[tuple[str, int], ...]:
+    """A new customer's opening balances, posted in this order."""
+    return (
+        ("points", snap.points_balance),
+        ("wallet", snap.wallet_balance),
+        ("growth", snap.growth_value),
+    )
+
+
+def opened_entry(snap: CustomerSnapshot) -> dict[str, Any]:
+    """The data of a new customer's ``customer.opened`` audit entry."""
+    return {
+        "customer_id": snap.customer_id,
+        "points": snap.points_balance,
+        "wallet": snap.wallet_balance,
+        "growth": snap.growth_value,
+    }
 
 
 def _ensure_customer(
@@ -166,24 +215,9 @@ def _open_customer(
     """A customer seen for the first time: its row, opening ledger balances, campaign spend
     and quotas, as the shop's snapshot gives them (none: a new, empty account)."""
     snap = opening or CustomerSnapshot(customer_id=customer_id)
-    conn.execute(
-        insert(customers).values(
-            id=customer_id,
-            locale=snap.locale,
-            created_at=now,
-            tier=snap.tier_for(snap.growth_value),
-            risk_flags=json.dumps(sorted(snap.risk_flags)),
-            tier_table=json.dumps(
-                [{"name": t.name, "min_growth": t.min_growth} for t in snap.tier_table]
-            ),
-        )
-    )
+    conn.execute(insert(customers).values(**customer_row(customer_id, snap, now)))
     journal = f"opening:{customer_id}"
-    for kind, amount in (
-        ("points", snap.points_balance),
-        ("wallet", snap.wallet_balance),
-        ("growth", snap.growth_value),
-    ):
+    for kind, amount in opening_moves(snap):
         post(
             conn,
             journal_id=journal,
@@ -201,13 +235,7 @@ def _open_customer(
         conn.execute(
             insert(campaign_quotas).values(customer_id=customer_id, campaign_id=cid, used=used)
         )
-    trail.record(
-        "customer.opened",
-        customer_id=customer_id,
-        points=snap.points_balance,
-        wallet=snap.wallet_balance,
-        growth=snap.growth_value,
-    )
+    trail.record("customer.opened", **opened_entry(snap))
 
 
 def _add_held_items(
@@ -249,73 +277,142 @@ def _add_held_items(
         )
 
 
+def order_row(order: Order, order_doc: Any, digest: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "currency": order.currency,
+        "status": order.status.value,
+        "paid_at": order.paid_at,
+        "delivered_at": order.delivered_at,
+        "document": spaced(order_doc),  # json.dumps(doc, ensure_ascii=False, sort_keys=True)
+        "content_hash": digest,
+        "goods_units": sum(g[1] for g in order.goods),
+        "goods_refunded": 0,
+        "refund_count": 0,
+        "ingested_at": now,
+    }
+
+
+def line_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "line_id": ln.id,
+            "sku": ln.sku,
+            "merchant_id": ln.merchant_id,
+            "quantity": ln.quantity,
+            "unit_price": ln.unit_price,
+            "paid": order.paid[ln.id],
+            "gift_of": ln.gift_of,
+            "refunded_qty": 0,
+        }
+        for ln in order.lines
+    ]
+
+
+def adjustment_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "adjustment_id": a.id,
+            "kind": a.kind,
+            "amount": a.amount,
+            "source_type": a.source.type,
+            "source_id": a.source.id,
+        }
+        for a in order.adjustments
+    ]
+
+
+def tender_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "tender_id": t.id,
+            "kind": t.kind.value,
+            "method": t.method,
+            "gateway_txn_id": t.gateway_txn_id,
+            "amount": t.amount,
+            "points": t.points,
+            "refunded": 0,
+        }
+        for t in order.tenders
+    ]
+
+
+def campaign_row(order_doc: Any, campaign_id: str) -> dict[str, Any]:
+    """A campaign's row, as the order document defines it."""
+    definition = next(d for d in order_doc.get("campaigns", []) if d["id"] == campaign_id)
+    return {"definition": json.dumps(definition, ensure_ascii=False, sort_keys=True)}
+
+
+def reward_rows(order: Order) -> list[dict[str, Any]]:
+    """The rewards the order earned (per-order cashback)."""
+    return [
+        {
+            "id": r.id,
+            "customer_id": order.customer_id,
+            "campaign_id": r.campaign_id,
+            "order_id": order.id,
+            "threshold": 0,
+            "amount": r.amount,
+            "reduced": 0,
+            "status": r.status,
+        }
+        for r in order.rewards
+    ]
+
+
+def consumed(order: Order) -> list[tuple[str, str, int]]:
+    """(category, id, amount) of the coupons and entitlements the order used, in order."""
+    used = [
+        (a.source.type, a.source.id, a.amount)
+        for a in order.adjustments
+        if a.source.type in ("coupon", "entitlement")
+    ]
+    used += [("entitlement", b.id, 0) for b in order.benefits]
+    return used
+
+
+def campaign_counts(order: Order) -> list[tuple[Any, str, int]]:
+    """(table, campaign id, amount) the order adds to the customer's campaign spend and
+    quotas, in order."""
+    added: list[tuple[Any, str, int]] = []
+    for c in order.campaigns:
+        if c.kind == CampaignKind.CUMULATIVE_CASHBACK:
+            added.append(
+                (campaign_spend, c.id, sum(order.paid[i] for i in order.campaign_lines[c.id]))
+            )
+        if c.quota_per_customer is not None or c.kind in (
+            CampaignKind.PARTICIPATION_QUOTA,
+            CampaignKind.FIRST_PURCHASE,
+        ):
+            added.append((campaign_quotas, c.id, 1))
+    return added
+
+
+def movements(order: Order) -> tuple[tuple[str, int, str], ...]:
+    """(kind, amount, memo) of the order's ledger postings, in order (zero ones included)."""
+    redeemed = sum(t.points for t in order.tenders if t.kind is TenderKind.POINTS)
+    wallet = sum(t.amount for t in order.tenders if t.kind is TenderKind.WALLET)
+    earned = order.points_earned.points if order.points_earned.status == "granted" else 0
+    return (
+        ("points", -redeemed, "points redeemed as payment"),
+        ("points", earned, "points earned"),
+        ("wallet", -wallet, "wallet balance paid"),
+        ("growth", order.growth_value, "growth value earned"),
+    )
+
+
 def _record_order(
     conn: Connection, order: Order, order_doc: Any, digest: str, now: datetime
 ) -> None:
-    conn.execute(
-        insert(orders).values(
-            id=order.id,
-            customer_id=order.customer_id,
-            currency=order.currency,
-            status=order.status.value,
-            paid_at=order.paid_at,
-            delivered_at=order.delivered_at,
-            document=json.dumps(order_doc, ensure_ascii=False, sort_keys=True),
-            content_hash=digest,
-            goods_units=sum(g[1] for g in order.goods),
-            goods_refunded=0,
-            refund_count=0,
-            ingested_at=now,
-        )
-    )
-    conn.execute(
-        insert(order_lines),
-        [
-            {
-                "order_id": order.id,
-                "line_id": ln.id,
-                "sku": ln.sku,
-                "merchant_id": ln.merchant_id,
-                "quantity": ln.quantity,
-                "unit_price": ln.unit_price,
-                "paid": order.paid[ln.id],
-                "gift_of": ln.gift_of,
-                "refunded_qty": 0,
-            }
-            for ln in order.lines
-        ],
-    )
+    conn.execute(insert(orders).values(**order_row(order, order_doc, digest, now)))
+    conn.execute(insert(order_lines), line_rows(order))
     if order.adjustments:
-        conn.execute(
-            insert(order_adjustments),
-            [
-                {
-                    "order_id": order.id,
-                    "adjustment_id": a.id,
-                    "kind": a.kind,
-                    "amount": a.amount,
-                    "source_type": a.source.type,
-                    "source_id": a.source.id,
-                }
-                for a in order.adjustments
-            ],
-        )
-    conn.execute(
-        insert(order_tenders),
-        [
-            {
-                "order_id": order.id,
-                "tender_id": t.id,
-                "kind": t.kind.value,
-                "method": t.method,
-                "gateway_txn_id": t.gateway_txn_id,
-                "amount": t.amount,
-                "points": t.points,
-                "refunded": 0,
-            }
-            for t in order.tenders
-        ],
-    )
+        conn.execute(insert(order_adjustments), adjustment_rows(order))
+    conn.execute(insert(order_tenders), tender_rows(order))
     _record_campaigns(conn, order, order_doc)
 
 
@@ -324,38 +421,21 @@ def _record_campaigns(conn: Connection, order: Order, order_doc: Any) -> None:
     saw them), and the rewards the order earned."""
     for c in order.campaigns:
         if conn.execute(select(campaigns.c.id).where(campaigns.c.id == c.id)).first() is None:
-            definition = next(d for d in order_doc.get("campaigns", []) if d["id"] == c.id)
             conn.execute(
                 insert(campaigns).values(
                     id=c.id,
                     kind=c.kind.value,
                     high_value=c.high_value,
                     ends_at=c.ends_at,
-                    definition=json.dumps(definition, ensure_ascii=False, sort_keys=True),
+                    **campaign_row(order_doc, c.id),
                 )
             )
-    for r in order.rewards:
-        conn.execute(
-            insert(campaign_rewards).values(
-                id=r.id,
-                customer_id=order.customer_id,
-                campaign_id=r.campaign_id,
-                order_id=order.id,
-                threshold=0,
-                amount=r.amount,
-                reduced=0,
-                status=r.status,
-            )
-        )
+    for row in reward_rows(order):
+        conn.execute(insert(campaign_rewards).values(**row))
 
 
 def _consume(conn: Connection, order: Order, now: datetime) -> None:
-    used = [
-        (a.source.type, a.source.id, a.amount)
-        for a in order.adjustments
-        if a.source.type in ("coupon", "entitlement")
-    ]
-    used += [("entitlement", b.id, 0) for b in order.benefits]
+    used = consumed(order)
     for category, item_id, amount in used:
         hit = conn.execute(
             update(entitlements)
@@ -382,15 +462,9 @@ def _consume(conn: Connection, order: Order, now: datetime) -> None:
             insert(order_entitlements),
             [{"order_id": order.id, "entitlement_id": i} for i in sorted({u[1] for u in used})],
         )
-    for c in order.campaigns:
-        if c.kind == CampaignKind.CUMULATIVE_CASHBACK:
-            spend = sum(order.paid[i] for i in order.campaign_lines[c.id])
-            _add(conn, campaign_spend, "spend", order.customer_id, c.id, spend)
-        if c.quota_per_customer is not None or c.kind in (
-            CampaignKind.PARTICIPATION_QUOTA,
-            CampaignKind.FIRST_PURCHASE,
-        ):
-            _add(conn, campaign_quotas, "used", order.customer_id, c.id, 1)
+    for table, campaign_id, amount in campaign_counts(order):
+        column = "spend" if table is campaign_spend else "used"
+        _add(conn, table, column, order.customer_id, campaign_id, amount)
 
 
 def _add(
@@ -408,21 +482,12 @@ def _add(
 
 def _post_movements(conn: Connection, order: Order, now: datetime) -> None:
     journal = f"order:{order.id}"
-    cid = order.customer_id
-    redeemed = sum(t.points for t in order.tenders if t.kind is TenderKind.POINTS)
-    wallet = sum(t.amount for t in order.tenders if t.kind is TenderKind.WALLET)
-    earned = order.points_earned.points if order.points_earned.status == "granted" else 0
-    for kind, amount, memo in (
-        ("points", -redeemed, "points redeemed as payment"),
-        ("points", earned, "points earned"),
-        ("wallet", -wallet, "wallet balance paid"),
-        ("growth", order.growth_value, "growth value earned"),
-    ):
+    for kind, amount, memo in movements(order):
         post(
             conn,
             journal_id=journal,
             kind=kind,
-            customer_id=cid,
+            customer_id=order.customer_id,
             amount=amount,
             memo=memo,
             at=now,

@@ -3,7 +3,7 @@
 Seeds tests/web's shop on a temporary SQLite file, serves it with uvicorn and the worker
 (tests/web/browser.py), and walks the customer's journey in Debian's Chromium (with the inbox
 and a case's next deadline), then the merchant's (a return received and inspected as partial),
-the agents' dashboard and feedback list, saving each page: in Chinese at 375 px (a phone) and
+the agents' queue, a case at the desk, the dashboard and the feedback list, saving each page: in Chinese at 375 px (a phone) and
 in English at 1280 px. docs/pages.md shows them.
 
     .venv/bin/python -m tests.web.screenshots [--out docs/pages]
@@ -38,6 +38,8 @@ SHOTS = (
     "merchant-returns",
     "merchant-inspect",
     "merchant-inspected",
+    "desk-queue",
+    "desk-case",
     "dashboard",
     "feedback",
 )
@@ -104,6 +106,10 @@ def _desks(page: Page, live: Live, save: dict[str, Path]) -> None:
     page.screenshot(path=save["merchant-inspected"], full_page=True)
     page.context.clear_cookies()
     sign_in(page, live, AGENT)
+    page.goto(f"{live.base}/desk")  # the queue: the case still under review waits there
+    page.screenshot(path=save["desk-queue"], full_page=True)
+    page.goto(f"{live.base}/desk/cases/{waiting}")  # its page: plan, history, every act
+    page.screenshot(path=save["desk-case"], full_page=True)
     page.goto(f"{live.base}/desk/dashboard")
     page.screenshot(path=save["dashboard"], full_page=True)
     page.goto(f"{live.base}/desk/feedback")

@@ -147,7 +147,7 @@ def test_the_queue_shows_each_case_with_why_it_waits_and_filters(shop: Shop) -> 
     client = shop.client()
     desk_sign_in(client)
     page = client.get("/desk").text
-    assert case_id in page and "no review rule decided" in page
+    assert case_id in page and "No review rule decided" in page
     assert case_id in client.get("/desk", params={"reason": "wrong_item"}).text
     assert case_id not in client.get("/desk", params={"reason": "quality_issue"}).text
     assert case_id in client.get("/desk", params={"state": "under_review"}).text
@@ -305,7 +305,7 @@ def test_an_agent_resolves_a_manual_review_by_a_waiver_after_a_refused_debit(sho
     client = shop.client()
     desk_sign_in(client)
     page = client.get("/desk", params={"state": "needs_manual_review"}).text
-    assert case_id in page and "held for manual review" in page
+    assert case_id in page and "Held for manual review" in page
     assert "Resolve the manual review" in client.get(f"/desk/cases/{case_id}").text
     unknown = _post_on(client, case_id, "resolve", resolution="forgive")
     assert (

@@ -44,7 +44,7 @@ def test_an_agent_finds_a_case_under_review_and_approves_it(browser: Browser, li
     page.get_by_label("Reason").select_option(label="Wrong item sent")
     page.get_by_role("button", name="Filter").click()
     row = page.get_by_role("row").filter(has_text=case_id)
-    expect(row).to_contain_text("no review rule decided")
+    expect(row).to_contain_text("No review rule decided")
     row.get_by_role("link", name=case_id).click()
 
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Case {case_id}")

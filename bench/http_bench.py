@@ -24,8 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pages_bench import BIN, HEAVY, POLICY, Load, _free_port, _ms, seed, serving  # noqa: E402
+from pages_bench import (  # noqa: E402
+    BIN,
+    ENV,
+    HEAVY,
+    POLICY,
+    Load,
+    _free_port,
+    _ms,
+    bench_database,
+    seed,
+    serving,
+)
 
 from refundry.api.auth import issue_token  # noqa: E402
 from refundry.settings import DEV_SECRET  # noqa: E402
@@ -90,20 +99,8 @@ def wrk(url: str, script: Path, connections: int, duration: int, into: Load) -> 
 
 def run_backend(backend: str, args: argparse.Namespace) -> None:
     workers = 1 if backend == "sqlite" else args.pg_workers
-    tmp = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    database = None
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp / 'bench.sqlite'}"
-    else:
-        database = "http_bench_" + uuid.uuid4().hex[:8]
-        subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {database}"],
-            check=True,
-        )
-        url = f"postgresql://postgres@127.0.0.1/{database}"
-    env = {**os.environ, "REFUNDRY_LOG_LEVEL": "warning"}
-    try:
-        subprocess.run([BIN / "refundry", "db", "upgrade", "--url", url], check=True, env=env)
+    env = ENV
+    with bench_database(backend, "http-bench") as (url, tmp):
         seed(url, args.cases, 20)
         token = issue_token(
             DEV_SECRET.encode(),
@@ -174,13 +171,6 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                     f"{op:10s} {side:9s} {spread:>26s} {ratio:6.3f} {p50:7.1f} {p99:7.1f} "
                     f"{p99 / p50:7.1f}" + (f"  ({load.errors} non-2xx)" if load.errors else "")
                 )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if database:
-            subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE {database}"],
-                check=False,
-            )
 
 
 def main() -> None:

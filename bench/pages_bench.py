@@ -53,6 +53,7 @@ NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 HEAVY = "c-heavy"
 # No code step and no review limit in the seed: the bench measures pages, not the OTP flow.
 POLICY = "[identity]\notp_above_amount = 100000000\n"
+ENV = {**os.environ, "REFUNDRY_LOG_LEVEL": "warning"}
 REASONS = ("changed_mind", "quality_issue", "wrong_item", "not_received")
 
 
@@ -198,22 +199,37 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):7.0f} {statistics.median(values):7.0f} {max(values):7.0f}"
 
 
-def run_backend(backend: str, args: argparse.Namespace) -> None:
-    workers = 1 if backend == "sqlite" else args.pg_workers
-    tmp = Path(tempfile.mkdtemp(prefix="pages-bench-"))
+@contextmanager
+def bench_database(backend: str, prefix: str) -> Iterator[tuple[str, Path]]:
+    """A fresh, migrated database of ``backend`` (a SQLite file or a new PostgreSQL database)
+    and a scratch folder; both gone afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     database = None
     if backend == "sqlite":
         url = f"sqlite:///{tmp / 'bench.sqlite'}"
     else:
-        database = "pages_bench_" + uuid.uuid4().hex[:8]
+        database = f"{prefix.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
         subprocess.run(
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {database}"],
             check=True,
         )
         url = f"postgresql://postgres@127.0.0.1/{database}"
-    env = {**os.environ, "REFUNDRY_LOG_LEVEL": "warning"}
     try:
-        subprocess.run([BIN / "refundry", "db", "upgrade", "--url", url], check=True, env=env)
+        subprocess.run([BIN / "refundry", "db", "upgrade", "--url", url], check=True, env=ENV)
+        yield url, tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if database:
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE {database}"],
+                check=False,
+            )
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> None:
+    workers = 1 if backend == "sqlite" else args.pg_workers
+    env = ENV
+    with bench_database(backend, "pages-bench") as (url, tmp):
         print(f"{backend}: seeding {args.cases} cases, {args.history} of one customer")
         order_id = seed(url, args.cases, args.history)
         session = issue_token(
@@ -269,13 +285,6 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 f"{name:8s} {_spread(load.rates):>25s} {ratio:6.3f} "
                 f"{statistics.median(load.p50):7.1f} {statistics.median(load.p99):7.1f}"
                 + (f"  ({load.errors} non-2xx)" if load.errors else "")
-            )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if database:
-            subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE {database}"],
-                check=False,
             )
 
 

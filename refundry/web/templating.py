@@ -14,6 +14,7 @@ pages.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -85,26 +86,18 @@ def environment(locale: str, zone: str) -> Environment:
     translations = _translations(locale)
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters["money"] = lambda amount, currency: formats.money(amount, currency, locale)
-    # a plan's reason (English in the plan document) in the page's language
-    env.filters["in_words"] = (
-        (lambda reason, currency: reason)
-        if locale == "en"
-        else lambda reason, currency: reason_in_words(
-            reason,
-            translations.gettext,
-            lambda amount: formats.money(amount, currency, locale),
+
+    def in_words(words: Callable[..., str]) -> Callable[[str, str], str]:
+        """A filter showing an English reason the domain wrote in the page's language (the
+        text as written on English pages)."""
+        if locale == "en":
+            return lambda reason, currency: reason
+        return lambda reason, currency: words(
+            reason, translations.gettext, lambda amount: formats.money(amount, currency, locale)
         )
-    )
-    # a risk rule's reason (domain/risk.py's wording) in the page's language
-    env.filters["risk_in_words"] = (
-        (lambda reason, currency: reason)
-        if locale == "en"
-        else lambda reason, currency: risk_in_words(
-            reason,
-            translations.gettext,
-            lambda amount: formats.money(amount, currency, locale),
-        )
-    )
+
+    env.filters["in_words"] = in_words(reason_in_words)  # a plan's reason
+    env.filters["risk_in_words"] = in_words(risk_in_words)  # a risk rule's (domain/risk.py)
     env.globals["request_reasons"] = REQUEST_REASONS
     shown_in = ZoneInfo(zone)
     env.filters["when"] = lambda at, fmt="medium": formats.datetime_text(

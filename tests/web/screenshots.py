@@ -3,8 +3,8 @@
 Seeds tests/web's shop on a temporary SQLite file, serves it with uvicorn and the worker
 (tests/web/browser.py), and walks the customer's journey in Debian's Chromium (with the inbox
 and a case's next deadline), then the merchant's (a return received and inspected as partial),
-the agents' queue, a case at the desk, the dashboard and the feedback list, saving each page: in Chinese at 375 px (a phone) and
-in English at 1280 px. docs/pages.md shows them.
+the agents' queue, a case at the desk, the dashboard and the feedback list, saving each page:
+in Chinese at 375 px (a phone) and in English at 1280 px. docs/pages.md shows them.
 
     .venv/bin/python -m tests.web.screenshots [--out docs/pages]
 """

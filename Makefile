@@ -47,8 +47,10 @@ $(PROMTOOL):
 	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb || \
 	  echo "make tools: could not unpack promtool (needs apt-get); its tests will skip"
 
+# JOBS processes (pytest-xdist; each its own databases and browser); JOBS=1 runs in one.
+JOBS ?= 2
 test: lint typecheck tools
-	$(BIN)/pytest --durations=30
+	$(BIN)/pytest -n $(JOBS) --durations=30
 
 # The pages' pictures in docs/pages/ (docs/pages.md), taken in Debian's Chromium with a
 # Chinese font (Debian's fonts-wqy-microhei; installed here when missing: needs root).

@@ -141,6 +141,24 @@ def test_the_stream_of_a_final_case_sends_it_once_and_ends(shop: Shop) -> None:
     assert "How did we do?" in events[0]["data"]  # the rating form comes with it
 
 
+def test_a_fragment_that_cannot_be_drawn_ends_the_stream_with_an_error_event(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while drawing the case is said to the page (which offers a reload) instead of
+    breaking the connection mid-stream, which the browser would retry for ever in silence."""
+    case_id = completed_case(shop)
+
+    def broken(*_: Any, **__: Any) -> dict[str, Any]:
+        raise RuntimeError("a template mistake")
+
+    client = signed_in(shop.client())
+    page = client.get(f"/cases/{case_id}").text  # the page carries the notice, hidden
+    assert 'id="case-stopped" hidden' in page and "stopped following the case" in page
+    monkeypatch.setattr(case_routes, "_live", broken)
+    events = _events(client, f"/cases/{case_id}/events")
+    assert [(e["event"], e["data"]) for e in events] == [("end", "error")]
+
+
 def test_another_customers_case_stream_is_not_found_and_a_visitor_signs_in(shop: Shop) -> None:
     case_id = completed_case(shop)
     other = signed_in(shop.client(), OTHER)

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import structlog
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -46,6 +47,7 @@ from refundry.web.templating import SECURITY_HEADERS, render, render_text
 
 __all__ = ["POLL_SECONDS", "STREAM_SECONDS", "router"]
 
+log = structlog.get_logger("refundry.web")
 router = page_router()
 
 POLL_SECONDS = 1.0  # how often an open stream reads the case's version
@@ -161,8 +163,15 @@ async def _stream(
     yield f"retry: {RETRY_MS}\n\n"
     while True:
         if version.tag != seen:
-            values = await run_in_threadpool(_live, ctx, case_id, actor, version)
-            html = await run_in_threadpool(render_text, request, "orders/case_live.html", **values)
+            try:
+                values = await run_in_threadpool(_live, ctx, case_id, actor, version)
+                html = await run_in_threadpool(
+                    render_text, request, "orders/case_live.html", **values
+                )
+            except Exception:  # a fragment that cannot be drawn: say so, do not go silent
+                log.exception("case_live.render_failed", case_id=case_id)
+                yield _event("end", "error")  # the script offers a reload
+                return
             yield _event("case", html, version.tag)
             seen, quiet = version.tag, loop.time()
         if version.final:

@@ -79,7 +79,12 @@
       root.setAttribute("data-updated", String(Date.now() - started));
     }
     source.addEventListener("case", function (event) { swap(event.data); });
-    source.addEventListener("end", function () { source.close(); });
+    source.addEventListener("end", function (event) {
+      source.close();
+      // the server could not draw the case: the page says it stopped following it
+      var stopped = document.getElementById("case-stopped");
+      if (event.data === "error" && stopped) stopped.hidden = false;
+    });
     root.addEventListener("focusout", function () {
       if (waiting !== null) setTimeout(function () { if (waiting !== null) swap(waiting); }, 0);
     });

@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,10 +38,10 @@ from pages_bench import (  # noqa: E402
     POLICY,
     Load,
     _free_port,
-    _ms,
     bench_database,
     seed,
     serving,
+    wrk,
 )
 
 from refundry.api.auth import issue_token  # noqa: E402
@@ -83,18 +81,6 @@ wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
 """
-
-
-def wrk(url: str, script: Path, connections: int, duration: int, into: Load) -> None:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s"]
-    out = subprocess.run(
-        [*command, str(script), url], capture_output=True, text=True, check=True
-    ).stdout
-    into.rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))  # type: ignore[union-attr]
-    into.p50.append(_ms(re.search(r"\s50%\s+(\S+)", out).group(1)))  # type: ignore[union-attr]
-    into.p99.append(_ms(re.search(r"\s99%\s+(\S+)", out).group(1)))  # type: ignore[union-attr]
-    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    into.errors += int(failed.group(1)) if failed else 0
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> None:
@@ -149,8 +135,20 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 for n in range(args.rounds):
                     for op, (script, path, bare_path) in ops.items():
                         c, d = args.connections, args.duration
-                        wrk(f"{bare_base}{bare_path}", scripts[script], c, d, loads[op, "bare"])
-                        wrk(f"{base}{path}", scripts[script], c, d, loads[op, "refundry"])
+                        wrk(
+                            f"{bare_base}{bare_path}",
+                            ["-s", str(scripts[script])],
+                            c,
+                            d,
+                            loads[op, "bare"],
+                        )
+                        wrk(
+                            f"{base}{path}",
+                            ["-s", str(scripts[script])],
+                            c,
+                            d,
+                            loads[op, "refundry"],
+                        )
                     print(f"  round {n + 1}/{args.rounds} done", flush=True)
         print(f"\n{backend} ({workers} worker(s)), {args.connections} connections, {args.rounds}")
         print(f"rounds of {args.duration} s; load average now: {os.getloadavg()[0]:.1f}")

@@ -183,16 +183,20 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, cookie: str | None, connections: int, duration: int, into: Load) -> None:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
-    if cookie:
-        command[1:1] = ["-H", f"Cookie: rf_session={cookie}"]
+def wrk(url: str, options: list[str], connections: int, duration: int, into: Load) -> None:
+    """One wrk run against ``url`` (``options``: a header, a Lua script…), its figures into
+    ``into``."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", *options, url]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     into.rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))  # type: ignore[union-attr]
     into.p50.append(_ms(re.search(r"\s50%\s+(\S+)", out).group(1)))  # type: ignore[union-attr]
     into.p99.append(_ms(re.search(r"\s99%\s+(\S+)", out).group(1)))  # type: ignore[union-attr]
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     into.errors += int(failed.group(1)) if failed else 0
+
+
+def cookie(session: str) -> list[str]:
+    return ["-H", f"Cookie: rf_session={session}"]
 
 
 def _spread(values: list[float]) -> str:
@@ -264,15 +268,21 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 print(f"  order page {sizes[0]} bytes, queue {sizes[1]} bytes, {workers} worker(s)")
                 loads = {"bare": Load(), "order": Load(), "queue": Load()}
                 for n in range(args.rounds):
-                    wrk(f"{bare_base}/page", None, args.connections, args.duration, loads["bare"])
+                    wrk(f"{bare_base}/page", [], args.connections, args.duration, loads["bare"])
                     wrk(
                         f"{base}/orders/{order_id}",
-                        session,
+                        cookie(session),
                         args.connections,
                         args.duration,
                         loads["order"],
                     )
-                    wrk(f"{base}/desk", desk, args.connections, args.duration, loads["queue"])
+                    wrk(
+                        f"{base}/desk",
+                        cookie(desk),
+                        args.connections,
+                        args.duration,
+                        loads["queue"],
+                    )
                     print(f"  round {n + 1}/{args.rounds} done", flush=True)
         bare = loads["bare"].rates
         print(f"\n{backend} ({workers} worker(s)), {args.connections} connections, {args.rounds}")

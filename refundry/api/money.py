@@ -47,8 +47,6 @@ def _from_minor(value: Any, info: ValidationInfo) -> Any:
         if not isinstance(context, dict) or _CURRENCY not in context:
             raise ValueError("money validated without money_context(currency)")
         return {"amount": value, "currency": context[_CURRENCY]}
-    if hasattr(value, "amount") and hasattr(value, "currency"):  # services.reads.Amount
-        return {"amount": value.amount, "currency": value.currency}
     return value
 
 

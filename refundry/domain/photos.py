@@ -30,6 +30,7 @@ __all__ = [
     "PhotoRefused",
     "check_count",
     "check_photo",
+    "keep_photo",
     "sniff",
     "strip_metadata",
 ]
@@ -80,6 +81,12 @@ def sniff(data: bytes) -> str | None:
 
 def check_photo(data: bytes, limits: PhotoLimits) -> PhotoFile:
     """``data`` as a photo refundry takes, or the refusal naming why."""
+    return keep_photo(data, limits)[0]
+
+
+def keep_photo(data: bytes, limits: PhotoLimits) -> tuple[PhotoFile, bytes]:
+    """``data`` checked (``check_photo``), with the bytes to store: the photo without its
+    metadata, which its hash and size are of."""
     if not data:
         raise PhotoRefused("the photo is empty", code="photo.empty", field="photo")
     if len(data) > limits.max_bytes:
@@ -96,7 +103,7 @@ def check_photo(data: bytes, limits: PhotoLimits) -> PhotoFile:
             field="photo",
         )
     kept = strip_metadata(data)
-    return PhotoFile(hashlib.sha256(kept).hexdigest(), content_type, len(kept))
+    return PhotoFile(hashlib.sha256(kept).hexdigest(), content_type, len(kept)), kept
 
 
 def check_count(held: int, adding: int, limits: PhotoLimits) -> None:

@@ -130,8 +130,8 @@ def test_a_failed_inspection_holds_its_photos_and_everyone_on_the_case_sees_them
     case_id = _returned(world)
     add_photos(desk, storage, case_id, actor=CUSTOMER, now=now, uploads=[WEBP])
     shot = png(rgb=(0, 0, 255))
-    held = check_uploads([shot], desk.photo_limits)
-    store_photos(storage, [shot], held)  # as the merchant's page does, before the inspection
+    # as the merchant's page does, before the inspection
+    held = store_photos(storage, check_uploads([shot], desk.photo_limits))
     row = inspect(desk, case_id, actor=MERCHANT, now=now, result="fail", reason="used", photos=held)
     assert row.state == "rejected_after_inspection"
     for reader in (CUSTOMER, MERCHANT, AGENT):

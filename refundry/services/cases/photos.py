@@ -35,8 +35,7 @@ from refundry.domain.photos import (
     PhotoLimits,
     PhotoRefused,
     check_count,
-    check_photo,
-    strip_metadata,
+    keep_photo,
 )
 from refundry.services import access
 from refundry.services.access import Actor, photo_kind, require_case_action, sees_desk_entries
@@ -51,6 +50,7 @@ if TYPE_CHECKING:  # opening.py records the request's photos with record_photos
     from refundry.services.cases.opening import CaseDesk
 
 __all__ = [
+    "Kept",
     "Photo",
     "add_photos",
     "case_photos",
@@ -78,21 +78,22 @@ class Photo:
     by: str
 
 
-def check_uploads(uploads: Sequence[bytes], limits: PhotoLimits) -> list[PhotoFile]:
+# A checked photo: its file (hash, type, size) and the bytes stored under that hash.
+Kept = tuple[PhotoFile, bytes]
+
+
+def check_uploads(uploads: Sequence[bytes], limits: PhotoLimits) -> list[Kept]:
     """Every upload checked (the first refusal wins, nothing stored), at most the per-case
-    count at once."""
+    count at once: each photo's file and the bytes to store (without its metadata)."""
     check_count(0, len(uploads), limits)
-    return [check_photo(data, limits) for data in uploads]
+    return [keep_photo(data, limits) for data in uploads]
 
 
-def store_photos(
-    storage: PhotoStorage, uploads: Sequence[bytes], files: Sequence[PhotoFile]
-) -> None:
-    for data, file in zip(uploads, files, strict=True):
-        kept = strip_metadata(data)  # what check_photo hashed: the photo without metadata
-        if hashlib.sha256(kept).hexdigest() != file.sha256:
-            raise ValueError("store_photos: the uploads are not the ones checked")
+def store_photos(storage: PhotoStorage, checked: Sequence[Kept]) -> list[PhotoFile]:
+    """Store what ``check_uploads`` kept, each under its hash; the files."""
+    for file, kept in checked:
         storage.put(file.sha256, kept)
+    return [file for file, _ in checked]
 
 
 def new_photo_id() -> str:
@@ -169,13 +170,13 @@ def add_photos(
     with UnitOfWork(desk.engine) as uow:
         row = load_case(uow.conn, case_id, actor, lock=True)
         require_case_action(row, actor, "photos")
-        files = check_uploads(uploads, desk.photo_limits)
-        if not files:
+        checked = check_uploads(uploads, desk.photo_limits)
+        if not checked:
             raise PhotoRefused("no photo was sent", code="photo.empty", field="photo")
         trail = AuditTrail(actor=actor.tag, at=now, customer_id=row.customer_id)
         kind = photo_kind(actor)
-        check_count(_held(uow.conn, case_id, kind), len(files), desk.photo_limits)
-        store_photos(storage, uploads, files)  # nothing stored for a refused photo
+        check_count(_held(uow.conn, case_id, kind), len(checked), desk.photo_limits)
+        files = store_photos(storage, checked)  # nothing stored for a refused photo
         ids = record_photos(
             uow.conn,
             case_id=case_id,
@@ -271,6 +272,5 @@ def stage_photos(
     """Check and store the request form's photos (a person who may open a case); their
     staged references."""
     access.require(actor, "case.open")
-    files = check_uploads(uploads, desk.photo_limits)
-    store_photos(storage, uploads, files)
+    files = store_photos(storage, check_uploads(uploads, desk.photo_limits))
     return [stage_ref(desk.identity_secret, actor, f) for f in files]

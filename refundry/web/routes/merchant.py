@@ -164,9 +164,8 @@ def _act(case_id: str, action: str, request: Request, form: Any, ctx: ApiContext
         if action == "receive":
             case_actions.receive(ctx.desk, case_id, actor=actor, now=now)
         else:
-            sent = uploads(form)
-            photos = check_uploads(sent, ctx.desk.photo_limits)
-            store_photos(ctx.runtime.photo_storage, sent, photos)  # the rows: with the result
+            checked = check_uploads(uploads(form), ctx.desk.photo_limits)
+            photos = store_photos(ctx.runtime.photo_storage, checked)  # rows: with the result
             inspection = _inspection(form, case)
             case_actions.inspect(
                 ctx.desk, case_id, actor=actor, now=now, photos=photos, **inspection

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
 
     # The pages write times in the shop's zone (an IANA name: Asia/Shanghai, Europe/Paris)
     display_timezone: str = "Asia/Shanghai"
+    # customers' order pages kept in memory per serving process while their data has not
+    # moved (refundry/web/kept_pages.py); 0 draws every page afresh
+    page_cache_entries: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
 
     # Passkeys (WebAuthn, docs/identity.md): the relying party is the shop's site
     webauthn_rp_id: str = "localhost"  # the domain passkeys are made for (no scheme or port)

@@ -37,6 +37,7 @@ from refundry.domain.errors import RefundryError
 from refundry.services.ports import PaymentGateway, SmsSender
 from refundry.services.tokens import RevocationList
 from refundry.settings import Settings, load_settings
+from refundry.web.kept_pages import KeptPageAnswers, KeptPages
 from refundry.web.pages import install as install_pages
 
 __all__ = ["UPLOAD_PATHS", "create_app"]
@@ -95,6 +96,7 @@ def create_app(
         clock=runtime.clock,
         runtime=runtime,
         revocations=RevocationList(runtime.engine),
+        kept_pages=KeptPages(settings.page_cache_entries),
     )
     app.add_exception_handler(RefundryError, refundry_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -144,6 +146,7 @@ def create_app(
         max_upload_bytes=settings.photo_max_bytes * settings.photo_max_per_case
         + settings.max_body_bytes,
     )
+    app.add_middleware(KeptPageAnswers)  # kept pages, answered inside the request log
     app.add_middleware(RequestLog)
     if runtime.tracer is not None:
         from refundry.tracing import trace_app

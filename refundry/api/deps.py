@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,6 +19,9 @@ from refundry.services.ports import PaymentGateway, SmsSender
 from refundry.services.tokens import RevocationList
 from refundry.settings import Settings
 
+if TYPE_CHECKING:
+    from refundry.web.kept_pages import KeptPages
+
 __all__ = ["ActorDep", "ApiContext", "ContextDep", "current_actor", "require_roles"]
 
 
@@ -32,6 +35,7 @@ class ApiContext:
     clock: object  # callable returning an aware datetime
     runtime: Runtime
     revocations: RevocationList
+    kept_pages: KeptPages  # the pages' kept order pages (refundry/web/kept_pages.py)
 
     def now(self) -> datetime:
         return self.clock()  # type: ignore[operator,no-any-return]

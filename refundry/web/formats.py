@@ -13,9 +13,11 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import cache, lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from babel.core import Locale
 from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency, format_percent, get_currency_precision
 
@@ -35,11 +37,18 @@ def babel_locale(locale: str) -> str:
     return locale.replace("-", "_")
 
 
+@lru_cache(maxsize=8192)
 def money(amount: int, currency: str, locale: str) -> str:
-    """``amount`` minor units of ``currency`` as the locale writes it."""
+    """``amount`` minor units of ``currency`` as the locale writes it (remembered: a page
+    writes the same few amounts many times, and Babel parses the locale at each call)."""
     digits = get_currency_precision(currency)
     value = Decimal(amount).scaleb(-digits)
-    return format_currency(value, currency, locale=babel_locale(locale))
+    return format_currency(value, currency, locale=_locale(locale))
+
+
+@cache
+def _locale(locale: str) -> Locale:
+    return Locale.parse(babel_locale(locale))
 
 
 _TYPED = re.compile(r"\d{1,15}(\.\d+)?")

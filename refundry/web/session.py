@@ -39,6 +39,7 @@ __all__ = [
     "SESSION_LIFETIME",
     "CheckedForm",
     "CsrfRefused",
+    "cookie_actor",
     "csrf_guard",
     "csrf_token",
     "end_session",
@@ -115,6 +116,16 @@ def session_actor(ctx: ApiContext, request: Request) -> Actor | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
+    read: tuple[str, Actor | None] | None = getattr(request.state, "session_read", None)
+    if read is not None and read[0] == token:  # a page asks twice: its route and its layout
+        return read[1]
+    actor = cookie_actor(ctx, token)
+    request.state.session_read = (token, actor)
+    return actor
+
+
+def cookie_actor(ctx: ApiContext, token: str) -> Actor | None:
+    """The actor a session cookie's token names, or None when it is not a valid session."""
     settings, now = ctx.settings, _now(ctx)
     try:
         return read_token(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +38,9 @@ __all__ = [
     "LOCALES",
     "SECURITY_HEADERS",
     "environment",
+    "locale_from",
     "locale_of",
+    "page_response",
     "render",
     "render_text",
 ]
@@ -77,6 +79,7 @@ def environment(locale: str, zone: str) -> Environment:
     environment per locale and zone)."""
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
+        auto_reload=False,  # the templates ship with the package: no stat per page
         autoescape=select_autoescape(("html",), default=True),
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],
@@ -127,10 +130,18 @@ def _accepted(header: str) -> list[str]:
 
 
 def locale_of(request: Request) -> str:
-    chosen = request.cookies.get(LANG_COOKIE)
-    if chosen in LOCALES:
-        return chosen
-    wanted = _accepted(request.headers.get("accept-language", ""))
+    return locale_from(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language", ""))
+
+
+def locale_from(chosen: str | None, accept_language: str) -> str:
+    """The pages' locale: the switch's cookie when it names one, else ``Accept-Language``'s
+    best match (a browser sends the same header every time: the match is remembered)."""
+    return chosen if chosen in LOCALES else _negotiated(accept_language)
+
+
+@lru_cache(maxsize=512)
+def _negotiated(accept_language: str) -> str:
+    wanted = _accepted(accept_language)
     # zh, zh-Hans, zh-CN … all read the zh-CN pages
     aliases = {"zh": "zh-CN", "zh-hans": "zh-CN", "zh-hans-cn": "zh-CN", "zh-sg": "zh-CN"}
     found = negotiate_locale(wanted, list(LOCALES), sep="-", aliases=aliases)
@@ -141,7 +152,8 @@ def render_text(request: Request, template: str, **values: Any) -> str:
     """``template`` (a page or a fragment of one) in the request's locale, with the
     signed-in actor and the form token."""
     ctx = context(request)
-    values.setdefault("actor", session_actor(ctx, request))
+    if "actor" not in values:
+        values["actor"] = session_actor(ctx, request)
     values.setdefault("csrf_field", CSRF_FIELD)
     values.setdefault("csrf", csrf_token(ctx, request))
     values.setdefault("here", request.url.path)
@@ -153,7 +165,12 @@ def render_text(request: Request, template: str, **values: Any) -> str:
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     """``template`` in the request's locale, with the signed-in actor, the form token and
     the security headers."""
-    body = render_text(request, template, **values)
+    return page_response(request, render_text(request, template, **values), status)
+
+
+def page_response(request: Request, body: str, status: int = 200) -> HTMLResponse:
+    """A page's answer: ``body`` with the security headers, its language and the form
+    token's cookie when this request set one up."""
     response = HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
     response.headers["Content-Language"] = locale_of(request)
     csrf_cookie(request, response)

@@ -8,6 +8,7 @@
 * ``history``      the desk's view of a customer: orders, cases, refunds, restrictions
 * ``profile``      the shop's account creation time (account age), contacts, preferences
 * ``adjustments``  points / wallet adjustments posted by the shop
+* ``version``      how far the customer's data has moved (its audit chain's length)
 """
 
 __all__: list[str] = []  # import the modules themselves

@@ -37,10 +37,12 @@ from refundry.services.cases.opening import CaseRate
 from refundry.services.cases.photos import stage_photos, staged_photo
 from refundry.services.cases.submission import submit_case
 from refundry.services.customers.identity import request_code
+from refundry.services.customers.version import data_version
 from refundry.services.orders.assets import order_assets
 from refundry.services.orders.lists import customer_orders
 from refundry.services.orders.views import OrderView, preview_order_refund, read_order
 from refundry.services.passkeys import assertion_options, list_passkeys, submission_binding
+from refundry.web.kept_pages import draw_and_keep
 from refundry.web.pages import NotSignedIn, page_router
 from refundry.web.session import CheckedForm, session_actor
 from refundry.web.templating import render
@@ -132,9 +134,16 @@ def orders_page(request: Request, ctx: ContextDep) -> Response:
 @router.get("/orders/{order_id}")
 def order_page(order_id: str, request: Request, ctx: ContextDep) -> Response:
     actor = signed_in(ctx, request)
+    if actor.role != "customer":
+        order = read_order(ctx.engine, order_id, actor)
+        assets = order_assets(ctx.engine, order_id, actor)
+        return render(request, "orders/order.html", order=order, assets=assets)
+    version = data_version(ctx.engine, actor.id)  # before the reads: see draw_and_keep
     order = read_order(ctx.engine, order_id, actor)
     assets = order_assets(ctx.engine, order_id, actor)
-    return render(request, "orders/order.html", order=order, assets=assets)
+    return draw_and_keep(
+        request, "orders/order.html", actor=actor, version=version, order=order, assets=assets
+    )
 
 
 @router.get("/orders/{order_id}/request")

@@ -1,0 +1,156 @@
+"""Pages kept while the customer's data has not moved: the order page answered from memory.
+
+A customer's order page costs a few milliseconds of one core to draw (seven reads and a
+template) and is asked for far more often than the order changes. So the route keeps what it
+drew with the version of the customer's data it read (services/customers/version.py: the
+length of the customer's audit chain, grown by every write on the customer in the same
+transaction) and, in front of the framework (``KeptPageAnswers``, just inside the request
+log), the next request for the same page is answered from memory when the version is still
+the same: one indexed read instead of the reads, the template and the framework's layers.
+A version that moved, an unknown page, anything unexpected: the request goes on to the route,
+which draws the page again and keeps the new one.
+
+**What a kept page is for.** The key is (path, role, subject, locale). An entry is made only
+by the route, after its access check, for a page it answered 200; a request is answered from
+it only with a valid session (the same check as every page: signature, expiry, revocation)
+whose role and subject are the key's. Customer B's session never finds A's page.
+
+**What is not kept.** The forms' CSRF token is per browser: the page is kept with a marker in
+its place (a random string drawn at start, so no text on the page can forge it) and each
+answer writes the request's own token there, setting the nonce cookie when there is none, as
+a drawn page does. The headers are the drawn page's (CSP, no-store…).
+
+**Costs and limits.** Entries are dropped oldest-first past ``page_cache_entries`` (setting;
+0 turns keeping off). Each serving process keeps its own; the version read makes them right
+across processes and the worker. The version read runs on the event loop (a primary-key read,
+tens of microseconds on SQLite, one round trip on PostgreSQL) rather than paying the thread
+pool's hop; bench/pages_bench.py measures the whole.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from refundry.api.deps import ApiContext, context
+from refundry.services.access import Actor
+from refundry.services.customers.version import data_version
+from refundry.web.session import SESSION_COOKIE, cookie_actor, csrf_token
+from refundry.web.templating import locale_of, page_response, render_text
+
+__all__ = ["KeptPageAnswers", "KeptPages", "draw_and_keep"]
+
+log = structlog.get_logger("refundry.pages")
+
+# Where the form token goes in a kept page: drawn once per process, never shown to anyone.
+_MARKER = "rfcsrf" + secrets.token_hex(16)
+
+Key = tuple[str, str, str, str]  # path, role, subject, locale
+
+
+@dataclass(frozen=True, slots=True)
+class KeptPage:
+    version: int
+    parts: tuple[str, ...]  # the page split where the form token goes
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRoute:
+    """What the request log and the metrics name a kept page's answer by (its route)."""
+
+    path: str
+
+
+# The pages that are kept: their route, and the paths it answers.
+KEPT_ROUTES: tuple[tuple[KeptRoute, re.Pattern[str]], ...] = (
+    (KeptRoute("/orders/{order_id}"), re.compile(r"/orders/[^/]+")),
+)
+
+
+class KeptPages:
+    """The kept pages of one serving process, oldest dropped first past ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._pages: OrderedDict[Key, KeptPage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, key: Key, version: int, body: str) -> None:
+        if self.capacity <= 0:
+            return
+        page = KeptPage(version, tuple(body.split(_MARKER)))
+        with self._lock:
+            self._pages[key] = page
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.capacity:
+                self._pages.popitem(last=False)
+
+    def find(self, key: Key) -> KeptPage | None:
+        with self._lock:
+            return self._pages.get(key)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
+def _key(request: Request, actor: Actor) -> Key:
+    return (request.url.path, actor.role, actor.id, locale_of(request))
+
+
+def draw_and_keep(
+    request: Request, template: str, *, actor: Actor, version: int, **values: object
+) -> Response:
+    """Draw ``template`` for ``actor`` (as ``render`` does) and keep it at ``version`` — the
+    customer's data version read *before* the page's reads, so a change committed meanwhile
+    makes the kept page older than the store and the next request draws it again."""
+    ctx = context(request)
+    body = render_text(request, template, actor=actor, csrf=_MARKER, **values)
+    ctx.kept_pages.keep(_key(request, actor), version, body)
+    return page_response(request, body.replace(_MARKER, csrf_token(ctx, request)))
+
+
+class KeptPageAnswers:
+    """Answers a kept page's request from memory when the customer's data has not moved
+    since it was drawn; every other request goes on to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            try:
+                answer = self._answer(scope)
+            except Exception:  # a kept page is only a shortcut: the route answers instead
+                log.warning("kept_page.failed", exc_info=True)
+                answer = None
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> Response | None:
+        path = scope["path"]
+        route = next((r for r, pattern in KEPT_ROUTES if pattern.fullmatch(path)), None)
+        if route is None:
+            return None
+        request = Request(scope)
+        ctx: ApiContext = context(request)
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token or ctx.kept_pages.capacity <= 0:
+            return None
+        actor = cookie_actor(ctx, token)
+        if actor is None or actor.role != "customer":
+            return None
+        page = ctx.kept_pages.find(_key(request, actor))
+        if page is None or page.version != data_version(ctx.engine, actor.id):
+            return None
+        scope["route"] = route
+        return page_response(request, csrf_token(ctx, request).join(page.parts))

@@ -195,8 +195,11 @@ def wrk(url: str, options: list[str], connections: int, duration: int, into: Loa
     into.errors += int(failed.group(1)) if failed else 0
 
 
-def cookie(session: str) -> list[str]:
-    return ["-H", f"Cookie: rf_session={session}"]
+def cookie(session: str, nonce: str | None = None) -> list[str]:
+    """The cookies a signed-in browser sends: its session and, after its first page, the
+    form token's nonce (without it every answer sets one, which no browser asks for twice)."""
+    nonce_cookie = f"; rf_csrf={nonce}" if nonce else ""
+    return ["-H", f"Cookie: rf_session={session}{nonce_cookie}"]
 
 
 def _spread(values: list[float]) -> str:
@@ -260,6 +263,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             queue = httpx.get(f"{base}/desk", cookies={"rf_session": desk})
             assert page.status_code == 200 and queue.status_code == 200, (page, queue)
             assert order_id in page.text and "Item 1 of order" in page.text, page.text[:2000]
+            nonce, desk_nonce = page.cookies.get("rf_csrf"), queue.cookies.get("rf_csrf")
             (tmp / "bare.py").write_text(BARE.format(size=len(page.content)))
             bare_cmd = [str(BIN / "uvicorn"), "bare:app", "--app-dir", str(tmp), "--port"]
             bare_cmd += [str(bare_port), "--workers", str(workers), "--log-level", "warning"]
@@ -271,14 +275,14 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                     wrk(f"{bare_base}/page", [], args.connections, args.duration, loads["bare"])
                     wrk(
                         f"{base}/orders/{order_id}",
-                        cookie(session),
+                        cookie(session, nonce),
                         args.connections,
                         args.duration,
                         loads["order"],
                     )
                     wrk(
                         f"{base}/desk",
-                        cookie(desk),
+                        cookie(desk, desk_nonce),
                         args.connections,
                         args.duration,
                         loads["queue"],

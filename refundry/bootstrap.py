@@ -43,6 +43,7 @@ from refundry.services.ports import (
 from refundry.services.shop_webhooks.delivery import HookSender, RetrySchedule
 from refundry.settings import DEV_SECRET, Settings
 from refundry.store.engine import database_url, make_engine
+from refundry.store.loop_reads import LoopReads
 
 __all__ = [
     "ADAPTERS",
@@ -219,8 +220,11 @@ class Runtime:
     tracer: Any = None  # the OpenTelemetry tracer provider, when tracing is on (tracing.py)
     hook_poster: HookPoster = field(default_factory=SandboxHookPoster)  # webhooks to the shop
     photos: PhotoStorage | None = None  # the cases' photos (None: built from the settings)
+    # one-row reads awaited on the server's event loop (PostgreSQL; opened by the app's lifespan)
+    loop_reads: LoopReads = field(init=False)
 
     def __post_init__(self) -> None:
+        self.loop_reads = LoopReads(self.engine)
         if self.photos is None:
             from refundry.adapters.photos import LocalPhotoStorage
 

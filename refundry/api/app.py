@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,18 @@ UPLOAD_PATHS = tuple(
 )
 
 
+@asynccontextmanager
+async def _serving(app: FastAPI) -> AsyncIterator[None]:
+    """While the app serves: the event loop's own connections for its one-row reads
+    (refundry/store/loop_reads.py), opened on the loop that serves and closed with it."""
+    reads = app.state.ctx.runtime.loop_reads
+    await reads.open()
+    try:
+        yield
+    finally:
+        await reads.close()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -86,6 +99,7 @@ def create_app(
         openapi_url="/openapi.json",
         static_url="/docs/assets",
         generate_unique_id_function=operation_id,
+        lifespan=_serving,
     )
     app.state.ctx = ApiContext(
         engine=runtime.engine,

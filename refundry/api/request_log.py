@@ -9,6 +9,7 @@ included (which set it themselves: they are written outside this middleware).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -49,6 +50,9 @@ def request_id_of(scope: Scope) -> str:
 class RequestLog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # each (method, route)'s latency histogram and (… , status)'s counter, found once
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._answered: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,8 +80,15 @@ class RequestLog:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            timed = self._latency.get((method, route))
+            if timed is None:
+                timed = self._latency[(method, route)] = HTTP_LATENCY.labels(method, route)
+            timed.observe(elapsed)
+            counted = self._answered.get((method, route, str(status)))
+            if counted is None:
+                counted = HTTP_REQUESTS.labels(method, route, str(status))
+                self._answered[(method, route, str(status))] = counted
+            counted.inc()
             log.info(
                 "http.request",
                 method=method,

@@ -22,9 +22,11 @@ a drawn page does. The headers are the drawn page's (CSP, no-store…).
 
 **Costs and limits.** Entries are dropped oldest-first past ``page_cache_entries`` (setting;
 0 turns keeping off). Each serving process keeps its own; the version read makes them right
-across processes and the worker. The version read runs on the event loop (a primary-key read,
-tens of microseconds on SQLite, one round trip on PostgreSQL) rather than paying the thread
-pool's hop; bench/pages_bench.py measures the whole.
+across processes and the worker. The version read runs on the event loop rather than paying
+the thread pool's hop: on SQLite a primary-key read of a local file (tens of microseconds), on
+PostgreSQL awaited over the loop's own autocommit connections (refundry/store/loop_reads.py),
+one round trip during which the loop serves other requests. bench/pages_bench.py measures the
+whole.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from refundry.api.deps import ApiContext, context
 from refundry.services.access import Actor
-from refundry.services.customers.version import data_version
+from refundry.services.customers.version import data_version_on_loop
 from refundry.web.session import SESSION_COOKIE, cookie_actor, csrf_token
 from refundry.web.templating import locale_of, page_response, render_text
 
@@ -102,7 +104,7 @@ class KeptPages:
 
 
 def _key(request: Request, actor: Actor) -> Key:
-    return (request.url.path, actor.role, actor.id, locale_of(request))
+    return (request.scope["path"], actor.role, actor.id, locale_of(request))
 
 
 def draw_and_keep(
@@ -127,7 +129,7 @@ class KeptPageAnswers:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             try:
-                answer = self._answer(scope)
+                answer = await self._answer(scope)
             except Exception:  # a kept page is only a shortcut: the route answers instead
                 log.warning("kept_page.failed", exc_info=True)
                 answer = None
@@ -136,8 +138,8 @@ class KeptPageAnswers:
                 return
         await self.app(scope, receive, send)
 
-    def _answer(self, scope: Scope) -> Response | None:
-        path = scope["path"]
+    async def _answer(self, scope: Scope) -> Response | None:
+        path: str = scope["path"]
         route = next((r for r, pattern in KEPT_ROUTES if pattern.fullmatch(path)), None)
         if route is None:
             return None
@@ -150,7 +152,9 @@ class KeptPageAnswers:
         if actor is None or actor.role != "customer":
             return None
         page = ctx.kept_pages.find(_key(request, actor))
-        if page is None or page.version != data_version(ctx.engine, actor.id):
+        if page is None:
+            return None
+        if page.version != await data_version_on_loop(ctx.engine, ctx.runtime.loop_reads, actor.id):
             return None
         scope["route"] = route
         return page_response(request, csrf_token(ctx, request).join(page.parts))

@@ -174,3 +174,36 @@ def test_keeping_nothing_draws_every_page(db_url: str, shop: Shop) -> None:
         assert len(app.state.ctx.kept_pages) == 0
     finally:
         app.state.ctx.engine.dispose()
+
+
+def test_while_serving_on_postgresql_the_version_is_read_on_the_loop(
+    db_url: str, shop: Shop
+) -> None:
+    """With the app's lifespan running (as under uvicorn), PostgreSQL's version read goes over
+    the loop's own connections (refundry/store/loop_reads.py), not the engine; a connection
+    the server drops is opened again and the page is still right."""
+    with TestClient(shop.app) as served:
+        client = signed_in(served)
+        drawn = client.get(ORDER).text
+        with statements(shop.engine) as seen:
+            kept = client.get(ORDER)
+        assert _same_page(kept.text) == _same_page(drawn)
+        on_postgresql = shop.engine.dialect.name == "postgresql"
+        assert len(seen) == (0 if on_postgresql else 1), seen
+        if on_postgresql:
+            with shop.engine.connect() as conn:  # the server drops the loop's connections
+                dropped = conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query LIKE '%%audit_heads.seq%%'"
+                ).all()
+            assert dropped and all(ok for (ok,) in dropped)
+            assert _same_page(client.get(ORDER).text) == _same_page(drawn)  # drawn again
+        ask = {"units.X": "0", "units.Y": "1", "reason": "quality_issue", "kind": "refund_only"}
+        token = csrf_of(client.get(f"{ORDER}/request?line=Y").text)
+        client.post(f"{ORDER}/request/submit", data={**ask, "csrf_token": token})
+        moved = client.get(ORDER).text
+        assert "No after-sales case on this order." not in moved
+        with statements(shop.engine) as seen:
+            assert _same_page(client.get(ORDER).text) == _same_page(moved)
+        assert len(seen) == (0 if on_postgresql else 1)

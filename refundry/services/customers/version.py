@@ -7,21 +7,26 @@ services/audit/chain.py). So the chain's head ``seq`` grows with every committed
 stays put while nothing changes: a read drawn at one version is still right while the version
 is the same. The pages keep a customer's order page that way (refundry/web/kept_pages.py).
 
-One indexed read of one row (the head's primary key), on the driver's cursor.
+One indexed read of one row (the head's primary key), on the driver's cursor; on the server's
+event loop, on PostgreSQL, awaited over refundry/store/loop_reads.py.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from refundry.services.audit.chain import chain_of
 from refundry.services.uow import UnitOfWork
+from refundry.store.loop_reads import LoopReads
 from refundry.store.prepared import Prepared
 from refundry.store.tables import audit_heads
 
-__all__ = ["data_version"]
+__all__ = ["data_version", "data_version_on_loop"]
 
-_HEAD = Prepared(select(audit_heads.c.seq).where(audit_heads.c.chain == bindparam("b_chain")))
+_HEAD_QUERY = select(audit_heads.c.seq).where(audit_heads.c.chain == bindparam("b_chain"))
+_HEAD = Prepared(_HEAD_QUERY)
+_HEAD_PG = str(_HEAD_QUERY.compile(dialect=PGDialect_psycopg()))  # type: ignore[no-untyped-call]  # psycopg's %(b_chain)s
 
 
 def data_version(engine: Engine, customer_id: str) -> int:
@@ -29,3 +34,13 @@ def data_version(engine: Engine, customer_id: str) -> int:
     with UnitOfWork(engine, readonly=True) as uow:
         row = _HEAD.first(uow.conn, {"b_chain": chain_of(customer_id)})
     return 0 if row is None else int(row.seq)
+
+
+async def data_version_on_loop(engine: Engine, reads: LoopReads, customer_id: str) -> int:
+    """``data_version`` for code on the server's event loop: on PostgreSQL through ``reads``
+    (awaited, the loop not blocked), else the usual read (SQLite: a local file, microseconds)."""
+    try:
+        row = await reads.read_one(_HEAD_PG, {"b_chain": chain_of(customer_id)})
+    except LookupError:
+        return data_version(engine, customer_id)
+    return 0 if row is None else int(row[0])

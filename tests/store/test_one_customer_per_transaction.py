@@ -226,8 +226,10 @@ def test_keyed_rows_carry_the_customer_their_order_case_or_refund_names(pg: Engi
             wrong.append((table, row["customer_id"], linked))
     assert wrong == []
     # What the run writes of them. Not written here: order_entitlements, refund_reversals,
-    # shipments, shipment_events (their NOT NULL column refuses a row without it in
-    # tests/services' coupon, reversal and shipment tests; test_migrations.py backfills them).
+    # shipments, shipment_events; their NOT NULL column refuses a row written without it in
+    # test_migrations.py's 0006 test (coupons), tests/services/test_reversals.py and
+    # tests/e2e/test_case_journeys.py (labels, pickups, tracking events), and
+    # test_migrations.py's 0021 test backfills them.
     both, mine = sorted({CUSTOMER.id, OTHER}), [CUSTOMER.id]
     assert {t: sorted(c) for t, c in seen.items()} == {
         **dict.fromkeys(_WRITTEN_FOR_BOTH, both),

@@ -110,7 +110,7 @@ class ChannelNotifier:
                 log.warning("notification %s: %s failed: %s", key, channel, exc)
                 failures[channel] = exc
                 continue
-            self._record(key, channel)
+            self._record(key, channel, customer_id=str(message["customer_id"]))
         if failures:
             raise DeliveryFailed(key, failures) from next(iter(failures.values()))
 
@@ -139,12 +139,12 @@ class ChannelNotifier:
         with self._engine.connect() as conn:
             return {str(ch) for ch in conn.execute(select(d.channel).where(d.key == key)).scalars()}
 
-    def _record(self, key: str, channel: str) -> None:
+    def _record(self, key: str, channel: str, *, customer_id: str) -> None:
         try:
             with self._engine.begin() as conn:
                 conn.execute(
                     insert(notification_deliveries).values(
-                        key=key, channel=channel, at=self._clock()
+                        key=key, channel=channel, customer_id=customer_id, at=self._clock()
                     )
                 )
         except IntegrityError:

@@ -75,6 +75,8 @@ ledger_postings = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("journal_id", String(100), nullable=False),
+    # the journal's customer, on both legs (None: a journal of the shop alone)
+    Column("customer_id", String(64)),
     Column("account_id", String(100), ForeignKey("ledger_accounts.id"), nullable=False),
     Column("amount", Money, nullable=False),
     Column("order_id", String(64)),
@@ -120,6 +122,7 @@ order_lines = Table(
     "order_lines",
     metadata,
     Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
     Column("line_id", String(64), primary_key=True),
     Column("sku", String(100), nullable=False),
     Column("merchant_id", String(64), nullable=False),
@@ -135,6 +138,7 @@ order_adjustments = Table(
     "order_adjustments",
     metadata,
     Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
     Column("adjustment_id", String(64), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("amount", Money, nullable=False),
@@ -146,6 +150,7 @@ order_tenders = Table(
     "order_tenders",
     metadata,
     Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
     Column("tender_id", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("method", String(32)),
@@ -179,6 +184,7 @@ order_entitlements = Table(
     "order_entitlements",
     metadata,
     Column("order_id", String(64), ForeignKey("orders.id"), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
     Column("entitlement_id", String(64), ForeignKey("entitlements.id"), primary_key=True),
 )
 
@@ -231,6 +237,7 @@ refunds = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("seq", Integer, nullable=False),  # 1 for the order's first refund, 2 next…
     Column("status", String(20), nullable=False),  # refunding | refunded | refund_failed
     Column("reason", String(32), nullable=False),
@@ -241,6 +248,7 @@ refunds = Table(
     Column("created_at", When, nullable=False),
     Column("updated_at", When, nullable=False),
     Index("ix_refunds_order", "order_id", "seq"),
+    Index("ix_refunds_customer", "customer_id", "created_at"),  # risk: refunds in 30/90 days
 )
 
 # 极速退款 whose inspection refused units (services/refunds/reversal.py, domain/express.py): at
@@ -252,6 +260,7 @@ refund_reversals = Table(
     metadata,
     Column("refund_id", String(64), ForeignKey("refunds.id"), primary_key=True),
     Column("order_id", String(64), ForeignKey("orders.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("case_id", String(64)),
     Column("accepted", Text, nullable=False),  # JSON [{line_id, quantity}]
     Column("refused", Text, nullable=False),  # JSON {line_id: units}
@@ -270,6 +279,7 @@ refund_tenders = Table(
     Column("refund_id", String(64), ForeignKey("refunds.id"), primary_key=True),
     Column("tender_id", String(64), primary_key=True),
     Column("order_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("amount", Money, nullable=False),
     Column("points", BigInteger, nullable=False, server_default="0"),
@@ -290,6 +300,7 @@ refund_effects = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("refund_id", String(64), ForeignKey("refunds.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("position", Integer, nullable=False),
     Column("type", String(40), nullable=False),
     Column("data", Text, nullable=False),  # JSON, the effect as the plan lists it
@@ -302,6 +313,7 @@ outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("topic", String(40), nullable=False),  # gateway.refund | notify | event
+    Column("customer_id", String(64)),  # whose message it is (None: a system act's)
     Column("key", String(200), nullable=False, unique=True),  # the consumer's idempotency key
     Column("payload", Text, nullable=False),
     Column("status", String(12), nullable=False),  # pending | done | dead
@@ -327,6 +339,7 @@ gateway_calls = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("refund_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("tender_id", String(64), nullable=False),
     Column("idempotency_key", String(200), nullable=False),
     Column("kind", String(16), nullable=False),  # request | lookup | webhook
@@ -391,6 +404,7 @@ idempotency_keys = Table(
     metadata,
     Column("key", String(200), primary_key=True),
     Column("scope", String(40), nullable=False),
+    Column("customer_id", String(64)),  # the customer of what the first call made
     Column("request_hash", String(80), nullable=False),
     Column("response", Text, nullable=False),  # JSON of the first result
     Column("created_at", When, nullable=False),
@@ -493,6 +507,7 @@ case_units = Table(
     metadata,
     Column("order_id", String(64), primary_key=True),
     Column("line_id", String(64), primary_key=True),
+    Column("customer_id", String(64), nullable=False),
     Column("held", Integer, nullable=False, server_default="0"),
     CheckConstraint("held >= 0", name="held"),
 )
@@ -502,6 +517,7 @@ case_events = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("at", When, nullable=False),
     Column("actor", String(100), nullable=False),
     Column("action", String(40), nullable=False),
@@ -519,6 +535,7 @@ case_notes = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("at", When, nullable=False),
     Column("actor", String(100), nullable=False),
     Column("kind", String(24), nullable=False),  # note | claim | assign | debt_recovered | …
@@ -594,6 +611,7 @@ shipments = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("case_id", String(64), ForeignKey("cases.id"), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("carrier", String(40), nullable=False),
     Column("service", String(16), nullable=False),  # prepaid_label | pickup | self_ship
     Column("tracking_number", String(100)),
@@ -610,6 +628,7 @@ shipment_events = Table(
     metadata,
     Column("event_id", String(100), primary_key=True),  # tracking webhooks arrive twice
     Column("shipment_id", String(64), nullable=False),
+    Column("customer_id", String(64), nullable=False),
     Column("status", String(20), nullable=False),
     Column("at", When, nullable=False),
     Column("data", Text, nullable=False),
@@ -621,6 +640,7 @@ notification_deliveries = Table(
     metadata,
     Column("key", String(200), primary_key=True),
     Column("channel", String(16), primary_key=True),
+    Column("customer_id", String(64)),  # the message's customer
     Column("at", When, nullable=False),
 )
 
@@ -766,6 +786,7 @@ webhook_events = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("type", String(80), nullable=False),
+    Column("customer_id", String(64)),  # the event's customer (None: an event about none)
     Column("body", Text, nullable=False),
     Column("occurred_at", When, nullable=False),
     Index("ix_webhook_events_occurred", "occurred_at"),

@@ -130,6 +130,7 @@ def test_return_with_inspection_pass_refunds_and_restocks(world: dict[str, Any])
             "type": "restock",
             "case_id": opened.case_id,
             "order_id": "o-1000-200",
+            "customer_id": CUSTOMER.id,
             "line_id": "A",
             "sku": "SKU-A",
             "quantity": 1,

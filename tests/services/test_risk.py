@@ -28,7 +28,7 @@ from refundry.services.errors import Conflict, NotFound
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import audit_log, cases, outbox, refunds, risk_restrictions
+from refundry.store.tables import audit_log, cases, orders, outbox, refunds, risk_restrictions
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 POLICY = Policy()
@@ -52,6 +52,9 @@ def add_refund(conn: Connection, refund_id: str, order_id: str, at: datetime, to
         insert(refunds).values(
             id=refund_id,
             order_id=order_id,
+            customer_id=conn.execute(
+                select(orders.c.customer_id).where(orders.c.id == order_id)
+            ).scalar_one(),
             seq=1,
             status="refunded",
             reason="changed_mind",

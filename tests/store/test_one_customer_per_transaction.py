@@ -10,7 +10,10 @@ ledger posting by the shop, each written row is attributed to a customer — its
 ``customer_id``, its audit chain, its order's, its case's or its refund's customer — and a
 transaction whose rows belong to two customers fails the test. Rows no customer owns are
 named: they must be the shared rows docs/scaling.md lists with why (``SHARED``), so a new one
-fails here until it is either keyed by customer or written down there.
+fails here until it is either keyed by customer or written down there. The tables that carry
+their customer's id since migration 0021 (``KEYED``) are attributed by that column alone: a
+row written without it is a shared row, which fails, and its value must be the customer its
+order, case or refund names.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from refundry.domain.policy import Policy
 from refundry.services.access import Actor
 from refundry.services.audit.chain import LEGACY_CHAIN, SYSTEM_CHAIN
 from refundry.services.cases.actions import approve, inspect, receive, ship
+from refundry.services.cases.handling import add_note
 from refundry.services.cases.opening import open_case
 from refundry.services.customers.adjustments import post_adjustment
 from refundry.services.orders.ingest import ingest_order
@@ -47,18 +51,42 @@ SHARED = {
     "audit_log:~system": "entries of acts about no customer",
     "campaigns": "the shop's campaigns, made at ingest when first seen: a reference table",
     "gateway_events": "the gateway's event ids, seen once: keyed by the gateway's id",
-    "idempotency_keys": "the API's and the services' Idempotency-Key store: keyed by the key",
-    "ledger_postings": "the shop legs of journals: append-only counter-accounts (shop:points…)",
-    "notification_deliveries": "a message's sending per channel, keyed by the message's key",
-    "outbox": "messages to the gateway, the customer and the shop, keyed by a global id",
-    "webhook_events": "the shop's domain events, fanned out to its endpoints",
+    "outbox:UPDATE": "the relay's claims and counting of due messages, many customers' at once",
 }
+# Tables whose rows carry their customer's id (migration 0021; docs/scaling.md, "Distributed"):
+# attributed by that column only, never through their order, case or refund.
+KEYED = frozenset(
+    {
+        "order_lines",
+        "order_tenders",
+        "order_adjustments",
+        "order_entitlements",
+        "refunds",
+        "refund_tenders",
+        "refund_effects",
+        "refund_reversals",
+        "case_units",
+        "case_events",
+        "case_notes",
+        "shipments",
+        "shipment_events",
+        "ledger_postings",
+        "gateway_calls",
+        "outbox",
+        "notification_deliveries",
+        "webhook_events",
+        "idempotency_keys",
+    }
+)
 
 _RECORDER = """
-CREATE TABLE rows_written (txid bigint NOT NULL, tbl text NOT NULL, row jsonb NOT NULL);
+CREATE TABLE rows_written (
+    txid bigint NOT NULL, tbl text NOT NULL, op text NOT NULL, row jsonb NOT NULL
+);
 CREATE FUNCTION record_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO rows_written VALUES (txid_current(), TG_TABLE_NAME, to_jsonb(COALESCE(NEW, OLD)));
+    INSERT INTO rows_written
+    VALUES (txid_current(), TG_TABLE_NAME, TG_OP, to_jsonb(COALESCE(NEW, OLD)));
     RETURN NULL;
 END $$;
 """
@@ -104,6 +132,8 @@ def _owner(table: str, row: dict[str, Any], owners: dict[str, dict[str, str]]) -
         return chain[1:] if chain.startswith("~") else chain
     if table == "customers":
         return str(row["id"])
+    if table in KEYED:
+        return f"shared:{table}" if row["customer_id"] is None else str(row["customer_id"])
     if row.get("customer_id"):
         return str(row["customer_id"])
     for key, kind in (("order_id", "order"), ("case_id", "case"), ("refund_id", "refund")):
@@ -116,7 +146,19 @@ def _owner(table: str, row: dict[str, Any], owners: dict[str, dict[str, str]]) -
     return f"shared:{table}"
 
 
-def _run_the_shop(engine: Engine) -> None:
+def _through_links(table: str, row: dict[str, Any], owners: dict[str, dict[str, str]]) -> str:
+    """A keyed row's customer as found before 0021: through its order, case, refund or
+    account (a shop leg's posting: its refund's or order's)."""
+    for key, kind in (("order_id", "order"), ("case_id", "case"), ("refund_id", "refund")):
+        if row.get(key) and row[key] in owners[kind]:
+            return owners[kind][row[key]]
+    if table == "ledger_postings":
+        return owners["account"].get(row["account_id"], "?")
+    return "?"
+
+
+def run_the_shop(engine: Engine) -> None:
+    """Ingest, an apply, a return case to its refund, the relay, a shop's ledger posting."""
     world = world_for(engine)  # three orders of CUSTOMER, ingested in one transaction
     desk, clock = world["desk"], world["clock"]
     other = copy.deepcopy(ex.POINTS)
@@ -150,6 +192,7 @@ def _run_the_shop(engine: Engine) -> None:
     )
     if opened.state == "under_review":
         approve(desk, opened.case_id, actor=AGENT, now=clock())
+    add_note(desk, opened.case_id, actor=AGENT, now=clock(), text="called the customer")
     ship(desk, opened.case_id, actor=CUSTOMER, now=clock(), tracking_number="SF1")
     receive(desk, opened.case_id, actor=MERCHANT, now=clock())
     inspect(desk, opened.case_id, actor=MERCHANT, now=clock(), result="pass")
@@ -165,16 +208,63 @@ def _run_the_shop(engine: Engine) -> None:
     )
 
 
+def test_keyed_rows_carry_the_customer_their_order_case_or_refund_names(pg: Engine) -> None:
+    """Every row written to a keyed table names its customer, the one found through its links
+    (a shipment's event and a notification's sending have none but the column)."""
+    run_the_shop(pg)
+    owners = _owners(pg)
+    with pg.connect() as conn:
+        written = conn.execute(text("SELECT tbl, row FROM rows_written")).all()
+    seen: dict[str, set[str]] = defaultdict(set)
+    wrong = []
+    for table, row in written:
+        if table not in KEYED:
+            continue
+        seen[table].add(str(row["customer_id"]))
+        linked = _through_links(table, row, owners)
+        if row["customer_id"] is None or linked not in ("?", row["customer_id"]):
+            wrong.append((table, row["customer_id"], linked))
+    assert wrong == []
+    # What the run writes of them. Not written here: order_entitlements, refund_reversals,
+    # shipments, shipment_events; their NOT NULL column refuses a row written without it in
+    # test_migrations.py's 0006 test (coupons), tests/services/test_reversals.py and
+    # tests/e2e/test_case_journeys.py (labels, pickups, tracking events), and
+    # test_migrations.py's 0021 test backfills them.
+    both, mine = sorted({CUSTOMER.id, OTHER}), [CUSTOMER.id]
+    assert {t: sorted(c) for t, c in seen.items()} == {
+        **dict.fromkeys(_WRITTEN_FOR_BOTH, both),
+        **dict.fromkeys(("order_adjustments", "case_units", "case_events", "case_notes"), mine),
+        "ledger_postings": [OTHER],  # CUSTOMER's orders and case move no points or wallet
+        "idempotency_keys": [OTHER],  # the case's refund is applied without a caller's key
+    }
+
+
+_WRITTEN_FOR_BOTH = (
+    "order_lines",
+    "order_tenders",
+    "refunds",
+    "refund_tenders",
+    "refund_effects",
+    "gateway_calls",
+    "outbox",
+    "notification_deliveries",
+    "webhook_events",
+)
+
+
 def _written(engine: Engine) -> tuple[dict[int, set[str]], dict[int, set[str]], set[str]]:
     """Per transaction: the customers whose rows it wrote, and the tables; the shared rows."""
     owners = _owners(engine)
     with engine.connect() as conn:
-        written = conn.execute(text("SELECT txid, tbl, row FROM rows_written")).all()
+        written = conn.execute(text("SELECT txid, tbl, op, row FROM rows_written")).all()
     by_tx: dict[int, set[str]] = defaultdict(set)
     where: dict[int, set[str]] = defaultdict(set)
     shared: set[str] = set()
-    for txid, table, row in written:
-        owner = _owner(table, row if isinstance(row, dict) else json.loads(row), owners)
+    for txid, table, op, row in written:
+        if table == "outbox" and op == "UPDATE":  # the relay's, not a use case's (SHARED)
+            owner = "shared:outbox:UPDATE"
+        else:
+            owner = _owner(table, row if isinstance(row, dict) else json.loads(row), owners)
         if owner.startswith("shared:"):
             shared.add(owner.removeprefix("shared:"))
         else:
@@ -189,7 +279,7 @@ def _mixed(engine: Engine) -> dict[int, tuple[list[str], list[str]]]:
 
 
 def test_no_transaction_writes_two_customers_rows(pg: Engine) -> None:
-    _run_the_shop(pg)
+    run_the_shop(pg)
     by_tx, _where, shared = _written(pg)
     assert {o for cs in by_tx.values() for o in cs} == {CUSTOMER.id, OTHER}
     assert _mixed(pg) == {}

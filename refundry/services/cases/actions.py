@@ -343,6 +343,7 @@ def _restock(
                 "type": "restock",
                 "case_id": row.id,
                 "order_id": row.order_id,
+                "customer_id": row.customer_id,
                 "line_id": item["line_id"],
                 "sku": sku,
                 "quantity": item["quantity"],

@@ -100,6 +100,7 @@ def issue_return(
             topic=LOGISTICS_TOPIC,
             key=f"logistics:{row.id}",
             at=at,
+            customer_id=row.customer_id,
             payload={
                 "case_id": row.id,
                 "rma": rma,

@@ -66,6 +66,7 @@ def record_desk_entry(
     written = conn.execute(
         insert(case_notes).values(
             case_id=row.id,
+            customer_id=row.customer_id,
             at=at,
             actor=actor.tag,
             kind=kind,

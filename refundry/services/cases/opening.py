@@ -228,7 +228,7 @@ def _open(
             else:
                 _spend_code(conn, desk, customer_id=actor.id, otp=otp, now=now, trail=trail)
             verified = True
-        hold_units(conn, req.order_id, lines)
+        hold_units(conn, req.order_id, lines, customer_id=customer_id)
         case_id, risk_doc = _record_opening(
             conn,
             actor=actor,
@@ -432,6 +432,7 @@ def _record_opening(
     conn.execute(
         insert(case_events).values(
             case_id=case_id,
+            customer_id=customer_id,
             at=now,
             actor=actor.tag,
             action="open",

@@ -75,6 +75,7 @@ def move(
     conn.execute(
         insert(case_events).values(
             case_id=row.id,
+            customer_id=row.customer_id,
             at=at,
             actor=actor.tag,
             action=action,
@@ -204,7 +205,9 @@ def check_units_free(conn: Connection, order_id: str, lines: Sequence[dict[str, 
                 _refuse_short(item, free=found[0])
 
 
-def hold_units(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]]) -> None:
+def hold_units(
+    conn: Connection, order_id: str, lines: Sequence[dict[str, Any]], *, customer_id: str
+) -> None:
     """Reserve units for an open case; refuses units already refunded or held by another."""
     for item in lines:
         found = _free_units(conn, order_id, item["line_id"])
@@ -218,7 +221,10 @@ def hold_units(conn: Connection, order_id: str, lines: Sequence[dict[str, Any]])
         if held_row is None:
             conn.execute(
                 insert(case_units).values(
-                    order_id=order_id, line_id=item["line_id"], held=item["quantity"]
+                    order_id=order_id,
+                    line_id=item["line_id"],
+                    customer_id=customer_id,
+                    held=item["quantity"],
                 )
             )
         else:

@@ -57,6 +57,7 @@ def record_booking(
         insert(shipments).values(
             id="sh_" + uuid.uuid4().hex[:16],
             case_id=case_id,
+            customer_id=row.customer_id,
             carrier=booking.carrier,
             service=booking.service,
             tracking_number=booking.tracking_number,
@@ -134,6 +135,7 @@ def handle_tracking_event(
                 insert(shipment_events).values(
                     event_id=event_id,
                     shipment_id=ship.id,
+                    customer_id=ship.customer_id,
                     status=status,
                     at=occurred_at,
                     data=json.dumps(data or {}, default=str),

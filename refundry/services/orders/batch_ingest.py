@@ -204,6 +204,7 @@ def ingest_new_orders(
         postings.append(
             {
                 "journal_id": journal,
+                "customer_id": cid,
                 "account_id": acc,
                 "amount": amount,
                 "order_id": oid,
@@ -215,6 +216,7 @@ def ingest_new_orders(
         postings.append(
             {
                 "journal_id": journal,
+                "customer_id": cid,  # the journal's customer: both legs on the customer's node
                 "account_id": shop[kind],
                 "amount": -amount,
                 "order_id": oid,
@@ -335,7 +337,8 @@ def ingest_new_orders(
                     "updated_at": now,
                 }
         order_ents.extend(
-            {"order_id": order.id, "entitlement_id": i} for i in sorted({u[1] for u in used})
+            {"order_id": order.id, "customer_id": cid, "entitlement_id": i}
+            for i in sorted({u[1] for u in used})
         )
         for table, campaign_id, amount in campaign_counts(order):
             count(table.name, cid, campaign_id, amount, opening=False)

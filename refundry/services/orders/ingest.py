@@ -299,6 +299,7 @@ def line_rows(order: Order) -> list[dict[str, Any]]:
         {
             "order_id": order.id,
             "line_id": ln.id,
+            "customer_id": order.customer_id,
             "sku": ln.sku,
             "merchant_id": ln.merchant_id,
             "quantity": ln.quantity,
@@ -316,6 +317,7 @@ def adjustment_rows(order: Order) -> list[dict[str, Any]]:
         {
             "order_id": order.id,
             "adjustment_id": a.id,
+            "customer_id": order.customer_id,
             "kind": a.kind,
             "amount": a.amount,
             "source_type": a.source.type,
@@ -330,6 +332,7 @@ def tender_rows(order: Order) -> list[dict[str, Any]]:
         {
             "order_id": order.id,
             "tender_id": t.id,
+            "customer_id": order.customer_id,
             "kind": t.kind.value,
             "method": t.method,
             "gateway_txn_id": t.gateway_txn_id,
@@ -460,7 +463,10 @@ def _consume(conn: Connection, order: Order, now: datetime) -> None:
     if used:
         conn.execute(
             insert(order_entitlements),
-            [{"order_id": order.id, "entitlement_id": i} for i in sorted({u[1] for u in used})],
+            [
+                {"order_id": order.id, "customer_id": order.customer_id, "entitlement_id": i}
+                for i in sorted({u[1] for u in used})
+            ],
         )
     for table, campaign_id, amount in campaign_counts(order):
         column = "spend" if table is campaign_spend else "used"

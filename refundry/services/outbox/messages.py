@@ -36,9 +36,12 @@ def enqueue(
     payload: dict[str, Any],
     at: datetime,
     batch: RowBatch | None = None,
+    customer_id: str | None = None,
 ) -> None:
     """Queue one message; ``key`` is unique and is the receiver's idempotency key. With
-    ``batch`` the row is written at the batch's flush, in the same transaction. Written while
+    ``batch`` the row is written at the batch's flush, in the same transaction.
+    ``customer_id``: whose message it is (by default the payload's ``customer_id``; None for a
+    system act's), kept on the row so that it lives with the customer's rows. Written while
     serving an HTTP request, the payload carries that request's ``request_id``, so the relay's
     logs of the delivery (a gateway refund, a message) name the request that caused it."""
     if topic not in _TOPICS:  # an unknown topic raises here, in the writer's transaction
@@ -49,6 +52,7 @@ def enqueue(
     row = {
         "topic": topic,
         "key": key,
+        "customer_id": customer_id if customer_id is not None else payload.get("customer_id"),
         "status": "pending",
         "attempts": 0,
         "available_at": at,
@@ -82,6 +86,7 @@ def notify_customer(
         topic="notify",
         key=key,
         at=at,
+        customer_id=customer_id,
         payload={
             "customer_id": customer_id,
             "locale": locale,

@@ -378,6 +378,8 @@ class Relay:
                 insert(gateway_calls).values(
                     refund_id=p["refund_id"],
                     tender_id=p["tender_id"],
+                    # a message queued before 0021 does not name the customer: its order does
+                    customer_id=p.get("customer_id") or _customer_of(uow.conn, p["order_id"])[0],
                     idempotency_key=p["idempotency_key"],
                     kind=kind,
                     outcome=outcome,

@@ -359,6 +359,7 @@ def apply_refund(
                 _remember_answer(
                     conn,
                     key=idempotency_key,
+                    customer_id=inputs.order.customer_id,
                     request_hash=request_hash,
                     answer=(refund_id, status, text),
                     at=now,
@@ -401,7 +402,13 @@ def _plan_as_previewed(
 
 
 def _remember_answer(
-    conn: Connection, *, key: str, request_hash: str, answer: tuple[str, str, str], at: datetime
+    conn: Connection,
+    *,
+    key: str,
+    customer_id: str,
+    request_hash: str,
+    answer: tuple[str, str, str],
+    at: datetime,
 ) -> None:
     """The idempotency key's first answer (refund id, status, the plan's stored text), in the
     refund's transaction: a retry replays it. The plan's text is embedded as it is (not
@@ -412,6 +419,7 @@ def _remember_answer(
         conn,
         {
             "key": key,
+            "customer_id": customer_id,
             "scope": "refund.apply",
             "request_hash": request_hash,
             "created_at": at,
@@ -448,6 +456,7 @@ def _write(
         {
             "id": refund_id,
             "order_id": order.id,
+            "customer_id": order.customer_id,
             "seq": seq,
             "status": status,
             "reason": plan["request"]["reason"],

@@ -204,6 +204,7 @@ def record_tenders(
                 "refund_id": refund_id,
                 "tender_id": tender.id,
                 "order_id": order.id,
+                "customer_id": order.customer_id,
                 "kind": kind,
                 "amount": share["amount"],
                 "points": share["points"],
@@ -249,6 +250,7 @@ def _gateway_request(
         payload={
             "refund_id": refund_id,
             "order_id": order.id,
+            "customer_id": order.customer_id,  # the gateway_calls' rows carry it
             "tender_id": tender.id,
             "transaction_id": tender.gateway_txn_id,
             "amount": share["amount"],
@@ -288,6 +290,7 @@ def record_effects(
         rows.append(
             {
                 "refund_id": refund_id,
+                "customer_id": order.customer_id,
                 "position": position,
                 "type": kind,
                 "data": compact(effect),

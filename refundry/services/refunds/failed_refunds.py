@@ -101,6 +101,7 @@ def retry_failed_refund(
             payload={
                 "refund_id": refund_id,
                 "order_id": row.order_id,
+                "customer_id": tender.customer_id,  # the gateway_calls' rows carry it
                 "tender_id": tender_id,
                 "transaction_id": tender.gateway_txn_id,
                 "amount": int(row.amount),

@@ -29,9 +29,11 @@ def handle_gateway_event(engine: Engine, event: GatewayEvent, *, now: datetime) 
                 return "duplicate"
             conn.execute(insert(gateway_events).values(event_id=event.event_id, received_at=now))
             row = conn.execute(
-                select(refund_tenders.c.refund_id, refund_tenders.c.tender_id).where(
-                    refund_tenders.c.idempotency_key == event.idempotency_key
-                )
+                select(
+                    refund_tenders.c.refund_id,
+                    refund_tenders.c.tender_id,
+                    refund_tenders.c.customer_id,
+                ).where(refund_tenders.c.idempotency_key == event.idempotency_key)
             ).first()
             outcome = "ignored"
             if row is not None:
@@ -39,6 +41,7 @@ def handle_gateway_event(engine: Engine, event: GatewayEvent, *, now: datetime) 
                     insert(gateway_calls).values(
                         refund_id=row.refund_id,
                         tender_id=row.tender_id,
+                        customer_id=row.customer_id,
                         idempotency_key=event.idempotency_key,
                         kind="webhook",
                         outcome=event.type.removeprefix("refund."),

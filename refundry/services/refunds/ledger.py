@@ -178,6 +178,7 @@ def post(
     rows = [
         {
             "journal_id": journal_id,
+            "customer_id": customer_id,  # on the shop's leg too: the journal's customer
             "account_id": acc,
             "amount": delta,
             "order_id": order_id,

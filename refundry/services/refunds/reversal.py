@@ -114,6 +114,7 @@ def reverse_refund(
         insert(refund_reversals).values(
             refund_id=refund_id,
             order_id=order_id,
+            customer_id=customer_id,
             case_id=case_id,
             accepted=compact(
                 [{"line_id": k, "quantity": q} for k, q in sorted(accepted.items()) if q]

@@ -47,7 +47,16 @@ def fan_out(
     _insert_ignoring_duplicates(
         conn,
         events,
-        [{"id": e.id, "type": e.type, "body": e.body, "occurred_at": e.occurred_at} for e in made],
+        [
+            {
+                "id": e.id,
+                "type": e.type,
+                "customer_id": payload.get("customer_id"),
+                "body": e.body,
+                "occurred_at": e.occurred_at,
+            }
+            for e in made
+        ],
     )
     endpoints = conn.execute(
         select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(

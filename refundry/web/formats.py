@@ -19,7 +19,12 @@ from zoneinfo import ZoneInfo
 
 from babel.core import Locale
 from babel.dates import format_datetime, format_timedelta
-from babel.numbers import format_currency, format_percent, get_currency_precision
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_precision,
+)
 
 __all__ = [
     "babel_locale",
@@ -27,6 +32,7 @@ __all__ = [
     "duration",
     "minor_units",
     "money",
+    "number",
     "percent",
     "typed_amount",
 ]
@@ -69,6 +75,11 @@ def typed_amount(amount: int, currency: str) -> str:
     """``amount`` minor units as a person types it in a form (``193.33``): what
     ``minor_units`` reads back."""
     return str(Decimal(amount).scaleb(-get_currency_precision(currency)))
+
+
+def number(count: int, locale: str) -> str:
+    """A whole count (points) as the locale groups its digits: 1,250 (en), 1,250 (zh-CN)."""
+    return format_decimal(count, locale=_locale(locale))
 
 
 def percent(ratio: Fraction, locale: str) -> str:

@@ -107,6 +107,7 @@ def environment(locale: str, zone: str) -> Environment:
         at, locale, shown_in, fmt=fmt
     )
     env.filters["percent"] = lambda ratio: formats.percent(ratio, locale)
+    env.filters["number"] = lambda count: formats.number(count, locale)
     env.filters["duration"] = lambda seconds: formats.duration(seconds, locale)
     env.globals["locale"] = locale
     env.globals["locales"] = LOCALES

@@ -5,6 +5,7 @@ tests/web/test_browser.py drives the same pages in Chromium."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -183,6 +184,13 @@ def test_an_agent_approves_a_case_with_a_form_post(shop: Shop) -> None:
     case = read_case(shop.engine, case_id, DESK)
     assert case.state == "awaiting_return"
     assert case.review is not None and case.review.by == "agent:ann"
+    # the timeline says what each step was, in words: not the action's code
+    page = re.sub(r"\s+", " ", client.get(f"/desk/cases/{case_id}").text)
+    assert "(Approved, You (ann))" in page and "(approve, agent:ann)" not in page
+    zh = re.sub(
+        r"\s+", " ", client.get(f"/desk/cases/{case_id}", headers={"Accept-Language": "zh-CN"}).text
+    )
+    assert "(已同意, " in zh
 
 
 def test_a_refusal_is_shown_with_its_message_and_changes_nothing(shop: Shop) -> None:

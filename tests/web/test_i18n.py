@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 
 import refundry.web
 from refundry.settings import Settings, SettingsError, load_settings
-from refundry.web.formats import datetime_text, money
+from refundry.web.formats import datetime_text, money, number
 from refundry.web.reasons import messages as reason_messages
 
 WEB = Path(refundry.web.__file__).parent
@@ -49,6 +49,13 @@ def test_money_is_written_as_each_locale_writes_its_currency() -> None:
     assert money(1235, "JPY", "en") == "¥1,235"  # no minor unit: CLDR says 0 digits
     assert money(1234, "KWD", "en").endswith("1.234")  # three digits
     assert money(-5, "USD", "en") == "-$0.05"
+
+
+def test_points_are_grouped_as_each_locale_groups_digits() -> None:
+    assert number(1250, "en") == "1,250"
+    assert number(1250, "zh-CN") == "1,250"
+    assert number(1234567, "en") == "1,234,567"
+    assert number(7, "zh-CN") == "7"
 
 
 def test_dates_are_shown_in_the_shops_zone_per_locale() -> None:

@@ -74,7 +74,7 @@ WORDS: dict[str, dict[str, Any]] = {
         "with_you": "Back with you",
         "assets": (
             "Cashback taken back: CN¥200.00",
-            "Points earned on this order are taken back: 1050 points",
+            "Points earned on this order are taken back: 1,050 points",
             "Points you paid with come back: 680 points",
             "Expired coupon reissued: CN¥50.00, valid until Dec 1, 2026",
             "Your eligibility for “满1000元返200元” is restored",

@@ -30,6 +30,7 @@ from tests.web.conftest import (
     SECRET,
     THRESHOLD,
     Shop,
+    add_campaign_order,
     csrf_of,
     link_token,
     settings,
@@ -347,3 +348,11 @@ def test_the_preview_gives_each_reason_in_the_customers_language(shop: Shop) -> 
         "the kept basket no longer reaches MZ-500's threshold 50000 and gift G is kept: "
         "its declared value is deducted" in pages["en", "o-gift"]
     )
+
+
+def test_points_on_the_order_page_are_grouped_per_locale(shop: Shop) -> None:
+    add_campaign_order(shop)
+    client = signed_in(shop.client())
+    page = client.get("/orders/o-campaign")
+    assert "Points earned: 1,250" in page.text
+    assert "(1,000 points)" in page.text  # the points tender

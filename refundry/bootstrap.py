@@ -249,6 +249,7 @@ class Runtime:
             logistics=self.logistics,
             concurrency=self.settings.relay_concurrency,
             batch=self.settings.relay_batch,
+            answers_per_transaction=self.settings.relay_answers_per_transaction,
         )
 
     def hook_sender(self, *, name: str = "worker") -> HookSender:

@@ -145,6 +145,7 @@ class Settings(BaseSettings):
     # (also the HTTP gateway client's pool of connections), and messages claimed per round
     relay_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     relay_batch: Annotated[int, Field(ge=1, le=5000)] = 100
+    relay_answers_per_transaction: Annotated[int, Field(ge=1, le=1000)] = 50
 
     # Logs and traces
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -50,8 +50,8 @@ from sqlalchemy import func, select
 from refundry.adapters.clock import utc_now
 from refundry.adapters.gateway_http import HttpGateway
 from refundry.bootstrap import build
-from refundry.observability import configure_logging
 from refundry.domain.policy import Policy
+from refundry.observability import configure_logging
 from refundry.services.bulk.jobs import read_job, run_batch, start_job
 from refundry.services.bulk.selection import Selector
 from refundry.services.uow import UnitOfWork

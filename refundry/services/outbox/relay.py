@@ -177,24 +177,37 @@ class Relay:
     # -- claiming ---------------------------------------------------------------------------
 
     def _claim(self, batch: int) -> list[Any]:
+        """Up to ``batch`` gateway refunds and up to ``batch`` other messages, each kind in the
+        order it was written: the money does not wait behind the notifications and events
+        that the same refunds queued before it (nine of them per refund in the bulk bench),
+        and they are not starved by it either."""
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
-            query = (
-                select(
-                    outbox.c.id,
-                    outbox.c.topic,
-                    outbox.c.key,
-                    outbox.c.payload,
-                    outbox.c.attempts,
-                    outbox.c.created_at,
+            rows: list[Any] = []
+            for money in (True, False):
+                query = (
+                    select(
+                        outbox.c.id,
+                        outbox.c.topic,
+                        outbox.c.key,
+                        outbox.c.payload,
+                        outbox.c.attempts,
+                        outbox.c.created_at,
+                    )
+                    .where(
+                        outbox.c.status == "pending",
+                        outbox.c.available_at <= now,
+                        (outbox.c.topic == Topic.GATEWAY_REFUND)
+                        if money
+                        else (outbox.c.topic != Topic.GATEWAY_REFUND),
+                    )
+                    .order_by(outbox.c.id)
+                    .limit(batch)
                 )
-                .where(outbox.c.status == "pending", outbox.c.available_at <= now)
-                .order_by(outbox.c.id)
-                .limit(batch)
-            )
-            if uow.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = uow.conn.execute(query).all()
+                if uow.dialect == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                rows += uow.conn.execute(query).all()
+            rows.sort(key=lambda r: r.id)
             if rows:
                 uow.conn.execute(
                     update(outbox)

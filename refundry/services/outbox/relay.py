@@ -443,6 +443,12 @@ class Relay:
                 now = self.clock()
                 for message_id, p, answer in answers:
                     fault_point("relay.after_send")
+                    structlog.contextvars.bind_contextvars(
+                        message_id=message_id,
+                        order_id=p.get("order_id"),
+                        refund_id=p.get("refund_id"),
+                        request_id=p.get("request_id"),
+                    )
                     log.info("relay.gateway_answer", status=answer.status, code=answer.code)
                     self._settle_in(uow.conn, p, answer, message_id=message_id, now=now)
                 uow.commit()

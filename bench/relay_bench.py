@@ -14,6 +14,8 @@ For each backend:
     in rounds of --round relay rounds; after each, the bare loop makes as many refund calls as
     tenders were settled in it (the same HttpGateway class, its own instance, a thread pool of
     the same size, keys of its own), so that the machine's drift hits both sides alike;
+  * with --money-only, the queued notifications and events are marked done first (as if
+    another worker delivered them): the relay's rate for the money alone;
   * once every tender is settled, drains the rest of the outbox (the refunded notifications
     and events), timed too: outbox messages per second per relay process is every message the
     relay handled (gateway refunds, notifications, events) over all its time.
@@ -24,7 +26,8 @@ point 4), and checks: every refund refunded and its tender succeeded once, one g
 recorded per tender, every outbox message done, and the sandbox created one refund per key.
 
 Usage: python bench/relay_bench.py [--refunds 100000] [--concurrency 16] [--batch 100]
-                                   [--round 10] [--backend sqlite|postgresql|both]
+                                   [--round 10] [--answers 50] [--money-only]
+                                   [--backend sqlite|postgresql|both]
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from refundry.adapters.clock import utc_now
 from refundry.adapters.gateway_http import HttpGateway
@@ -137,6 +140,21 @@ def backend_db(dbs: Databases, backend: str, sqlite_seed: str) -> str:
     return url
 
 
+def leave_money_only(url: str) -> int:
+    """Mark the queued notifications and events done (untimed), as if another worker took
+    them: what the relay does for the money alone. Returns how many."""
+    engine = make_engine(url)
+    with UnitOfWork(engine) as uow:
+        marked = uow.conn.execute(
+            update(outbox)
+            .where(outbox.c.topic != "gateway.refund", outbox.c.status == "pending")
+            .values(status="done", done_at=NOW)
+        ).rowcount
+        uow.commit()
+    engine.dispose()
+    return int(marked)
+
+
 def gateway_messages(url: str) -> list[dict[str, Any]]:
     engine = make_engine(url)
     with UnitOfWork(engine, readonly=True) as uow:
@@ -215,6 +233,8 @@ def settled(engine: Any) -> int:
 
 def run(dbs: Databases, backend: str, sqlite_seed: str, args: Any, tmp: str) -> Result:
     url = backend_db(dbs, backend, sqlite_seed)
+    if args.money_only:
+        print(f"  {backend}: {leave_money_only(url):,} queued notifications and events left out")
     messages = gateway_messages(url)
     with sandbox_process(tmp, messages) as proc:
         assert proc.stdout is not None
@@ -345,6 +365,11 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=10, help="relay rounds per timed round")
     parser.add_argument("--answers", type=int, default=50, help="relay_answers_per_transaction")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument(
+        "--money-only",
+        action="store_true",
+        help="mark the queued notifications and events done first (another worker's)",
+    )
     parser.add_argument("--serve-sandbox", metavar="CAPTURES", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_sandbox:

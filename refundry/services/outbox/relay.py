@@ -179,7 +179,7 @@ class Relay:
     def _claim(self, batch: int) -> list[Any]:
         """Up to ``batch`` gateway refunds and up to ``batch`` other messages, each kind in the
         order it was written: the money does not wait behind the notifications and events
-        that the same refunds queued before it (nine of them per refund in the bulk bench),
+        that the same refunds queued before it (seven per refund in bench/relay_bench.py),
         and they are not starved by it either."""
         now = self.clock()
         with UnitOfWork(self.engine) as uow:

@@ -251,6 +251,9 @@ class Runtime:
             clock=self.clock,
             worker=name,
             logistics=self.logistics,
+            concurrency=self.settings.relay_concurrency,
+            batch=self.settings.relay_batch,
+            answers_per_transaction=self.settings.relay_answers_per_transaction,
         )
 
     def hook_sender(self, *, name: str = "worker") -> HookSender:
@@ -385,7 +388,9 @@ def _gateway(settings: Settings, choice: str) -> PaymentGateway:
 
         assert settings.gateway_url and settings.gateway_api_key
         return HttpGateway(
-            settings.gateway_url, api_key=settings.gateway_api_key.get_secret_value()
+            settings.gateway_url,
+            api_key=settings.gateway_api_key.get_secret_value(),
+            max_connections=settings.relay_concurrency,
         )
     from refundry.adapters.gateway_sandbox import SandboxGateway
 

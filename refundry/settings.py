@@ -144,6 +144,11 @@ class Settings(BaseSettings):
 
     # Operations
     worker_heartbeat_max_age_seconds: Annotated[int, Field(ge=1)] = 60  # /readyz
+    # The relay (services/outbox/relay.py): gateway refunds sent at once per worker process
+    # (also the HTTP gateway client's pool of connections), and messages claimed per round
+    relay_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    relay_batch: Annotated[int, Field(ge=1, le=5000)] = 100
+    relay_answers_per_transaction: Annotated[int, Field(ge=1, le=1000)] = 1
 
     # Logs and traces
     log_level: Literal["debug", "info", "warning", "error"] = "info"

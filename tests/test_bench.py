@@ -70,3 +70,16 @@ def test_import_bench_checks_hold_on_both_backends(pg_url: str) -> None:
     assert out.count("row counts equal in the") == 2
     for backend in ("sqlite", "postgresql"):
         assert re.search(rf"^{backend} +60 ", out, re.MULTILINE), out
+
+
+def test_relay_bench_checks_hold_on_both_backends(pg_url: str) -> None:
+    """bench/relay_bench.py on 30 refunds: each refunded, its tender succeeded and its gateway
+    call recorded once, every outbox message done, one sandbox refund per key, on each
+    backend."""
+    out = run_bench("relay_bench.py", "--refunds", "30", "--batch", "8", "--round", "1")
+    for backend in ("sqlite", "postgresql"):
+        assert re.search(rf"^{backend} +30 ", out, re.MULTILINE), out
+        assert f"{backend}: 30 refunds refunded, their tenders succeeded once" in out
+        assert f"{backend}: 30 gateway calls recorded (one per tender)" in out
+        assert f"{backend}: the sandbox created one refund per key (30 keys, 60 " in out
+    assert out.count("outbox messages per second per relay process") == 2

@@ -114,7 +114,7 @@ class _Handler(SandboxHandler):
     def _refund_params(self) -> tuple[str, int, str] | None:
         doc: dict[str, object]
         try:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self._read_body()
             if self.headers.get_content_type() == "application/x-www-form-urlencoded":
                 form = parse_qs(raw.decode(), strict_parsing=True)
                 doc = {k: v[0] for k, v in form.items()}

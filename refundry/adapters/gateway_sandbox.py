@@ -141,6 +141,7 @@ class SandboxGateway(WebhookQueue[GatewayEvent]):
         self._lock = threading.Lock()
         self._captures: dict[str, _Capture] = {}
         self._refunds: dict[str, _Refund] = {}
+        self._by_transaction: dict[str, list[_Refund]] = {}  # a refusal's sum, without a scan
         self._keys: dict[str, _KeyRecord] = {}
         self._unsettled: list[tuple[datetime, int, str]] = []  # heap
         self._deliveries: list[Delivery[GatewayEvent]] = []  # sorted: the delivery order
@@ -287,6 +288,7 @@ class SandboxGateway(WebhookQueue[GatewayEvent]):
             settles_at=now + self._confirm_after,
         )
         self._refunds[refund.refund_id] = refund
+        self._by_transaction.setdefault(transaction_id, []).append(refund)
         self._keys[key] = _KeyRecord(params, refund.refund_id, None)
         heapq.heappush(self._unsettled, (refund.settles_at, self._seq, refund.refund_id))
         self._seen(now, key, params, "created", refund.refund_id, None)
@@ -304,9 +306,7 @@ class SandboxGateway(WebhookQueue[GatewayEvent]):
         if capture.card_state == "blocked":
             return "card_blocked", "the issuer blocks refunds to this card"
         committed = sum(
-            r.amount
-            for r in self._refunds.values()
-            if r.transaction_id == transaction_id and r.status != "failed"
+            r.amount for r in self._by_transaction.get(transaction_id, ()) if r.status != "failed"
         )
         if committed + amount > capture.amount:
             return (

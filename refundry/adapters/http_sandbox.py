@@ -80,6 +80,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
     server: LoopbackServer
     log_label = "sandbox http"
     unauthorized: ClassVar[Any]
+    # Keep-alive, as real gateways answer: a pooled client reuses its connections. Nagle off:
+    # headers and body are two writes, and the second would wait for the client's delayed ACK.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    _body_read = False
+
+    def _read_body(self) -> bytes:
+        """The request's body (read once; an answer sent without reading it closes the
+        connection, so unread bytes never pass for the next request)."""
+        self._body_read = True
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug(self.log_label + ": " + format, *args)
@@ -92,10 +103,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return False
 
     def _send(self, status: int, body: Any) -> None:
+        if not self._body_read and int(self.headers.get("Content-Length") or 0):
+            self.close_connection = True
+        self._body_read = False  # the next request on this connection reads its own
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 

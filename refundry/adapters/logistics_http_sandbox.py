@@ -127,7 +127,7 @@ class _Handler(SandboxHandler):
 
     def _booking_params(self) -> tuple[str, str, str, str] | None:
         try:
-            doc = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            doc = json.loads(self._read_body())
         except ValueError:
             return None
         if not isinstance(doc, dict):

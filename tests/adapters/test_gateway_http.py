@@ -148,7 +148,7 @@ def test_a_dropped_connection_after_sending_is_an_unknown_outcome(
         patient = HttpGateway(server.url, timeout=5.0)
         with pytest.raises(GatewayTimeout) as err:
             refund(patient, "k", "ch_open", 700)
-    assert err.value.message.startswith("connection broke before the answer: RemoteDisconnected")
+    assert err.value.message.startswith("connection broke before the answer: RemoteProtocolError")
     assert len(sandbox.ledger.refunds) == 1
 
 

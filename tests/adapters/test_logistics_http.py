@@ -206,7 +206,7 @@ def test_a_dropped_connection_after_sending_is_an_unknown_outcome(
         pytest.raises(LogisticsTimeout) as err,
     ):
         book(HttpLogistics(server.url, timeout=5.0), "k1")
-    assert err.value.message.startswith("connection broke before the answer: RemoteDisconnected")
+    assert err.value.message.startswith("connection broke before the answer: RemoteProtocolError")
     assert len(sandbox.bookings) == 1
 
 

@@ -261,3 +261,37 @@ def test_sigkill_at_every_fault_point_reaches_the_uninterrupted_end_state(
         assert run(point.replace(".", "_"), point) == expected, point
     hit = set(log.read_text(encoding="utf-8").split())
     assert hit == set(points)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sigkill_while_a_rounds_refunds_are_sent_at_once_refunds_each_once(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Both applies first, then one relay round: their two gateway refunds are in flight at
+    once (the relay's concurrency) and recorded in one transaction; a SIGKILL at each of the
+    relay's points, then a restart, reaches the uninterrupted end state."""
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    script = script_for(tmp_path, pg_url)
+    steps = json.loads(script.read_text(encoding="utf-8"))
+    together = [s for s in steps if s["op"] == "apply"] + [{"op": "relay"}]
+    script.write_text(json.dumps(together), encoding="utf-8")
+    log = tmp_path / "faults.log"
+
+    def run(name: str, fault: str | None) -> dict[str, Any]:
+        sandbox = SandboxGateway(clock=lambda: datetime.now(UTC), confirm_after=timedelta(0))
+        sandbox.capture("ch_crash", 116000, "CNY")
+        events = tmp_path / f"{name}.events.jsonl"
+        events.touch()
+        url = fresh_db(tmp_path, name, pg_url)
+        with serve_sandbox_http(sandbox) as server:
+            if fault is not None:
+                code = run_worker(url, server.url, script, events, fault=fault, log=log)
+                assert code == -signal.SIGKILL, f"{fault} was never reached"
+            assert run_worker(url, server.url, script, events, fault=None, log=log) == 0
+            return end_state(url, server, events)
+
+    expected = run("uninterrupted", None)
+    assert len(expected["gateway_refunds_created"]) == 2
+    assert [r[1] for r in expected["refunds"]] == ["refunded", "refunded"]
+    for point in ("relay.after_claim", "relay.after_send", "relay.after_record"):
+        assert run(point.replace(".", "_"), point) == expected, point

@@ -65,7 +65,7 @@ POLICY = Policy()
 
 @dataclass
 class Side:
-    """One side's seconds and refunds per round."""
+    """One side's refunds and seconds per round (also bench/relay_bench.py's)."""
 
     rounds: list[tuple[int, float]] = field(default_factory=list)
 
@@ -82,7 +82,7 @@ class Side:
         return self.refunds / self.seconds
 
     def spread(self) -> tuple[float, float, float]:
-        rates = [n / s for n, s in self.rounds]
+        rates = [n / s for n, s in self.rounds if n]
         return min(rates), statistics.median(rates), max(rates)
 
 

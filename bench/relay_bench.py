@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -65,32 +64,10 @@ from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apply_baseline import copy_sqlite_to_pg, pg_settings
 from apply_bench import NOW, Databases, ingest_all
+from bulk_bench import Side
 from fsync_rate import fsync_rate
 
 GOAL_S = 300  # per 100,000 refunds (issue 15 point 4)
-
-
-@dataclass
-class Side:
-    """One side's refunds and seconds per round."""
-
-    rounds: list[tuple[int, float]] = field(default_factory=list)
-
-    @property
-    def refunds(self) -> int:
-        return sum(n for n, _ in self.rounds)
-
-    @property
-    def seconds(self) -> float:
-        return sum(s for _, s in self.rounds)
-
-    @property
-    def rate(self) -> float:
-        return self.refunds / self.seconds
-
-    def spread(self) -> tuple[float, float, float]:
-        rates = [n / s for n, s in self.rounds if n]
-        return min(rates), statistics.median(rates), max(rates)
 
 
 @dataclass

@@ -225,6 +225,24 @@ def end_state(url: str, server: SandboxHttpServer, events: Path) -> dict[str, An
     return state
 
 
+def run_to_the_end(
+    tmp_path: Path, pg_url: str | None, script: Path, log: Path, name: str, fault: str | None
+) -> dict[str, Any]:
+    """The script on a fresh database (SIGKILLed at ``fault`` first, then run again whole)
+    against a sandbox gateway over HTTP; the end state."""
+    sandbox = SandboxGateway(clock=lambda: datetime.now(UTC), confirm_after=timedelta(0))
+    sandbox.capture("ch_crash", 116000, "CNY")
+    events = tmp_path / f"{name}.events.jsonl"
+    events.touch()
+    url = fresh_db(tmp_path, name, pg_url)
+    with serve_sandbox_http(sandbox) as server:
+        if fault is not None:
+            code = run_worker(url, server.url, script, events, fault=fault, log=log)
+            assert code == -signal.SIGKILL, f"{fault} was never reached"
+        assert run_worker(url, server.url, script, events, fault=None, log=log) == 0
+        return end_state(url, server, events)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_sigkill_at_every_fault_point_reaches_the_uninterrupted_end_state(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
@@ -234,17 +252,7 @@ def test_sigkill_at_every_fault_point_reaches_the_uninterrupted_end_state(
     log = tmp_path / "faults.log"
 
     def run(name: str, fault: str | None) -> dict[str, Any]:
-        sandbox = SandboxGateway(clock=lambda: datetime.now(UTC), confirm_after=timedelta(0))
-        sandbox.capture("ch_crash", 116000, "CNY")
-        events = tmp_path / f"{name}.events.jsonl"
-        events.touch()
-        url = fresh_db(tmp_path, name, pg_url)
-        with serve_sandbox_http(sandbox) as server:
-            if fault is not None:
-                code = run_worker(url, server.url, script, events, fault=fault, log=log)
-                assert code == -signal.SIGKILL, f"{fault} was never reached"
-            assert run_worker(url, server.url, script, events, fault=None, log=log) == 0
-            return end_state(url, server, events)
+        return run_to_the_end(tmp_path, pg_url, script, log, name, fault)
 
     expected = run("uninterrupted", None)
     card_refunded = dict(expected["tenders"])["CARD"]
@@ -278,17 +286,7 @@ def test_sigkill_while_a_rounds_refunds_are_sent_at_once_refunds_each_once(
     log = tmp_path / "faults.log"
 
     def run(name: str, fault: str | None) -> dict[str, Any]:
-        sandbox = SandboxGateway(clock=lambda: datetime.now(UTC), confirm_after=timedelta(0))
-        sandbox.capture("ch_crash", 116000, "CNY")
-        events = tmp_path / f"{name}.events.jsonl"
-        events.touch()
-        url = fresh_db(tmp_path, name, pg_url)
-        with serve_sandbox_http(sandbox) as server:
-            if fault is not None:
-                code = run_worker(url, server.url, script, events, fault=fault, log=log)
-                assert code == -signal.SIGKILL, f"{fault} was never reached"
-            assert run_worker(url, server.url, script, events, fault=None, log=log) == 0
-            return end_state(url, server, events)
+        return run_to_the_end(tmp_path, pg_url, script, log, name, fault)
 
     expected = run("uninterrupted", None)
     assert len(expected["gateway_refunds_created"]) == 2

@@ -6,6 +6,7 @@ Routes live in ``refundry/api/routes/``, one module per resource; every module t
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 import re
@@ -61,6 +62,12 @@ async def _serving(app: FastAPI) -> AsyncIterator[None]:
     (refundry/store/loop_reads.py), opened on the loop that serves and closed with it."""
     reads = app.state.ctx.runtime.loop_reads
     await reads.open()
+    if getattr(app.state, "freeze_heap", False):  # set by refundry serve's app factory
+        # What is built by now (the app, its routes and schemas, the templates, the tables'
+        # metadata, Babel's locale data) lives as long as the process: set apart from the
+        # collector, a full collection walks only what the requests made, not the whole heap.
+        gc.collect()
+        gc.freeze()
     try:
         yield
     finally:

@@ -99,7 +99,9 @@ def app_factory() -> FastAPI:
     configure_logging(
         level=settings.log_level, fmt=settings.log_format, trace_ids=settings.tracing != "off"
     )
-    return create_app(settings)
+    app = create_app(settings)
+    app.state.freeze_heap = True  # a serving process: see refundry/api/app.py _serving
+    return app
 
 
 def token_command(

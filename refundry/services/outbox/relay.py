@@ -666,7 +666,18 @@ def record_tender_outcome(
 def settle_refund_status(
     conn: Connection, *, refund_id: str, at: datetime, trail: AuditTrail
 ) -> str:
-    """The refund's status from its tenders: failed if any failed, refunded when all are done."""
+    """The refund's status from its tenders: failed if any failed, refunded when all are done.
+
+    The refund row is locked first: two writers settling two of its tenders at once (the relay
+    and the gateway's webhook, two relay processes) take turns here, and the second reads the
+    first one's committed tender (without it, on PostgreSQL, each read the other's tender as
+    it was and the refund stayed ``refunding``: tests/services/test_tender_race.py). Every
+    caller has locked its tender row before: tender, then refund."""
+    refund = conn.execute(
+        select(refunds.c.status, refunds.c.order_id, refunds.c.plan)
+        .where(refunds.c.id == refund_id)
+        .with_for_update()
+    ).one()
     t = refund_tenders.c
     rows = conn.execute(
         select(
@@ -679,11 +690,6 @@ def settle_refund_status(
     # Each status is reached at most once per gateway attempt: a deterministic message key,
     # the same however often a crashed worker repeats the transaction.
     attempts = sum(int(r.attempt) for r in rows)
-    refund = conn.execute(
-        select(refunds.c.status, refunds.c.order_id, refunds.c.plan).where(
-            refunds.c.id == refund_id
-        )
-    ).one()
     if any(s == "failed" for s in states):
         status = "refund_failed"
     elif all(s in ("succeeded", "to_wallet") for s in states):

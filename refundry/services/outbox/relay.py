@@ -65,12 +65,12 @@ _Asked = GatewayAnswer | GatewayError
 _Also = Callable[[Connection, datetime], None]
 
 
-def _bind(row: Any, payload: dict[str, Any]) -> None:
+def _bind(message_id: int, topic: str, payload: dict[str, Any]) -> None:
     """The message's fields on every log line written while handling it."""
     structlog.contextvars.bind_contextvars(
         request_id=payload.get("request_id"),
-        message_id=row.id,
-        topic=row.topic,
+        message_id=message_id,
+        topic=topic,
         order_id=payload.get("order_id"),
         refund_id=payload.get("refund_id"),
     )
@@ -115,20 +115,20 @@ class Relay:
             asked: dict[int, Future[_Asked]] = {}
             if pool is not None:  # sent at once; the answers are recorded below, in order
                 for row, payload in gateway_rows:
-                    _bind(row, payload)
+                    _bind(row.id, row.topic, payload)
                     context = contextvars.copy_context()  # the message's log fields
                     asked[row.id] = pool.submit(context.run, self._ask, payload)
             delivered: list[int] = []  # notifications and events sent, marked done together
             try:
                 for row, payload in rows:  # while the gateway calls are in flight
                     if row.topic != Topic.GATEWAY_REFUND:
-                        _bind(row, payload)
+                        _bind(row.id, row.topic, payload)
                         self._handle(row, payload, delivered)
             finally:
                 self._mark_done(delivered)
             answers: list[tuple[int, dict[str, Any], GatewayAnswer]] = []
             for row, payload in gateway_rows:
-                _bind(row, payload)
+                _bind(row.id, row.topic, payload)
                 found = asked[row.id].result() if row.id in asked else self._ask(payload)
                 if isinstance(found, GatewayError):
                     self._record_answers(answers)
@@ -217,10 +217,11 @@ class Relay:
             uow.commit()
         return list(rows)
 
-    def _done(self, conn: Connection, message_id: int, now: datetime) -> None:
+    def _done(self, conn: Connection, message_id: int | list[int], now: datetime) -> None:
+        ids = message_id if isinstance(message_id, list) else [message_id]
         conn.execute(
             update(outbox)
-            .where(outbox.c.id == message_id)
+            .where(outbox.c.id.in_(ids))
             .values(status="done", done_at=now, last_error=None)
         )
 
@@ -298,13 +299,8 @@ class Relay:
     def _mark_done(self, message_ids: list[int]) -> None:
         if not message_ids:
             return
-        now = self.clock()
         with UnitOfWork(self.engine) as uow:
-            uow.conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(message_ids))
-                .values(status="done", done_at=now, last_error=None)
-            )
+            self._done(uow.conn, message_ids, self.clock())
             uow.commit()
         for _ in message_ids:
             fault_point("relay.after_record")
@@ -443,12 +439,7 @@ class Relay:
                 now = self.clock()
                 for message_id, p, answer in answers:
                     fault_point("relay.after_send")
-                    structlog.contextvars.bind_contextvars(
-                        message_id=message_id,
-                        order_id=p.get("order_id"),
-                        refund_id=p.get("refund_id"),
-                        request_id=p.get("request_id"),
-                    )
+                    _bind(message_id, Topic.GATEWAY_REFUND, p)
                     log.info("relay.gateway_answer", status=answer.status, code=answer.code)
                     self._settle_in(uow.conn, p, answer, message_id=message_id, now=now)
                 uow.commit()
@@ -509,22 +500,13 @@ class Relay:
             self._dead_letter(message_id, p, exc)
             return
         if found is None:
-            self._settle_tender(p, "failed", None, "gateway_unreachable", message_id=None)
+            self._unreachable(p)
             return
-        self._settle_tender(
-            p,
-            TENDER_STATUS[found.status],
-            found.gateway_refund_id,
-            found.code,
-            message_id=message_id,
-            call=partial(
-                self._record_call,
-                p=p,
-                kind="lookup",
-                outcome=found.status,
-                answer=found.raw or {"status": found.status},
-            ),
-        )
+        with UnitOfWork(self.engine) as uow:
+            self._settle_in(
+                uow.conn, p, found, message_id=message_id, now=self.clock(), kind="lookup"
+            )
+            uow.commit()
 
     def _dead_letter(
         self,
@@ -582,35 +564,22 @@ class Relay:
             )
         )
 
-    def _settle_tender(
-        self,
-        p: dict[str, Any],
-        status: str,
-        gateway_refund_id: str | None,
-        code: str | None,
-        *,
-        message_id: int | None,
-        call: _Also | None = None,
-    ) -> None:
-        """The tender's outcome, the message done and ``call`` (the gateway call's record):
-        one transaction."""
+    def _unreachable(self, p: dict[str, Any]) -> None:
+        """The gateway knows nothing of the key after every attempt: nothing moved, the
+        tender's refund failed (the message is dead already)."""
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
-            if call is not None:
-                call(uow.conn, now)
             record_tender_outcome(
                 uow.conn,
                 refund_id=p["refund_id"],
                 tender_id=p["tender_id"],
                 idempotency_key=p["idempotency_key"],
-                status=status,
-                gateway_refund_id=gateway_refund_id,
-                code=code,
+                status="failed",
+                gateway_refund_id=None,
+                code="gateway_unreachable",
                 at=now,
                 actor=self.worker,
             )
-            if message_id is not None:
-                self._done(uow.conn, message_id, now)
             uow.commit()
 
 

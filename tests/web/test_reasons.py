@@ -157,39 +157,26 @@ def test_a_risk_reason_reads_in_chinese_with_money_and_the_shops_own_words() -> 
     def yuan(amount: int) -> str:
         return money(amount, "CNY", "zh-CN")
 
-    count = RiskRule(
-        name="serial",
-        feature="refund_count_30d",
-        op=">=",
-        value=8,
-        decision="manual_review",
-        days=0,
-        explain="常退货的顾客",
-    )
+    def rule(feature: str, op: str, value: int, explain: str = "") -> RiskRule:
+        return RiskRule(
+            name=feature,
+            feature=feature,
+            op=op,
+            value=value,
+            decision="manual_review",
+            days=0,
+            explain=explain,
+        )
+
+    count = rule("refund_count_30d", ">=", 8, "常退货的顾客")
     assert risk_in_words(_explain(count, 9), zh, yuan) == (
         "近 30 天退款次数：9（规则：≥ 8）：常退货的顾客"
     )
-    amount = RiskRule(
-        name="big",
-        feature="refund_amount_30d",
-        op=">",
-        value=500000,
-        decision="manual_review",
-        days=0,
-        explain="",
-    )
+    amount = rule("refund_amount_30d", ">", 500000)
     assert risk_in_words(_explain(amount, 612345), zh, yuan) == (
         "近 30 天退款金额：¥6,123.45（规则：> ¥5,000.00）"
     )
-    young = RiskRule(
-        name="new",
-        feature="account_age_days",
-        op="<",
-        value=90,
-        decision="manual_review",
-        days=0,
-        explain="",
-    )
+    young = rule("account_age_days", "<", 90)
     at_least = risk_in_words(_explain(young, 30, at_least=True), zh, yuan)
     assert at_least.startswith("账户注册天数：至少 30") and "account_age_days" not in at_least
     assert risk_in_words("something else", zh, yuan) == "something else"

@@ -56,6 +56,9 @@ MAX_ATTEMPTS: dict[str, int] = {
 }
 FINAL_TENDER = ("succeeded", "failed", "to_wallet")
 TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
+# A tender's failure code (as a gateway's refusal codes are), not one of refundry's error codes:
+# every attempt timed out or found the gateway down, and it knows nothing of the key.
+UNREACHABLE = "gateway_unreachable"
 
 
 # What asking the gateway came to: its answer, or the error (timeout, outage, refusal of the
@@ -576,7 +579,7 @@ class Relay:
                 idempotency_key=p["idempotency_key"],
                 status="failed",
                 gateway_refund_id=None,
-                code="gateway_unreachable",
+                code=UNREACHABLE,
                 at=now,
                 actor=self.worker,
             )

@@ -273,6 +273,36 @@ def test_staff_register_a_passkey_at_the_desk_and_sign_in_with_it(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_without_javascript_the_passkey_button_stays_disabled_and_the_page_says_why(
+    browser: Browser, site: Site
+) -> None:
+    """The button is rendered disabled and only passkey.js enables it, once its handler is on:
+    a click that comes before the script has run is not silently lost (CI once clicked
+    "Make the passkey" before the script had loaded, and nothing happened)."""
+    base = site.live.base
+    page = new_page(browser, "en", 1024, js=False)
+    page.goto(f"{base}/signin?token={link_token('c-100')}")
+    page.get_by_role("button", name="Continue").click()
+    page.goto(f"{base}/account/passkeys")
+    page.get_by_role("button", name="Add a passkey").click()
+    expect(page.get_by_role("button", name="Make the passkey")).to_be_disabled()
+    said = page.locator("noscript p")  # Playwright's text matching skips <noscript>: read it
+    expect(said).to_be_visible()
+    assert said.text_content() == "This browser cannot make passkeys."
+    page.context.close()
+
+    page = new_page(browser, "en", 1024)  # with JavaScript the script enables it
+    _authenticator(page)
+    page.goto(f"{base}/signin?token={link_token('c-100')}")
+    page.get_by_role("button", name="Continue").click()
+    page.goto(f"{base}/account/passkeys")
+    page.get_by_role("button", name="Add a passkey").click()
+    expect(page.get_by_role("button", name="Make the passkey")).to_be_enabled()
+    expect(page.locator("noscript p")).to_be_hidden()
+    page.context.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(("locale", "width"), [("en", 375), ("zh-CN", 1280)])
 def test_the_passkey_pages_have_no_serious_accessibility_violation(
     browser: Browser, site: Site, locale: str, width: int

@@ -3,8 +3,9 @@
 // or "get" carries the server's options (JSON, py_webauthn's options_to_json) in data-options;
 // its button asks the browser for a new passkey or for an answer, writes the result as JSON
 // into the form's hidden "credential" field and posts the form. The server checks everything;
-// without JavaScript or WebAuthn the button says so and the other way (the SMS code, the
-// password) stays on the page.
+// the button is rendered disabled and enabled here once its handler is attached, so a click that
+// comes before the script has run is not lost; without JavaScript (a <noscript> line) or
+// WebAuthn the page says so and the other way (the SMS code, the password) stays on the page.
 "use strict";
 
 (function () {
@@ -74,7 +75,6 @@
     if (!button) return;
     if (!window.PublicKeyCredential || !navigator.credentials) {
       say(form, form.getAttribute("data-unsupported") || "");
-      button.disabled = true;
       return;
     }
     button.addEventListener("click", function () {
@@ -95,6 +95,7 @@
         }
       );
     });
+    button.disabled = false; // the page renders it disabled until this script has wired it
   }
 
   var forms = document.querySelectorAll("form[data-passkey]");

@@ -110,8 +110,8 @@ class Settings(BaseSettings):
 
     # The pages write times in the shop's zone (an IANA name: Asia/Shanghai, Europe/Paris)
     display_timezone: str = "Asia/Shanghai"
-    # customers' order pages kept in memory per serving process while their data has not
-    # moved (refundry/web/kept_pages.py); 0 draws every page afresh
+    # orders (GET /v1/orders/{id}) and customers' order pages kept in memory per serving
+    # process while the customer's data has not moved (refundry/api/kept.py); 0: none kept
     page_cache_entries: Annotated[int, Field(ge=0, le=1_000_000)] = 10_000
 
     # Passkeys (WebAuthn, docs/identity.md): the relying party is the shop's site

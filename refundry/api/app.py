@@ -25,6 +25,7 @@ from refundry.api import routes
 from refundry.api.auth import read_token
 from refundry.api.deps import ApiContext
 from refundry.api.idempotency import IdempotencyMiddleware
+from refundry.api.kept import KeptAnswers, KeptOrderAnswers
 from refundry.api.limits import RequestLimits
 from refundry.api.openapi import describe, operation_id
 from refundry.api.problems import (
@@ -39,7 +40,7 @@ from refundry.domain.errors import RefundryError
 from refundry.services.ports import PaymentGateway, SmsSender
 from refundry.services.tokens import RevocationList
 from refundry.settings import Settings, load_settings
-from refundry.web.kept_pages import KeptPageAnswers, KeptPages
+from refundry.web.kept_pages import KeptPageAnswers
 from refundry.web.pages import install as install_pages
 
 __all__ = ["UPLOAD_PATHS", "create_app"]
@@ -117,7 +118,7 @@ def create_app(
         clock=runtime.clock,
         runtime=runtime,
         revocations=RevocationList(runtime.engine),
-        kept_pages=KeptPages(settings.page_cache_entries),
+        kept=KeptAnswers(settings.page_cache_entries),
     )
     app.add_exception_handler(RefundryError, refundry_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -167,7 +168,8 @@ def create_app(
         max_upload_bytes=settings.photo_max_bytes * settings.photo_max_per_case
         + settings.max_body_bytes,
     )
-    app.add_middleware(KeptPageAnswers)  # kept pages, answered inside the request log
+    app.add_middleware(KeptOrderAnswers)  # kept orders (API) and pages, answered inside
+    app.add_middleware(KeptPageAnswers)  # the request log: refundry/api/kept.py
     app.add_middleware(RequestLog)
     if runtime.tracer is not None:
         from refundry.tracing import trace_app

@@ -20,9 +20,16 @@ from refundry.services.tokens import RevocationList
 from refundry.settings import Settings
 
 if TYPE_CHECKING:
-    from refundry.web.kept_pages import KeptPages
+    from refundry.api.kept import KeptAnswers
 
-__all__ = ["ActorDep", "ApiContext", "ContextDep", "current_actor", "require_roles"]
+__all__ = [
+    "ActorDep",
+    "ApiContext",
+    "ContextDep",
+    "bearer_actor",
+    "current_actor",
+    "require_roles",
+]
 
 
 @dataclass(slots=True)
@@ -35,7 +42,7 @@ class ApiContext:
     clock: object  # callable returning an aware datetime
     runtime: Runtime
     revocations: RevocationList
-    kept_pages: KeptPages  # the pages' kept order pages (refundry/web/kept_pages.py)
+    kept: KeptAnswers  # orders and order pages kept while unchanged (refundry/api/kept.py)
 
     def now(self) -> datetime:
         return self.clock()  # type: ignore[operator,no-any-return]
@@ -69,7 +76,11 @@ async def current_actor(
     ctx: ContextDep,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
 ) -> Actor:
-    header = request.headers.get("authorization", "")
+    return bearer_actor(ctx, request.headers.get("authorization", ""))
+
+
+def bearer_actor(ctx: ApiContext, header: str) -> Actor:
+    """The actor of an ``Authorization: Bearer …`` header: valid, not expired, not revoked."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a bearer token is required", code="auth.unauthorized")

@@ -20,8 +20,9 @@ its place (a random string drawn at start, so no text on the page can forge it) 
 answer writes the request's own token there, setting the nonce cookie when there is none, as
 a drawn page does. The headers are the drawn page's (CSP, no-store…).
 
-**Costs and limits.** Entries are dropped oldest-first past ``page_cache_entries`` (setting;
-0 turns keeping off). Each serving process keeps its own; the version read makes them right
+**Costs and limits.** Entries (refundry/api/kept.py's store, shared with the API's kept
+orders) are dropped oldest-first past ``page_cache_entries`` (setting; 0 turns keeping off).
+Each serving process keeps its own; the version read makes them right
 across processes and the worker. The version read runs on the event loop rather than paying
 the thread pool's hop: on SQLite a primary-key read of a local file (tens of microseconds), on
 PostgreSQL awaited over the loop's own autocommit connections (refundry/store/loop_reads.py),
@@ -33,9 +34,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import structlog
 from starlette.requests import Request
@@ -43,64 +41,23 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from refundry.api.deps import ApiContext, context
+from refundry.api.kept import Kept, KeptRoute, Key
 from refundry.services.access import Actor
 from refundry.services.customers.version import data_version_on_loop
 from refundry.web.session import SESSION_COOKIE, cookie_actor, csrf_token
 from refundry.web.templating import locale_of, page_response, render_text
 
-__all__ = ["KeptPageAnswers", "KeptPages", "draw_and_keep"]
+__all__ = ["KeptPageAnswers", "draw_and_keep"]
 
 log = structlog.get_logger("refundry.pages")
 
 # Where the form token goes in a kept page: drawn once per process, never shown to anyone.
 _MARKER = "rfcsrf" + secrets.token_hex(16)
 
-Key = tuple[str, str, str, str]  # path, role, subject, locale
-
-
-@dataclass(frozen=True, slots=True)
-class KeptPage:
-    version: int
-    parts: tuple[str, ...]  # the page split where the form token goes
-
-
-@dataclass(frozen=True, slots=True)
-class KeptRoute:
-    """What the request log and the metrics name a kept page's answer by (its route)."""
-
-    path: str
-
-
 # The pages that are kept: their route, and the paths it answers.
 KEPT_ROUTES: tuple[tuple[KeptRoute, re.Pattern[str]], ...] = (
     (KeptRoute("/orders/{order_id}"), re.compile(r"/orders/[^/]+")),
 )
-
-
-class KeptPages:
-    """The kept pages of one serving process, oldest dropped first past ``capacity``."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._pages: OrderedDict[Key, KeptPage] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def keep(self, key: Key, version: int, body: str) -> None:
-        if self.capacity <= 0:
-            return
-        page = KeptPage(version, tuple(body.split(_MARKER)))
-        with self._lock:
-            self._pages[key] = page
-            self._pages.move_to_end(key)
-            while len(self._pages) > self.capacity:
-                self._pages.popitem(last=False)
-
-    def find(self, key: Key) -> KeptPage | None:
-        with self._lock:
-            return self._pages.get(key)
-
-    def __len__(self) -> int:
-        return len(self._pages)
 
 
 def _key(request: Request, actor: Actor) -> Key:
@@ -115,7 +72,7 @@ def draw_and_keep(
     makes the kept page older than the store and the next request draws it again."""
     ctx = context(request)
     body = render_text(request, template, actor=actor, csrf=_MARKER, **values)
-    ctx.kept_pages.keep(_key(request, actor), version, body)
+    ctx.kept.keep(_key(request, actor), Kept(actor.id, version, tuple(body.split(_MARKER))))
     return page_response(request, body.replace(_MARKER, csrf_token(ctx, request)))
 
 
@@ -146,15 +103,17 @@ class KeptPageAnswers:
         request = Request(scope)
         ctx: ApiContext = context(request)
         token = request.cookies.get(SESSION_COOKIE)
-        if not token or ctx.kept_pages.capacity <= 0:
+        if not token or ctx.kept.capacity <= 0:
             return None
         actor = cookie_actor(ctx, token)
         if actor is None or actor.role != "customer":
             return None
-        page = ctx.kept_pages.find(_key(request, actor))
+        page = ctx.kept.find(_key(request, actor))
         if page is None:
             return None
-        if page.version != await data_version_on_loop(ctx.engine, ctx.runtime.loop_reads, actor.id):
+        if page.version != await data_version_on_loop(
+            ctx.engine, ctx.runtime.loop_reads, page.customer_id
+        ):
             return None
         scope["route"] = route
         return page_response(request, csrf_token(ctx, request).join(page.parts))

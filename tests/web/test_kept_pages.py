@@ -171,7 +171,7 @@ def test_keeping_nothing_draws_every_page(db_url: str, shop: Shop) -> None:
         with statements(app.state.ctx.engine) as seen:
             assert client.get(f"/orders/{MUGS}").status_code == 200
         assert len(seen) > 3
-        assert len(app.state.ctx.kept_pages) == 0
+        assert len(app.state.ctx.kept) == 0
     finally:
         app.state.ctx.engine.dispose()
 

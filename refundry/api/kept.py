@@ -1,0 +1,170 @@
+"""Answers kept while a customer's data has not moved: an order answered from memory.
+
+An order (``GET /v1/orders/{id}``, and the customer's order page, refundry/web/kept_pages.py)
+costs a few milliseconds of one core to read and serialise — seven reads, the view, the JSON —
+and is asked for far more often than it changes. So its route keeps what it answered with the
+version of the order's customer's data read *before* its reads (services/customers/version.py:
+the length of the customer's audit chain, grown by every committed write on the customer in
+the same transaction: an ingest, a status update, a case's acts, a refund and each gateway
+answer). In front of the framework, the next request for the same thing by the same actor is
+answered from memory when that version has not moved: one indexed read instead of the reads,
+the view, the serialisation and the framework's layers. A version that moved, an unknown
+entry, any doubt: the request goes on to the route, which answers afresh and keeps the new one.
+
+**Whose entry.** The key is (path, role, subject, locale): an entry is made only by the route,
+after its access check, for an answer it gave 200; a request is answered from it only when its
+credentials are valid (the same check as the route's: signature, expiry, revocation) and name
+the key's role and subject. Customer B's token never finds A's order; a merchant's redacted
+view is the merchant's own entry.
+
+**Costs and limits.** Entries (and the order → customer pairs, which never change) are dropped
+oldest first past ``page_cache_entries`` (setting; 0 turns keeping off). Each serving process
+keeps its own; the version read makes them right across processes and the worker. The read
+runs on the event loop, not the thread pool: on SQLite a primary-key read of a local file, on
+PostgreSQL awaited over refundry/store/loop_reads.py. bench/http_bench.py measures the whole.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from refundry.api.deps import ApiContext, bearer_actor, context
+from refundry.domain.errors import RefundryError
+from refundry.services.access import Actor
+from refundry.services.customers.version import data_version, data_version_on_loop
+
+__all__ = ["Kept", "KeptAnswers", "KeptOrderAnswers", "KeptRoute", "answer_order"]
+
+log = structlog.get_logger("refundry.kept")
+
+Key = tuple[str, str, str, str]  # path, role, subject, locale ("" for the API)
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    customer_id: str  # whose data version the entry was made at
+    version: int
+    parts: tuple[str, ...]  # the body; a page's split where its per-browser form token goes
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRoute:
+    """What the request log and the metrics name a kept answer by (its route's template)."""
+
+    path: str
+
+
+class KeptAnswers:
+    """The kept answers of one serving process, oldest dropped first past ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._kept: OrderedDict[Key, Kept] = OrderedDict()
+        self._customers: OrderedDict[str, str] = OrderedDict()  # order id -> its customer
+        self._lock = threading.Lock()
+
+    def keep(self, key: Key, entry: Kept) -> None:
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._kept[key] = entry
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.capacity:
+                self._kept.popitem(last=False)
+
+    def find(self, key: Key) -> Kept | None:
+        with self._lock:
+            return self._kept.get(key)
+
+    def learn_customer(self, order_id: str, customer_id: str) -> None:
+        """``order_id`` belongs to ``customer_id`` (an order never changes hands)."""
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._customers[order_id] = customer_id
+            while len(self._customers) > self.capacity:
+                self._customers.popitem(last=False)
+
+    def customer_of(self, order_id: str) -> str | None:
+        with self._lock:
+            return self._customers.get(order_id)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+ORDER_ROUTE = KeptRoute("/v1/orders/{order_id}")
+_ORDER_PATH = re.compile(r"/v1/orders/[^/]+")
+JSON = "application/json"
+
+
+def _key(path: str, actor: Actor) -> Key:
+    return (path, actor.role, actor.id, "")
+
+
+def answer_order(
+    ctx: ApiContext, path: str, actor: Actor, order_id: str, draw: Callable[[], tuple[str, str]]
+) -> Response:
+    """The route's answer to ``GET /v1/orders/{id}``, kept for the next request: ``draw()``
+    reads the view (access checked) and returns (its customer, its JSON). The version is read
+    before it, so a write committed meanwhile makes the entry older than the store and the
+    next request draws again. The first request for an order only learns its customer."""
+    customer = ctx.kept.customer_of(order_id)
+    version = data_version(ctx.engine, customer) if customer is not None else None
+    owner, body = draw()
+    if customer is None:
+        ctx.kept.learn_customer(order_id, owner)
+    elif version is not None and owner == customer:
+        ctx.kept.keep(_key(path, actor), Kept(customer, version, (body,)))
+    return Response(body, media_type=JSON)
+
+
+class KeptOrderAnswers:
+    """Answers ``GET /v1/orders/{id}`` from memory when the actor's kept answer is still the
+    order as it is; every other request goes on to the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and _ORDER_PATH.fullmatch(scope["path"])
+        ):
+            try:
+                answer = await self._answer(scope)
+            except Exception:  # a kept answer is only a shortcut: the route answers instead
+                log.warning("kept_answer.failed", exc_info=True)
+                answer = None
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope) -> Response | None:
+        request = Request(scope)
+        ctx = context(request)
+        if ctx.kept.capacity <= 0:
+            return None
+        try:
+            actor = bearer_actor(ctx, request.headers.get("authorization", ""))
+        except RefundryError:  # the route answers the refusal
+            return None
+        kept = ctx.kept.find(_key(scope["path"], actor))
+        if kept is None:
+            return None
+        reads = ctx.runtime.loop_reads
+        if kept.version != await data_version_on_loop(ctx.engine, reads, kept.customer_id):
+            return None
+        scope["route"] = ORDER_ROUTE
+        return Response(kept.parts[0], media_type=JSON)

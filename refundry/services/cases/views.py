@@ -20,7 +20,7 @@ One case read by id (``read_case_detail``) adds its timeline and its deadlines:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -241,8 +241,15 @@ def _shipment(raw: str | None) -> CaseShipment | None:
     )
 
 
-def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseView:
-    """The case as ``actor`` sees it (``row`` is one it may see: ``load_case``)."""
+def case_view(
+    conn: Connection,
+    row: Case,
+    actor: Actor,
+    currency: str,
+    refunds_of: Callable[[bool], tuple[CaseRefund, ...]] | None = None,
+) -> CaseView:
+    """The case as ``actor`` sees it (``row`` is one it may see: ``load_case``);
+    ``refunds_of``: its refunds read already (``_refunds_of``, for a page of cases)."""
     inspection = json.loads(row.inspection) if row.inspection else None
     accepted = json.loads(row.accepted) if row.accepted else None
     lines = json.loads(row.lines)
@@ -303,38 +310,64 @@ def case_view(conn: Connection, row: Case, actor: Actor, currency: str) -> CaseV
         updated_at=row.updated_at,
         allowed_actions=tuple(access.case_actions_for(row, actor)),
         assignee=row.assignee if access.sees_desk_entries(actor) else None,
-        refunds=_refunds(conn, row, hide_amounts=partial),
+        refunds=refunds_of(partial) if refunds_of else _refunds(conn, row, hide_amounts=partial),
     )
 
 
 def _refunds(conn: Connection, row: Case, *, hide_amounts: bool) -> tuple[CaseRefund, ...]:
     """Every refund the case's transitions name (``refund_id`` in their data), oldest first."""
-    named: list[str] = []
-    for (data,) in conn.execute(
-        select(case_events.c.data).where(case_events.c.case_id == row.id).order_by(case_events.c.id)
-    ):
-        refund_id = json.loads(data).get("refund_id")
-        if isinstance(refund_id, str) and refund_id not in named:
-            named.append(refund_id)
-    if row.refund_id and row.refund_id not in named:
-        named.append(row.refund_id)
-    if not named:
-        return ()
-    found = {
-        r.id: r
-        for r in conn.execute(
-            select(refunds.c.id, refunds.c.status, refunds.c.total).where(refunds.c.id.in_(named))
-        )
-    }
-    return tuple(
-        CaseRefund(
-            id=refund_id,
-            status=REFUND_STATUS.get(found[refund_id].status, found[refund_id].status),
-            amount=None if hide_amounts else int(found[refund_id].total),
-        )
-        for refund_id in named
-        if refund_id in found
+    return _refunds_of(conn, [row])[row.id](hide_amounts)
+
+
+def _refunds_of(
+    conn: Connection, rows: Sequence[Case]
+) -> dict[str, Callable[[bool], tuple[CaseRefund, ...]]]:
+    """``_refunds`` of each of ``rows``, read with two queries for them all (a page of the
+    case list would otherwise ask twice per case): per case id, its refunds given whether the
+    amounts are hidden."""
+    named: dict[str, list[str]] = {row.id: [] for row in rows}
+    if rows:
+        mention = case_events.c.data.like('%"refund_id"%')  # a superset: the JSON is read below
+        for case_id, data in conn.execute(
+            select(case_events.c.case_id, case_events.c.data)
+            .where(case_events.c.case_id.in_(list(named)), mention)
+            .order_by(case_events.c.id)
+        ):
+            refund_id = json.loads(data).get("refund_id")
+            if isinstance(refund_id, str) and refund_id not in named[case_id]:
+                named[case_id].append(refund_id)
+    for row in rows:
+        if row.refund_id and row.refund_id not in named[row.id]:
+            named[row.id].append(row.refund_id)
+    wanted = sorted({refund_id for ids in named.values() for refund_id in ids})
+    found = (
+        {
+            r.id: r
+            for r in conn.execute(
+                select(refunds.c.id, refunds.c.status, refunds.c.total).where(
+                    refunds.c.id.in_(wanted)
+                )
+            )
+        }
+        if wanted
+        else {}
     )
+
+    def of(ids: list[str]) -> Callable[[bool], tuple[CaseRefund, ...]]:
+        def views(hide_amounts: bool) -> tuple[CaseRefund, ...]:
+            return tuple(
+                CaseRefund(
+                    id=refund_id,
+                    status=REFUND_STATUS.get(found[refund_id].status, found[refund_id].status),
+                    amount=None if hide_amounts else int(found[refund_id].total),
+                )
+                for refund_id in ids
+                if refund_id in found
+            )
+
+        return views
+
+    return {case_id: of(ids) for case_id, ids in named.items()}
 
 
 def _timeline(conn: Connection, row: Case, actor: Actor) -> tuple[TimelineEntry, ...]:
@@ -451,10 +484,10 @@ def list_cases(
     with UnitOfWork(engine, readonly=True) as uow:
         rows: Sequence[Any] = list(uow.conn.execute(query))
         page = rows[:limit]
+        shown = [(c, r.currency) for r in page if access.may_see_case(c := case_from_row(r), actor)]
+        refunds_of = _refunds_of(uow.conn, [c for c, _ in shown])
         items = tuple(
-            case_view(uow.conn, c, actor, r.currency)
-            for r in page
-            if access.may_see_case(c := case_from_row(r), actor)
+            case_view(uow.conn, c, actor, currency, refunds_of[c.id]) for c, currency in shown
         )
     more = len(rows) > limit
     return CasePage(

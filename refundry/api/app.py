@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
@@ -63,6 +64,9 @@ async def _serving(app: FastAPI) -> AsyncIterator[None]:
     (refundry/store/loop_reads.py), opened on the loop that serves and closed with it."""
     reads = app.state.ctx.runtime.loop_reads
     await reads.open()
+    # The routes that read the store run on the thread pool; more threads than this only
+    # queue on the GIL and the store's connections (docs/configuration.md, request_threads).
+    to_thread.current_default_thread_limiter().total_tokens = app.state.ctx.settings.request_threads
     if getattr(app.state, "freeze_heap", False):  # set by refundry serve's app factory
         # What is built by now (the app, its routes and schemas, the templates, the tables'
         # metadata, Babel's locale data) lives as long as the process: set apart from the

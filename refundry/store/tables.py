@@ -499,6 +499,7 @@ cases = Table(
     Index("ix_cases_order", "order_id"),
     Index("ix_cases_customer", "customer_id", "created_at"),
     Index("ix_cases_state", "state", "state_since"),
+    Index("ix_cases_created", "created_at", "id"),  # the case list, newest first (0022)
 )
 
 # Units held by open cases: a unit is asked for by at most one open case at a time.

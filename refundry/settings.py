@@ -122,8 +122,8 @@ class Settings(BaseSettings):
 
     # HTTP
     # threads a serving process runs its routes' store work on at once (docs/configuration.md:
-    # anyio's default of 40 only queued on the GIL; an OTP text waits on the SMS provider here)
-    request_threads: Annotated[int, Field(ge=1, le=256)] = 8
+    # anyio's default of 40 only queued on the GIL)
+    request_threads: Annotated[int, Field(ge=1, le=256)] = 4
     max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     case_rate_limit: Annotated[int, Field(ge=1)] = 10  # cases a customer may open per window
     case_rate_window_seconds: Annotated[int, Field(ge=1)] = 3600

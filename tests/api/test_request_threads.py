@@ -1,5 +1,5 @@
 """``request_threads``: while the app serves, its routes' thread pool holds that many threads
-(anyio's default limiter of the serving loop), not anyio's 40."""
+(anyio's default limiter of the serving loop): 4 by default, not anyio's 40."""
 
 from __future__ import annotations
 
@@ -29,5 +29,5 @@ def _threads(app_settings: Settings) -> int:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_serving_loop_runs_routes_on_request_threads(db_url: str) -> None:
     url = db_url
-    assert _threads(Settings(dev=True, database_url=url)) == 8
+    assert _threads(Settings(dev=True, database_url=url)) == 4
     assert _threads(Settings(dev=True, database_url=url, request_threads=3)) == 3

@@ -10,7 +10,7 @@ import gc
 import importlib
 import pkgutil
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +79,17 @@ async def _serving(app: FastAPI) -> AsyncIterator[None]:
         await reads.close()
 
 
+# The routers asked most, first: a request is matched against the routes in the order they
+# were included (about 50 patterns were tried before a preview's), so the orders' and the
+# cases' go first and the rest follow by name.
+_FIRST = ("orders", "cases", "refunds", "health")
+
+
+def _by_traffic(names: Iterable[str]) -> list[str]:
+    rank = {name: n for n, name in enumerate(_FIRST)}
+    return sorted(names, key=lambda name: (rank.get(name, len(_FIRST)), name))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -128,8 +139,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)
-    for info in pkgutil.iter_modules(routes.__path__):
-        module = importlib.import_module(f"{routes.__name__}.{info.name}")
+    for name in _by_traffic(info.name for info in pkgutil.iter_modules(routes.__path__)):
+        module = importlib.import_module(f"{routes.__name__}.{name}")
         router = getattr(module, "router", None)
         if router is not None:
             app.include_router(router)

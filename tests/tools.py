@@ -1,6 +1,7 @@
 """Outside programs some tests run, found on PATH or where `make test` unpacks them (.tools/);
 the service tests' runtime, built by the bootstrap (``runtime_for``); and a server process
-started and stopped around a test (``serving``).
+started and stopped around a test (``serving``); the SQL an engine ran meanwhile
+(``statements``).
 
 A missing tool skips its test with a line saying how to get it; under CI=true it fails the run,
 like a missing database server (tests/conftest.py).
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from refundry.adapters.events import RecordingPublisher
 from refundry.adapters.gateway import PaymentGateway
@@ -105,3 +106,18 @@ def serving(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements run on ``engine`` meanwhile (the driver-cursor ones included)."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, sql: str, *args: object) -> None:
+        seen.append(sql)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -42,7 +42,14 @@ from refundry.domain.errors import RefundryError
 from refundry.services.access import Actor
 from refundry.services.customers.version import data_version, data_version_on_loop
 
-__all__ = ["Kept", "KeptAnswers", "KeptOrderAnswers", "KeptRoute", "answer_order"]
+__all__ = [
+    "Kept",
+    "KeptAnswerLayer",
+    "KeptAnswers",
+    "KeptOrderAnswers",
+    "KeptRoute",
+    "answer_order",
+]
 
 log = structlog.get_logger("refundry.kept")
 
@@ -128,28 +135,38 @@ def answer_order(
     return Response(body, media_type=JSON)
 
 
-class KeptOrderAnswers:
-    """Answers ``GET /v1/orders/{id}`` from memory when the actor's kept answer is still the
-    order as it is; every other request goes on to the app."""
+class KeptAnswerLayer:
+    """In front of the framework: a GET that ``_answer`` finds a kept answer for is answered
+    from memory; every other request, and any failure of the shortcut, goes on to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    def _kept_path(self, path: str) -> bool:
+        raise NotImplementedError
+
+    async def _answer(self, scope: Scope) -> Response | None:
+        raise NotImplementedError
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and _ORDER_PATH.fullmatch(scope["path"])
-        ):
+        if scope["type"] == "http" and scope["method"] == "GET" and self._kept_path(scope["path"]):
             try:
                 answer = await self._answer(scope)
             except Exception:  # a kept answer is only a shortcut: the route answers instead
-                log.warning("kept_answer.failed", exc_info=True)
+                log.warning("kept_answer.failed", layer=type(self).__name__, exc_info=True)
                 answer = None
             if answer is not None:
                 await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class KeptOrderAnswers(KeptAnswerLayer):
+    """Answers ``GET /v1/orders/{id}`` from memory when the actor's kept answer is still the
+    order as it is."""
+
+    def _kept_path(self, path: str) -> bool:
+        return _ORDER_PATH.fullmatch(path) is not None
 
     async def _answer(self, scope: Scope) -> Response | None:
         request = Request(scope)

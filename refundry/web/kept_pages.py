@@ -35,21 +35,18 @@ from __future__ import annotations
 import re
 import secrets
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from refundry.api.deps import ApiContext, context
-from refundry.api.kept import Kept, KeptRoute, Key
+from refundry.api.kept import Kept, KeptAnswerLayer, KeptRoute, Key
 from refundry.services.access import Actor
 from refundry.services.customers.version import data_version_on_loop
 from refundry.web.session import SESSION_COOKIE, cookie_actor, csrf_token
 from refundry.web.templating import locale_of, page_response, render_text
 
 __all__ = ["KeptPageAnswers", "draw_and_keep"]
-
-log = structlog.get_logger("refundry.pages")
 
 # Where the form token goes in a kept page: drawn once per process, never shown to anyone.
 _MARKER = "rfcsrf" + secrets.token_hex(16)
@@ -76,24 +73,12 @@ def draw_and_keep(
     return page_response(request, body.replace(_MARKER, csrf_token(ctx, request)))
 
 
-class KeptPageAnswers:
+class KeptPageAnswers(KeptAnswerLayer):
     """Answers a kept page's request from memory when the customer's data has not moved
-    since it was drawn; every other request goes on to the app."""
+    since it was drawn."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            try:
-                answer = await self._answer(scope)
-            except Exception:  # a kept page is only a shortcut: the route answers instead
-                log.warning("kept_page.failed", exc_info=True)
-                answer = None
-            if answer is not None:
-                await answer(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def _kept_path(self, path: str) -> bool:
+        return any(pattern.fullmatch(path) for _, pattern in KEPT_ROUTES)
 
     async def _answer(self, scope: Scope) -> Response | None:
         path: str = scope["path"]

@@ -5,13 +5,10 @@ the actor it was answered for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
 
 from refundry.api.app import create_app
 from refundry.api.auth import issue_token, token_claims
@@ -32,25 +29,11 @@ from tests.api.conftest import (
     order_doc,
     problem_of,
 )
+from tests.tools import statements
 
 ORDER = f"/v1/orders/{ALICE_MIXED}"
 FRESH = "ord-alice-kept"
 AS_AGENT = bearer("agent", AGENT)
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements run on ``engine`` meanwhile (the driver-cursor ones included)."""
-    seen: list[str] = []
-
-    def record(conn: object, cursor: object, sql: str, *args: object) -> None:
-        seen.append(sql)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _settings(world: World, **extra: Any) -> Settings:

@@ -5,17 +5,15 @@ never to anyone but the customer they were drawn for."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
 
 from refundry.api.app import create_app
 from refundry.api.auth import token_claims
 from refundry.services.tokens import revoke_token
 from refundry.web.session import SESSION_COOKIE
+from tests.tools import statements
 from tests.web.conftest import (
     CUSTOMER,
     MUGS,
@@ -29,21 +27,6 @@ from tests.web.conftest import (
 )
 
 ORDER = f"/orders/{THRESHOLD}"
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements run on ``engine`` meanwhile (the driver-cursor ones included)."""
-    seen: list[str] = []
-
-    def record(conn: object, cursor: object, sql: str, *args: object) -> None:
-        seen.append(sql)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _same_page(html: str) -> str:

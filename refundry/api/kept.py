@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -79,14 +81,17 @@ class KeptAnswers:
         self._customers: OrderedDict[str, str] = OrderedDict()  # order id -> its customer
         self._lock = threading.Lock()
 
-    def keep(self, key: Key, entry: Kept) -> None:
+    def _put(self, into: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         if self.capacity <= 0:
             return
         with self._lock:
-            self._kept[key] = entry
-            self._kept.move_to_end(key)
-            while len(self._kept) > self.capacity:
-                self._kept.popitem(last=False)
+            into[key] = value
+            into.move_to_end(key)
+            while len(into) > self.capacity:
+                into.popitem(last=False)
+
+    def keep(self, key: Key, entry: Kept) -> None:
+        self._put(self._kept, key, entry)
 
     def find(self, key: Key) -> Kept | None:
         with self._lock:
@@ -94,12 +99,7 @@ class KeptAnswers:
 
     def learn_customer(self, order_id: str, customer_id: str) -> None:
         """``order_id`` belongs to ``customer_id`` (an order never changes hands)."""
-        if self.capacity <= 0:
-            return
-        with self._lock:
-            self._customers[order_id] = customer_id
-            while len(self._customers) > self.capacity:
-                self._customers.popitem(last=False)
+        self._put(self._customers, order_id, customer_id)
 
     def customer_of(self, order_id: str) -> str | None:
         with self._lock:
@@ -109,8 +109,6 @@ class KeptAnswers:
         return len(self._kept)
 
 
-ORDER_ROUTE = KeptRoute("/v1/orders/{order_id}")
-_ORDER_PATH = re.compile(r"/v1/orders/[^/]+")
 JSON = "application/json"
 
 
@@ -126,62 +124,79 @@ def answer_order(
     before it, so a write committed meanwhile makes the entry older than the store and the
     next request draws again. The first request for an order only learns its customer."""
     customer = ctx.kept.customer_of(order_id)
-    version = data_version(ctx.engine, customer) if customer is not None else None
-    owner, body = draw()
     if customer is None:
+        owner, body = draw()
         ctx.kept.learn_customer(order_id, owner)
-    elif version is not None and owner == customer:
-        ctx.kept.keep(_key(path, actor), Kept(customer, version, (body,)))
+    else:
+        version = data_version(ctx.engine, customer)
+        owner, body = draw()
+        if owner == customer:  # (always: an order never changes hands)
+            ctx.kept.keep(_key(path, actor), Kept(customer, version, (body,)))
     return Response(body, media_type=JSON)
 
 
-class KeptAnswerLayer:
-    """In front of the framework: a GET that ``_answer`` finds a kept answer for is answered
-    from memory; every other request, and any failure of the shortcut, goes on to the app."""
+class KeptAnswerLayer(ABC):
+    """In front of the framework: a GET of one of ``routes`` whose actor has a kept answer made
+    at the customer's current data version is answered from memory; every other request, and
+    any failure of the shortcut, goes on to the app."""
+
+    routes: tuple[tuple[KeptRoute, re.Pattern[str]], ...]
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def _kept_path(self, path: str) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _key(self, ctx: ApiContext, request: Request) -> Key | None:
+        """The kept answer's key for this request, None when its credentials name no actor
+        that may be answered from memory (the route answers, or refuses)."""
 
-    async def _answer(self, scope: Scope) -> Response | None:
-        raise NotImplementedError
+    @abstractmethod
+    def _respond(self, ctx: ApiContext, request: Request, kept: Kept) -> Response:
+        """The kept answer, as the route answers it."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and self._kept_path(scope["path"]):
-            try:
-                answer = await self._answer(scope)
-            except Exception:  # a kept answer is only a shortcut: the route answers instead
-                log.warning("kept_answer.failed", layer=type(self).__name__, exc_info=True)
-                answer = None
-            if answer is not None:
-                await answer(scope, receive, send)
-                return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            route = next((r for r, pattern in self.routes if pattern.fullmatch(path)), None)
+            if route is not None:
+                try:
+                    answer = await self._answer(scope, route)
+                except Exception:  # a kept answer is only a shortcut: the route answers instead
+                    log.warning("kept_answer.failed", layer=type(self).__name__, exc_info=True)
+                    answer = None
+                if answer is not None:
+                    await answer(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, route: KeptRoute) -> Response | None:
+        request = Request(scope)
+        ctx = context(request)
+        if ctx.kept.capacity <= 0:
+            return None
+        key = self._key(ctx, request)
+        kept = None if key is None else ctx.kept.find(key)
+        if kept is None:
+            return None
+        reads = ctx.runtime.loop_reads
+        if kept.version != await data_version_on_loop(ctx.engine, reads, kept.customer_id):
+            return None
+        scope["route"] = route
+        return self._respond(ctx, request, kept)
 
 
 class KeptOrderAnswers(KeptAnswerLayer):
     """Answers ``GET /v1/orders/{id}`` from memory when the actor's kept answer is still the
     order as it is."""
 
-    def _kept_path(self, path: str) -> bool:
-        return _ORDER_PATH.fullmatch(path) is not None
+    routes = ((KeptRoute("/v1/orders/{order_id}"), re.compile(r"/v1/orders/[^/]+")),)
 
-    async def _answer(self, scope: Scope) -> Response | None:
-        request = Request(scope)
-        ctx = context(request)
-        if ctx.kept.capacity <= 0:
-            return None
+    def _key(self, ctx: ApiContext, request: Request) -> Key | None:
         try:
             actor = bearer_actor(ctx, request.headers.get("authorization", ""))
         except RefundryError:  # the route answers the refusal
             return None
-        kept = ctx.kept.find(_key(scope["path"], actor))
-        if kept is None:
-            return None
-        reads = ctx.runtime.loop_reads
-        if kept.version != await data_version_on_loop(ctx.engine, reads, kept.customer_id):
-            return None
-        scope["route"] = ORDER_ROUTE
+        return _key(request.scope["path"], actor)
+
+    def _respond(self, ctx: ApiContext, request: Request, kept: Kept) -> Response:
         return Response(kept.parts[0], media_type=JSON)

@@ -37,12 +37,10 @@ import secrets
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope
 
 from refundry.api.deps import ApiContext, context
 from refundry.api.kept import Kept, KeptAnswerLayer, KeptRoute, Key
 from refundry.services.access import Actor
-from refundry.services.customers.version import data_version_on_loop
 from refundry.web.session import SESSION_COOKIE, cookie_actor, csrf_token
 from refundry.web.templating import locale_of, page_response, render_text
 
@@ -77,28 +75,14 @@ class KeptPageAnswers(KeptAnswerLayer):
     """Answers a kept page's request from memory when the customer's data has not moved
     since it was drawn."""
 
-    def _kept_path(self, path: str) -> bool:
-        return any(pattern.fullmatch(path) for _, pattern in KEPT_ROUTES)
+    routes = KEPT_ROUTES
 
-    async def _answer(self, scope: Scope) -> Response | None:
-        path: str = scope["path"]
-        route = next((r for r, pattern in KEPT_ROUTES if pattern.fullmatch(path)), None)
-        if route is None:
-            return None
-        request = Request(scope)
-        ctx: ApiContext = context(request)
+    def _key(self, ctx: ApiContext, request: Request) -> Key | None:
         token = request.cookies.get(SESSION_COOKIE)
-        if not token or ctx.kept.capacity <= 0:
-            return None
-        actor = cookie_actor(ctx, token)
+        actor = cookie_actor(ctx, token) if token else None
         if actor is None or actor.role != "customer":
             return None
-        page = ctx.kept.find(_key(request, actor))
-        if page is None:
-            return None
-        if page.version != await data_version_on_loop(
-            ctx.engine, ctx.runtime.loop_reads, page.customer_id
-        ):
-            return None
-        scope["route"] = route
-        return page_response(request, csrf_token(ctx, request).join(page.parts))
+        return _key(request, actor)
+
+    def _respond(self, ctx: ApiContext, request: Request, kept: Kept) -> Response:
+        return page_response(request, csrf_token(ctx, request).join(kept.parts))

@@ -340,18 +340,10 @@ def _refunds_of(
         if row.refund_id and row.refund_id not in named[row.id]:
             named[row.id].append(row.refund_id)
     wanted = sorted({refund_id for ids in named.values() for refund_id in ids})
-    found = (
-        {
-            r.id: r
-            for r in conn.execute(
-                select(refunds.c.id, refunds.c.status, refunds.c.total).where(
-                    refunds.c.id.in_(wanted)
-                )
-            )
-        }
-        if wanted
-        else {}
-    )
+    found: dict[str, Any] = {}
+    if wanted:
+        query = select(refunds.c.id, refunds.c.status, refunds.c.total)
+        found = {r.id: r for r in conn.execute(query.where(refunds.c.id.in_(wanted)))}
 
     def of(ids: list[str]) -> Callable[[bool], tuple[CaseRefund, ...]]:
         def views(hide_amounts: bool) -> tuple[CaseRefund, ...]:

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from refundry.adapters.inbox import InboxNotifier
 from refundry.domain.errors import RefundryError
@@ -76,52 +76,103 @@ class ChannelNotifier:
         self._clock = clock
 
     def send(self, message: dict[str, Any], *, key: str) -> None:
-        template = str(message["template"])
-        phone, email, channels = self._contact(str(message["customer_id"]), template)
-        done = self._delivered(key)
-        pending = [ch for ch in channels if ch not in done]
-        if not pending:
-            return
-        # Rendered even for the inbox alone (which renders on display): a message that cannot
-        # be rendered fails here, on every channel alike, before anything is sent.
-        rendered = render(template, self._params(message), message.get("locale"))
-        failures: dict[str, BaseException] = {}
-        for channel in pending:
+        failed = self.send_many([(message, key)]).get(key)
+        if failed is not None:
+            raise failed
+
+    def send_many(self, messages: list[tuple[dict[str, Any], str]]) -> dict[str, Exception]:
+        """``send`` for each (message, key), in order; returns the failures by key (a
+        ``DeliveryFailed`` naming the failed channels, or the rendering's error) instead of
+        raising them. The contacts and what was delivered before are read by one statement
+        each, and the inbox rows and every delivery's record are written by one transaction
+        after the SMS and emails went out: a crash before it sends those again under their keys
+        (the providers' dedupe), as a crash between a send and its record always could."""
+        if not messages:
+            return {}
+        contacts = self._contacts({str(m["customer_id"]) for m, _ in messages})
+        done = self._delivered([key for _, key in messages])
+        inbox: list[tuple[dict[str, Any], str]] = []
+        records: list[dict[str, Any]] = []
+        failed: dict[str, Exception] = {}
+        for message, key in messages:
+            customer_id = str(message["customer_id"])
+            template = str(message["template"])
+            phone, email, channels = self._chosen(contacts.get(customer_id), customer_id, template)
+            pending = [ch for ch in channels if (key, ch) not in done]
+            if not pending:
+                continue
             try:
-                if channel == "in_app":
-                    self._inbox.send(message, key=key)
-                elif channel == "sms":
-                    if not phone:
-                        raise _NoAddress("the customer has no phone number")
-                    self._sms.send(phone=phone, text=rendered.text, key=key)
-                else:
-                    if not email:
-                        raise _NoAddress("the customer has no email address")
-                    self._email.send(
-                        to=email, subject=rendered.subject, body=rendered.text, key=key
-                    )
-            except _NoAddress as exc:
-                if template in SMS_ONLY:
-                    failures[channel] = exc
-                else:
-                    log.warning("notification %s: %s channel skipped: %s", key, channel, exc)
-                continue
+                # Rendered even for the inbox alone (which renders on display): a message that
+                # cannot be rendered fails here, on every channel alike, before anything is sent.
+                rendered = render(template, self._params(message), message.get("locale"))
             except Exception as exc:
-                log.warning("notification %s: %s failed: %s", key, channel, exc)
-                failures[channel] = exc
+                failed[key] = exc
                 continue
-            self._record(key, channel, customer_id=str(message["customer_id"]))
-        if failures:
-            raise DeliveryFailed(key, failures) from next(iter(failures.values()))
+            failures: dict[str, BaseException] = {}
+            for channel in pending:
+                try:
+                    if channel == "in_app":
+                        inbox.append((message, key))
+                    elif channel == "sms":
+                        if not phone:
+                            raise _NoAddress("the customer has no phone number")
+                        self._sms.send(phone=phone, text=rendered.text, key=key)
+                    else:
+                        if not email:
+                            raise _NoAddress("the customer has no email address")
+                        self._email.send(
+                            to=email, subject=rendered.subject, body=rendered.text, key=key
+                        )
+                except _NoAddress as exc:
+                    if template in SMS_ONLY:
+                        failures[channel] = exc
+                    else:
+                        log.warning("notification %s: %s channel skipped: %s", key, channel, exc)
+                    continue
+                except Exception as exc:
+                    log.warning("notification %s: %s failed: %s", key, channel, exc)
+                    failures[channel] = exc
+                    continue
+                records.append(
+                    {
+                        "key": key,
+                        "channel": channel,
+                        "customer_id": customer_id,
+                        "at": self._clock(),
+                    }
+                )
+            if failures:
+                failed[key] = DeliveryFailed(key, failures)
+                failed[key].__cause__ = next(iter(failures.values()))
+        if inbox or records:
+            with self._engine.begin() as conn:
+                self._inbox.write(conn, inbox)
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                # a concurrent delivery of the same key may have recorded it first
+                conn.execute(
+                    dialect.insert(notification_deliveries).on_conflict_do_nothing(), records
+                )
+        return failed
 
-    # -- reading and recording ----------------------------------------------------------------
+    # -- reading ------------------------------------------------------------------------------
 
-    def _contact(self, customer_id: str, template: str) -> tuple[str | None, str | None, list[str]]:
+    def _contacts(self, customer_ids: set[str]) -> dict[str, Any]:
         c = customer_contacts.c
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(c.phone, c.email, c.channels).where(c.customer_id == customer_id)
-            ).first()
+            return {
+                str(r.customer_id): r
+                for r in conn.execute(
+                    select(c.customer_id, c.phone, c.email, c.channels).where(
+                        c.customer_id.in_(sorted(customer_ids))
+                    )
+                )
+            }
+
+    @staticmethod
+    def _chosen(
+        row: Any, customer_id: str, template: str
+    ) -> tuple[str | None, str | None, list[str]]:
+        """The customer's phone, email and chosen channels for this template."""
         if template in SMS_ONLY:
             return (row.phone if row else None), None, ["sms"]
         if row is None:
@@ -134,21 +185,13 @@ class ChannelNotifier:
                 chosen.append(ch)
         return row.phone, row.email, chosen
 
-    def _delivered(self, key: str) -> set[str]:
+    def _delivered(self, keys: list[str]) -> set[tuple[str, str]]:
         d = notification_deliveries.c
         with self._engine.connect() as conn:
-            return {str(ch) for ch in conn.execute(select(d.channel).where(d.key == key)).scalars()}
-
-    def _record(self, key: str, channel: str, *, customer_id: str) -> None:
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    insert(notification_deliveries).values(
-                        key=key, channel=channel, customer_id=customer_id, at=self._clock()
-                    )
-                )
-        except IntegrityError:
-            pass  # a concurrent delivery of the same key recorded it first
+            return {
+                (str(r.key), str(r.channel))
+                for r in conn.execute(select(d.key, d.channel).where(d.key.in_(keys)))
+            }
 
     def _params(self, message: dict[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {

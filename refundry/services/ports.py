@@ -33,6 +33,12 @@ class Notifier(Protocol):
         call with the same key must not reach the customer twice."""
         ...
 
+    def send_many(self, messages: list[tuple[dict[str, Any], str]]) -> dict[str, Exception]:
+        """``send`` for each (message, key) — the relay's round of one customer's messages —
+        with what failed returned by key instead of raised (an exception raised: all of them
+        are tried again)."""
+        ...
+
 
 class EventPublisher(Protocol):
     def publish(self, event: dict[str, Any], *, key: str) -> None:

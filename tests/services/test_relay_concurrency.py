@@ -126,10 +126,10 @@ def test_answers_recorded_one_by_one_when_their_shared_transaction_fails(
     bad = f"{refund_ids[3]}:T1"
     settle_in = Relay._settle_in
 
-    def failing(self: Relay, conn: Any, p: dict[str, Any], *args: Any, **kw: Any) -> None:
-        if p["idempotency_key"] == bad:
+    def failing(self: Relay, conn: Any, answers: list[Any], *args: Any, **kw: Any) -> None:
+        if any(p["idempotency_key"] == bad for _, p, _ in answers):
             raise RuntimeError("the store refused this one")
-        settle_in(self, conn, p, *args, **kw)
+        settle_in(self, conn, answers, *args, **kw)
 
     monkeypatch.setattr(Relay, "_settle_in", failing)
     with pytest.raises(RuntimeError, match="the store refused this one"):

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.orders.ingest import ingest_order
-from refundry.services.outbox.relay import record_tender_outcome
 from refundry.services.refunds.apply import apply_refund, preview_refund
+from refundry.services.refunds.tender_outcomes import record_tender_outcome
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import refund_tenders, refunds
 

@@ -32,20 +32,24 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
 from refundry.adapters.gateway import GatewayAnswer
 from refundry.domain.errors import RefundryError
-from refundry.domain.plan_doc import load_plan
 from refundry.services.audit.chain import AuditTrail
-from refundry.services.cases.refund import follow_refund
 from refundry.services.cases.shipments import record_booking
 from refundry.services.faults import fault_point
-from refundry.services.outbox.messages import Topic, enqueue
+from refundry.services.outbox.messages import Topic
 from refundry.services.ports import EventPublisher, LogisticsProvider, Notifier, PaymentGateway
+from refundry.services.refunds.tender_outcomes import (
+    TenderAnswer,
+    record_tender_outcome,
+    record_tender_outcomes,
+)
 from refundry.services.shop_webhooks.fanout import fan_out
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
+from refundry.store.prepared import Prepared
+from refundry.store.tables import gateway_calls, outbox
 
 log = structlog.get_logger("refundry.relay")
 
-__all__ = ["Relay", "backoff", "settle_refund_status"]
+__all__ = ["Relay", "backoff"]
 
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS: dict[str, int] = {
@@ -54,11 +58,11 @@ MAX_ATTEMPTS: dict[str, int] = {
     Topic.EVENT: 8,
     Topic.LOGISTICS_BOOK: 12,
 }
-FINAL_TENDER = ("succeeded", "failed", "to_wallet")
 TENDER_STATUS = {"accepted": "accepted", "succeeded": "succeeded", "refused": "failed"}
 # A tender's failure code (as a gateway's refusal codes are), not one of refundry's error codes:
 # every attempt timed out or found the gateway down, and it knows nothing of the key.
 UNREACHABLE = "gateway_unreachable"
+_INSERT_CALLS = Prepared(insert(gateway_calls))
 
 
 # What asking the gateway came to: its answer, or the error (timeout, outage, refusal of the
@@ -122,11 +126,10 @@ class Relay:
                     context = contextvars.copy_context()  # the message's log fields
                     asked[row.id] = pool.submit(context.run, self._ask, payload)
             delivered: list[int] = []  # notifications and events sent, marked done together
-            try:
-                for row, payload in rows:  # while the gateway calls are in flight
-                    if row.topic != Topic.GATEWAY_REFUND:
-                        _bind(row.id, row.topic, payload)
-                        self._handle(row, payload, delivered)
+            try:  # while the gateway calls are in flight
+                self._deliver_messages(
+                    [(r, p) for r, p in rows if r.topic != Topic.GATEWAY_REFUND], delivered
+                )
             finally:
                 self._mark_done(delivered)
             answers: list[tuple[int, dict[str, Any], GatewayAnswer]] = []
@@ -151,20 +154,52 @@ class Relay:
             )
         return len(claimed)
 
-    def _handle(self, row: Any, payload: dict[str, Any], delivered: list[int]) -> None:
-        """A message that is not a gateway refund."""
+    def _deliver_messages(
+        self, rows: list[tuple[Any, dict[str, Any]]], delivered: list[int]
+    ) -> None:
+        """The round's messages that are not gateway refunds, a customer's together: its
+        events fanned out to the shop's webhooks in one transaction, its notifications
+        delivered by one ``send_many`` (a transaction for all their inbox rows and records),
+        each message in the order it was written. ``delivered``: what was sent."""
+        by_customer: dict[str | None, list[tuple[Any, dict[str, Any]]]] = {}
+        for row, payload in rows:
+            by_customer.setdefault(row.customer_id, []).append((row, payload))
+        for group in by_customer.values():
+            events: list[tuple[Any, dict[str, Any]]] = []
+            notes: list[tuple[Any, dict[str, Any]]] = []
+            for row, payload in group:
+                _bind(row.id, row.topic, payload)
+                if row.topic == Topic.EVENT:
+                    events.append((row, payload))
+                elif row.topic == Topic.NOTIFY:
+                    notes.append((row, payload))
+                elif row.topic == Topic.LOGISTICS_BOOK:
+                    self._book_return(row.id, row.attempts, row.key, payload)
+                else:  # written by a newer version, or by hand: never guess
+                    self._park(row.id, f"unknown topic {row.topic!r}")
+            for row, payload in self._fan_out(events):
+                _bind(row.id, row.topic, payload)
+                publish = partial(self.publisher.publish, payload, key=row.key)
+                if self._deliver(row.id, row.attempts, Topic.EVENT, publish):
+                    delivered.append(row.id)
+            self._notify(notes, delivered)
+
+    def _notify(self, notes: list[tuple[Any, dict[str, Any]]], delivered: list[int]) -> None:
+        if not notes:
+            return
         try:
-            topic = Topic(row.topic)
-        except ValueError:  # written by a newer version, or by hand: never guess
-            self._park(row.id, f"unknown topic {row.topic!r}")
-            return
-        if topic is Topic.LOGISTICS_BOOK:
-            self._book_return(row.id, row.attempts, row.key, payload)
-            return
-        if topic is Topic.EVENT and not self._fan_out(row, payload):
-            return
-        send = self.notifier.send if topic is Topic.NOTIFY else self.publisher.publish
-        if self._deliver(row.id, row.attempts, topic, partial(send, payload, key=row.key)):
+            failed = self.notifier.send_many([(payload, row.key) for row, payload in notes])
+        except Exception as exc:  # a receiver's failure must not stop the relay
+            failed = {row.key: exc for row, _ in notes}
+        for row, payload in notes:
+            _bind(row.id, row.topic, payload)
+            error = failed.get(row.key)
+            if error is not None:
+                self._retry_later(
+                    row.id, row.attempts, Topic.NOTIFY, f"{type(error).__name__}: {error}"
+                )
+                continue
+            fault_point("relay.after_send")
             delivered.append(row.id)
 
     def drain(self, *, rounds: int = 100) -> int:
@@ -196,6 +231,7 @@ class Relay:
                         outbox.c.payload,
                         outbox.c.attempts,
                         outbox.c.created_at,
+                        outbox.c.customer_id,
                     )
                     .where(
                         outbox.c.status == "pending",
@@ -266,25 +302,30 @@ class Relay:
 
     # -- notifications and events -----------------------------------------------------------
 
-    def _fan_out(self, row: Any, payload: dict[str, Any]) -> bool:
-        """The shop's webhooks of a domain event (services/shop_webhooks/fanout.py), queued
-        before the event publisher is called and apart from it: a broker that is down does
-        not hold the shop's webhooks back. Repeating it (a retry) adds nothing. False when it
-        failed: the message is tried again later, like a failed delivery."""
+    def _fan_out(
+        self, events: list[tuple[Any, dict[str, Any]]]
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """The shop's webhooks of domain events (services/shop_webhooks/fanout.py; one
+        customer's, in one transaction), queued before the event publisher is called and apart
+        from it: a broker that is down does not hold the shop's webhooks back. Repeating it (a
+        retry) adds nothing. Returns the events to publish: none when it failed (they are tried
+        again later, like a failed delivery)."""
+        if not events:
+            return []
         try:
             with UnitOfWork(self.engine) as uow:
-                fan_out(
-                    uow.conn,
-                    key=row.key,
-                    payload=payload,
-                    occurred_at=row.created_at,
-                    now=self.clock(),
-                )
+                now = self.clock()
+                for row, payload in events:
+                    fan_out(
+                        uow.conn, key=row.key, payload=payload, occurred_at=row.created_at, now=now
+                    )
                 uow.commit()
         except Exception as exc:  # the store's trouble must not stop the relay
-            self._retry_later(row.id, row.attempts, Topic.EVENT, f"webhook fan-out: {exc!r}")
-            return False
-        return True
+            for row, payload in events:
+                _bind(row.id, row.topic, payload)
+                self._retry_later(row.id, row.attempts, Topic.EVENT, f"webhook fan-out: {exc!r}")
+            return []
+        return events
 
     def _deliver(
         self, message_id: int, attempts: int, topic: str, send: Callable[[], None]
@@ -432,9 +473,10 @@ class Relay:
 
     def _record_answers(self, answers: list[tuple[int, dict[str, Any], GatewayAnswer]]) -> None:
         """The gateway's answers, each with its call, its tender's outcome and its message done,
-        in one transaction (a commit per answer was most of a refund's time). If it fails, each
-        answer is recorded on its own, so one message's trouble does not lose the others' (and
-        is raised after them)."""
+        in one transaction (a commit per answer was most of a refund's time), by a fixed number
+        of statements (services/refunds/tender_outcomes.py). If it fails, each answer is
+        recorded on its own, so one message's trouble does not lose the others' (and is raised
+        after them)."""
         if not answers:
             return
         try:
@@ -444,7 +486,7 @@ class Relay:
                     fault_point("relay.after_send")
                     _bind(message_id, Topic.GATEWAY_REFUND, p)
                     log.info("relay.gateway_answer", status=answer.status, code=answer.code)
-                    self._settle_in(uow.conn, p, answer, message_id=message_id, now=now)
+                self._settle_in(uow.conn, answers, now=now)
                 uow.commit()
         except Exception:
             if len(answers) == 1:
@@ -465,33 +507,36 @@ class Relay:
     def _settle_in(
         self,
         conn: Connection,
-        p: dict[str, Any],
-        answer: GatewayAnswer,
+        answers: list[tuple[int, dict[str, Any], GatewayAnswer]],
         *,
-        message_id: int,
         now: datetime,
         kind: str = "request",
     ) -> None:
-        self._record_call(
+        self._record_calls(
             conn,
             now,
-            p=p,
-            kind=kind,
-            outcome=answer.status,
-            answer=answer.raw or {"status": answer.status},
+            [
+                (p, kind, answer.status, answer.raw or {"status": answer.status})
+                for _, p, answer in answers
+            ],
         )
-        record_tender_outcome(
+        record_tender_outcomes(
             conn,
-            refund_id=p["refund_id"],
-            tender_id=p["tender_id"],
-            idempotency_key=p["idempotency_key"],
-            status=TENDER_STATUS[answer.status],
-            gateway_refund_id=answer.gateway_refund_id,
-            code=answer.code,
+            [
+                TenderAnswer(
+                    refund_id=p["refund_id"],
+                    tender_id=p["tender_id"],
+                    idempotency_key=p["idempotency_key"],
+                    status=TENDER_STATUS[answer.status],
+                    gateway_refund_id=answer.gateway_refund_id,
+                    code=answer.code,
+                )
+                for _, p, answer in answers
+            ],
             at=now,
             actor=self.worker,
         )
-        self._done(conn, message_id, now)
+        self._done(conn, [message_id for message_id, _, _ in answers], now)
 
     def _gave_up(self, p: dict[str, Any], message_id: int) -> None:
         """Attempts used up on timeouts and outages: ask the gateway one last time. Only when
@@ -506,9 +551,7 @@ class Relay:
             self._unreachable(p)
             return
         with UnitOfWork(self.engine) as uow:
-            self._settle_in(
-                uow.conn, p, found, message_id=message_id, now=self.clock(), kind="lookup"
-            )
+            self._settle_in(uow.conn, [(message_id, p, found)], now=self.clock(), kind="lookup")
             uow.commit()
 
     def _dead_letter(
@@ -553,18 +596,29 @@ class Relay:
         outcome: str,
         answer: dict[str, Any],
     ) -> None:
-        conn.execute(
-            insert(gateway_calls).values(
-                refund_id=p["refund_id"],
-                tender_id=p["tender_id"],
-                # a message queued before 0021 does not name the customer: its order does
-                customer_id=p.get("customer_id") or _customer_of(conn, p["order_id"])[0],
-                idempotency_key=p["idempotency_key"],
-                kind=kind,
-                outcome=outcome,
-                answer=json.dumps(answer, ensure_ascii=False, sort_keys=True, default=str),
-                at=at,
-            )
+        Relay._record_calls(conn, at, [(p, kind, outcome, answer)])
+
+    @staticmethod
+    def _record_calls(
+        conn: Connection, at: datetime, calls: list[tuple[dict[str, Any], str, str, dict[str, Any]]]
+    ) -> None:
+        """Each (payload, kind, outcome, answer): one ``gateway_calls`` row, by one statement."""
+        _INSERT_CALLS.run_many(
+            conn,
+            [
+                {
+                    "refund_id": p["refund_id"],
+                    "tender_id": p["tender_id"],
+                    # a message queued before 0021 does not name the customer: its order does
+                    "customer_id": p.get("customer_id") or _customer_of(conn, p["order_id"])[0],
+                    "idempotency_key": p["idempotency_key"],
+                    "kind": kind,
+                    "outcome": outcome,
+                    "answer": json.dumps(answer, ensure_ascii=False, sort_keys=True, default=str),
+                    "at": at,
+                }
+                for p, kind, outcome, answer in calls
+            ],
         )
 
     def _unreachable(self, p: dict[str, Any]) -> None:
@@ -584,150 +638,6 @@ class Relay:
                 actor=self.worker,
             )
             uow.commit()
-
-
-def record_tender_outcome(
-    conn: Connection,
-    *,
-    refund_id: str,
-    tender_id: str,
-    idempotency_key: str,
-    status: str,
-    gateway_refund_id: str | None,
-    code: str | None,
-    at: datetime,
-    actor: str,
-) -> bool:
-    """Move a tender's refund forward (never back: a final state is never overwritten, and an
-    answer for an earlier attempt's key is ignored). Returns True when something changed."""
-    t = refund_tenders.c
-    row = conn.execute(
-        select(t.status, t.idempotency_key, t.order_id, t.amount)
-        .where(t.refund_id == refund_id, t.tender_id == tender_id)
-        .with_for_update()
-    ).first()
-    if row is None or row.idempotency_key != idempotency_key or row.status in FINAL_TENDER:
-        return False
-    if status == "accepted" and row.status == "accepted":
-        return False
-    values: dict[str, Any] = {"status": status, "updated_at": at}
-    if gateway_refund_id:
-        values["gateway_refund_id"] = gateway_refund_id
-    if status == "failed":
-        values["failure_code"] = code
-    conn.execute(
-        update(refund_tenders)
-        .where(t.refund_id == refund_id, t.tender_id == tender_id)
-        .values(**values)
-    )
-    trail = AuditTrail(actor=actor, at=at, customer_id=_customer_of(conn, row.order_id)[0])
-    trail.record(
-        f"gateway.{status}",
-        order_id=row.order_id,
-        refund_id=refund_id,
-        tender_id=tender_id,
-        amount=int(row.amount),
-        code=code,
-        gateway_refund_id=gateway_refund_id,
-    )
-    settle_refund_status(conn, refund_id=refund_id, at=at, trail=trail)
-    trail.flush(conn)
-    return True
-
-
-def settle_refund_status(
-    conn: Connection, *, refund_id: str, at: datetime, trail: AuditTrail
-) -> str:
-    """The refund's status from its tenders: failed if any failed, refunded when all are done.
-
-    The refund row is locked first: two writers settling two of its tenders at once (the relay
-    and the gateway's webhook, two relay processes) take turns here, and the second reads the
-    first one's committed tender (without it, on PostgreSQL, each read the other's tender as
-    it was and the refund stayed ``refunding``: tests/services/test_tender_race.py). Every
-    caller has locked its tender row before: tender, then refund."""
-    refund = conn.execute(
-        select(refunds.c.status, refunds.c.order_id, refunds.c.plan)
-        .where(refunds.c.id == refund_id)
-        .with_for_update()
-    ).one()
-    t = refund_tenders.c
-    rows = conn.execute(
-        select(
-            t.tender_id, t.kind, t.amount, t.status, t.attempt, t.gateway_refund_id, t.failure_code
-        )
-        .where(t.refund_id == refund_id)
-        .order_by(t.tender_id)
-    ).all()
-    states = [r.status for r in rows]
-    # Each status is reached at most once per gateway attempt: a deterministic message key,
-    # the same however often a crashed worker repeats the transaction.
-    attempts = sum(int(r.attempt) for r in rows)
-    if any(s == "failed" for s in states):
-        status = "refund_failed"
-    elif all(s in ("succeeded", "to_wallet") for s in states):
-        status = "refunded"
-    else:
-        status = "refunding"
-    if status != refund.status:
-        conn.execute(
-            update(refunds).where(refunds.c.id == refund_id).values(status=status, updated_at=at)
-        )
-        follow_refund(conn, refund_id=refund_id, status=status, at=at, trail=trail)
-        trail.record(
-            f"refund.{status}",
-            order_id=refund.order_id,
-            refund_id=refund_id,
-            status_before=refund.status,
-            status_after=status,
-        )
-        plan = load_plan(refund.plan)
-        customer = _customer_of(conn, refund.order_id)
-        enqueue(
-            conn,
-            topic="notify",
-            key=f"notify:{refund_id}:{status}:a{attempts}",
-            at=at,
-            payload={
-                "customer_id": customer[0],
-                "locale": customer[1],
-                "order_id": refund.order_id,
-                "refund_id": refund_id,
-                "template": f"refund.{status}",
-                "params": {"amount": plan["amount"]["total"], "currency": plan["currency"]},
-            },
-        )
-        enqueue(
-            conn,
-            topic="event",
-            key=f"event:refund.{status}:{refund_id}:a{attempts}",
-            at=at,
-            payload={
-                "type": f"refund.{status}",
-                "refund_id": refund_id,
-                "order_id": refund.order_id,
-                "customer_id": customer[0],
-                "from": refund.status,
-                "to": status,
-                # grows with each gateway attempt (an agent's retry): the shop orders a
-                # refund's events by it, then refunding before refunded / refund_failed
-                "attempt": attempts,
-                "total": plan["amount"]["total"],
-                "currency": plan["currency"],
-                # each tender as it stands: the shop sees which one failed and why
-                "tenders": [
-                    {
-                        "tender_id": r.tender_id,
-                        "kind": r.kind,
-                        "amount": int(r.amount),
-                        "status": r.status,
-                        "gateway_refund_id": r.gateway_refund_id,
-                        "failure_code": r.failure_code,
-                    }
-                    for r in rows
-                ],
-            },
-        )
-    return status
 
 
 def _customer_of_case(conn: Connection, case_id: str) -> str | None:

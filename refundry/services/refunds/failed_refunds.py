@@ -26,9 +26,9 @@ from refundry.services.audit.chain import AuditTrail
 from refundry.services.cases.process import load_case
 from refundry.services.errors import Conflict, NotFound
 from refundry.services.outbox.messages import enqueue
-from refundry.services.outbox.relay import settle_refund_status
 from refundry.services.ports import PaymentGateway
 from refundry.services.refunds.ledger import post
+from refundry.services.refunds.tender_outcomes import settle_refund_status
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import order_tenders, orders, refund_tenders, refunds
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from refundry.services.outbox.relay import record_tender_outcome
 from refundry.services.ports import GatewayEvent
+from refundry.services.refunds.tender_outcomes import record_tender_outcome
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, gateway_events, refund_tenders
 

@@ -75,33 +75,25 @@ def record_tender_outcomes(
     conn: Connection, answers: Sequence[TenderAnswer], *, at: datetime, actor: str
 ) -> list[bool]:
     """``record_tender_outcome`` for each answer, in order, in the caller's transaction;
-    returns, per answer, whether it changed its tender. The tenders are locked first (in key
-    order), then their refunds (in id order): the order every writer of them keeps."""
+    returns, per answer, whether it changed its tender. The answers' tenders are locked first
+    (in key order), then their refunds (in id order), the order every writer of them keeps;
+    then each answer is judged and settled in memory against the rows as the earlier answers
+    left them, and what they changed is written at the end."""
     if not answers:
         return []
     t = refund_tenders.c
     pairs = sorted({(a.refund_id, a.tender_id) for a in answers})
-    tenders = {
-        (r.refund_id, r.tender_id): r._asdict()
-        for r in conn.execute(
-            select(
-                t.refund_id,
-                t.tender_id,
-                t.status,
-                t.idempotency_key,
-                t.order_id,
-                t.customer_id,
-                t.amount,
-            )
-            .where(tuple_(t.refund_id, t.tender_id).in_(pairs))
-            .order_by(t.refund_id, t.tender_id)
-            .with_for_update()
-        )
-    }
+    locked = conn.execute(
+        select(t.refund_id)
+        .where(tuple_(t.refund_id, t.tender_id).in_(pairs))
+        .order_by(t.refund_id, t.tender_id)
+        .with_for_update()
+    ).scalars()
+    settling = _Settling(conn, sorted(set(locked)), at=at)
+    trail = AuditTrail(actor=actor, at=at, customer_id=None)
     changed: list[bool] = []
-    moved: dict[str, list[TenderAnswer]] = {}  # refund id → its answers that moved a tender
     for a in answers:
-        row = tenders.get((a.refund_id, a.tender_id))
+        row = settling.tender(a.refund_id, a.tender_id)
         if (
             row is None
             or row["idempotency_key"] != a.idempotency_key
@@ -110,48 +102,20 @@ def record_tender_outcomes(
         ):
             changed.append(False)
             continue
-        row["status"] = a.status
-        if a.gateway_refund_id:
-            row["gateway_refund_id"] = a.gateway_refund_id
-        if a.status == "failed":
-            row["failure_code"] = a.code
         changed.append(True)
-        moved.setdefault(a.refund_id, []).append(a)
-    if not moved:
-        return changed
-    conn.execute(
-        _MOVE_TENDER,
-        [
-            {
-                "b_refund": a.refund_id,
-                "b_tender": a.tender_id,
-                "b_status": a.status,
-                "b_gateway_refund_id": a.gateway_refund_id or None,
-                "b_failure_code": a.code if a.status == "failed" else None,
-                "b_failed": a.status == "failed",
-                "b_at": at,
-            }
-            for answers_of in moved.values()
-            for a in answers_of
-        ],
-    )
-    settled = _Settling(conn, sorted(moved), at=at)
-    trail = AuditTrail(actor=actor, at=at, customer_id=None)
-    for refund_id, answers_of in moved.items():  # each refund's entries together, in order
-        for a in answers_of:
-            row = tenders[(a.refund_id, a.tender_id)]
-            with trail.about(str(row["customer_id"])):
-                trail.record(
-                    f"gateway.{a.status}",
-                    order_id=row["order_id"],
-                    refund_id=a.refund_id,
-                    tender_id=a.tender_id,
-                    amount=int(row["amount"]),
-                    code=a.code,
-                    gateway_refund_id=a.gateway_refund_id,
-                )
-        settled.settle(refund_id, trail)
-    settled.finish()
+        settling.move_tender(row, a)
+        with trail.about(str(row["customer_id"])):
+            trail.record(
+                f"gateway.{a.status}",
+                order_id=row["order_id"],
+                refund_id=a.refund_id,
+                tender_id=a.tender_id,
+                amount=int(row["amount"]),
+                code=a.code,
+                gateway_refund_id=a.gateway_refund_id,
+            )
+        settling.settle(a.refund_id, trail)
+    settling.finish()
     trail.flush_batch(conn)
     return changed
 
@@ -225,14 +189,18 @@ class _Settling:
             )
         }
         t = refund_tenders.c
-        self.tenders: dict[str, list[Any]] = {}
+        # every tender of these refunds, as the answers judged so far leave it
+        self.tenders: dict[str, list[dict[str, Any]]] = {}
         for r in conn.execute(
             select(
                 t.refund_id,
                 t.tender_id,
+                t.order_id,
+                t.customer_id,
                 t.kind,
                 t.amount,
                 t.status,
+                t.idempotency_key,
                 t.attempt,
                 t.gateway_refund_id,
                 t.failure_code,
@@ -240,14 +208,43 @@ class _Settling:
             .where(t.refund_id.in_(refund_ids))
             .order_by(t.refund_id, t.tender_id)
         ):
-            self.tenders.setdefault(str(r.refund_id), []).append(r)
+            self.tenders.setdefault(str(r.refund_id), []).append(r._asdict())
+        self.tender_moves: list[dict[str, Any]] = []  # written at finish, in order
+        self.status: dict[str, str] = {}  # a refund's status as settled so far
         self.moved: list[dict[str, Any]] = []  # the refunds' new statuses, written at finish
         self._locales: dict[str, str] | None = None
         self._with_case: set[str] | None = None
 
+    def tender(self, refund_id: str, tender_id: str) -> dict[str, Any] | None:
+        for row in self.tenders.get(refund_id, ()):
+            if row["tender_id"] == tender_id:
+                return row
+        return None
+
+    def move_tender(self, row: dict[str, Any], a: TenderAnswer) -> None:
+        row["status"] = a.status
+        if a.gateway_refund_id:
+            row["gateway_refund_id"] = a.gateway_refund_id
+        if a.status == "failed":
+            row["failure_code"] = a.code
+        self.tender_moves.append(
+            {
+                "b_refund": a.refund_id,
+                "b_tender": a.tender_id,
+                "b_status": a.status,
+                "b_gateway_refund_id": a.gateway_refund_id or None,
+                "b_failure_code": a.code if a.status == "failed" else None,
+                "b_failed": a.status == "failed",
+                "b_at": self.at,
+            }
+        )
+
     def finish(self) -> None:
-        """Write what ``settle`` decided: the refunds' statuses and their messages. (A case
-        moved by ``settle`` reads no refund, so the statuses may wait until here.)"""
+        """Write what was decided: the tenders' moves, the refunds' statuses, their messages.
+        (A case moved by ``settle`` reads neither, so they may wait until here.)"""
+        if self.tender_moves:
+            self.conn.execute(_MOVE_TENDER, self.tender_moves)
+            self.tender_moves.clear()
         if self.moved:
             self.conn.execute(_MOVE_REFUND, self.moved)
             self.moved.clear()
@@ -256,18 +253,20 @@ class _Settling:
     def settle(self, refund_id: str, trail: AuditTrail) -> str:
         refund = self.refunds[refund_id]
         rows = self.tenders.get(refund_id, [])
-        states = [r.status for r in rows]
+        states = [r["status"] for r in rows]
         # Each status is reached at most once per gateway attempt: a deterministic message key,
         # the same however often a crashed worker repeats the transaction.
-        attempts = sum(int(r.attempt) for r in rows)
+        attempts = sum(int(r["attempt"]) for r in rows)
         if any(s == "failed" for s in states):
             status = "refund_failed"
         elif all(s in ("succeeded", "to_wallet") for s in states):
             status = "refunded"
         else:
             status = "refunding"
-        if status == refund.status:
+        before = self.status.get(refund_id, refund.status)
+        if status == before:
             return status
+        self.status[refund_id] = status
         customer_id = str(refund.customer_id)
         at = self.at
         self.moved.append({"b_refund": refund_id, "b_status": status, "b_at": at})
@@ -278,7 +277,7 @@ class _Settling:
                 f"refund.{status}",
                 order_id=refund.order_id,
                 refund_id=refund_id,
-                status_before=refund.status,
+                status_before=before,
                 status_after=status,
             )
         plan = load_plan(refund.plan)
@@ -308,7 +307,7 @@ class _Settling:
                 "refund_id": refund_id,
                 "order_id": refund.order_id,
                 "customer_id": customer_id,
-                "from": refund.status,
+                "from": before,
                 "to": status,
                 # grows with each gateway attempt (an agent's retry): the shop orders a
                 # refund's events by it, then refunding before refunded / refund_failed
@@ -318,12 +317,12 @@ class _Settling:
                 # each tender as it stands: the shop sees which one failed and why
                 "tenders": [
                     {
-                        "tender_id": r.tender_id,
-                        "kind": r.kind,
-                        "amount": int(r.amount),
-                        "status": r.status,
-                        "gateway_refund_id": r.gateway_refund_id,
-                        "failure_code": r.failure_code,
+                        "tender_id": r["tender_id"],
+                        "kind": r["kind"],
+                        "amount": int(r["amount"]),
+                        "status": r["status"],
+                        "gateway_refund_id": r["gateway_refund_id"],
+                        "failure_code": r["failure_code"],
                     }
                     for r in rows
                 ],

@@ -254,6 +254,7 @@ class Runtime:
             concurrency=self.settings.relay_concurrency,
             batch=self.settings.relay_batch,
             answers_per_transaction=self.settings.relay_answers_per_transaction,
+            message_concurrency=self.settings.relay_message_concurrency,
         )
 
     def hook_sender(self, *, name: str = "worker") -> HookSender:

@@ -152,6 +152,7 @@ class Settings(BaseSettings):
     relay_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     relay_batch: Annotated[int, Field(ge=1, le=5000)] = 100
     relay_answers_per_transaction: Annotated[int, Field(ge=1, le=1000)] = 1
+    relay_message_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
 
     # Logs and traces
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -22,7 +22,7 @@ from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
 from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork
-from refundry.store.tables import gateway_calls, outbox, refund_tenders, refunds
+from refundry.store.tables import gateway_calls, inbox_messages, outbox, refund_tenders, refunds
 from tests.tools import runtime_for
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -152,3 +152,69 @@ def test_answers_recorded_one_by_one_when_their_shared_transaction_fails(
     assert len(created) == ORDERS and set(created.values()) == {1}
     with UnitOfWork(engine, readonly=True) as uow:
         assert Counter(uow.conn.execute(select(refunds.c.status)).scalars()) == {"refunded": ORDERS}
+
+
+class SlowNotifier:
+    """A notifier that takes ``delay`` to deliver a customer's messages, counting the customers
+    in delivery at once (the most seen: ``most``) and the customers it was handed."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+        self.in_flight = self.most = 0
+        self.customers: list[set[str]] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any], *, key: str) -> None:
+        self.send_many([(message, key)])
+
+    def send_many(self, messages: list[tuple[dict[str, Any], str]]) -> dict[str, Exception]:
+        with self._lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.customers.append({str(m["customer_id"]) for m, _ in messages})
+        try:
+            time.sleep(self.delay)
+            return dict(self.inner.send_many(messages))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def test_customers_messages_are_delivered_at_once_on_postgresql_one_customer_at_a_time_on_sqlite(
+    engine: Engine,
+) -> None:
+    """Each customer's notifications go to the notifier together (one customer per call); on
+    PostgreSQL several customers' at once (relay_message_concurrency), on SQLite one after the
+    other (one writer). Every message is delivered once either way."""
+    relay, sandbox, _slow = relay_for(engine, concurrency=4)
+    relay.message_concurrency = 4
+    slow = SlowNotifier(relay.notifier, delay=0.05)
+    relay.notifier = slow
+    with UnitOfWork(engine) as uow:
+        for i in range(6):
+            doc = copy.deepcopy(ex.THRESHOLD)
+            doc["id"], doc["customer_id"] = f"o-{i}", f"c-{i}"
+            doc["tenders"][0]["gateway_txn_id"] = f"ch-{i}"
+            sandbox.capture(f"ch-{i}", doc["tenders"][0]["amount"], "CNY")
+            ingest_order(uow.conn, doc, policy=Policy(), now=START)
+        uow.commit()
+    for i in range(6):
+        req = {**ex.request("o-500-100", "Y"), "order_id": f"o-{i}"}
+        plan = preview_refund(engine, order_id=f"o-{i}", request=req, policy=Policy(), now=START)
+        apply_refund(
+            engine,
+            order_id=f"o-{i}",
+            request=req,
+            expected_plan_hash=plan["plan_hash"],
+            idempotency_key=f"k-{i}",
+            actor="agent:a",
+            now=START,
+            policy=Policy(),
+        )
+    relay.drain()
+    assert all(len(customers) == 1 for customers in slow.customers)  # one customer a call
+    assert slow.most >= 2 if engine.dialect.name == "postgresql" else slow.most == 1
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert set(uow.conn.execute(select(outbox.c.status)).scalars()) == {"done"}
+        inbox = Counter(uow.conn.execute(select(inbox_messages.c.key)).scalars())
+    assert inbox and set(inbox.values()) == {1}

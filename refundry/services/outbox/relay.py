@@ -9,10 +9,14 @@ refunds twice and receivers never show a message twice. Every gateway answer is 
 A round's gateway refunds are sent at once, ``concurrency`` at a time, on a pool of threads
 (the ``PaymentGateway`` port is synchronous, as are its sandbox, fakes and HTTP client; the
 calls wait on the network, not on Python). Their answers are recorded by the relay's own
-thread, in the claimed order, each in one transaction (the call, the tender's outcome, the
-message done) — one customer's rows per transaction, as everywhere (docs/scaling.md), and one
-writer per process, which SQLite wants. Notifications, events and return bookings are delivered
-by that thread too, in order, while the gateway calls are in flight.
+thread, in the claimed order, ``answers_per_transaction`` to a transaction (the calls, the
+tenders' outcomes, the messages done; by a fixed number of statements, services/refunds/
+tender_outcomes.py) — at the default of 1, one customer's rows per transaction, as everywhere
+(docs/scaling.md), and one writer per process, which SQLite wants. Notifications, events and
+return bookings are delivered by that thread while the gateway calls are in flight, a
+customer's together: its events fanned out to the shop's webhooks in one transaction, its
+notifications handed to the notifier at once (``send_many``: one transaction for their inbox
+rows and delivery records).
 """
 
 from __future__ import annotations
@@ -103,6 +107,9 @@ class Relay:
     # gateway answers recorded per transaction, each with its tender's outcome and its message
     # done (several customers' rows: excepted by design, docs/scaling.md; 1: one customer's)
     answers_per_transaction: int = 1
+    # customers whose notifications and events are delivered at once (PostgreSQL: a thread and
+    # a pooled connection each; SQLite, one writer: 1 whatever this says)
+    message_concurrency: int = 8
 
     def run_once(self, *, batch: int | None = None) -> int:
         """Claim and deliver the messages due now; returns how many were handled."""
@@ -157,32 +164,58 @@ class Relay:
     def _deliver_messages(
         self, rows: list[tuple[Any, dict[str, Any]]], delivered: list[int]
     ) -> None:
-        """The round's messages that are not gateway refunds, a customer's together: its
-        events fanned out to the shop's webhooks in one transaction, its notifications
-        delivered by one ``send_many`` (a transaction for all their inbox rows and records),
-        each message in the order it was written. ``delivered``: what was sent."""
+        """The round's messages that are not gateway refunds, a customer's together (in the
+        order they were written), ``message_concurrency`` customers at once on PostgreSQL
+        (SQLite has one writer: one customer after the other). ``delivered``: what was sent."""
         by_customer: dict[str | None, list[tuple[Any, dict[str, Any]]]] = {}
         for row, payload in rows:
             by_customer.setdefault(row.customer_id, []).append((row, payload))
-        for group in by_customer.values():
-            events: list[tuple[Any, dict[str, Any]]] = []
-            notes: list[tuple[Any, dict[str, Any]]] = []
-            for row, payload in group:
-                _bind(row.id, row.topic, payload)
-                if row.topic == Topic.EVENT:
-                    events.append((row, payload))
-                elif row.topic == Topic.NOTIFY:
-                    notes.append((row, payload))
-                elif row.topic == Topic.LOGISTICS_BOOK:
-                    self._book_return(row.id, row.attempts, row.key, payload)
-                else:  # written by a newer version, or by hand: never guess
-                    self._park(row.id, f"unknown topic {row.topic!r}")
-            for row, payload in self._fan_out(events):
-                _bind(row.id, row.topic, payload)
-                publish = partial(self.publisher.publish, payload, key=row.key)
-                if self._deliver(row.id, row.attempts, Topic.EVENT, publish):
-                    delivered.append(row.id)
-            self._notify(notes, delivered)
+        groups = list(by_customer.values())
+        at_once = 1 if self.engine.dialect.name == "sqlite" else self.message_concurrency
+        if at_once <= 1 or len(groups) <= 1:
+            for group in groups:
+                delivered += self._deliver_group(group)
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(at_once, len(groups)), thread_name_prefix=f"{self.worker}-messages"
+        ) as pool:
+            sent = [
+                pool.submit(contextvars.copy_context().run, self._deliver_group, group)
+                for group in groups
+            ]
+            failed: BaseException | None = None
+            for future in sent:
+                try:
+                    delivered += future.result()
+                except BaseException as exc:  # the others' deliveries are still marked done
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
+
+    def _deliver_group(self, group: list[tuple[Any, dict[str, Any]]]) -> list[int]:
+        """One customer's messages: its events fanned out to the shop's webhooks in one
+        transaction, then published; its notifications delivered by one ``send_many`` (a
+        transaction for all their inbox rows and records). Returns the ids sent."""
+        delivered: list[int] = []
+        events: list[tuple[Any, dict[str, Any]]] = []
+        notes: list[tuple[Any, dict[str, Any]]] = []
+        for row, payload in group:
+            _bind(row.id, row.topic, payload)
+            if row.topic == Topic.EVENT:
+                events.append((row, payload))
+            elif row.topic == Topic.NOTIFY:
+                notes.append((row, payload))
+            elif row.topic == Topic.LOGISTICS_BOOK:
+                self._book_return(row.id, row.attempts, row.key, payload)
+            else:  # written by a newer version, or by hand: never guess
+                self._park(row.id, f"unknown topic {row.topic!r}")
+        for row, payload in self._fan_out(events):
+            _bind(row.id, row.topic, payload)
+            publish = partial(self.publisher.publish, payload, key=row.key)
+            if self._deliver(row.id, row.attempts, Topic.EVENT, publish):
+                delivered.append(row.id)
+        self._notify(notes, delivered)
+        return delivered
 
     def _notify(self, notes: list[tuple[Any, dict[str, Any]]], delivered: list[int]) -> None:
         if not notes:

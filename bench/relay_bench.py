@@ -269,6 +269,7 @@ def run(dbs: Databases, backend: str, sqlite_seed: str, args: Any, tmp: str) -> 
         relay_s += time.perf_counter() - t0
         checks = check(runtime.engine, messages, created_per_key(proc))
         pool.shutdown()
+        relay.close()
         gateway.close()
         bare_gateway.close()
         runtime.dispose()

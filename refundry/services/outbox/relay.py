@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextvars
 import json
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -110,6 +110,9 @@ class Relay:
     # customers whose notifications and events are delivered at once (PostgreSQL: a thread and
     # a pooled connection each; SQLite, one writer: 1 whatever this says)
     message_concurrency: int = 8
+    _pools: dict[str, tuple[int, ThreadPoolExecutor]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def run_once(self, *, batch: int | None = None) -> int:
         """Claim and deliver the messages due now; returns how many were handled."""
@@ -118,15 +121,12 @@ class Relay:
         rows = [(row, json.loads(row.payload)) for row in claimed]
         gateway_rows = [(r, p) for r, p in rows if r.topic == Topic.GATEWAY_REFUND]
         pool = (
-            ThreadPoolExecutor(
-                max_workers=min(self.concurrency, len(gateway_rows)),
-                thread_name_prefix=f"{self.worker}-gateway",
-            )
+            self._pool("gateway", self.concurrency)
             if self.concurrency > 1 and len(gateway_rows) > 1
             else None
         )
+        asked: dict[int, Future[_Asked]] = {}
         try:
-            asked: dict[int, Future[_Asked]] = {}
             if pool is not None:  # sent at once; the answers are recorded below, in order
                 for row, payload in gateway_rows:
                     _bind(row.id, row.topic, payload)
@@ -154,8 +154,9 @@ class Relay:
                     answers = []
             self._record_answers(answers)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for future in asked.values():  # none is left in flight when the round ends
+                future.cancel()
+            wait(asked.values())
             structlog.contextvars.unbind_contextvars(
                 "request_id", "message_id", "topic", "order_id", "refund_id"
             )
@@ -176,21 +177,37 @@ class Relay:
             for group in groups:
                 delivered += self._deliver_group(group)
             return
-        with ThreadPoolExecutor(
-            max_workers=min(at_once, len(groups)), thread_name_prefix=f"{self.worker}-messages"
-        ) as pool:
-            sent = [
-                pool.submit(contextvars.copy_context().run, self._deliver_group, group)
-                for group in groups
-            ]
-            failed: BaseException | None = None
-            for future in sent:
-                try:
-                    delivered += future.result()
-                except BaseException as exc:  # the others' deliveries are still marked done
-                    failed = failed or exc
+        pool = self._pool("messages", at_once)
+        sent = [
+            pool.submit(contextvars.copy_context().run, self._deliver_group, group)
+            for group in groups
+        ]
+        failed: BaseException | None = None
+        for future in sent:  # each waited for: none is left running when the round ends
+            try:
+                delivered += future.result()
+            except BaseException as exc:  # the others' deliveries are still marked done
+                failed = failed or exc
         if failed is not None:
             raise failed
+
+    def _pool(self, kind: str, size: int) -> ThreadPoolExecutor:
+        """The relay's threads for ``kind`` (gateway calls, customers' messages), kept from
+        round to round: starting them anew each round cost more than a round's calls."""
+        kept = self._pools.get(kind)
+        if kept is not None and kept[0] == size:
+            return kept[1]
+        if kept is not None:  # the size was changed (tests do)
+            kept[1].shutdown(wait=True)
+        pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"{self.worker}-{kind}")
+        self._pools[kind] = (size, pool)
+        return pool
+
+    def close(self) -> None:
+        """Stop the relay's threads (they also stop when the relay is dropped)."""
+        for _, pool in self._pools.values():
+            pool.shutdown(wait=True)
+        self._pools.clear()
 
     def _deliver_group(self, group: list[tuple[Any, dict[str, Any]]]) -> list[int]:
         """One customer's messages: its events fanned out to the shop's webhooks in one

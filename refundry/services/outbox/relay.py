@@ -126,19 +126,19 @@ class Relay:
             else None
         )
         asked: dict[int, Future[_Asked]] = {}
+        sending: list[Future[list[int]]] = []  # customers' messages on the message threads
+        delivered: list[int] = []  # notifications and events sent, marked done together
         try:
             if pool is not None:  # sent at once; the answers are recorded below, in order
                 for row, payload in gateway_rows:
                     _bind(row.id, row.topic, payload)
                     context = contextvars.copy_context()  # the message's log fields
                     asked[row.id] = pool.submit(context.run, self._ask, payload)
-            delivered: list[int] = []  # notifications and events sent, marked done together
-            try:  # while the gateway calls are in flight
-                self._deliver_messages(
-                    [(r, p) for r, p in rows if r.topic != Topic.GATEWAY_REFUND], delivered
-                )
-            finally:
-                self._mark_done(delivered)
+            # while the gateway calls are in flight, and on PostgreSQL while their answers are
+            # recorded too
+            sending = self._deliver_messages(
+                [(r, p) for r, p in rows if r.topic != Topic.GATEWAY_REFUND], delivered
+            )
             answers: list[tuple[int, dict[str, Any], GatewayAnswer]] = []
             for row, payload in gateway_rows:
                 _bind(row.id, row.topic, payload)
@@ -157,17 +157,27 @@ class Relay:
             for future in asked.values():  # none is left in flight when the round ends
                 future.cancel()
             wait(asked.values())
+            failed: BaseException | None = None
+            for sent in sending:  # each waited for: none is left running either
+                try:
+                    delivered += sent.result()
+                except BaseException as exc:  # the others' deliveries are still marked done
+                    failed = failed or exc
+            self._mark_done(delivered)
             structlog.contextvars.unbind_contextvars(
                 "request_id", "message_id", "topic", "order_id", "refund_id"
             )
+        if failed is not None:
+            raise failed
         return len(claimed)
 
     def _deliver_messages(
         self, rows: list[tuple[Any, dict[str, Any]]], delivered: list[int]
-    ) -> None:
+    ) -> list[Future[list[int]]]:
         """The round's messages that are not gateway refunds, a customer's together (in the
-        order they were written), ``message_concurrency`` customers at once on PostgreSQL
-        (SQLite has one writer: one customer after the other). ``delivered``: what was sent."""
+        order they were written). On PostgreSQL, ``message_concurrency`` customers at once,
+        on the message threads: returns their futures (each gives the ids it sent). SQLite has
+        one writer: one customer after the other, here, the ids sent put in ``delivered``."""
         by_customer: dict[str | None, list[tuple[Any, dict[str, Any]]]] = {}
         for row, payload in rows:
             by_customer.setdefault(row.customer_id, []).append((row, payload))
@@ -176,20 +186,12 @@ class Relay:
         if at_once <= 1 or len(groups) <= 1:
             for group in groups:
                 delivered += self._deliver_group(group)
-            return
+            return []
         pool = self._pool("messages", at_once)
-        sent = [
+        return [
             pool.submit(contextvars.copy_context().run, self._deliver_group, group)
             for group in groups
         ]
-        failed: BaseException | None = None
-        for future in sent:  # each waited for: none is left running when the round ends
-            try:
-                delivered += future.result()
-            except BaseException as exc:  # the others' deliveries are still marked done
-                failed = failed or exc
-        if failed is not None:
-            raise failed
 
     def _pool(self, kind: str, size: int) -> ThreadPoolExecutor:
         """The relay's threads for ``kind`` (gateway calls, customers' messages), kept from

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from refundry.services.shop_webhooks.catalogue import WebhookEvent, webhook_events
+from refundry.store.prepared import Prepared
 from refundry.store.tables import webhook_deliveries, webhook_endpoints
 from refundry.store.tables import webhook_events as events
 
@@ -29,11 +30,23 @@ def subscribed(event_types: Sequence[str], name: str) -> bool:
     return "*" in event_types or name in event_types
 
 
+# Built once per dialect (compiled once, run on the driver: store/prepared.py); both skip the
+# rows that are there, so that repeating a fan-out adds nothing.
+_IGNORING_DUPLICATES = {
+    (name, table.name): Prepared(dialect.insert(table).on_conflict_do_nothing())
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    for table in (events, webhook_deliveries)
+}
+_ENABLED = Prepared(
+    select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
+        webhook_endpoints.c.status == "enabled"
+    )
+)
+
+
 def _insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+    if rows:
+        _IGNORING_DUPLICATES[conn.dialect.name, table.name].run_many(conn, rows)
 
 
 def fan_out(
@@ -58,12 +71,7 @@ def fan_out(
             for e in made
         ],
     )
-    endpoints = conn.execute(
-        select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(
-            webhook_endpoints.c.status == "enabled"
-        )
-    ).all()
-    subscriptions = [(r.id, json.loads(r.event_types)) for r in endpoints]
+    subscriptions = [(r.id, json.loads(r.event_types)) for r in _ENABLED.rows(conn)]
     pairs = [(e, eid) for e in made for eid, types in subscriptions if subscribed(types, e.type)]
     return queue_deliveries(conn, pairs, now=now)
 

@@ -272,6 +272,9 @@ class _Settling:
         self.moved.append({"b_refund": refund_id, "b_status": status, "b_at": at})
         with trail.about(customer_id):
             if refund_id in self._cases():
+                # the messages a case's move queues come after those queued before it, as
+                # they would one answer at a time
+                self.batch.flush(self.conn)
                 follow_refund(self.conn, refund_id=refund_id, status=status, at=at, trail=trail)
             trail.record(
                 f"refund.{status}",

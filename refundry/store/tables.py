@@ -324,7 +324,10 @@ outbox = Table(
     Column("done_at", When),
     # Folded into metric_counters yet (domain events only; every other message is born true).
     Column("counted", Boolean, nullable=False, server_default="1"),
-    Index("ix_outbox_due", "status", "available_at"),
+    # the relay's claim, in written order: the gateway refunds, then the other messages
+    # (migration 0023; a (status, available_at) index made each claim read every due message)
+    Index("ix_outbox_claim", "status", "topic", "id"),
+    Index("ix_outbox_pending", "status", "id", "available_at"),
     Index(
         "ix_outbox_uncounted",
         "id",

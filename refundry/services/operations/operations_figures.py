@@ -1,7 +1,8 @@
 """The relay's and workers' health for ``/metrics``, from cheap indexed queries.
 
-- outbox: messages due now and how long the oldest has waited (lag), per topic, from
-  ``ix_outbox_due`` (status, available_at); dead letters per topic from the same index;
+- outbox: messages due now and how long the oldest has waited (lag), per topic, from the
+  pending messages' index ``ix_outbox_pending`` (status, id, available_at); dead letters per
+  topic from ``ix_outbox_claim`` (status, topic, id);
 - gateway calls that did not get an answer (timeout, unavailable, error) per outcome, from
   ``ix_gateway_calls_outcome``;
 - each worker's seconds since its last finished round (``worker_heartbeats``, a row a worker);

@@ -121,3 +121,24 @@ def statements(engine: Engine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def refund_lines(engine: Engine, order_id: str, *line_ids: str, now: datetime) -> str:
+    """Preview and apply a refund of one of each line of the order (the 满减 worked example's
+    request shape), as an agent, under the policy's defaults; returns the refund's id."""
+    from refundry.demo import worked_examples as ex
+    from refundry.domain.policy import Policy
+    from refundry.services.refunds.apply import apply_refund, preview_refund
+
+    req = {**ex.request(order_id, *line_ids), "order_id": order_id}
+    plan = preview_refund(engine, order_id=order_id, request=req, policy=Policy(), now=now)
+    return apply_refund(
+        engine,
+        order_id=order_id,
+        request=req,
+        expected_plan_hash=plan["plan_hash"],
+        idempotency_key=f"k-{order_id}",
+        actor="agent:a",
+        now=now,
+        policy=Policy(),
+    ).refund_id

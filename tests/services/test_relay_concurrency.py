@@ -20,10 +20,9 @@ from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.outbox.relay import Relay
-from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import gateway_calls, inbox_messages, outbox, refund_tenders, refunds
-from tests.tools import runtime_for
+from tests.tools import refund_lines, runtime_for
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 ORDERS = 12
@@ -66,20 +65,7 @@ def queue_refunds(engine: Engine, sandbox: SandboxGateway) -> list[str]:
             ingest_order(uow.conn, doc, policy=Policy(), now=START)
         uow.commit()
     for i in range(ORDERS):
-        req = {**ex.request("o-500-100", "Y"), "order_id": f"o-{i}"}
-        plan = preview_refund(engine, order_id=f"o-{i}", request=req, policy=Policy(), now=START)
-        ids.append(
-            apply_refund(
-                engine,
-                order_id=f"o-{i}",
-                request=req,
-                expected_plan_hash=plan["plan_hash"],
-                idempotency_key=f"k-{i}",
-                actor="agent:a",
-                now=START,
-                policy=Policy(),
-            ).refund_id
-        )
+        ids.append(refund_lines(engine, f"o-{i}", "Y", now=START))
     return ids
 
 
@@ -199,18 +185,7 @@ def test_customers_messages_are_delivered_at_once_on_postgresql_one_customer_at_
             ingest_order(uow.conn, doc, policy=Policy(), now=START)
         uow.commit()
     for i in range(6):
-        req = {**ex.request("o-500-100", "Y"), "order_id": f"o-{i}"}
-        plan = preview_refund(engine, order_id=f"o-{i}", request=req, policy=Policy(), now=START)
-        apply_refund(
-            engine,
-            order_id=f"o-{i}",
-            request=req,
-            expected_plan_hash=plan["plan_hash"],
-            idempotency_key=f"k-{i}",
-            actor="agent:a",
-            now=START,
-            policy=Policy(),
-        )
+        refund_lines(engine, f"o-{i}", "Y", now=START)
     relay.drain()
     assert all(len(customers) == 1 for customers in slow.customers)  # one customer a call
     assert slow.most >= 2 if engine.dialect.name == "postgresql" else slow.most == 1

@@ -17,13 +17,13 @@ from sqlalchemy import Connection, Engine, select
 from refundry.demo import worked_examples as ex
 from refundry.domain.policy import Policy
 from refundry.services.orders.ingest import ingest_order
-from refundry.services.refunds.apply import apply_refund, preview_refund
 from refundry.services.refunds.tender_outcomes import (
     TenderAnswer,
     record_tender_outcome,
     record_tender_outcomes,
 )
 from refundry.store.tables import audit_log, outbox, refund_tenders, refunds
+from tests.tools import refund_lines
 
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 AT = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
@@ -46,18 +46,7 @@ def queue(engine: Engine) -> list[tuple[str, str, str]]:
                 )
             ingest_order(conn, doc, policy=Policy(), now=START)
     for i in range(4):
-        req = {**ex.request("o-500-100", "X", "Y"), "order_id": f"o-{i}"}
-        plan = preview_refund(engine, order_id=f"o-{i}", request=req, policy=Policy(), now=START)
-        apply_refund(
-            engine,
-            order_id=f"o-{i}",
-            request=req,
-            expected_plan_hash=plan["plan_hash"],
-            idempotency_key=f"k-{i}",
-            actor="agent:a",
-            now=START,
-            policy=Policy(),
-        )
+        refund_lines(engine, f"o-{i}", "X", "Y", now=START)
     t = refund_tenders.c
     with engine.connect() as conn:
         return [

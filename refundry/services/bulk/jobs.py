@@ -26,6 +26,7 @@ from refundry.domain.json_text import compact, parse_stored
 from refundry.domain.policy import Policy, policy_from_mapping
 from refundry.services.audit.chain import AuditTrail
 from refundry.services.bulk.one_order import (
+    OrderReads,
     RefusedTogether,
     refund_checked,
     refund_in_savepoint,
@@ -332,15 +333,26 @@ def _run_batch(
         # ``together``: the refunds' appended rows, written at the end; else each refund's own.
         batch = RowBatch() if together else None
         settled: list[dict[str, Any]] = []
-        for row in pending:
+        ahead: OrderReads | None = None
+        for i, row in enumerate(pending):
             if not together and postgresql:
                 claimed = _CLAIM.first(conn, {"job_id": job.id, "order_id": row.order_id})
                 if claimed is None or claimed.state != "pending":
                     continue  # another runner settled it
             with trail.about(row.customer_id):  # each order's entries to its customer's chain
                 if batch is not None:
-                    outcome = refund_checked(
-                        conn, job, row.order_id, now=now, trail=trail, batch=batch
+                    outcome, ahead = refund_checked(
+                        conn,
+                        job,
+                        row.order_id,
+                        now=now,
+                        trail=trail,
+                        batch=batch,
+                        reads=ahead,
+                        # PostgreSQL: the next order's reads go out with this one's writes.
+                        read_next=pending[i + 1].order_id
+                        if postgresql and i + 1 < len(pending)
+                        else None,
                     )
                 else:
                     outcome = refund_in_savepoint(conn, job, row.order_id, now=now, trail=trail)

@@ -24,13 +24,24 @@ from refundry.services.audit.chain import AuditTrail
 from refundry.services.bulk.asking import read_lines, units_to_ask
 from refundry.services.refunds.apply import compute_plan, record_refund
 from refundry.services.refunds.batch import RowBatch
-from refundry.services.refunds.state import load_plan_inputs
-from refundry.store.prepared import pipelined, run_driver_sql
+from refundry.services.refunds.state import (
+    SentRead,
+    load_plan_inputs,
+    plan_inputs_of,
+    send_plan_inputs_read,
+)
+from refundry.store.prepared import Later, pipelined, run_driver_sql
 
 if TYPE_CHECKING:
     from refundry.services.bulk.jobs import Job
 
-__all__ = ["Outcome", "RefusedTogether", "refund_checked", "refund_in_savepoint"]
+__all__ = [
+    "OrderReads",
+    "Outcome",
+    "RefusedTogether",
+    "refund_checked",
+    "refund_in_savepoint",
+]
 
 
 @dataclass(slots=True)
@@ -50,6 +61,20 @@ class RefusedTogether(Exception):
     """The store refused a write of a batch run together: roll it back, run it order by order."""
 
 
+@dataclass(frozen=True, slots=True)
+class OrderReads:
+    """An order's reads, sent: its lines (``units_to_ask``) and its plan inputs."""
+
+    lines: Later
+    inputs: SentRead
+
+
+def send_reads(conn: Connection, order_id: str) -> OrderReads:
+    """Inside ``pipelined`` (PostgreSQL): sent without waiting for their answers. The caller
+    holds the order's lock."""
+    return OrderReads(read_lines(conn, order_id), send_plan_inputs_read(conn, order_id))
+
+
 def refund_checked(
     conn: Connection,
     job: Job,
@@ -58,38 +83,48 @@ def refund_checked(
     now: datetime,
     trail: AuditTrail,
     batch: RowBatch,
-) -> Outcome:
+    reads: OrderReads | None = None,
+    read_next: str | None = None,
+) -> tuple[Outcome, OrderReads | None]:
     """The order's refund, its audit entries added to ``trail`` and its appended rows to
     ``batch``; or its refusal, with nothing written. The caller holds the order's lock
-    (PostgreSQL: every order of the batch, locked first; SQLite: the database)."""
+    (PostgreSQL: every order of the batch, locked first; SQLite: the database). ``reads``: the
+    order's, if they were sent already. ``read_next``: an order whose reads go out right after
+    this one's writes (PostgreSQL: one wait for both; the server runs them after the writes,
+    so they see them as a read of their own would); its reads are returned (None if not
+    sent)."""
     held = 0
     try:
-        # PostgreSQL: both reads go out together and are awaited once.
-        with pipelined(conn):
-            lines = read_lines(conn, order_id)
-            inputs = load_plan_inputs(conn, order_id, policy=job.policy, now=now)
+        if reads is None:
+            with pipelined(conn):  # PostgreSQL: both reads go out together, awaited once
+                reads = send_reads(conn, order_id)
+        inputs = plan_inputs_of(conn, reads.inputs, policy=job.policy, now=now)
         asked = units_to_ask(
-            conn, order_id=order_id, selector=job.selector, reason=job.reason, lines=lines
+            conn, order_id=order_id, selector=job.selector, reason=job.reason, lines=reads.lines
         )
         held = asked.held_by_case
         plan = compute_plan(inputs, asked.request, job.policy, now)
     except RefundryError as exc:
-        return _refused(exc, held)
+        return _refused(exc, held), None
     if plan["status"] != "ready":
-        return _in_review(plan, held)
+        return _in_review(plan, held), None
+    ahead = None
     try:
-        refund_id, _status = record_refund(
-            conn,
-            inputs=inputs,
-            plan=plan,
-            actor=f"bulk:{job.id}",
-            at=now,
-            trail=trail,
-            batch=batch,
-        )
+        with pipelined(conn):
+            refund_id, _status = record_refund(
+                conn,
+                inputs=inputs,
+                plan=plan,
+                actor=f"bulk:{job.id}",
+                at=now,
+                trail=trail,
+                batch=batch,
+            )
+            if read_next is not None:
+                ahead = send_reads(conn, read_next)
     except (RefundryError, IntegrityError) as exc:  # a guard or the store, mid-write
         raise RefusedTogether from exc
-    return _refunded(plan, refund_id, held)
+    return _refunded(plan, refund_id, held), ahead
 
 
 def refund_in_savepoint(

@@ -5,11 +5,10 @@ transaction; the same selection, reason and policy run again finds that job inst
 (``selector_hash``). ``run_batch`` takes the next pending orders and, in **one transaction**,
 refunds each: an order is checked before anything of it is written, so a refusal writes nothing
 of it, and its outcome row is written with its code (services/bulk/one_order.py; a write the
-store refuses sends the batch back to run order by order, each inside a SAVEPOINT). The
-outcome row of an order moves from ``pending`` in the same
-transaction as its refund, under the order's lock and a guard on ``pending``, so a job killed at
-any moment and started again (or two runners at once) refunds nothing twice: a committed batch
-is done, an uncommitted one left nothing.
+store refuses sends the batch back to run order by order, each inside a SAVEPOINT). The outcome
+row of an order moves from ``pending`` in the same transaction as its refund, under the order's
+lock and a guard on ``pending``, so a job killed at any moment and started again (or two runners
+at once) refunds nothing twice: a committed batch is done, an uncommitted one left nothing.
 """
 
 from __future__ import annotations
@@ -323,7 +322,8 @@ def _run_batch(
                 conn.execute(_LOCK_ORDERS, {"ids": sorted(r.order_id for r in pending)}).all()
         else:
             # SQLite: BEGIN IMMEDIATE took the write lock before this read, so no other runner
-            # can settle these orders meanwhile.
+            # can settle these orders meanwhile. PostgreSQL, order by order: each order's row
+            # is claimed below, its order locked as its inputs are read.
             pending = _NEXT.rows(conn, {"job_id": job.id, "n": size})
         # One audit trail for the batch, flushed once (each customer's chain head locked and
         # moved once, in chain order); a refused order records none (run order by order: its

@@ -178,3 +178,20 @@ def pg_engine(
             yield eng
         finally:
             eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def twins(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, Engine]]:
+    """Two migrated, empty databases on one backend (the same use case done two ways)."""
+    with (
+        migrated_database(request.param, request, tmp_path_factory) as a,
+        migrated_database(request.param, request, tmp_path_factory) as b,
+    ):
+        one, other = make_engine(a), make_engine(b)
+        try:
+            yield one, other
+        finally:
+            one.dispose()
+            other.dispose()

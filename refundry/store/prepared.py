@@ -242,10 +242,12 @@ class Prepared:
         elif cursor.rowcount != rows:
             raise otherwise
 
-    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Execute once per parameter set (the driver's ``executemany``)."""
-        if rows:
-            self._execute(conn, rows, True)
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Execute once per parameter set (the driver's ``executemany``); returns the rows
+        touched, summed over the sets (sqlite3 and psycopg both sum them)."""
+        if not rows:
+            return 0
+        return int(self._execute(conn, rows, True)[1].rowcount)
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row the statement returns (SELECT, or RETURNING), processed, as named tuples."""

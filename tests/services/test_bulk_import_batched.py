@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,9 +20,7 @@ from refundry.services.audit.verify import verify_chain
 from refundry.services.orders.bulk_import import import_lines
 from refundry.services.orders.ingest import ingest_order
 from refundry.services.uow import UnitOfWork
-from refundry.store.engine import make_engine
 from refundry.store.tables import metadata
-from tests.conftest import migrated_database
 
 POLICY = Policy()
 NOW = START + timedelta(days=2)
@@ -84,23 +81,6 @@ def _lines(first: int, customers: int, later: int = 0) -> list[str]:
         for c in range(first, first + customers)
         for k in range(later, later + 1 + c % 3)
     ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def twins(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Engine, Engine]]:
-    """Two migrated, empty databases on one backend."""
-    with (
-        migrated_database(request.param, request, tmp_path_factory) as a,
-        migrated_database(request.param, request, tmp_path_factory) as b,
-    ):
-        one, other = make_engine(a), make_engine(b)
-        try:
-            yield one, other
-        finally:
-            one.dispose()
-            other.dispose()
 
 
 def _one_by_one(engine: Engine, lines: list[str]) -> None:

@@ -302,3 +302,25 @@ def test_a_refund_failing_mid_write_rolls_back_alone(engine: Engine) -> None:
             .all()
         )
     assert orders_audited == {"o-00000", "o-00002"}
+
+
+def test_two_runners_of_one_job_at_once_refund_each_order_once(engine: Engine) -> None:
+    """The worker and a CLI on the same job at the same time: each batch claims its orders
+    (PostgreSQL: their rows locked as read, the second runner passing over what the first
+    settled; SQLite: one writer at a time), so every order is refunded exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ingest(engine, [order_doc(i) for i in range(30)], now=PAID)
+    job = start(engine, {"sku": "RECALLED"}).job
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(run_job, engine, job.id, clock=clock, batch=4) for _ in range(2)]
+        finished = [run.result() for run in runs]
+    assert all(f.state == "finished" for f in finished)
+    done = read_job(engine, job.id)
+    assert (done.done, done.refunded, done.refused, done.skipped) == (30, 30, 0, 0)
+    assert set(outcomes(engine, job.id).values()) == {("refunded", None)}
+    units = refunded_units(engine)
+    assert [units[(f"o-{i:05d}", "R")] for i in range(30)] == [2] * 30
+    with UnitOfWork(engine, readonly=True) as uow:
+        assert uow.conn.execute(select(func.count()).select_from(refunds)).scalar_one() == 30
+        assert verify_chain(uow.conn).ok

@@ -19,10 +19,10 @@ from sqlalchemy import Connection, bindparam, select
 
 from refundry.services.bulk.selection import Selector
 from refundry.services.errors import Unprocessable
-from refundry.store.prepared import Prepared
+from refundry.store.prepared import Later, Prepared
 from refundry.store.tables import case_units, order_lines
 
-__all__ = ["Asked", "units_to_ask"]
+__all__ = ["Asked", "read_lines", "units_to_ask"]
 
 _l, _u = order_lines.c, case_units.c
 _LINES = Prepared(
@@ -41,12 +41,28 @@ class Asked:
     held_by_case: int  # selected units an open case holds, left to it
 
 
-def units_to_ask(conn: Connection, *, order_id: str, selector: Selector, reason: str) -> Asked:
-    """The request for every free unit of the selected lines (read after the order's lock);
-    ``bulk.units_held_by_case`` / ``bulk.nothing_to_refund`` when there is none."""
+def read_lines(conn: Connection, order_id: str) -> Later:
+    """The order's lines and the units open cases hold (read after the order's lock), for
+    ``units_to_ask``: on PostgreSQL inside ``pipelined``, sent without waiting."""
+    return _LINES.later(conn, {"order_id": order_id})
+
+
+def units_to_ask(
+    conn: Connection,
+    *,
+    order_id: str,
+    selector: Selector,
+    reason: str,
+    lines: Later | None = None,
+) -> Asked:
+    """The request for every free unit of the selected lines (read after the order's lock,
+    here or by ``read_lines``); ``bulk.units_held_by_case`` / ``bulk.nothing_to_refund`` when
+    there is none."""
     asked: list[dict[str, Any]] = []
     held_total = 0
-    for row in _LINES.rows(conn, {"order_id": order_id}):
+    if lines is None:
+        lines = read_lines(conn, order_id)
+    for row in lines.rows():
         if selector.sku is not None and row.sku != selector.sku:
             continue
         if selector.merchant is not None and row.merchant_id != selector.merchant:

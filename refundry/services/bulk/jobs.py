@@ -3,11 +3,12 @@
 ``start_job`` selects the orders and stores the job with one ``pending`` row per order, in one
 transaction; the same selection, reason and policy run again finds that job instead
 (``selector_hash``). ``run_batch`` takes the next pending orders and, in **one transaction**,
-refunds each inside a SAVEPOINT: a refusal rolls back that order's refund alone, and its outcome
-row is written with its code. The outcome row of an order moves from ``pending`` in the same
-transaction as its refund, under the order's lock and a guard on ``pending``, so a job killed at
-any moment and started again (or two runners at once) refunds nothing twice: a committed batch
-is done, an uncommitted one left nothing.
+refunds each: an order is checked before anything of it is written, so a refusal writes nothing
+of it, and its outcome row is written with its code (services/bulk/one_order.py; a write the
+store refuses sends the batch back to run order by order, each inside a SAVEPOINT). The outcome
+row of an order moves from ``pending`` in the same transaction as its refund, under the order's
+lock and a guard on ``pending``, so a job killed at any moment and started again (or two runners
+at once) refunds nothing twice: a committed batch is done, an uncommitted one left nothing.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from refundry.domain.errors import RefundryError
 from refundry.domain.json_text import compact, parse_stored
 from refundry.domain.policy import Policy, policy_from_mapping
 from refundry.services.audit.chain import AuditTrail
-from refundry.services.bulk.asking import units_to_ask
+from refundry.services.bulk.one_order import (
+    OrderReads,
+    RefusedTogether,
+    refund_checked,
+    refund_in_savepoint,
+)
 from refundry.services.bulk.selection import Selector, matching_orders, parse_selector
+from refundry.services.collector import collector_paused
 from refundry.services.errors import Conflict, NotFound, Unprocessable
 from refundry.services.faults import fault_point
-from refundry.services.refunds.apply import compute_plan, record_refund
-from refundry.services.refunds.state import load_plan_inputs
+from refundry.services.refunds.batch import RowBatch
 from refundry.services.uow import UnitOfWork
-from refundry.store.prepared import Prepared, run_driver_sql
-from refundry.store.tables import bulk_job_orders, bulk_jobs
+from refundry.store.prepared import Prepared, pipelined
+from refundry.store.tables import bulk_job_orders, bulk_jobs, orders
 
 __all__ = [
     "OUTCOMES",
@@ -57,12 +62,16 @@ OUTCOMES = (
 
 _j, _jo = bulk_jobs.c, bulk_job_orders.c
 _INSERT_ORDERS = Prepared(insert(bulk_job_orders))
-_NEXT = Prepared(
+_next = (
     select(_jo.order_id, _jo.customer_id)
     .where((_jo.job_id == bindparam("job_id")) & (_jo.state == "pending"))
     .order_by(_jo.position)
     .limit(bindparam("n"))
 )
+_NEXT = Prepared(_next)
+# PostgreSQL: the next pending orders' rows locked as they are read; a row another runner
+# settled meanwhile is passed over (its state read again once its lock is free).
+_NEXT_CLAIMED = Prepared(_next.with_for_update())
 # Runners of one job at once (the worker and `refundry bulk-refund --resume`) take an order's
 # row first: the second finds it settled and passes on (PostgreSQL: FOR UPDATE waits for the
 # first's commit; SQLite: one writer at a time).
@@ -91,6 +100,12 @@ _SETTLE = Prepared(
 )
 
 
+_LOCK_ORDERS = (
+    select(orders.c.id)
+    .where(orders.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(orders.c.id)
+    .with_for_update()
+)
 _DONE = Prepared(select(_j.done).where(_j.id == bindparam("job_id")))
 # A batch's outcomes added to the job's counters (and, with its last orders, the job finished).
 _COUNTERS = {
@@ -268,20 +283,27 @@ class BatchResult:
     finished: bool  # no order of the job is pending any more
 
 
-@dataclass(slots=True)
-class _Outcome:
-    state: str
-    code: str | None = None
-    message: str | None = None
-    refund_id: str | None = None
-    total: int = 0
-    currency: str | None = None
-    held: int = 0
-
-
 def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchResult:
-    """Refund the next ``size`` pending orders of ``job`` in one transaction (a savepoint per
-    order); each order's outcome is recorded in it, and the job's counters."""
+    """Refund the next ``size`` pending orders of ``job`` in one transaction; each order's
+    outcome is recorded in it, and the job's counters.
+
+    Each order is checked first — its inputs read, its units asked, its plan computed — so a
+    refusal is known before anything of it is written and needs no savepoint; the rows the
+    batch's refunds append (refunds, their tenders and effects, postings, outbox messages,
+    outcomes, audit entries) are written together at its end, one statement per table. Should
+    the store refuse a write (a constraint, a guard), the batch is rolled back and run again
+    order by order, each inside a SAVEPOINT with its rows written there, so the refused order
+    is the only one refused (as services/orders/bulk_import.py does for an import's batch)."""
+    with collector_paused():
+        try:
+            return _run_batch(engine, job, size=size, now=now, together=True)
+        except RefusedTogether:
+            return _run_batch(engine, job, size=size, now=now, together=False)
+
+
+def _run_batch(
+    engine: Engine, job: Job, *, size: int, now: datetime, together: bool
+) -> BatchResult:
     counts = dict.fromkeys(OUTCOMES, 0)
     with UnitOfWork(engine) as uow:
         conn = uow.conn
@@ -290,20 +312,51 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
             # an order's failing statement would make SQLAlchemy roll the whole batch back
             # (its autorollback outside a transaction) instead of to the order's savepoint.
             conn.begin()
-        pending = _NEXT.rows(conn, {"job_id": job.id, "n": size})
-        processed = 0
+        postgresql = conn.dialect.name == "postgresql"
+        if together and postgresql:
+            # The batch's outcome rows claimed at once (a second runner waits here, then finds
+            # them settled and takes the next pending ones), and their orders locked in id
+            # order before anything is read.
+            pending = _NEXT_CLAIMED.rows(conn, {"job_id": job.id, "n": size})
+            if pending:
+                conn.execute(_LOCK_ORDERS, {"ids": sorted(r.order_id for r in pending)}).all()
+        else:
+            # SQLite: BEGIN IMMEDIATE took the write lock before this read, so no other runner
+            # can settle these orders meanwhile. PostgreSQL, order by order: each order's row
+            # is claimed below, its order locked as its inputs are read.
+            pending = _NEXT.rows(conn, {"job_id": job.id, "n": size})
         # One audit trail for the batch, flushed once (each customer's chain head locked and
-        # moved once, in chain order); a refused order's entries are dropped with its savepoint.
-        # The job's own entries (finished) go to the system chain.
+        # moved once, in chain order); a refused order records none (run order by order: its
+        # entries are dropped with its savepoint). The job's own entries (finished) go to the
+        # system chain.
         trail = AuditTrail(actor=f"bulk:{job.id}", at=now, customer_id=None)
-        for row in pending:
-            claimed = _CLAIM.first(conn, {"job_id": job.id, "order_id": row.order_id})
-            if claimed is None or claimed.state != "pending":
-                continue  # another runner settled it
+        # ``together``: the refunds' appended rows, written at the end; else each refund's own.
+        batch = RowBatch() if together else None
+        settled: list[dict[str, Any]] = []
+        ahead: OrderReads | None = None
+        for i, row in enumerate(pending):
+            if not together and postgresql:
+                claimed = _CLAIM.first(conn, {"job_id": job.id, "order_id": row.order_id})
+                if claimed is None or claimed.state != "pending":
+                    continue  # another runner settled it
             with trail.about(row.customer_id):  # each order's entries to its customer's chain
-                outcome = _refund_one(conn, job, row.order_id, now=now, trail=trail)
-            moved = _SETTLE.run(
-                conn,
+                if batch is not None:
+                    outcome, ahead = refund_checked(
+                        conn,
+                        job,
+                        row.order_id,
+                        now=now,
+                        trail=trail,
+                        batch=batch,
+                        reads=ahead,
+                        # PostgreSQL: the next order's reads go out with this one's writes.
+                        read_next=pending[i + 1].order_id
+                        if postgresql and i + 1 < len(pending)
+                        else None,
+                    )
+                else:
+                    outcome = refund_in_savepoint(conn, job, row.order_id, now=now, trail=trail)
+            settled.append(
                 {
                     "b_job_id": job.id,
                     "b_order_id": row.order_id,
@@ -315,16 +368,24 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
                     "b_currency": outcome.currency,
                     "b_held": outcome.held,
                     "b_at": now,
-                },
+                }
             )
-            if moved != 1:  # never, after the claim: ours must not stand
-                raise Conflict(
-                    f"order {row.order_id} of job {job.id} was settled by another runner",
-                    code="bulk.concurrent",
-                )
             counts[outcome.state] += 1
-            processed += 1
             fault_point("bulk.between_orders")
+        processed = len(settled)
+        if batch is not None:
+            try:
+                with pipelined(conn):
+                    batch.flush(conn)
+            except IntegrityError as exc:
+                raise RefusedTogether from exc
+        # Every outcome row moves from pending, under its claim: never fewer, or ours must not
+        # stand.
+        if _SETTLE.run_many(conn, settled) != processed:
+            raise Conflict(
+                f"an order of job {job.id} was settled by another runner",
+                code="bulk.concurrent",
+            )
         left = job.total - _done_before(conn, job.id) - processed
         counted = {
             "b_job_id": job.id,
@@ -340,7 +401,7 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
         if processed and left <= 0:
             with trail.acting(job.actor):
                 trail.record("bulk.job_finished", job_id=job.id)
-        trail.flush(conn)
+        trail.flush_batch(conn)
         fault_point("bulk.after_batch_writes")
         uow.commit()
     fault_point("bulk.after_batch_commit")
@@ -349,63 +410,6 @@ def run_batch(engine: Engine, job: Job, *, size: int, now: datetime) -> BatchRes
 
 def _done_before(conn: Connection, job_id: str) -> int:
     return int(_DONE.first(conn, {"job_id": job_id}).done)
-
-
-def _refund_one(
-    conn: Connection, job: Job, order_id: str, *, now: datetime, trail: AuditTrail
-) -> _Outcome:
-    """The order's refund inside a savepoint (its audit entries added to ``trail``), or the
-    refusal that rolled it back (and its entries dropped)."""
-    entries = len(trail.entries)
-    # The savepoint on the driver itself: SQLAlchemy's begin_nested() compiled its SAVEPOINT
-    # and RELEASE each time, 15% of a bulk refund (bench/bulk_bench.py's profile).
-    run_driver_sql(conn, "SAVEPOINT bulk_order")
-    held = 0
-    try:
-        inputs = load_plan_inputs(conn, order_id, policy=job.policy, lock=True, now=now)
-        asked = units_to_ask(conn, order_id=order_id, selector=job.selector, reason=job.reason)
-        held = asked.held_by_case
-        plan = compute_plan(inputs, asked.request, job.policy, now)
-        if plan["status"] != "ready":
-            review = plan["manual_review"]
-            run_driver_sql(conn, "RELEASE SAVEPOINT bulk_order")
-            return _Outcome(
-                "manual_review",
-                code="plan.needs_manual_review",
-                message=f"{review['code']}: {review['excess']} to waive or debit"
-                if review
-                else "the plan needs an agent's review",
-                total=plan["amount"]["total"],
-                currency=plan["currency"],
-                held=held,
-            )
-        refund_id, _status = record_refund(
-            conn, inputs=inputs, plan=plan, actor=f"bulk:{job.id}", at=now, trail=trail
-        )
-    except RefundryError as exc:
-        del trail.entries[entries:]
-        _roll_back_order(conn)
-        state = "skipped" if exc.code.startswith("bulk.") else "refused"
-        return _Outcome(state, code=exc.code, message=exc.message, held=held)
-    except IntegrityError as exc:
-        del trail.entries[entries:]
-        _roll_back_order(conn)
-        first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-        return _Outcome("refused", code="store.constraint_violated", message=first, held=held)
-    run_driver_sql(conn, "RELEASE SAVEPOINT bulk_order")
-    return _Outcome(
-        "refunded",
-        refund_id=refund_id,
-        total=plan["amount"]["total"],
-        currency=plan["currency"],
-        held=held,
-    )
-
-
-def _roll_back_order(conn: Connection) -> None:
-    """Undo the order's writes alone (PostgreSQL: and leave the transaction usable)."""
-    run_driver_sql(conn, "ROLLBACK TO SAVEPOINT bulk_order")
-    run_driver_sql(conn, "RELEASE SAVEPOINT bulk_order")
 
 
 def outcome_counts(conn: Connection, job_id: str) -> dict[str, int]:

@@ -12,10 +12,8 @@ kept.
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from hashlib import sha256
@@ -29,6 +27,7 @@ from refundry.domain.errors import RefundryError
 from refundry.domain.json_io import parse_order
 from refundry.domain.json_text import compact
 from refundry.domain.policy import Policy
+from refundry.services.collector import collector_paused
 from refundry.services.errors import Conflict
 from refundry.services.orders.batch_ingest import BatchRefused, NewOrder, ingest_new_orders
 from refundry.services.orders.ingest import (
@@ -71,7 +70,7 @@ def import_lines(
 
     def flush() -> None:
         try:
-            with _collector_paused():
+            with collector_paused():
                 ingested, present, bad = _at_once(engine, pending, policy=policy, now=now)
         except (BatchRefused, IntegrityError):
             flush_line_by_line()
@@ -125,23 +124,6 @@ def import_lines(
     if pending:
         flush()
     return report
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch is checked and written: the batch
-    makes some 100 objects an order that all live until its end, and the collector, started
-    every 700 allocations, walked them (and the caller's) again and again — 40% of an
-    import's time (bench/import_bench.py). Reference counting still frees what is dropped; the
-    collector, on again after the batch, finds any cycle left."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class _NotPlain(Exception):

@@ -64,7 +64,6 @@ from refundry.store.tables import (
     order_lines,
     order_tenders,
     orders,
-    refunds,
 )
 
 __all__ = ["ApplyResult", "apply_refund", "naive_mode", "preview_refund", "use_naive_apply"]
@@ -92,7 +91,6 @@ _HELD = Prepared(
     )
     .where(order_lines.c.order_id == bindparam("order_id"), case_units.c.held > 0)
 )
-_INSERT_REFUND = Prepared(insert(refunds))
 _l, _t, _o = order_lines.c, order_tenders.c, orders.c
 _LINE = (_l.order_id == bindparam("b_order_id")) & (_l.line_id == bindparam("b_line_id"))
 _NAIVE_SET_UNITS = Prepared(
@@ -439,20 +437,23 @@ def _write(
     naive: bool,
     plan_text: str | None = None,
     trail: AuditTrail | None = None,
+    batch: RowBatch | None = None,
 ) -> str:
-    """``trail``: the caller's, flushed by the caller (a bulk batch's, once for all its
-    refunds); by default the refund's own, flushed here."""
+    """``trail`` and ``batch``: the caller's, flushed by the caller (a bulk batch's, once for
+    all its refunds); by default the refund's own, flushed here."""
     order = inputs.order
     seq = len(inputs.history) + 1
     own_trail = trail is None
     if trail is None:
         trail = AuditTrail(actor=actor, at=at, customer_id=order.customer_id)
+    own_batch = batch is None
+    if batch is None:
+        batch = RowBatch()
     _guarded_writes(conn, order=order, plan=plan, seq=seq, seen=len(inputs.history), naive=naive)
     kinds = {t.id: t.kind.value for t in order.tenders}
     waiting = any(s["amount"] and kinds[s["tender_id"]] == "external" for s in plan["tenders"])
     status = "refunding" if waiting else "refunded"
-    _INSERT_REFUND.run(
-        conn,
+    batch.refunds.append(
         {
             "id": refund_id,
             "order_id": order.id,
@@ -468,7 +469,7 @@ def _write(
             "actor": actor,
             "created_at": at,
             "updated_at": at,
-        },
+        }
     )
     _record_money_and_effects(
         conn,
@@ -477,8 +478,10 @@ def _write(
         refund_id=refund_id,
         at=at,
         trail=trail,
+        batch=batch,
         seq=seq,
         status=status,
+        flush=own_batch,
         flush_trail=own_trail,
     )
     if plan["amount"]["carry"] < 0:  # earlier steps moved more: a reversed 极速退款's debt
@@ -501,15 +504,17 @@ def _record_money_and_effects(
     refund_id: str,
     at: datetime,
     trail: AuditTrail,
+    batch: RowBatch,
     seq: int,
     status: str,
+    flush: bool = True,
     flush_trail: bool = True,
 ) -> None:
     """Money to each tender, the ``refund.applied`` entry, every other effect of the plan
     (services/refunds/effects.py), in that order, and the ``refund.applied`` event; the
-    customer's ledger balances move once for all their postings."""
+    customer's ledger balances move once for all their postings. The refund's rows are
+    written at ``batch``'s flush (here, with ``flush``)."""
     order = inputs.order
-    batch = RowBatch()
     # The customer's ledger balances the postings below move, in one statement.
     balances = move_balances(conn, plan=plan, order=order, refund_id=refund_id)
     record_tenders(
@@ -587,7 +592,8 @@ def _record_money_and_effects(
         },
         batch=batch,
     )
-    batch.flush(conn)
+    if flush:
+        batch.flush(conn)
     if flush_trail:
         trail.flush(conn)
 
@@ -664,9 +670,11 @@ def record_refund(
     actor: str,
     at: datetime,
     trail: AuditTrail | None = None,
+    batch: RowBatch | None = None,
 ) -> tuple[str, str]:
     """Write a ready plan's refund in the caller's transaction; returns (refund id, status).
-    With ``trail`` its audit entries are left in it for the caller to flush."""
+    With ``trail`` its audit entries are left in it for the caller to flush; with ``batch``
+    its appended rows (the refund, its tenders and effects, postings, outbox messages)."""
     refund_id = "rf_" + uuid.uuid4().hex[:20]
     with pipelined(conn):
         status = _write(
@@ -678,5 +686,6 @@ def record_refund(
             at=at,
             naive=False,
             trail=trail,
+            batch=batch,
         )
     return refund_id, status

@@ -30,8 +30,6 @@ from refundry.store.tables import (
     campaign_spend,
     customers,
     entitlements,
-    refund_effects,
-    refund_tenders,
 )
 
 __all__ = ["move_balances", "record_effects", "record_tenders"]
@@ -39,8 +37,6 @@ __all__ = ["move_balances", "record_effects", "record_tenders"]
 GATEWAY_TOPIC = "gateway.refund"
 
 # Statements built once, executed with parameters (cache key and compiled form reused).
-_INSERT_TENDERS = Prepared(insert(refund_tenders))
-_INSERT_EFFECTS = Prepared(insert(refund_effects))
 _INSERT_ENTITLEMENT = Prepared(insert(entitlements))
 _SET_TIER = Prepared(
     update(customers)
@@ -224,8 +220,7 @@ def record_tenders(
             points=share["points"],
             status=status,
         )
-    if rows:
-        _INSERT_TENDERS.run_many(conn, rows)
+    batch.tenders.extend(rows)  # written at the batch's flush
     return waiting
 
 
@@ -301,8 +296,7 @@ def record_effects(
         trail.record(
             f"effect.{kind}", order_id=order.id, refund_id=refund_id, **data, **before_after
         )
-    if rows:
-        _INSERT_EFFECTS.run_many(conn, rows)
+    batch.effects.extend(rows)
     for i, notice in enumerate(plan["notifications"]):
         enqueue(
             conn,

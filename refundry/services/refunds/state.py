@@ -42,7 +42,7 @@ from refundry.domain.request import PriorRefund
 from refundry.services.errors import NotFound
 from refundry.services.refunds.ledger import account_id
 from refundry.services.refunds.memo import Memo
-from refundry.store.prepared import Prepared, pipelined
+from refundry.store.prepared import Later, Prepared, pipelined
 from refundry.store.tables import (
     campaign_quotas,
     campaign_rewards,
@@ -58,7 +58,14 @@ from refundry.store.tables import (
 )
 from refundry.store.types import UTCDateTime
 
-__all__ = ["PlanInputs", "inputs_before_step", "load_plan_inputs"]
+__all__ = [
+    "PlanInputs",
+    "SentRead",
+    "inputs_before_step",
+    "load_plan_inputs",
+    "plan_inputs_of",
+    "send_plan_inputs_read",
+]
 
 # Statements built once: executing a prebuilt statement reuses its memoized cache key and
 # compiled form, where building select() per call cost most of the apply path's time
@@ -266,20 +273,47 @@ def load_plan_inputs(
     Round trips: one for the lock (PostgreSQL only) and the read of everything keyed by the
     order, coupons and entitlements it used included; and only for campaigns that need them,
     their state."""
-    locked = lock and conn.dialect.name != "sqlite"
+    # PostgreSQL: the transaction's BEGIN, the lock and the read go out together and are
+    # awaited once, at the end of the block (the server runs them in order: the read starts
+    # after the lock is held).
+    with pipelined(conn):
+        sent = send_plan_inputs_read(conn, order_id, lock=lock, idempotency_key=idempotency_key)
+    return plan_inputs_of(conn, sent, policy=policy, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class SentRead:
+    """The plan inputs' read of an order, sent (inside ``pipelined``: not yet awaited)."""
+
+    order_id: str
+    lock: Later | None
+    answer: Later
+
+
+def send_plan_inputs_read(
+    conn: Connection, order_id: str, *, lock: bool = False, idempotency_key: str | None = None
+) -> SentRead:
+    """``load_plan_inputs``' statements, sent; ``plan_inputs_of`` reads their answers (outside
+    any pipeline: a campaign's state may be read then). A bulk batch sends an order's read
+    with the writes of the order before it (services/bulk/one_order.py)."""
     params = {"order_id": order_id}
     query = _PLAN_STATE
     if idempotency_key is not None:
         params["idempotency_key"] = idempotency_key
         query = _PLAN_STATE_AND_ANSWER
-    # PostgreSQL: the transaction's BEGIN, the lock and the read go out together and are
-    # awaited once, at the end of the block (the server runs them in order: the read starts
-    # after the lock is held).
-    with pipelined(conn):
-        lock_answer = _LOCK_ORDER.later(conn, {"order_id": order_id}) if locked else None
-        answer = query.later(conn, params)
-    found = answer.rows()
-    if lock_answer is not None and lock_answer.first() is None:
+    locked = lock and conn.dialect.name != "sqlite"
+    lock_answer = _LOCK_ORDER.later(conn, {"order_id": order_id}) if locked else None
+    return SentRead(order_id, lock_answer, query.later(conn, params))
+
+
+def plan_inputs_of(
+    conn: Connection, sent: SentRead, *, policy: Policy, now: datetime | None = None
+) -> PlanInputs:
+    """The plan inputs from the answers of ``sent`` (``order.not_found`` if there is no such
+    order)."""
+    order_id = sent.order_id
+    found = sent.answer.rows()
+    if sent.lock is not None and sent.lock.first() is None:
         raise NotFound(f"no order {order_id!r}", code="order.not_found")
     row = None
     status: dict[str, str] = {}

@@ -23,10 +23,15 @@ What the framework answers in its own way is left to it, the body handed on as i
 The refusals come in the framework's order: a body that is not JSON, then the token (401),
 then the order id and the body (422), then the service's (403, 404, 422).
 
-**Where it runs.** The token is read on the event loop (as the route's async dependency reads
-it); the service — SQLAlchemy's sync engine — and the answer's serialisation run on the thread
-pool, one hop, under the limiter the routes share (``request_threads``), so the loop is never
-held by a read (measured both ways: docs/benchmarks.md).
+**Where it runs.** The token is read on the event loop, as the route's async dependency reads
+it. The service (SQLAlchemy's sync engine) and the answer's serialisation run, on SQLite, on
+the event loop too: a read of a local file and ~0.2 ms of plan, which a thread would not run
+any sooner (one process, one GIL) and whose hop to the thread pool and back cost more CPU than
+the read (the thread's wake-ups, and the GIL handed back and forth at every SQLite call:
+measured in docs/benchmarks.md); the kept answers read SQLite on the loop the same way. On
+PostgreSQL they run on the thread pool, one hop, under the limiter the routes share
+(``request_threads``): a read there waits on a round trip to the server, which must not hold
+the loop.
 """
 
 from __future__ import annotations
@@ -121,6 +126,8 @@ class PreviewAnswers(ShortcutLayer):
             return answer_preview(ctx, actor=actor, order_id=order_id, body=ask)
 
         try:
+            if ctx.engine.dialect.name == "sqlite":
+                return preview()  # on the loop (the module's docstring: where it runs)
             return await to_thread.run_sync(preview)
         except RefundryError as refused:
             return await refundry_error(request, refused)

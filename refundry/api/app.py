@@ -29,6 +29,7 @@ from refundry.api.idempotency import IdempotencyMiddleware
 from refundry.api.kept import KeptAnswers, KeptOrderAnswers
 from refundry.api.limits import RequestLimits
 from refundry.api.openapi import describe, operation_id
+from refundry.api.previews import PreviewAnswers
 from refundry.api.problems import (
     http_error,
     refundry_error,
@@ -176,6 +177,7 @@ def create_app(
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
     )
+    app.add_middleware(PreviewAnswers)  # inside the limits, outside idempotency: api/shortcuts.py
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,

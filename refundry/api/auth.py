@@ -22,7 +22,7 @@ from refundry.domain.errors import RefundryError
 from refundry.domain.reader import ID_LENGTH, text_problem
 from refundry.services.cases.process import Actor
 
-__all__ = ["ROLES", "Unauthorized", "issue_token", "read_token", "token_claims"]
+__all__ = ["ROLES", "Unauthorized", "actor_of", "issue_token", "read_token", "token_claims"]
 
 ROLES = ("customer", "merchant", "agent", "admin")
 
@@ -93,7 +93,12 @@ def read_token(
     revoked: Callable[[str], bool] | None = None,
 ) -> Actor:
     """The token's actor; refused when not valid, expired, or (``revoked``) revoked."""
-    claims = token_claims(keys, token, current=current)
+    return actor_of(token_claims(keys, token, current=current), now=now, revoked=revoked)
+
+
+def actor_of(claims: Any, *, now: datetime, revoked: Callable[[str], bool] | None = None) -> Actor:
+    """The actor of a token's verified ``claims`` (``token_claims``); refused when they name
+    no actor, when expired, or (``revoked``) revoked."""
     sub = claims.get("sub")
     # The subject is an id the queries use: what no id may hold (NUL: PostgreSQL refuses it)
     # is refused here, whoever signed it.

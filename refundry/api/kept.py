@@ -28,18 +28,18 @@ from __future__ import annotations
 
 import re
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from refundry.api.deps import ApiContext, bearer_actor, context
+from refundry.api.shortcuts import NamedRoute, ShortcutLayer
 from refundry.domain.errors import RefundryError
 from refundry.services.access import Actor
 from refundry.services.customers.version import data_version, data_version_on_loop
@@ -49,11 +49,9 @@ __all__ = [
     "KeptAnswerLayer",
     "KeptAnswers",
     "KeptOrderAnswers",
-    "KeptRoute",
     "answer_order",
 ]
 
-log = structlog.get_logger("refundry.kept")
 
 Key = tuple[str, str, str, str]  # path, role, subject, locale ("" for the API)
 
@@ -63,13 +61,6 @@ class Kept:
     customer_id: str  # whose data version the entry was made at
     version: int
     parts: tuple[str, ...]  # the body; a page's split where its per-browser form token goes
-
-
-@dataclass(frozen=True, slots=True)
-class KeptRoute:
-    """What the request log and the metrics name a kept answer by (its route's template)."""
-
-    path: str
 
 
 class KeptAnswers:
@@ -135,15 +126,12 @@ def answer_order(
     return Response(body, media_type=JSON)
 
 
-class KeptAnswerLayer(ABC):
-    """In front of the framework: a GET of one of ``routes`` whose actor has a kept answer made
-    at the customer's current data version is answered from memory; every other request, and
-    any failure of the shortcut, goes on to the app."""
+class KeptAnswerLayer(ShortcutLayer):
+    """In front of the framework (refundry/api/shortcuts.py): a GET of one of ``routes`` whose
+    actor has a kept answer made at the customer's current data version is answered from
+    memory; every other request, and any failure of the shortcut, goes on to the app."""
 
-    routes: tuple[tuple[KeptRoute, re.Pattern[str]], ...]
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    method = "GET"
 
     @abstractmethod
     def _key(self, ctx: ApiContext, request: Request) -> Key | None:
@@ -154,22 +142,7 @@ class KeptAnswerLayer(ABC):
     def _respond(self, ctx: ApiContext, request: Request, kept: Kept) -> Response:
         """The kept answer, as the route answers it."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            path = scope["path"]
-            route = next((r for r, pattern in self.routes if pattern.fullmatch(path)), None)
-            if route is not None:
-                try:
-                    answer = await self._answer(scope, route)
-                except Exception:  # a kept answer is only a shortcut: the route answers instead
-                    log.warning("kept_answer.failed", layer=type(self).__name__, exc_info=True)
-                    answer = None
-                if answer is not None:
-                    await answer(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-    async def _answer(self, scope: Scope, route: KeptRoute) -> Response | None:
+    async def _answer(self, scope: Scope, route: NamedRoute, body: bytes) -> Response | None:
         request = Request(scope)
         ctx = context(request)
         if ctx.kept.capacity <= 0:
@@ -181,7 +154,6 @@ class KeptAnswerLayer(ABC):
         reads = ctx.runtime.loop_reads
         if kept.version != await data_version_on_loop(ctx.engine, reads, kept.customer_id):
             return None
-        scope["route"] = route
         return self._respond(ctx, request, kept)
 
 
@@ -189,7 +161,7 @@ class KeptOrderAnswers(KeptAnswerLayer):
     """Answers ``GET /v1/orders/{id}`` from memory when the actor's kept answer is still the
     order as it is."""
 
-    routes = ((KeptRoute("/v1/orders/{order_id}"), re.compile(r"/v1/orders/[^/]+")),)
+    routes = ((NamedRoute("/v1/orders/{order_id}"), re.compile(r"/v1/orders/[^/]+")),)
 
     def _key(self, ctx: ApiContext, request: Request) -> Key | None:
         try:

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from refundry.api.problems import problem, status_for
 from refundry.domain.errors import RefundryError
 
-__all__ = ["MAX_HEADERS", "MAX_HEADER_BYTES", "RequestLimits"]
+__all__ = ["MAX_HEADERS", "MAX_HEADER_BYTES", "RequestLimits", "replay_body"]
 
 # As Node.js and h11 do by default: far above what a browser or the shop's back end sends (a
 # bearer token is ~200 bytes), far below what would cost the server memory per connection.
@@ -88,15 +88,16 @@ class RequestLimits:
                 return
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(bytes(body), receive), send)
+        await self.app(scope, replay_body(bytes(body), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         detail = f"the body is larger than {limit} bytes"
         await _refusal("request.too_large", detail)(scope, receive, send)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body as one message, then the server's own messages (``http.disconnect``)."""
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """The body as one message, then the server's own messages (``http.disconnect``): for
+    the app after a layer that read the body (this one, refundry/api/shortcuts.py)."""
     delivered = False
 
     async def replay() -> Message:

@@ -39,7 +39,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from refundry.api.deps import ApiContext, context
-from refundry.api.kept import Kept, KeptAnswerLayer, KeptRoute, Key
+from refundry.api.kept import Kept, KeptAnswerLayer, Key
+from refundry.api.shortcuts import NamedRoute
 from refundry.services.access import Actor
 from refundry.web.session import SESSION_COOKIE, cookie_actor, csrf_token
 from refundry.web.templating import locale_of, page_response, render_text
@@ -50,8 +51,8 @@ __all__ = ["KeptPageAnswers", "draw_and_keep"]
 _MARKER = "rfcsrf" + secrets.token_hex(16)
 
 # The pages that are kept: their route, and the paths it answers.
-KEPT_ROUTES: tuple[tuple[KeptRoute, re.Pattern[str]], ...] = (
-    (KeptRoute("/orders/{order_id}"), re.compile(r"/orders/[^/]+")),
+KEPT_ROUTES: tuple[tuple[NamedRoute, re.Pattern[str]], ...] = (
+    (NamedRoute("/orders/{order_id}"), re.compile(r"/orders/[^/]+")),
 )
 
 

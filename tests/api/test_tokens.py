@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
 from sqlalchemy import select
 
-from refundry.api.auth import issue_token
+from refundry.api.auth import Unauthorized, issue_token
+from refundry.api.deps import bearer_actor
+from refundry.services.access import Actor
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import audit_log
 from tests.api.conftest import ADMIN, ALICE, NOW, SECRET, World, bearer
@@ -52,3 +58,27 @@ def test_a_token_this_server_did_not_sign_cannot_be_revoked(world: World) -> Non
         "/v1/admin/tokens/revoke", json={"token": forged}, headers=bearer("admin", ADMIN)
     )
     assert (r.status_code, r.json()["code"]) == (401, "auth.unauthorized")
+
+
+def test_a_tokens_signature_is_checked_once_and_its_expiry_on_every_request(
+    world: World,
+) -> None:
+    """``bearer_actor`` keeps the claims of a token it checked (api/deps.py, ``signed``); the
+    expiry is still read against each request's clock, and a refused token is not kept."""
+    ctx = world.app.state.ctx
+    token = issue_token(SECRET, role="customer", subject=ALICE, now=NOW, ttl=timedelta(hours=1))
+    header = f"Bearer {token}"
+    assert ctx.signed.get(token) is None
+    assert bearer_actor(ctx, header) == Actor("customer", ALICE)
+    assert ctx.signed.get(token) is not None
+    later = replace(ctx, clock=lambda: NOW + timedelta(hours=2))  # the same kept claims
+    assert later.signed is ctx.signed
+    with pytest.raises(Unauthorized) as expired:
+        bearer_actor(later, header)
+    assert expired.value.code == "auth.token_expired"
+    forged = issue_token(b"x" * 32, role="customer", subject=ALICE, now=NOW)
+    for _ in range(2):
+        with pytest.raises(Unauthorized) as refused:
+            bearer_actor(ctx, f"Bearer {forged}")
+        assert refused.value.code == "auth.unauthorized"
+    assert ctx.signed.get(forged) is None

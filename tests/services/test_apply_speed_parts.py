@@ -4,10 +4,11 @@ compact stored plan, the one-round-trip entitlement state change and the idle pi
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from refundry.demo import worked_examples as ex
 from refundry.domain.json_io import dumps_plan, dumps_plan_compact
@@ -20,7 +21,7 @@ from refundry.services.refunds.memo import forget_all
 from refundry.services.refunds.state import load_plan_inputs
 from refundry.services.uow import UnitOfWork
 from refundry.store.engine import make_engine
-from refundry.store.tables import audit_log, entitlements, ledger_postings, refunds
+from refundry.store.tables import audit_log, customers, entitlements, ledger_postings, refunds
 from tests.services.test_apply import NOW, POLICY, apply, ingest, ledgers_balance
 
 
@@ -223,3 +224,29 @@ def test_a_postgresql_connection_cut_while_idle_is_replaced(pg_url: str) -> None
     finally:
         engine.dispose()
         _drop_pg(db_url)
+
+
+def test_previews_at_other_moments_share_the_customer_until_a_risk_flag_ends(
+    engine: Engine,
+) -> None:
+    """The customer snapshot (and so its digest in the plan's fingerprint) is kept by what it is
+    made of: a moment counts only through the risk flags in force then."""
+    ingest(engine, ex.THRESHOLD)
+    order_id, customer_id = ex.THRESHOLD["id"], ex.THRESHOLD["customer_id"]
+    flag = [{"flag": "frequent_refunder", "until": (NOW + timedelta(hours=1)).isoformat()}]
+    with UnitOfWork(engine) as uow:
+        uow.conn.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(risk_flags=json.dumps(flag))
+        )
+        uow.commit()
+    state._snapshots.clear()
+    moments = (NOW, NOW + timedelta(minutes=10), NOW + timedelta(hours=2))
+    with UnitOfWork(engine, readonly=True) as uow:
+        now, later, after = (
+            load_plan_inputs(uow.conn, order_id, policy=POLICY, now=at).customer for at in moments
+        )
+    assert later is now and now.risk_flags == frozenset({"frequent_refunder"})
+    assert after is not now and after.risk_flags == frozenset()
+    assert len(state._snapshots) == 2

@@ -18,6 +18,7 @@ from refundry.api.deps import ActorDep, ContextDep
 from refundry.api.fields import Id
 from refundry.api.kept import answer_order
 from refundry.api.money import money_context
+from refundry.api.previews import answer_preview
 from refundry.api.routing import OneHopRoute
 from refundry.api.schemas_cases import (
     Body,
@@ -30,7 +31,7 @@ from refundry.api.schemas_cases import (
 from refundry.services.access import Actor
 from refundry.services.orders.fulfilment import update_status
 from refundry.services.orders.intake import receive_order
-from refundry.services.orders.views import preview_order_refund, read_order
+from refundry.services.orders.views import read_order
 
 __all__ = ["router"]
 
@@ -89,17 +90,10 @@ def get_order(order_id: OrderId, actor: ActorDep, ctx: ContextDep, request: Requ
 )
 def refund_preview(
     order_id: OrderId, body: RefundRequestBody, actor: ActorDep, ctx: ContextDep
-) -> PlanView:
+) -> Response:
     """The plan the request would apply now; nothing is written."""
-    plan = preview_order_refund(
-        ctx.engine,
-        actor=actor,
-        order_id=order_id,
-        request=body.request_for(order_id),
-        policy=ctx.desk.policy,
-        now=ctx.now(),
-    )
-    return PlanView.model_validate(plan)
+    # most previews are answered in front of the framework, the same way (api/previews.py)
+    return answer_preview(ctx, actor=actor, order_id=order_id, body=body)
 
 
 class StatusBody(Body):

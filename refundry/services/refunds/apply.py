@@ -234,10 +234,14 @@ def _compute_text(
 def preview_refund(
     engine: Engine, *, order_id: str, request: Any, policy: Policy, now: datetime
 ) -> PlanDoc:
-    """The plan a request would apply now (nothing is written)."""
+    """The plan a request would apply now (nothing is written), read from its stored text: the
+    same document, its objects' keys in the same order, whether the plan was computed now or
+    remembered from an earlier preview (a computed plan's keys are in the order it built
+    them), so the same preview answers the same bytes."""
     with UnitOfWork(engine, readonly=True) as uow:
         inputs = load_plan_inputs(uow.conn, order_id, policy=policy, now=now)
-        return _compute_text(inputs, parse_request(request), policy, now, remember=True)[0]
+        text = _compute_text(inputs, parse_request(request), policy, now, remember=True)[1]
+    return load_plan(text)
 
 
 def _request_hash(order_id: str, req: RefundRequest, expected_plan_hash: str) -> str:

@@ -369,8 +369,12 @@ def load_customer(
     if row.t3 is None:
         raise NotFound(f"no customer {customer_id!r}", code="customer.not_found")
     spend, rewards, quotas, others = _campaign_state(conn, customer_id, order)
+    flags = active_flags(parse_stored(row.t6), now)
     # Everything the snapshot is made of, as read: the same values give the same (immutable)
     # snapshot object, so apply re-reading what its preview read builds and hashes nothing.
+    # The moment counts only through the risk flags in force then, so the flags are the key,
+    # not ``now``: the previews of an order one after another (each at its own moment) share
+    # one snapshot and its digest (services/refunds/apply.py's fingerprint).
     key = (
         customer_id,
         order.id,
@@ -380,7 +384,7 @@ def load_customer(
         tuple(rewards),
         tuple(sorted(quotas.items())),
         others,
-        now,
+        flags,
     )
     snapshot = _snapshots.get(key)
     if snapshot is not None:
@@ -403,7 +407,7 @@ def load_customer(
         campaign_rewards=tuple(rewards),
         quotas_used=quotas,
         other_orders=others,
-        risk_flags=active_flags(parse_stored(row.t6), now),
+        risk_flags=flags,
     )
     _snapshots.put(key, snapshot)
     return snapshot

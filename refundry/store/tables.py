@@ -308,6 +308,11 @@ refund_effects = Table(
 )
 
 # Messages to deliver after commit: gateway refund requests, notifications, domain events.
+# The conditions of the outbox's partial indexes (and of the queries that use them)
+OUTBOX_MONEY = "status = 'pending' AND topic = 'gateway.refund'"
+OUTBOX_PENDING = "status = 'pending'"
+OUTBOX_DEAD = "status = 'dead'"
+
 outbox = Table(
     "outbox",
     metadata,
@@ -324,10 +329,29 @@ outbox = Table(
     Column("done_at", When),
     # Folded into metric_counters yet (domain events only; every other message is born true).
     Column("counted", Boolean, nullable=False, server_default="1"),
-    # the relay's claim, in written order: the gateway refunds, then the other messages
-    # (migration 0023; a (status, available_at) index made each claim read every due message)
-    Index("ix_outbox_claim", "status", "topic", "id"),
-    Index("ix_outbox_pending", "status", "id", "available_at"),
+    # the relay's claim, in written order: the pending gateway refunds, every pending message
+    # (migration 0023: a (status, available_at) index made each claim read every due message);
+    # partial, so the done messages (nearly all) are in none of them. The queries name the
+    # status and topic as literals (outbox.PENDING…): a bound value cannot match a partial index
+    Index(
+        "ix_outbox_money",
+        "id",
+        sqlite_where=text(OUTBOX_MONEY),
+        postgresql_where=text(OUTBOX_MONEY),
+    ),
+    Index(
+        "ix_outbox_pending",
+        "id",
+        "available_at",
+        sqlite_where=text(OUTBOX_PENDING),
+        postgresql_where=text(OUTBOX_PENDING),
+    ),
+    Index(
+        "ix_outbox_dead",
+        "topic",
+        sqlite_where=text(OUTBOX_DEAD),
+        postgresql_where=text(OUTBOX_DEAD),
+    ),
     Index(
         "ix_outbox_uncounted",
         "id",

@@ -1,8 +1,8 @@
 """The relay's and workers' health for ``/metrics``, from cheap indexed queries.
 
 - outbox: messages due now and how long the oldest has waited (lag), per topic, from the
-  pending messages' index ``ix_outbox_pending`` (status, id, available_at); dead letters per
-  topic from ``ix_outbox_claim`` (status, topic, id);
+  pending messages' partial index ``ix_outbox_pending``; dead letters per topic from
+  ``ix_outbox_dead`` (migration 0023);
 - gateway calls that did not get an answer (timeout, unavailable, error) per outcome, from
   ``ix_gateway_calls_outcome``;
 - each worker's seconds since its last finished round (``worker_heartbeats``, a row a worker);
@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from refundry.services import access
 from refundry.services.access import Actor
 from refundry.services.uow import UnitOfWork
 from refundry.store.tables import (
+    OUTBOX_DEAD,
+    OUTBOX_PENDING,
     gateway_calls,
     outbox,
     webhook_deliveries,
@@ -54,7 +56,7 @@ def operations_figures(engine: Engine, actor: Actor, *, now: datetime) -> Operat
         lag: dict[str, float] = {}
         for topic, count, oldest in conn.execute(
             select(o.topic, func.count(), func.min(o.available_at))
-            .where(o.status == "pending", o.available_at <= now)
+            .where(text(OUTBOX_PENDING), o.available_at <= now)  # ix_outbox_pending
             .group_by(o.topic)
             .order_by(o.topic)
         ):
@@ -64,7 +66,7 @@ def operations_figures(engine: Engine, actor: Actor, *, now: datetime) -> Operat
             topic: int(n)
             for topic, n in conn.execute(
                 select(o.topic, func.count())
-                .where(o.status == "dead")
+                .where(text(OUTBOX_DEAD))  # ix_outbox_dead
                 .group_by(o.topic)
                 .order_by(o.topic)
             )

@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from refundry.adapters.errors import GatewayError, GatewayTimeout, GatewayUnavailable
 from refundry.adapters.gateway import GatewayAnswer
@@ -49,7 +49,7 @@ from refundry.services.refunds.tender_outcomes import (
 from refundry.services.shop_webhooks.fanout import fan_out
 from refundry.services.uow import UnitOfWork
 from refundry.store.prepared import Prepared
-from refundry.store.tables import gateway_calls, outbox
+from refundry.store.tables import OUTBOX_MONEY, OUTBOX_PENDING, gateway_calls, outbox
 
 log = structlog.get_logger("refundry.relay")
 
@@ -286,11 +286,11 @@ class Relay:
                         outbox.c.customer_id,
                     )
                     .where(
-                        outbox.c.status == "pending",
+                        # as literals, the conditions of the partial indexes the claim walks
+                        # (ix_outbox_money, ix_outbox_pending: migration 0023)
+                        text(OUTBOX_MONEY if money else OUTBOX_PENDING),
                         outbox.c.available_at <= now,
-                        (outbox.c.topic == Topic.GATEWAY_REFUND)
-                        if money
-                        else (outbox.c.topic != Topic.GATEWAY_REFUND),
+                        *(() if money else (outbox.c.topic != Topic.GATEWAY_REFUND,)),
                     )
                     .order_by(outbox.c.id)
                     .limit(batch)

@@ -63,7 +63,14 @@ def test_a_photo_attached_on_the_request_form_is_on_the_desk_case_page(
     expect(evidence.get_by_role("heading", name="The customer's photos")).to_be_visible()
     img = evidence.get_by_role("img", name="Customer's photo 1")
     expect(img).to_be_visible()
-    assert img.evaluate("i => i.complete && i.naturalWidth") == 24  # the browser drew the PNG
+    # the browser drew the PNG: once it has loaded (visible is not loaded: under CI's load the
+    # check ran before the picture arrived), its natural width; a broken picture gives 0
+    drawn = img.evaluate(
+        "i => i.complete ? i.naturalWidth : new Promise(done => {"
+        " i.addEventListener('load', () => done(i.naturalWidth));"
+        " i.addEventListener('error', () => done(0)); })"
+    )
+    assert drawn == 24
     assert img.get_attribute("src") == f"/cases/{case_id}/photos/{photo.id}"
     desk.context.close()
 

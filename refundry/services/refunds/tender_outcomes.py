@@ -8,10 +8,11 @@ retry or wallet fallback (failed_refunds.py) settles the refund's status the sam
 ``record_tender_outcomes`` takes many answers at once with a fixed number of statements — the
 tenders locked by one statement, updated by one, their refunds locked, read and updated by one
 each, the messages written by one — where one answer at a time cost a dozen statements per
-answer (bench/relay_bench.py). What it writes, and in what order the audit chain gets it, is
-what recording the answers one after the other in the same transaction would write: each
-answer is judged against the tender as the earlier answers left it, and each refund's entries
-(its tenders' outcomes, then its case, then its status) follow one another.
+answer (bench/relay_bench.py). What it writes, and in what order the audit chain and the
+outbox get it, is what recording the answers one after the other in the same transaction would
+write: each answer is judged against the tender as the earlier answers left it, and its
+entries (its tender's outcome, then its refund's case and status when the refund moved) follow
+it in the answers' order (tests/services/test_tender_outcomes.py).
 """
 
 from __future__ import annotations
